@@ -1,0 +1,173 @@
+"""Command line: ``python -m analysis {run,simulate,clean,instrument} ...``.
+
+User-caused problems (:class:`analysis.errors.AnalysisError`) are printed as one line on stderr and
+exit with status 2; a failing notebook cell exits with status 1 and names the notebook and the cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from analysis.errors import AnalysisError
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT / "survey" / "raw" / "kobo" / "leliu_needs_survey.xlsx"
+DEFAULT_FORM = ROOT / "survey" / "instrument" / "leliu_needs_survey.xlsx"
+
+
+def notebook_parameters(data: Path, form: Path, out: Path, figures: Path, lang: str) -> dict[str, str]:
+    """Parameters injected into every notebook; each notebook declares the ones it uses."""
+    return {
+        "data": str(data),
+        "form": str(form),
+        "out_dir": str(out),
+        "fig_dir": str(figures),
+        "frame_dir": str(ROOT / "survey" / "frame"),
+        "truth": str(ROOT / "survey" / "simulation" / "truth.csv"),
+        "lang": lang,
+    }
+
+
+def strip_run_metadata(notebook: Path) -> None:
+    """Remove papermill's timestamps and durations so a re-executed notebook diffs only where outputs do."""
+    import json
+
+    content = json.loads(notebook.read_text(encoding="utf-8"))
+    content.get("metadata", {}).pop("papermill", None)
+    for cell in content.get("cells", []):
+        cell.get("metadata", {}).pop("papermill", None)
+        cell.get("metadata", {}).pop("execution", None)
+    notebook.write_text(json.dumps(content, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_place: bool = False) -> int:
+    """Execute every notebook in ``notebook_dir`` in name order with papermill.
+
+    Executed copies go to ``out/notebooks`` and the committed notebooks are not touched, unless
+    ``in_place`` (used by ``make notebooks`` to refresh the committed outputs with the notebooks' own
+    default parameters). Returns 0 when every notebook ran, 1 at the first failing cell (named on stderr).
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    notebooks = sorted(notebook_dir.glob("[0-9]*.ipynb"))
+    executed_dir = notebook_dir if in_place else out / "notebooks"
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    if not notebooks:
+        print(f"no notebooks in {notebook_dir}; nothing to run")
+        return 0
+    for number, notebook in enumerate(notebooks, start=1):
+        started = time.perf_counter()
+        print(f"[{number}/{len(notebooks)}] {notebook.name} ...", end=" ", flush=True)
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(executed_dir / notebook.name),
+                parameters=None if in_place else parameters,
+                cwd=str(notebook_dir),
+                progress_bar=False,
+                kernel_name="python3",
+            )
+        except PapermillExecutionError as error:
+            print("failed")
+            print(
+                f"{notebook.name}: cell {error.cell_index} (execution count {error.exec_count}) raised "
+                f"{error.ename}: {error.evalue}\n  executed copy: {executed_dir / notebook.name}",
+                file=sys.stderr,
+            )
+            return 1
+        if in_place:
+            strip_run_metadata(notebook)
+        print(f"done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    data = Path(args.data).resolve()
+    if not data.exists():
+        raise AnalysisError("the survey export does not exist", file=str(data),
+                            hint="pass --data PATH to your export (Kobo .xlsx/.csv, 问卷星 .csv/.xlsx or SPSS .sav)")
+    out = Path(args.out).resolve()
+    figures = Path(args.figures).resolve()
+    parameters = notebook_parameters(data, Path(args.form).resolve(), out, figures, args.lang)
+    return run_notebooks(Path(args.notebooks).resolve(), out, parameters, in_place=args.in_place)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from analysis.simulate import write_survey
+
+    paths = write_survey(seed=args.seed, out_dir=Path(args.out), n_households=args.households)
+    for name, path in sorted(paths.items()):
+        print(f"{name}: {path}")
+    return 0
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from analysis.clean import clean_survey
+
+    result = clean_survey(Path(args.form), Path(args.data), Path(args.out),
+                          decisions=Path(args.decisions) if args.decisions else None)
+    print(result)
+    return 0
+
+
+def _cmd_instrument(args: argparse.Namespace) -> int:
+    from analysis.instrument import build_xlsx, validate_form
+
+    source = Path(args.source)
+    target = Path(args.xlsx)
+    build_xlsx(source, target)
+    validate_form(target)
+    print(f"built and validated {target}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="Leliu (勒流) needs assessment: clean a survey export, estimate demand, size the teams.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run every notebook in order (the main job behind `make report`)")
+    run.add_argument("--data", default=str(DEFAULT_DATA), help="raw survey export (default: the bundled simulated one)")
+    run.add_argument("--form", default=str(DEFAULT_FORM), help="the XLSForm the export was collected with")
+    run.add_argument("--lang", choices=["zh", "en"], default="zh", help="label language of figures and brief")
+    run.add_argument("--out", default=str(ROOT / "build"), help="folder for tables, logs and executed notebooks")
+    run.add_argument("--figures", default=str(ROOT / "figures"), help="folder for figures")
+    run.add_argument("--notebooks", default=str(ROOT / "notebooks"), help="folder of notebooks to run")
+    run.add_argument("--in-place", action="store_true",
+                     help="re-execute the committed notebooks in place with their default parameters")
+    run.set_defaults(func=_cmd_run)
+
+    simulate = commands.add_parser("simulate", help="write a simulated survey export with its planted truth")
+    simulate.add_argument("--seed", type=int, required=True)
+    simulate.add_argument("--out", required=True, help="output folder")
+    simulate.add_argument("--households", type=int, default=None, help="responding households (default: config)")
+    simulate.set_defaults(func=_cmd_simulate)
+
+    clean = commands.add_parser("clean", help="run the cleaning stage alone: clean tables and both logs")
+    clean.add_argument("--form", default=str(DEFAULT_FORM))
+    clean.add_argument("--data", required=True)
+    clean.add_argument("--decisions", default=None, help="an edited cleaning log (CSV or XLSX) whose decisions win")
+    clean.add_argument("--out", required=True)
+    clean.set_defaults(func=_cmd_clean)
+
+    instrument = commands.add_parser("instrument", help="build the XLSForm .xlsx from its CSV source and validate it")
+    instrument.add_argument("action", choices=["build"])
+    instrument.add_argument("--source", default=str(ROOT / "survey" / "instrument"))
+    instrument.add_argument("--xlsx", default=str(DEFAULT_FORM))
+    instrument.set_defaults(func=_cmd_instrument)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AnalysisError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
