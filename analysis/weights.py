@@ -1,0 +1,279 @@
+"""Survey weights: design weights, nonresponse adjustment, trimming, raking, bootstrap replicates.
+
+Steps (each a function; ``build_weights`` runs them in order):
+
+1. Base weight of a household = 1 / (p_psu × p_hh), the inclusion probabilities recorded per sampled
+   PSU in ``survey/frame/sample_design.csv`` (stratified two-stage design: residential groups within
+   村居, then households).
+2. Nonresponse adjustment within weighting classes. The class is the PSU: households issued in the PSU
+   (``households_issued``) over households that responded (are in the clean data). A PSU with fewer
+   than ``min_respondents`` responding households is pooled with the other such PSUs of its 村居 and,
+   if still short, with the whole 村居; classes never cross 村居 (strata).
+3. Person weight = the household's weight (every member of a responding household is on the roster).
+4. Optional trimming: weights above ``max_ratio`` × the median are cut to that cap and the excess is
+   spread proportionally over the other persons of the same 村居, so 村居 totals are unchanged.
+5. Raking (iterative proportional fitting) of person weights to the frame's margins — 村居,
+   sex × age band, registration — through :meth:`analysis.survey.Design.rake`, which returns a design
+   whose standard errors account for the calibration. Household weight = the mean of its members'
+   raked person weights, so a household total equals the person-level total of y_h / household size
+   and both tables give the same answer.
+6. Bootstrap replicate weights (Rao–Wu rescaling, PSUs resampled within 村居) with the raking redone in
+   every replicate, for the staffing model downstream.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import DesignError
+
+STRATUM = "cunju"
+PSU = "psu"
+RAKE_VARIABLES = ["cunju", "sex_age", "registration"]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Everything stage 02 writes (docs/contracts.md): weighted tables, replicates and diagnostics."""
+
+    households: pd.DataFrame
+    persons: pd.DataFrame
+    person_replicates: pd.DataFrame
+    household_replicates: pd.DataFrame
+    diagnostics: pd.DataFrame
+
+
+def base_weights(households: pd.DataFrame, sample_design: pd.DataFrame) -> pd.Series:
+    """Design weight 1 / (p_psu × p_hh) of each household, from the recorded selection probabilities."""
+    design = sample_design.set_index(PSU)
+    if design.index.duplicated().any():
+        raise DesignError(
+            "a PSU appears twice in the sample design",
+            file="sample_design.csv", column=PSU, row=str(design.index[design.index.duplicated()][0]),
+        )
+    unknown = ~households[PSU].isin(design.index)
+    if unknown.any():
+        raise DesignError(
+            f"{int(unknown.sum())} households are in PSUs not listed in the sample design "
+            f"(first: {households.loc[unknown, PSU].iloc[0]!r})",
+            file="sample_design.csv", column=PSU, hint="every responding household's psu must be a sampled PSU",
+        )
+    probability = households[PSU].map(design["p_psu"] * design["p_hh"])
+    if not ((probability > 0) & (probability <= 1)).all():
+        raise DesignError("selection probabilities must be in (0, 1]", file="sample_design.csv",
+                          column="p_psu, p_hh")
+    return (1.0 / probability).rename("weight_base")
+
+
+def nonresponse_classes(households: pd.DataFrame, sample_design: pd.DataFrame,
+                        min_respondents: int = 3) -> pd.DataFrame:
+    """Weighting classes for the nonresponse adjustment: one row per sampled PSU with its ``class``.
+
+    A PSU is its own class when at least ``min_respondents`` households responded; the PSUs of a 村居
+    below that are pooled, and if the pool is still below it the whole 村居 forms one class.
+    Columns: psu, cunju, issued, responding, class.
+    """
+    responding = households.groupby(PSU).size()
+    table = sample_design[[PSU, STRATUM, "households_issued"]].rename(columns={"households_issued": "issued"})
+    table = table.assign(responding=table[PSU].map(responding).fillna(0).astype(int))
+    small = table["responding"] < min_respondents
+    pooled = table.loc[small].groupby(STRATUM)["responding"].transform("sum")
+    table["class"] = np.where(small, table[STRATUM] + ":pooled", table[PSU])
+    short_pool = table[STRATUM].isin(table.loc[small].loc[pooled < min_respondents, STRATUM])
+    table.loc[short_pool, "class"] = table.loc[short_pool, STRATUM] + ":all"
+    return table
+
+
+def nonresponse_factors(households: pd.DataFrame, sample_design: pd.DataFrame,
+                        min_respondents: int = 3) -> pd.Series:
+    """Nonresponse adjustment factor per household: weighted issued / weighted responding in its class.
+
+    Issued and responding households are weighted by their base weights; within a PSU these are equal,
+    so a one-PSU class gets issued / responding.
+    """
+    classes = nonresponse_classes(households, sample_design, min_respondents)
+    design = sample_design.set_index(PSU)
+    base_per_psu = 1.0 / (design["p_psu"] * design["p_hh"])
+    classes = classes.assign(
+        issued_w=classes["issued"] * classes[PSU].map(base_per_psu),
+        responding_w=classes["responding"] * classes[PSU].map(base_per_psu),
+    )
+    by_class = classes.groupby("class")[["issued_w", "responding_w"]].sum()
+    if (by_class["responding_w"] == 0).any():
+        empty = by_class.index[by_class["responding_w"] == 0][0]
+        raise DesignError(f"weighting class {empty!r} has no responding household",
+                          file="sample_design.csv", hint="a 村居 with no respondents cannot be weighted")
+    factor = by_class["issued_w"] / by_class["responding_w"]
+    return households[PSU].map(classes.set_index(PSU)["class"]).map(factor).rename("nonresponse_factor")
+
+
+def trim_weights(weights: pd.Series, groups: pd.Series, max_ratio: float | None) -> pd.Series:
+    """Cap weights at ``max_ratio`` × median; spread the excess over the uncapped weights of each group.
+
+    ``groups`` (the 村居) keeps each group's weight total unchanged. One pass; ``None`` returns the
+    weights unchanged.
+    """
+    if max_ratio is None:
+        return weights
+    cap = max_ratio * weights.median()
+    capped = weights.clip(upper=cap)
+    excess = (weights - capped).groupby(groups).transform("sum")
+    free = capped.where(capped < cap, 0.0)
+    free_total = free.groupby(groups).transform("sum")
+    share = free / free_total.where(free_total > 0)
+    return (capped + excess * share.fillna(0.0)).rename(weights.name)
+
+
+def parse_age_bands(labels) -> pd.DataFrame:
+    """Age bands from frame labels such as "0-14", "15–24" or "80+": columns band, low, high (years)."""
+    rows = []
+    for label in pd.unique(pd.Series(labels).astype(str)):
+        closed = re.fullmatch(r"\s*(\d+)\s*[-–~]\s*(\d+)\s*", label)
+        open_ = re.fullmatch(r"\s*(\d+)\s*\+\s*", label)
+        if closed:
+            rows.append((label, int(closed[1]), int(closed[2])))
+        elif open_:
+            rows.append((label, int(open_[1]), np.inf))
+        else:
+            raise DesignError(f"cannot read age band {label!r}", file="population_frame.csv",
+                              column="age_band", hint='write bands as "15-24" or "80+"')
+    return pd.DataFrame(rows, columns=["band", "low", "high"]).sort_values("low", ignore_index=True)
+
+
+def age_band(age: pd.Series, bands: pd.DataFrame) -> pd.Series:
+    """The frame's age band of each age in years (NaN outside every band)."""
+    age = pd.to_numeric(age, errors="coerce")
+    edges = bands["low"].to_numpy()
+    position = np.searchsorted(edges, age.fillna(-1).to_numpy(), side="right") - 1
+    inside = (position >= 0) & (age.to_numpy() <= bands["high"].to_numpy()[position.clip(0)])
+    labels = bands["band"].to_numpy()[position.clip(0)]
+    return pd.Series(np.where(inside & age.notna().to_numpy(), labels, None), index=age.index, name="age_band")
+
+
+def add_rake_cells(persons: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``age_band`` (the frame's bands) and ``sex_age`` (sex × age band) to the person table."""
+    band = age_band(persons["age"], parse_age_bands(frame["age_band"]))
+    return persons.assign(age_band=band, sex_age=persons["sex"].astype(str) + "|" + band.astype(str))
+
+
+def frame_margins(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Population totals for raking: persons by 村居, by sex × age band, by registration."""
+    frame = frame.assign(sex_age=frame["sex"].astype(str) + "|" + frame["age_band"].astype(str))
+    return {var: frame.groupby(var)["population"].sum().astype(float).to_dict() for var in RAKE_VARIABLES}
+
+
+def check_rake_cells(persons: pd.DataFrame, margins: dict[str, dict[str, float]]) -> None:
+    """Every person must fall in a margin category; every category must have a respondent."""
+    for var, totals in margins.items():
+        outside = ~persons[var].isin(list(totals))
+        if outside.any():
+            raise DesignError(
+                f"{int(outside.sum())} persons have a {var} not in the population frame "
+                f"(first: {persons.loc[outside, var].iloc[0]!r})",
+                file="population_frame.csv", column=var, hint="clean values must match the frame's categories",
+            )
+        empty = sorted(set(totals) - set(persons[var]))
+        if empty:
+            raise DesignError(f"no respondent in frame category {var}={empty[0]!r}; raking cannot reach it",
+                              file="population_frame.csv", column=var,
+                              hint="collapse that category with a neighbour in the frame")
+
+
+def design_for(persons: pd.DataFrame, weights: str = "weight_prerake"):
+    """The stratified two-stage design of the person table (strata 村居, PSUs, households as stage 2).
+
+    Stage sizes come from the sample design columns kept on the table (``stratum_psus``,
+    ``psu_households``), so the design uses the finite-population correction at both stages.
+    """
+    from analysis.survey import Design
+
+    return Design(persons, weights=weights, strata=STRATUM, ids=[PSU, "household_id"],
+                  fpc=["stratum_psus", "psu_households"])
+
+
+def rake_persons(persons: pd.DataFrame, frame: pd.DataFrame, tol: float = 1e-10):
+    """The person design raked to the frame's margins (a calibrated ``Design``)."""
+    margins = frame_margins(frame)
+    check_rake_cells(persons, margins)
+    return design_for(persons).rake(margins, tol=tol)
+
+
+def weight_summary(weights: pd.Series, stage: str) -> pd.DataFrame:
+    """Distribution of one set of weights and Kish's design effect due to weighting, n·Σw² / (Σw)²."""
+    w = weights.to_numpy(dtype=float)
+    stats = {
+        "n": len(w), "sum": w.sum(), "min": w.min(), "p05": np.quantile(w, 0.05), "median": np.median(w),
+        "p95": np.quantile(w, 0.95), "max": w.max(), "max_over_median": w.max() / np.median(w),
+        "cv": w.std() / w.mean(), "kish_deff": len(w) * (w**2).sum() / w.sum() ** 2,
+    }
+    return pd.DataFrame({"section": "weights", "variable": "weight", "category": list(stats),
+                         "stage": stage, "value": list(stats.values())})
+
+
+def margin_table(persons: pd.DataFrame, frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """Frame totals beside weighted totals of each weight column in ``columns`` (stage -> column)."""
+    rows = []
+    for var, totals in frame_margins(frame).items():
+        target = pd.Series(totals)
+        rows.append(pd.DataFrame({"section": "margin", "variable": var, "category": target.index,
+                                  "stage": "frame", "value": target.to_numpy()}))
+        for stage, column in columns.items():
+            got = persons.groupby(var)[column].sum().reindex(target.index, fill_value=0.0)
+            rows.append(pd.DataFrame({"section": "margin", "variable": var, "category": target.index,
+                                      "stage": stage, "value": got.to_numpy()}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def household_weights_from_persons(persons: pd.DataFrame, person_weights: pd.DataFrame | pd.Series,
+                                   households: pd.DataFrame) -> pd.DataFrame | pd.Series:
+    """Household weight(s) = mean of the members' person weight(s), in the order of ``households``."""
+    means = pd.DataFrame(person_weights).groupby(persons["household_id"].to_numpy()).mean()
+    out = means.reindex(households["household_id"].to_numpy())
+    if out.isna().any().any():
+        raise DesignError("a household has no member on the roster", column="household_id",
+                          hint="cleaning must drop or fix households without persons")
+    out.index = households.index
+    return out.iloc[:, 0] if isinstance(person_weights, pd.Series) else out
+
+
+def build_weights(households: pd.DataFrame, persons: pd.DataFrame, sample_design: pd.DataFrame,
+                  frame: pd.DataFrame, *, trim_max_ratio: float | None = None, min_respondents: int = 3,
+                  replicates: int = 200, seed: int = 20120411, tol: float = 1e-10) -> Weights:
+    """Run steps 1–6 of the module docstring and collect the diagnostics."""
+    design_cols = sample_design.set_index(PSU)[["stratum_psus", "psu_households"]]
+    base = base_weights(households, sample_design)
+    factor = nonresponse_factors(households, sample_design, min_respondents)
+    hh = households.assign(weight_base=base, nonresponse_factor=factor, weight_nr=base * factor)
+    link = hh.set_index("household_id")
+    pp = add_rake_cells(persons.drop(columns=[STRATUM, PSU], errors="ignore"), frame)
+    pp = pp.assign(
+        **{c: pp["household_id"].map(link[c]) for c in (STRATUM, PSU, "weight_base", "weight_nr")},
+    )
+    pp = pp.assign(stratum_psus=pp[PSU].map(design_cols["stratum_psus"]),
+                   psu_households=pp[PSU].map(design_cols["psu_households"]))
+    pp = pp.assign(weight_prerake=trim_weights(pp["weight_nr"], pp[STRATUM], trim_max_ratio))
+
+    raked = rake_persons(pp, frame, tol=tol)
+    pp = pp.assign(weight=np.asarray(raked.weights, dtype=float))
+    hh = hh.assign(weight=household_weights_from_persons(pp, pp["weight"], hh))
+
+    replicate_design = design_for(pp).replicate("bootstrap", replicates=replicates, seed=seed)
+    replicate_design = replicate_design.rake(frame_margins(frame), tol=tol)
+    person_rep = pd.DataFrame(np.asarray(replicate_design.replicate_weights, dtype=float),
+                              columns=[f"rep{r + 1:03d}" for r in range(replicates)])
+    person_rep.insert(0, "person_id", pp["person_id"].to_numpy())
+    household_rep = household_weights_from_persons(pp, person_rep.drop(columns="person_id").set_index(pp.index), hh)
+    household_rep.insert(0, "household_id", hh["household_id"].to_numpy())
+
+    diagnostics = pd.concat(
+        [weight_summary(pp["weight_base"], "base"), weight_summary(pp["weight_nr"], "nonresponse"),
+         weight_summary(pp["weight_prerake"], "trimmed"), weight_summary(pp["weight"], "raked"),
+         weight_summary(hh["weight"], "household_final"),
+         margin_table(pp, frame, {"before": "weight_prerake", "after": "weight"})],
+        ignore_index=True,
+    )
+    return Weights(hh, pp, person_rep.reset_index(drop=True), household_rep.reset_index(drop=True), diagnostics)

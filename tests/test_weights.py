@@ -1,0 +1,122 @@
+"""Weights follow the recorded design: base weights, nonresponse classes, trimming, age bands, margins."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import weights
+from analysis.errors import DesignError
+
+SAMPLE_DESIGN = pd.DataFrame(
+    {
+        "cunju": ["c01", "c01", "c02", "c02"],
+        "psu": ["c01-g01", "c01-g02", "c02-g01", "c02-g02"],
+        "stratum_psus": [10, 10, 8, 8],
+        "sampled_psus": [2, 2, 2, 2],
+        "psu_households": [100, 50, 80, 80],
+        "p_psu": [0.2, 0.2, 0.25, 0.25],
+        "households_issued": [10, 10, 8, 8],
+        "p_hh": [0.1, 0.2, 0.1, 0.1],
+    }
+)
+
+
+def households_in(counts: dict[str, int]) -> pd.DataFrame:
+    psus = [psu for psu, n in counts.items() for _ in range(n)]
+    return pd.DataFrame(
+        {"household_id": [f"h{i}" for i in range(len(psus))], "psu": psus, "cunju": [p[:3] for p in psus]}
+    )
+
+
+def test_base_weight_is_the_inverse_of_both_stage_probabilities():
+    hh = households_in({"c01-g01": 2, "c01-g02": 1, "c02-g02": 1})
+    np.testing.assert_allclose(weights.base_weights(hh, SAMPLE_DESIGN), [50, 50, 25, 40])
+
+
+def test_base_weights_refuse_a_household_from_an_unsampled_psu():
+    hh = households_in({"c01-g01": 1, "c09-g01": 1})
+    with pytest.raises(DesignError, match="c09-g01"):
+        weights.base_weights(hh, SAMPLE_DESIGN)
+
+
+def test_nonresponse_restores_issued_households_within_each_psu():
+    hh = households_in({"c01-g01": 5, "c01-g02": 10, "c02-g01": 4, "c02-g02": 8})
+    factor = weights.nonresponse_factors(hh, SAMPLE_DESIGN, min_respondents=3)
+    np.testing.assert_allclose(factor.groupby(hh["psu"]).first(), [2.0, 1.0, 2.0, 1.0])
+    weighted = weights.base_weights(hh, SAMPLE_DESIGN) * factor
+    # every PSU's responding households now carry the weight of all households issued there
+    issued = SAMPLE_DESIGN.set_index("psu")
+    expected = issued["households_issued"] / (issued["p_psu"] * issued["p_hh"])
+    np.testing.assert_allclose(weighted.groupby(hh["psu"]).sum(), expected)
+
+
+def test_psus_with_too_few_respondents_are_pooled_within_their_cunju():
+    hh = households_in({"c01-g01": 2, "c01-g02": 2, "c02-g01": 1, "c02-g02": 1})
+    classes = weights.nonresponse_classes(hh, SAMPLE_DESIGN, min_respondents=3).set_index("psu")["class"]
+    assert classes["c01-g01"] == classes["c01-g02"] == "c01:pooled"
+    assert classes["c02-g01"] == classes["c02-g02"] == "c02:all"
+    factor = weights.nonresponse_factors(hh, SAMPLE_DESIGN, min_respondents=3)
+    # the c02 class: 16 issued households, 2 responded, equal base weights
+    np.testing.assert_allclose(factor[hh["cunju"] == "c02"], 8.0)
+    # totals of the stratum still equal the issued households' base weight total
+    weighted = weights.base_weights(hh, SAMPLE_DESIGN) * factor
+    np.testing.assert_allclose(weighted[hh["cunju"] == "c02"].sum(), 16 * 40.0)
+
+
+def test_a_cunju_with_no_respondent_cannot_be_weighted():
+    hh = households_in({"c01-g01": 4})
+    with pytest.raises(DesignError, match="no responding household"):
+        weights.nonresponse_factors(hh, SAMPLE_DESIGN)
+
+
+def test_trimming_caps_weights_and_keeps_each_group_total():
+    w = pd.Series([1.0, 1.0, 1.0, 10.0, 2.0, 2.0, 2.0, 2.0])
+    groups = pd.Series(["a"] * 4 + ["b"] * 4)
+    trimmed = weights.trim_weights(w, groups, max_ratio=3.0)  # median 2 -> cap 6
+    assert trimmed.max() <= 6.0 + 1e-12
+    np.testing.assert_allclose(trimmed.groupby(groups).sum(), w.groupby(groups).sum())
+    np.testing.assert_allclose(trimmed[:3], 1 + 4 / 3)
+    assert weights.trim_weights(w, groups, None) is w
+
+
+def test_age_bands_are_read_from_frame_labels():
+    bands = weights.parse_age_bands(["15-24", "0-14", "80+", "25–59", "60-79"])
+    assert bands["band"].tolist() == ["0-14", "15-24", "25–59", "60-79", "80+"]
+    got = weights.age_band(pd.Series([0, 14, 15, 59, 60, 95, None]), bands)
+    assert got.tolist()[:6] == ["0-14", "0-14", "15-24", "25–59", "60-79", "80+"]
+    assert pd.isna(got.iloc[6])
+    with pytest.raises(DesignError, match="age band"):
+        weights.parse_age_bands(["young"])
+
+
+def test_frame_margins_sum_the_frame_by_each_raking_variable():
+    frame = pd.DataFrame(
+        {
+            "cunju": ["c01", "c01", "c02", "c02"],
+            "sex": ["male", "female", "male", "female"],
+            "age_band": ["0-59", "60+", "0-59", "60+"],
+            "registration": ["local", "nonlocal", "nonlocal", "local"],
+            "population": [10, 20, 30, 40],
+        }
+    )
+    margins = weights.frame_margins(frame)
+    assert margins["cunju"] == {"c01": 30.0, "c02": 70.0}
+    assert margins["sex_age"] == {"female|60+": 60.0, "male|0-59": 40.0}
+    assert margins["registration"] == {"local": 50.0, "nonlocal": 50.0}
+    persons = pd.DataFrame({"cunju": ["c01"], "sex_age": ["male|0-59"], "registration": ["local"]})
+    with pytest.raises(DesignError, match="no respondent"):
+        weights.check_rake_cells(persons, margins)
+
+
+def test_household_weight_is_the_mean_of_its_members_weights():
+    persons = pd.DataFrame({"household_id": ["a", "a", "b"]})
+    households = pd.DataFrame({"household_id": ["b", "a"]})
+    got = weights.household_weights_from_persons(persons, pd.Series([1.0, 3.0, 5.0]), households)
+    assert got.tolist() == [5.0, 2.0]
+
+
+def test_kish_design_effect_due_to_weighting():
+    summary = weights.weight_summary(pd.Series([1.0, 1.0, 2.0, 4.0]), "x").set_index("category")["value"]
+    assert summary["kish_deff"] == pytest.approx(4 * 22 / 64)
