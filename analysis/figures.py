@@ -1,0 +1,576 @@
+"""Figures for planners and leaders: one house style, a CJK font, bilingual labels, footnotes.
+
+Every figure is drawn from the stage outputs named in docs/contracts.md (the tidy demand results table,
+the staffing tables, the cleaning logs), never from typed-in numbers. Labels come from
+``analysis/labels.yaml`` and from the instrument's question and choice labels; Simplified Chinese by
+default, English with ``lang="en"``. Every figure carries a footnote (source, unweighted N, weighting
+target, fieldwork dates) and, for simulated data, a visible "模拟数据 / simulated data" mark.
+
+Files are written deterministically: PNG without the Software chunk, SVG with a fixed hash salt and no
+date, so two runs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+import matplotlib.font_manager as font_manager
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.patches import Patch, Rectangle
+
+from analysis.errors import AnalysisError, ConfigError
+
+LABELS_PATH = Path(__file__).with_name("labels.yaml")
+TEAMS = ("elderly", "disability", "youth", "family")
+# Okabe & Ito (2008) "Color Universal Design" palette: distinguishable with every common colour-vision
+# deficiency. One fixed colour per team, used in every figure and in the brief.
+TEAM_COLOURS = {"elderly": "#0072B2", "disability": "#E69F00", "youth": "#009E73", "family": "#CC79A7"}
+NEUTRAL = "#595959"
+LIGHT = "#BFBFBF"
+SUPPRESSED = "#E0E0E0"
+SIMULATED_RED = "#C00000"
+CJK_FAMILY = "Noto Sans CJK SC"
+SYSTEM_CJK_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Zen Hei",
+                       "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing CN")
+SLIDE_INCHES = (13.33, 7.5)  # 16:9 slide
+DPI = 300
+# Fixed metadata: no software version or creation date in the files, so reruns give identical bytes.
+PNG_METADATA = {"Software": None}
+SVG_METADATA = {"Date": None, "Creator": None}
+FORMATS = ("png", "svg")
+
+
+def register_cjk_font() -> str:
+    """Make a Simplified Chinese font available to matplotlib and return its family name.
+
+    Uses the Noto Sans CJK collection shipped by the PyPI package ``noto-cjk-sans-otc`` (a dependency, so a
+    fresh machine without system fonts still renders Chinese); the collection's default face is Japanese,
+    so the "Noto Sans CJK SC" face is named explicitly. Falls back to a system CJK font when the package
+    is missing.
+    """
+    try:
+        import noto_cjk_sans_otc
+    except ImportError:
+        noto_cjk_sans_otc = None
+    if noto_cjk_sans_otc is not None:
+        path = str(noto_cjk_sans_otc.FONT_PATH)
+        if not any(entry.fname == path for entry in font_manager.fontManager.ttflist):
+            font_manager.fontManager.addfont(path)
+        return CJK_FAMILY
+    installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    for family in SYSTEM_CJK_FAMILIES:
+        if family in installed:
+            return family
+    raise ConfigError("no Chinese (CJK) font found for figures",
+                      hint="pip install noto-cjk-sans-otc (a project dependency) or install fonts-noto-cjk")
+
+
+def style_rc(family: str) -> dict:
+    """The house style as matplotlib rcParams: large type for slides, no chart junk, fixed SVG salt."""
+    return {
+        "font.family": [family, "DejaVu Sans"],
+        "font.size": 18,
+        "axes.titlesize": 22,
+        "axes.labelsize": 18,
+        "xtick.labelsize": 16,
+        "ytick.labelsize": 18,
+        "legend.fontsize": 16,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.spines.left": False,
+        "axes.edgecolor": NEUTRAL,
+        "axes.labelcolor": "#262626",
+        "xtick.color": "#262626",
+        "ytick.color": "#262626",
+        "ytick.left": False,
+        "axes.grid": False,
+        "axes.unicode_minus": False,
+        "legend.frameon": False,
+        "figure.facecolor": "white",
+        "savefig.facecolor": "white",
+        "svg.fonttype": "path",
+        "svg.hashsalt": "leliu-needs",
+        "path.simplify": False,
+    }
+
+
+@contextlib.contextmanager
+def house_style():
+    """Context in which figures are drawn and saved with the house style and the CJK font."""
+    with matplotlib.rc_context(style_rc(register_cjk_font())):
+        yield
+
+
+def styled(make):
+    """Run a figure-making function inside :func:`house_style` (text takes its font when created)."""
+    @functools.wraps(make)
+    def wrapper(*args, **kwargs):
+        with house_style():
+            return make(*args, **kwargs)
+    return wrapper
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Display labels in one language: the labels file plus the instrument's choice labels."""
+
+    lang: str
+    text: dict
+    choices: dict = field(default_factory=dict)
+
+    def __call__(self, key: str, **values) -> str:
+        """The label at dotted ``key`` (e.g. "figures.top_services.title"), formatted with ``values``."""
+        node = self.text
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ConfigError(f"no label '{key}'", file=str(LABELS_PATH), hint="add it in both zh and en")
+            node = node[part]
+        if not isinstance(node, dict) or self.lang not in node:
+            raise ConfigError(f"label '{key}' has no '{self.lang}' text", file=str(LABELS_PATH))
+        return node[self.lang].format(**values)
+
+    def get(self, key: str, default: str) -> str:
+        """The label at ``key`` or ``default`` when the labels file has none (e.g. an unknown reason)."""
+        try:
+            return self(key)
+        except ConfigError:
+            return default
+
+    def team(self, team: str) -> str:
+        return self(f"teams.{team}")
+
+    def choice(self, list_name: str, name: str) -> str:
+        """The instrument's label of choice ``name`` in list ``list_name``; the code itself if absent."""
+        return self.choices.get((list_name, name), name)
+
+    def service(self, team: str, service: str) -> str:
+        return self.choice(f"{team}_services", service)
+
+    def cunju(self, code: str) -> str:
+        return self.choice("cunju", code)
+
+
+def load_labels(lang: str = "zh", form=None, path: str | Path = LABELS_PATH) -> Labels:
+    """Labels in ``lang`` ("zh" or "en") from the labels file and, when given, an instrument ``Form``.
+
+    ``form`` is an ``analysis.instrument.Form`` (or anything with a ``choices`` DataFrame holding
+    ``list_name, name, label_zh, label_en``); without it choice labels fall back to their codes.
+    """
+    if lang not in ("zh", "en"):
+        raise ConfigError(f"unknown label language '{lang}'", hint="use zh or en")
+    text = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    choices = {}
+    if form is not None:
+        table = form.choices
+        labels = table[f"label_{lang}"].where(table[f"label_{lang}"].astype(str).str.len() > 0, table["name"])
+        choices = dict(zip(zip(table["list_name"], table["name"]), labels))
+    return Labels(lang=lang, text=text, choices=choices)
+
+
+@dataclass(frozen=True)
+class Note:
+    """What every figure's footnote says, computed from the clean data and its provenance."""
+
+    households: int
+    persons: int
+    date: str
+    simulated: bool
+    source: str | None = None
+    weighted_to: str | None = None
+
+
+def data_note(households: pd.DataFrame, persons: pd.DataFrame, provenance: dict) -> Note:
+    """The footnote facts: unweighted N and fieldwork dates from the clean tables, simulation flag.
+
+    Dates are the first and last interview dates (``today``, else ``start``) in the clean households,
+    so the footnote is reproducible and does not depend on when the figures are drawn.
+    """
+    dates = pd.Series(dtype="datetime64[ns]")
+    for column in ("today", "start"):
+        if column in households:
+            dates = pd.to_datetime(households[column], errors="coerce", utc=True).dropna()
+            if len(dates):
+                break
+    if len(dates):
+        first, last = dates.min().strftime("%Y-%m-%d"), dates.max().strftime("%Y-%m-%d")
+        date = first if first == last else f"{first} – {last}"
+    else:
+        date = str(provenance.get("fieldwork", provenance.get("date", "?")))
+    return Note(households=len(households), persons=len(persons), date=date,
+                simulated=bool(provenance.get("simulated", False)))
+
+
+def footnote_text(note: Note, labels: Labels, extra: str | None = None) -> str:
+    """The footnote line(s) for a figure."""
+    sep = "；" if labels.lang == "zh" else "; "
+    lines = [
+        [labels("footnote.source", source=note.source or labels("footnote.default_source")),
+         labels("footnote.n", households=note.households, persons=note.persons)],
+        [labels("footnote.weighted", weighted_to=note.weighted_to or labels("footnote.default_weighted_to")),
+         labels("footnote.date", date=note.date)],
+        [p for p in (extra, labels("footnote.simulated") if note.simulated else None) if p],
+    ]
+    return "\n".join(sep.join(line) for line in lines if line)
+
+
+def new_figure(title: str, note: Note, labels: Labels, extra_note: str | None = None,
+               size: tuple[float, float] = SLIDE_INCHES) -> Figure:
+    """A slide-sized figure with its title, footnote and (for simulated data) the simulated mark.
+
+    The axes area is left to constrained layout inside a band between the title and the footnote.
+    """
+    fig = Figure(figsize=size, dpi=DPI, layout=ConstrainedLayoutEngine(rect=(0.01, 0.13, 0.98, 0.77)))
+    fig.text(0.015, 0.965, title, ha="left", va="top", fontsize=28, color="#1a1a1a")
+    fig.text(0.015, 0.02, footnote_text(note, labels, extra_note), ha="left", va="bottom", fontsize=11.5,
+             color=NEUTRAL, linespacing=1.4)
+    if note.simulated:
+        fig.text(0.985, 0.965, labels("mark.simulated"), ha="right", va="top", fontsize=20,
+                 color=SIMULATED_RED, bbox={"boxstyle": "round,pad=0.35", "facecolor": "white",
+                                            "edgecolor": SIMULATED_RED, "linewidth": 2.5})
+    return fig
+
+
+def _rows(results: pd.DataFrame, *, analysis_type: str, variable: str, group: str = "all",
+          teams: tuple = TEAMS) -> pd.DataFrame:
+    """Rows of the tidy results table for one estimate per team (and per group value)."""
+    missing = {"analysis_type", "team", "variable", "value", "group", "group_value", "estimate", "ci_low",
+               "ci_high", "n", "suppressed", "unit"} - set(results.columns)
+    if missing:
+        raise AnalysisError(f"results table lacks columns {sorted(missing)}", file="demand/results.csv",
+                            hint="see docs/contracts.md, tidy results table")
+    rows = results[(results["analysis_type"] == analysis_type) & (results["variable"] == variable)
+                   & (results["group"] == group) & results["team"].isin(teams)]
+    if rows.empty:
+        available = sorted(results.loc[results["analysis_type"] == analysis_type, "variable"].unique())
+        raise AnalysisError(f"no '{analysis_type}' rows for variable '{variable}' by '{group}'",
+                            file="demand/results.csv", column="variable",
+                            hint=f"variables with that analysis_type: {available[:12]}")
+    return rows
+
+
+def _suppressed(rows: pd.DataFrame, threshold: int) -> pd.Series:
+    """Cells not to show: flagged by disclosure control, under the respondent threshold, or missing."""
+    flag = rows["suppressed"].astype(str).str.lower().isin(["true", "1", "yes"])
+    return flag | (pd.to_numeric(rows["n"], errors="coerce") < threshold) | rows["estimate"].isna()
+
+
+def _thousands(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _hbar(ax, names: list[str], rows: pd.DataFrame, colours: list[str], fmt, scale: float = 1.0) -> None:
+    """Horizontal bars with 95% CI whiskers and the value printed past the whisker, largest on top."""
+    y = np.arange(len(rows))[::-1]
+    est = rows["estimate"].to_numpy(float) * scale
+    low = rows["ci_low"].to_numpy(float) * scale
+    high = rows["ci_high"].to_numpy(float) * scale
+    ax.barh(y, est, color=colours, height=0.62)
+    ax.errorbar(est, y, xerr=[est - low, high - est], fmt="none", ecolor="#262626", elinewidth=1.8,
+                capsize=6, capthick=1.8)
+    pad = np.nanmax(high) * 0.015
+    for yi, hi, text in zip(y, high, [fmt(v) for v in est]):
+        ax.text(hi + pad, yi, text, va="center", ha="left", fontsize=17, color="#262626")
+    ax.set_yticks(y, names)
+    ax.set_xlim(0, np.nanmax(high) * 1.16)
+    ax.xaxis.grid(True, color="#E6E6E6", linewidth=1)
+    ax.set_axisbelow(True)
+    ax.tick_params(axis="y", length=0, pad=10)
+
+
+@styled
+def demand_by_team(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "in_need") -> Figure:
+    """Estimated residents (households for family) in need of each team's services, with 95% CIs."""
+    rows = _rows(results, analysis_type="total", variable=variable).sort_values("estimate", ascending=False)
+    names = [f"{labels.team(t)}（{labels(f'units.{u}')}）" if labels.lang == "zh"
+             else f"{labels.team(t)} ({labels(f'units.{u}')})" for t, u in zip(rows["team"], rows["unit"])]
+    fig = new_figure(labels("figures.demand_by_team.title"), note, labels, labels("footnote.ci"))
+    ax = fig.add_subplot()
+    _hbar(ax, names, rows, [TEAM_COLOURS[t] for t in rows["team"]], _thousands)
+    ax.set_xlabel(labels("figures.demand_by_team.xlabel"))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    return fig
+
+
+@styled
+def top_services(results: pd.DataFrame, labels: Labels, note: Note, k: int = 10,
+                 prefix: str = "need_") -> Figure:
+    """The ``k`` service lines with the most households in need (``need_<team>`` totals), by team colour."""
+    parts = [_rows(results, analysis_type="total", variable=f"{prefix}{team}", teams=(team,)) for team in TEAMS]
+    rows = pd.concat(parts)
+    rows = rows[rows["value"].astype(str) != "other"].sort_values(["estimate", "team", "value"],
+                                                                  ascending=[False, True, True]).head(k)
+    names = [labels.service(t, s) for t, s in zip(rows["team"], rows["value"].astype(str))]
+    fig = new_figure(labels("figures.top_services.title", k=len(rows)), note, labels, labels("footnote.ci"))
+    ax = fig.add_subplot()
+    _hbar(ax, names, rows, [TEAM_COLOURS[t] for t in rows["team"]], _thousands)
+    ax.set_xlabel(labels("figures.top_services.xlabel"))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.tick_params(axis="y", labelsize=16)
+    present = [t for t in TEAMS if t in set(rows["team"])]
+    ax.legend([Patch(color=TEAM_COLOURS[t]) for t in present], [labels.team(t) for t in present],
+              loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=len(present))
+    return fig
+
+
+@styled
+def unmet_need(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "unmet_need") -> Figure:
+    """Per team, the share of those in need who receive none of the team's services, with 95% CIs."""
+    rows = _rows(results, analysis_type="prop", variable=variable).sort_values("estimate", ascending=False)
+    fig = new_figure(labels("figures.unmet_need.title"), note, labels, labels("footnote.ci"))
+    ax = fig.add_subplot()
+    _hbar(ax, [labels.team(t) for t in rows["team"]], rows, [TEAM_COLOURS[t] for t in rows["team"]],
+          lambda v: f"{v:.0f}%", scale=100)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(labels("figures.unmet_need.xlabel"))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:.0f}%"))
+    return fig
+
+
+@styled
+def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "in_need",
+                    threshold: int = 10) -> Figure:
+    """Heat map of the share in need per 村居 (rows) and team (columns).
+
+    Cells suppressed by disclosure control, or with fewer than ``threshold`` respondents (10 for
+    leadership tables, domain.md §6), are drawn hatched grey and labelled "<threshold", never with a value.
+    """
+    rows = _rows(results, analysis_type="prop", variable=variable, group="cunju")
+    rows = rows.assign(hidden=_suppressed(rows, threshold), group_value=rows["group_value"].astype(str))
+    teams = [t for t in TEAMS if t in set(rows["team"])]
+    codes = sorted(rows["group_value"].unique())
+    share = rows.pivot(index="group_value", columns="team", values="estimate").reindex(index=codes, columns=teams)
+    hidden = rows.pivot(index="group_value", columns="team", values="hidden").reindex(index=codes, columns=teams)
+    hidden = hidden.fillna(True).astype(bool)
+    values = np.ma.masked_array(share.to_numpy(float) * 100, mask=hidden.to_numpy())
+    extra = labels("figures.demand_by_cunju.suppressed", threshold=threshold)
+    fig = new_figure(labels("figures.demand_by_cunju.title"), note, labels, extra)
+    ax = fig.add_subplot()
+    vmax = max(float(np.ma.max(values)) if values.count() else 1.0, 1.0)
+    image = ax.imshow(values, cmap="cividis", vmin=0, vmax=vmax, aspect="auto")
+    rr, cc = np.nonzero(hidden.to_numpy())
+    for r, c in zip(rr, cc):
+        ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor=SUPPRESSED, edgecolor="#9E9E9E",
+                               hatch="///", linewidth=0))
+        ax.text(c, r, f"<{threshold}", ha="center", va="center", fontsize=11, color="#404040")
+    rr, cc = np.nonzero(~hidden.to_numpy())
+    for r, c in zip(rr, cc):
+        v = values[r, c]
+        ax.text(c, r, f"{v:.0f}%", ha="center", va="center", fontsize=11,
+                color="white" if v < 0.55 * vmax else "#1a1a1a")
+    ax.set_xticks(np.arange(len(teams)), [labels.team(t) for t in teams], fontsize=16)
+    ax.xaxis.tick_top()
+    ax.tick_params(axis="x", length=0)
+    for tick, team in zip(ax.get_xticklabels(), teams):
+        tick.set_color(TEAM_COLOURS[team])
+    ax.set_yticks(np.arange(len(codes)), [labels.cunju(c) for c in codes], fontsize=11)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    bar = fig.colorbar(image, ax=ax, shrink=0.8, aspect=25, pad=0.02)
+    bar.set_label(labels("figures.demand_by_cunju.colorbar"), fontsize=15)
+    bar.ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:.0f}%"))
+    bar.ax.tick_params(labelsize=14)
+    bar.outline.set_visible(False)
+    ax.legend([Patch(facecolor=SUPPRESSED, edgecolor="#9E9E9E", hatch="///")], [extra],
+              loc="upper left", bbox_to_anchor=(1.12, 1.0), fontsize=13)
+    return fig
+
+
+STAFFING_COLUMNS = {
+    "allocation": {"staff_category", "method", "team", "allocated"},
+    "replicate_allocations": {"replicate", "staff_category", "team", "allocated"},
+    "sensitivity": {"assumption", "base", "low", "high", "required_base", "required_low", "required_high"},
+}
+
+
+def _require(frame: pd.DataFrame, name: str) -> None:
+    missing = STAFFING_COLUMNS[name] - set(frame.columns)
+    if missing:
+        raise AnalysisError(f"staffing table lacks columns {sorted(missing)}", file=f"staffing/{name}.csv",
+                            hint="see analysis/figures.py STAFFING_COLUMNS")
+
+
+@styled
+def staffing_vs_even(allocation: pd.DataFrame, replicates: pd.DataFrame, labels: Labels, note: Note,
+                     method: str = "hamilton", categories: tuple = ("social_worker", "other")) -> Figure:
+    """Recommended staff per team (bars) against an even split (dashed line), one panel per staff category.
+
+    Whiskers span the 2.5th–97.5th percentile of the allocation over the bootstrap replicates (the whole
+    chain redone per replicate weight set), so a leader sees how firm each number is.
+    """
+    _require(allocation, "allocation")
+    _require(replicates, "replicate_allocations")
+    chosen = allocation[allocation["method"] == method]
+    present = [c for c in categories if c in set(chosen["staff_category"])]
+    if not present:
+        raise AnalysisError(f"no allocation rows for method '{method}'", file="staffing/allocation.csv",
+                            column="method", hint=f"methods present: {sorted(allocation['method'].unique())}")
+    fig = new_figure(labels("figures.staffing.title"), note, labels)
+    axes = fig.subplots(1, len(present), squeeze=False)[0]
+    for ax, category in zip(axes, present):
+        rows = chosen[chosen["staff_category"] == category].set_index("team").reindex(
+            [t for t in TEAMS if t in set(chosen.loc[chosen["staff_category"] == category, "team"])])
+        reps = replicates[replicates["staff_category"] == category].groupby("team")["allocated"]
+        low = reps.quantile(0.025).reindex(rows.index).to_numpy(float)
+        high = reps.quantile(0.975).reindex(rows.index).to_numpy(float)
+        x = np.arange(len(rows))
+        est = rows["allocated"].to_numpy(float)
+        even = est.sum() / len(rows)
+        ax.bar(x, est, color=[TEAM_COLOURS[t] for t in rows.index], width=0.62,
+               label=labels("figures.staffing.recommended"))
+        ax.errorbar(x, est, yerr=[np.clip(est - low, 0, None), np.clip(high - est, 0, None)], fmt="none",
+                    ecolor="#262626", elinewidth=1.8, capsize=7, capthick=1.8,
+                    label=labels("figures.staffing.interval"))
+        ax.axhline(even, color=NEUTRAL, linestyle="--", linewidth=2, label=labels("figures.staffing.even"))
+        ax.set_xticks(x, [f"{labels.team(t)}\n{v:g}" for t, v in zip(rows.index, est)])
+        ax.tick_params(axis="x", length=0)
+        ax.set_title(f"{labels(f'staff_category.{category}')}（{est.sum():g}）" if labels.lang == "zh"
+                     else f"{labels(f'staff_category.{category}')} ({est.sum():g})", loc="left")
+        ax.set_ylim(0, max(np.nanmax(high), est.max(), even) * 1.15)
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.yaxis.grid(True, color="#E6E6E6", linewidth=1)
+        ax.set_axisbelow(True)
+        ax.spines["left"].set_visible(True)
+    axes[0].set_ylabel(labels("figures.staffing.ylabel"))
+    axes[-1].legend(loc="upper right")
+    return fig
+
+
+@styled
+def sensitivity_tornado(sensitivity: pd.DataFrame, labels: Labels, note: Note, top: int = 10) -> Figure:
+    """Tornado of required social workers when each assumption moves to its low and high value.
+
+    Bars run from the base to the required staff under the low (light) and high (dark) setting; the
+    assumptions that move the answer most are on top.
+    """
+    _require(sensitivity, "sensitivity")
+    rows = sensitivity.assign(swing=(sensitivity["required_high"] - sensitivity["required_low"]).abs())
+    rows = rows.sort_values(["swing", "assumption"], ascending=[False, True]).head(top)
+    base = float(rows["required_base"].iloc[0])
+    fig = new_figure(labels("figures.sensitivity.title"), note, labels)
+    ax = fig.add_subplot()
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, rows["required_low"] - base, left=base, color=LIGHT, height=0.6,
+            label=labels("figures.sensitivity.low"))
+    ax.barh(y, rows["required_high"] - base, left=base, color=NEUTRAL, height=0.6,
+            label=labels("figures.sensitivity.high"))
+    ax.axvline(base, color="#1a1a1a", linewidth=2)
+    names = [f"{labels.get(f'assumptions.{a}', a)}  {lo:.3g}–{hi:.3g}"
+             for a, lo, hi in zip(rows["assumption"], rows["low"], rows["high"])]
+    ax.set_yticks(y, names, fontsize=15)
+    ax.tick_params(axis="y", length=0)
+    ax.set_xlabel(labels("figures.sensitivity.xlabel"))
+    ax.xaxis.grid(True, color="#E6E6E6", linewidth=1)
+    ax.set_axisbelow(True)
+    ax.text(base, y.max() + 0.75, f"{labels('figures.sensitivity.base')} {base:.1f}", ha="center",
+            va="bottom", fontsize=15)
+    ax.set_ylim(-0.6, y.max() + 1.4)
+    ax.legend(loc="lower right")
+    return fig
+
+
+@styled
+def cleaning_funnel(households: pd.DataFrame, deletion_log: pd.DataFrame, labels: Labels, note: Note,
+                    reason: str | None = None) -> Figure:
+    """From raw submissions to the clean sample: one bar per deletion reason (for researchers).
+
+    Raw = clean households + deleted submissions (the clean stage asserts this accounting); the
+    reason column of the deletion log is ``reason`` or ``issue`` (cleaningtools).
+    """
+    reason = reason or next((c for c in ("reason", "issue") if c in deletion_log.columns), None)
+    if reason is None:
+        raise AnalysisError("deletion log has no 'reason' or 'issue' column", file="clean/deletion_log.csv",
+                            column="reason")
+    counts = deletion_log[reason].astype(str).value_counts().sort_index()
+    counts = counts.sort_values(ascending=False, kind="stable")
+    clean, raw = len(households), len(households) + int(counts.sum())
+    steps = [labels("figures.cleaning_funnel.raw")] + [
+        labels.get(f"deletion_reason.{r}", r) for r in counts.index] + [labels("figures.cleaning_funnel.clean")]
+    left = np.concatenate([[0], raw - np.cumsum(counts.to_numpy()), [0]])
+    width = np.concatenate([[raw], counts.to_numpy(), [clean]])
+    colours = [NEUTRAL] + [SIMULATED_RED] * len(counts) + ["#0072B2"]
+    fig = new_figure(labels("figures.cleaning_funnel.title"), note, labels)
+    ax = fig.add_subplot()
+    y = np.arange(len(steps))[::-1]
+    ax.barh(y, width, left=left, color=colours, height=0.6)
+    for yi, l, w, i in zip(y, left, width, range(len(steps))):
+        text = f"{w:,.0f}" if i in (0, len(steps) - 1) else f"−{w:,.0f}"
+        ax.text(l + w + raw * 0.01, yi, text, va="center", fontsize=15)
+    ax.set_yticks(y, steps, fontsize=15)
+    ax.tick_params(axis="y", length=0)
+    ax.set_xlim(0, raw * 1.1)
+    ax.set_xlabel(labels("figures.cleaning_funnel.xlabel"))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    return fig
+
+
+def save_figure(fig: Figure, fig_dir: str | Path, name: str, formats: tuple = FORMATS) -> list[Path]:
+    """Write ``fig`` as ``<name>.png`` (300 dpi) and ``<name>.svg``, with fixed metadata: same bytes on rerun."""
+    fig_dir = Path(fig_dir)
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    metadata = {"png": PNG_METADATA, "svg": SVG_METADATA, "pdf": {"CreationDate": None, "Producer": None,
+                                                                  "Creator": None}}
+    paths = []
+    with house_style():
+        for fmt in formats:
+            path = fig_dir / f"{name}.{fmt}"
+            fig.savefig(path, format=fmt, dpi=DPI, metadata=metadata[fmt])
+            paths.append(path)
+    return paths
+
+
+def read_outputs(out_dir: str | Path) -> dict:
+    """The stage outputs the figures and the brief read, from ``out_dir`` (docs/contracts.md).
+
+    Returns a dict with ``results`` (demand/results.csv), ``allocation``, ``replicate_allocations``,
+    ``sensitivity`` (staffing/), ``households``, ``persons``, ``deletion_log`` (clean/) and ``provenance``.
+    """
+    out_dir = Path(out_dir)
+    paths = {
+        "results": out_dir / "demand" / "results.csv",
+        "allocation": out_dir / "staffing" / "allocation.csv",
+        "replicate_allocations": out_dir / "staffing" / "replicate_allocations.csv",
+        "sensitivity": out_dir / "staffing" / "sensitivity.csv",
+        "households": out_dir / "clean" / "households.parquet",
+        "persons": out_dir / "clean" / "persons.parquet",
+        "deletion_log": out_dir / "clean" / "deletion_log.csv",
+        "provenance": out_dir / "clean" / "provenance.json",
+    }
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        raise AnalysisError(f"stage output missing: {missing[0]}", file=missing[0],
+                            hint="run the earlier notebooks first (python -m analysis run)")
+    outputs = {name: pd.read_csv(path, dtype={"group_value": str, "value": str}, keep_default_na=True)
+               for name, path in paths.items() if path.suffix == ".csv"}
+    outputs["households"] = pd.read_parquet(paths["households"])
+    outputs["persons"] = pd.read_parquet(paths["persons"])
+    outputs["provenance"] = json.loads(paths["provenance"].read_text(encoding="utf-8"))
+    return outputs
+
+
+def make_figures(outputs: dict, labels: Labels, note: Note, threshold: int = 10) -> dict[str, Figure]:
+    """Every figure of the set, by file name, from the outputs of :func:`read_outputs`."""
+    results = outputs["results"]
+    return {
+        "demand_by_team": demand_by_team(results, labels, note),
+        "top_services": top_services(results, labels, note),
+        "unmet_need": unmet_need(results, labels, note),
+        "demand_by_cunju": demand_by_cunju(results, labels, note, threshold=threshold),
+        "staffing_vs_even": staffing_vs_even(outputs["allocation"], outputs["replicate_allocations"],
+                                             labels, note),
+        "sensitivity_tornado": sensitivity_tornado(outputs["sensitivity"], labels, note),
+        "cleaning_funnel": cleaning_funnel(outputs["households"], outputs["deletion_log"], labels, note),
+    }
+
+
+def save_figures(figures: dict[str, Figure], fig_dir: str | Path, formats: tuple = FORMATS) -> dict:
+    """Save every figure with :func:`save_figure`; returns the written paths by figure name."""
+    return {name: save_figure(fig, fig_dir, name, formats) for name, fig in figures.items()}
