@@ -1,0 +1,207 @@
+"""Figures: Chinese renders without missing glyphs, labels come from the labels file and the instrument,
+suppressed cells never show a value, the simulated mark and footnote are on every figure, same bytes on rerun."""
+
+from __future__ import annotations
+
+import io
+import re
+import string
+import warnings
+from pathlib import Path
+
+import figures_fixtures as fx
+import matplotlib
+import pytest
+import yaml
+from matplotlib import font_manager
+from matplotlib.figure import Figure
+from matplotlib.ft2font import FT2Font
+
+from analysis import figures
+from analysis.errors import AnalysisError
+
+ROOT = Path(__file__).resolve().parent.parent
+FORM_DIR = ROOT / "survey" / "instrument"
+
+
+@pytest.fixture(scope="module")
+def form():
+    instrument = pytest.importorskip("analysis.instrument")
+    return instrument.load_form(FORM_DIR)
+
+
+@pytest.fixture(scope="module")
+def note():
+    c = fx.clean()
+    return figures.data_note(c["households"], c["persons"], c["provenance"])
+
+
+def _render_warnings(fig: Figure) -> list[str]:
+    """Draw ``fig`` to PNG and return the missing-glyph warnings matplotlib emitted."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.savefig(io.BytesIO(), format="png", dpi=50)
+    return [str(w.message) for w in caught if "missing from font" in str(w.message)]
+
+
+def _all_text(fig: Figure) -> list[str]:
+    return [t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+
+
+def _leaf_labels(node, lang):
+    """Every string in the labels file in ``lang``."""
+    if isinstance(node, dict) and lang in node:
+        yield node[lang]
+    elif isinstance(node, dict):
+        for child in node.values():
+            yield from _leaf_labels(child, lang)
+
+
+def test_a_chinese_title_renders_without_missing_glyphs():
+    with figures.house_style():
+        fig = Figure()
+        fig.text(0.1, 0.5, "勒流街道家庭综合服务中心：长者、残疾人、儿童青少年、家庭")
+    assert _render_warnings(fig) == []
+
+
+def test_the_missing_glyph_check_can_fail():
+    """Negative control: the same title in a Latin-only font triggers the warning the test above looks for."""
+    with matplotlib.rc_context({"font.family": ["DejaVu Sans"]}):
+        fig = Figure()
+        fig.text(0.1, 0.5, "勒流街道")
+    assert len(_render_warnings(fig)) == 4
+
+
+def test_the_simplified_chinese_face_covers_every_label(form):
+    """Every character of every zh label (labels file and instrument) is in the font figures use — the
+    SC face of the collection, not the Japanese default face."""
+    family = figures.register_cjk_font()
+    path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+    font = FT2Font(path, face_index=getattr(path, "face_index", 0))
+    assert font.family_name == family
+    text = "".join(_leaf_labels(yaml.safe_load(figures.LABELS_PATH.read_text(encoding="utf-8")), "zh"))
+    text += "".join(form.choices["label_zh"]) + "".join(form.survey["label_zh"])
+    chars = sorted(set(text) - set(string.whitespace))
+    missing = [c for c in chars if font.get_char_index(ord(c)) == 0]
+    assert missing == []
+    assert len(chars) > 300  # the check saw the real label set
+
+
+def test_every_label_has_both_languages_with_the_same_placeholders():
+    tree = yaml.safe_load(figures.LABELS_PATH.read_text(encoding="utf-8"))
+
+    def leaves(node, key=""):
+        if isinstance(node, dict) and ("zh" in node or "en" in node):
+            yield key, node
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                yield from leaves(v, f"{key}.{k}".strip("."))
+
+    found = list(leaves(tree))
+    assert len(found) > 40
+    for key, node in found:
+        assert set(node) == {"zh", "en"}, key
+        assert sorted(re.findall(r"{(\w+)", node["zh"])) == sorted(re.findall(r"{(\w+)", node["en"])), key
+
+
+def test_service_and_cunju_labels_come_from_the_instrument(form, note):
+    results = fx.results()
+    en = figures.load_labels("en", form)
+    fig = figures.top_services(results, en, note)
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    table = form.choices.set_index(["list_name", "name"])["label_en"]
+    top = results[results["variable"].str.startswith("need_") & (results["value"] != "other")]
+    top = top.sort_values("estimate", ascending=False).head(10)
+    expected = [table[(f"{t}_services", s)] for t, s in zip(top["team"], top["value"])]
+    assert ticks == expected  # in rank order, largest at the top
+    zh = figures.load_labels("zh", form)
+    cunju = figures.demand_by_cunju(results, zh, note)
+    rows = [t.get_text() for t in cunju.axes[0].get_yticklabels()]
+    assert rows[0] == form.choices.set_index(["list_name", "name"]).loc[("cunju", "c01"), "label_zh"]
+
+
+def test_english_figures_use_english_labels(form, note):
+    fig = figures.demand_by_team(fx.results(), figures.load_labels("en", form), note)
+    text = _all_text(fig)
+    assert "Residents in need of each team's services" in text
+    cjk = [t for t in text if re.search(r"[\u4e00-\u9fff]", t)]
+    # Chinese remains only where it is meant to: the bilingual simulated mark and the word 村居 in the note
+    assert all("模拟数据 / simulated data" == t or "村居" in t for t in cjk), cjk
+
+
+def test_suppressed_cells_never_show_a_value(form, note):
+    """A cell flagged suppressed (with its estimate still present) and a cell under the respondent
+    threshold but not flagged are both drawn as "<10", never as a percentage."""
+    results = fx.results()
+    cells = (results["group"] == "cunju") & (results["team"] == "elderly")
+    flagged = results.index[cells & ~results["suppressed"]][0]
+    small = results.index[cells & ~results["suppressed"]][1]
+    results.loc[flagged, ["estimate", "suppressed"]] = [0.777, True]
+    results.loc[small, ["estimate", "n"]] = [0.666, 9]
+    fig = figures.demand_by_cunju(results, figures.load_labels("zh", form), note, threshold=10)
+    text = _all_text(fig)
+    assert "78%" not in text and "67%" not in text
+    hidden = (results.loc[results["group"] == "cunju", "suppressed"]
+              | (results.loc[results["group"] == "cunju", "n"] < 10)).sum()
+    assert text.count("<10") == hidden
+    shown = results[(results["group"] == "cunju") & ~results["suppressed"] & (results["n"] >= 10)]
+    cell_text = [t.get_text() for t in fig.axes[0].texts]
+    assert sum(bool(re.fullmatch(r"\d+%", t)) for t in cell_text) == len(shown)
+
+
+def test_every_figure_carries_footnote_and_simulated_mark(form, note):
+    c = fx.clean()
+    outputs = {"results": fx.results(), **fx.staffing(), **c}
+    made = figures.make_figures(outputs, figures.load_labels("zh", form), note)
+    assert len(made) == 7
+    for name, fig in made.items():
+        text = "\n".join(_all_text(fig))
+        assert "模拟数据 / simulated data" in text, name
+        assert "N = 1,480 户、4,211 人（未加权）" in text, name
+        assert "2012-05-02 – 2012-06-10" in text, name  # fieldwork dates from the data, not the clock
+        assert "加权至" in text, name
+    real = figures.Note(households=10, persons=20, date="2012-05-02", simulated=False)
+    fig = figures.demand_by_team(outputs["results"], figures.load_labels("zh", form), real)
+    assert not any("模拟数据" in t for t in _all_text(fig))
+
+
+def test_figures_are_byte_identical_on_rerun(tmp_path, form, note):
+    labels = figures.load_labels("zh", form)
+    first = figures.save_figure(figures.unmet_need(fx.results(), labels, note), tmp_path / "a", "unmet")
+    second = figures.save_figure(figures.unmet_need(fx.results(), labels, note), tmp_path / "b", "unmet")
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    png = first[0].read_bytes()
+    assert b"Software" not in png and b"matplotlib" not in png
+    from PIL import Image
+    with Image.open(first[0]) as image:
+        assert image.size == (round(13.33 * 300), round(7.5 * 300))
+
+
+def test_team_colours_are_fixed_and_distinct():
+    assert list(figures.TEAM_COLOURS) == list(figures.TEAMS)
+    assert len(set(figures.TEAM_COLOURS.values())) == 4
+
+
+def test_staffing_figure_shows_recommendation_and_even_split(form, note):
+    tables = fx.staffing()
+    fig = figures.staffing_vs_even(tables["allocation"], tables["replicate_allocations"],
+                                   figures.load_labels("en", form), note)
+    workers = fig.axes[0]
+    heights = [p.get_height() for p in workers.patches]
+    assert heights == [4, 2, 3, 1]
+    even = [line.get_ydata()[0] for line in workers.get_lines() if line.get_linestyle() == "--"]
+    assert even == [2.5]
+
+
+def test_a_missing_variable_names_what_is_there(form, note):
+    results = fx.results()
+    with pytest.raises(AnalysisError, match="variable 'needy'.*in_need"):
+        figures.demand_by_team(results, figures.load_labels("zh", form), note, variable="needy")
+
+
+def test_figure_data_note_takes_dates_from_the_data():
+    c = fx.clean()
+    households = c["households"].assign(today="2012-06-01")
+    n = figures.data_note(households, c["persons"], {"simulated": False})
+    assert (n.date, n.households, n.persons, n.simulated) == ("2012-06-01", 1480, 4211, False)
