@@ -1,0 +1,703 @@
+"""A synthetic Leliu: population, sample, raw exports with injected faults, and the planted truth.
+
+No real Leliu microdata is public, so every downstream stage is tested against this generator. Every
+parameter lives in ``analysis/simulation.yaml`` with its source (domain.md) or marked as an assumption.
+
+- :func:`build_population` — residents in households in residential groups (PSUs) in 村居, with
+  correlated needs (disability rising with age in the 2006 national type mix, ADL/IADL dependency among
+  the old, elderly living alone, migrant youth needier, caregiving where a dependent lives, K6, family
+  needs, service needs). Vectorised numpy: a million persons build in well under a minute.
+- :func:`draw_sample` — stratified (村居) two-stage sample (PPS systematic groups, SRS households),
+  nonresponse depending on registration and age; returns fault-free clean tables and the design.
+- :func:`truth` — finite-population values of every need indicator, computed with
+  :mod:`analysis.indicators` on the population itself, overall and by 村居.
+- :func:`write_survey` — the Kobo-style and 问卷星-style exports with injected faults, the frame
+  files, the truth, the fault manifest and PROVENANCE.json; same seed, same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from analysis.errors import ConfigError
+
+PARAMS_FILE = Path(__file__).with_name("simulation.yaml")
+TEAMS = ("elderly", "disability", "youth", "family")
+SERVICES = {  # service lines per team (docs/contracts.md), "other" last
+    "elderly": ["home_visit", "meal", "day_care", "health", "activity"],
+    "disability": ["rehab", "assistive", "respite", "employment", "inclusion"],
+    "youth": ["afterschool", "tutoring", "counselling", "skills", "leisure"],
+    "family": ["counselling", "parenting", "mediation", "assistance", "newcomer"],
+}
+SERVICE_QUESTIONS = ("need", "receiving", "would_use")
+WG = ["wg_seeing", "wg_hearing", "wg_walking", "wg_cognition", "wg_selfcare", "wg_communication"]
+ADL = ["adl_bathing", "adl_dressing", "adl_toileting", "adl_transferring", "adl_continence", "adl_feeding"]
+IADL_LEVELS = {"iadl_telephone": 4, "iadl_shopping": 4, "iadl_food": 4, "iadl_housekeeping": 5,
+               "iadl_laundry": 3, "iadl_transport": 5, "iadl_medication": 3, "iadl_finances": 3}
+K6 = ["k6_nervous", "k6_hopeless", "k6_restless", "k6_depressed", "k6_effort", "k6_worthless"]
+YOUTH = ["youth_afterschool", "youth_study_pressure", "youth_conflict", "youth_internet", "youth_work_integration"]
+AGE_BANDS = [(0, 14), (15, 24), (25, 44), (45, 59), (60, 69), (70, 79), (80, 200)]
+AGE_BAND_LABELS = ["0-14", "15-24", "25-44", "45-59", "60-69", "70-79", "80+"]
+RELATION_ORDER = ["head", "spouse", "child", "child_in_law", "grandchild", "parent", "sibling", "other"]
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict:
+    """Read the simulation parameters (``analysis/simulation.yaml`` by default)."""
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read simulation parameters: {error}", file=str(path)) from None
+    for key in ("population", "households", "disability", "elderly", "youth", "family", "services", "sample",
+                "interview", "faults", "service_drivers"):
+        if key not in (params or {}):
+            raise ConfigError(f"missing section '{key}'", file=str(path), hint="see analysis/simulation.yaml")
+    return params
+
+
+def age_band(age: pd.Series | np.ndarray) -> pd.Categorical:
+    """Age bands of the population frame: 0-14, 15-24, 25-44, 45-59, 60-69, 70-79, 80+ (completed years)."""
+    edges = [b[0] for b in AGE_BANDS] + [1000]
+    return pd.Categorical.from_codes(np.searchsorted(edges, np.asarray(age), side="right") - 1,
+                                     categories=AGE_BAND_LABELS, ordered=True)
+
+
+@dataclass
+class Population:
+    """A synthetic Leliu. ``households`` and ``persons`` use the instrument's bare field names and codes
+    (select_multiple as ``<name>.<option>`` 0/1 columns only) plus ``household_id``, ``person_id``,
+    ``cunju``, ``psu`` and generator columns (``origin``, ``hh_type``, ``disabled``, ...).
+    ``cunju`` is the 村居 table of the frame; ``groups`` one row per residential group (PSU)."""
+
+    households: pd.DataFrame
+    persons: pd.DataFrame
+    cunju: pd.DataFrame
+    groups: pd.DataFrame
+    params: dict
+    seed: int
+
+
+@dataclass
+class Sample:
+    """A drawn sample: fault-free clean tables of the responding households and their members, the
+    sample design (one row per sampled PSU, docs/contracts.md) and every issued household with its
+    response outcome (``issued``: household_id, psu, responded)."""
+
+    households: pd.DataFrame
+    persons: pd.DataFrame
+    design: pd.DataFrame
+    issued: pd.DataFrame = field(repr=False)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Population
+# ----------------------------------------------------------------------------------------------------------
+
+def _elderly_ages(rng, n, scale):
+    """Ages 60+ as 60 + exponential(scale), capped at 100 (ASSUMPTION, simulation.yaml households)."""
+    return np.minimum(60 + rng.exponential(scale, n), 100).astype(np.int16)
+
+
+def _members(rng, n_households, kind, p):
+    """Members of ``n_households`` households of one composition ``kind``.
+
+    Returns a dict of equal-length arrays: hh (0..n-1 within the kind), relation, age, sex (0 male,
+    1 female), local (registration). Ages and roles follow the household-type descriptions in
+    simulation.yaml (all ASSUMPTION).
+    """
+    h = p["households"]
+    scale = h["elderly_age_scale"]
+    idx = np.arange(n_households)
+    parts = []
+
+    def add(hh, relation, age, sex, local):
+        parts.append({"hh": hh, "relation": np.full(len(hh), relation), "age": np.asarray(age, dtype=np.int16),
+                      "sex": np.asarray(sex, dtype=np.int8), "local": np.asarray(local, dtype=bool)})
+
+    def couple(head_age, local_head, spouse_local):
+        head_sex = (rng.random(n_households) < 0.15).astype(np.int8)  # ASSUMPTION: 15% female heads in couples
+        add(idx, "head", head_age, head_sex, local_head)
+        spouse_age = np.clip(head_age + rng.integers(-5, 3, n_households), 18, 100)
+        add(idx, "spouse", spouse_age, 1 - head_sex, spouse_local)
+
+    def children(head_age, weights, max_age, local):
+        # a child is born when the head is 22-35 (ASSUMPTION); not-yet-born children are dropped
+        k = rng.choice(len(weights), n_households, p=np.asarray(weights) / np.sum(weights))
+        hh = np.repeat(idx, k)
+        age = head_age[hh] - rng.integers(22, 36, len(hh))
+        born = (age >= 0) & (age <= max_age)
+        hh, age = hh[born], age[born]
+        add(hh, "child", age, (rng.random(len(hh)) < 0.47).astype(int), local[hh])
+
+    ones, zeros = np.ones(n_households, bool), np.zeros(n_households, bool)
+    if kind == "elderly_alone":
+        add(idx, "head", _elderly_ages(rng, n_households, scale), rng.random(n_households) < 0.65, ones)
+    elif kind == "elderly_couple":
+        couple(_elderly_ages(rng, n_households, scale), ones, ones)
+    elif kind in ("nuclear", "three_generation"):
+        low = 25 if kind == "nuclear" else 30
+        head_age = rng.integers(low, 60, n_households)
+        mixed = rng.random(n_households) < h["mixed_spouse_share"]
+        couple(head_age, ones, ~mixed)
+        children(head_age, h["children_weights"], 35, ones)
+        if kind == "three_generation":
+            n_parents = 1 + (rng.random(n_households) < 0.45)
+            hh = np.repeat(idx, n_parents)
+            age = np.maximum(head_age[hh] + rng.integers(22, 35, len(hh)), _elderly_ages(rng, len(hh), scale))
+            add(hh, "parent", np.minimum(age, 100), rng.random(len(hh)) < 0.6, np.ones(len(hh), bool))
+    elif kind == "single_adult":
+        add(idx, "head", rng.integers(20, 60, n_households), rng.random(n_households) < 0.45, ones)
+    elif kind == "young_couple":
+        couple(rng.integers(20, 41, n_households), ones, rng.random(n_households) > h["mixed_spouse_share"])
+    elif kind == "single_worker":
+        add(idx, "head", 18 + np.floor(rng.beta(1.2, 3.5, n_households) * 27), rng.random(n_households) < 0.45,
+            zeros)
+    elif kind == "couple":
+        couple(20 + np.floor(rng.beta(1.8, 3.0, n_households) * 30).astype(int), zeros, zeros)
+    elif kind in ("family", "with_parent"):
+        head_age = 24 + np.floor(rng.beta(2.0, 2.5, n_households) * 22).astype(int)
+        couple(head_age, zeros, zeros)
+        children(head_age, h["migrant_children_weights"], 17, zeros)
+        if kind == "with_parent":
+            add(idx, "parent", rng.integers(50, 76, n_households), rng.random(n_households) < 0.6, zeros)
+    elif kind == "shared":
+        k = rng.integers(2, 5, n_households)
+        hh = np.repeat(idx, k)
+        first = np.r_[True, hh[1:] != hh[:-1]]
+        relation = np.where(first, "head", np.where(rng.random(len(hh)) < 0.5, "sibling", "other"))
+        part = {"hh": hh, "relation": relation, "age": (18 + np.floor(rng.beta(1.5, 3.0, len(hh)) * 18)).astype(
+            np.int16), "sex": (rng.random(len(hh)) < 0.4).astype(np.int8), "local": np.zeros(len(hh), bool)}
+        parts.append(part)
+    else:
+        raise ConfigError(f"unknown household type '{kind}'", file=str(PARAMS_FILE), column=kind)
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def _compose(rng, n_households, shares, p):
+    """Households of one origin with members; returns (households, persons) DataFrames in random order."""
+    kinds = list(shares)
+    counts = rng.multinomial(n_households, np.asarray([shares[k] for k in kinds]) / sum(shares.values()))
+    hh_frames, person_frames, offset = [], [], 0
+    for kind, count in zip(kinds, counts):
+        members = _members(rng, int(count), kind, p)
+        person_frames.append(pd.DataFrame(members).assign(hh=members["hh"] + offset))
+        hh_frames.append(pd.DataFrame({"hh": np.arange(offset, offset + count), "hh_type": kind}))
+        offset += int(count)
+    households = pd.concat(hh_frames, ignore_index=True)
+    persons = pd.concat(person_frames, ignore_index=True)
+    order = rng.permutation(len(households))  # random household order, so trimming to totals is unbiased
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    households = households.assign(hh=rank[households["hh"]]).sort_values("hh", kind="stable")
+    role = pd.Categorical(persons["relation"], categories=RELATION_ORDER, ordered=True).codes
+    persons = persons.assign(hh=rank[persons["hh"]], _role=role)
+    persons = persons.sort_values(["hh", "_role", "age"], ascending=[True, True, False], kind="stable")
+    return households.reset_index(drop=True), persons.drop(columns="_role").reset_index(drop=True)
+
+
+def _trim(households, persons, count_mask, target):
+    """Keep households in order until ``target`` persons selected by ``count_mask`` are reached exactly;
+    in the household where the target is crossed, counted members beyond it are dropped."""
+    cum = np.cumsum(count_mask)
+    if cum[-1] < target:
+        raise ConfigError(f"generated {cum[-1]} persons, fewer than the target {target}",
+                          file=str(PARAMS_FILE), hint="raise the household over-generation factor")
+    last_hh = persons["hh"].to_numpy()[np.searchsorted(cum, target)]
+    keep = (persons["hh"].to_numpy() < last_hh) | ((persons["hh"].to_numpy() == last_hh) & ~(count_mask & (cum > target)))
+    return households[households["hh"] <= last_hh], persons[keep]
+
+
+def _assign_places(rng, households, p, n_cunju):
+    """Give each household a 村居 and a residential group (PSU); migrants cluster (ASSUMPTION)."""
+    pp = p["population"]
+    size = rng.lognormal(0.0, pp["cunju_size_sigma"], n_cunju)
+    size /= size.sum()
+    migrant_share = np.clip(0.5 + rng.normal(0, pp["cunju_migrant_share_sd"], n_cunju), 0.15, 0.85)
+    migrant = (households["origin"] == "migrant").to_numpy()
+    w_local, w_migrant = size * (1 - migrant_share), size * migrant_share
+    cunju = np.where(migrant, _draw_index(rng, w_migrant / w_migrant.sum(), len(households)),
+                     _draw_index(rng, w_local / w_local.sum(), len(households)))
+    hh_per_cunju = np.bincount(cunju, minlength=n_cunju)
+    n_groups = np.maximum(2, np.round(hh_per_cunju / pp["households_per_group"]).astype(int))
+    group = np.zeros(len(households), dtype=np.int16)
+    for c in range(n_cunju):  # loop over 村居 (about 22), vectorised within
+        in_c = cunju == c
+        g_size = rng.lognormal(0, 0.35, n_groups[c])
+        g_mig = 1 / (1 + np.exp(-(np.log(migrant_share[c] / (1 - migrant_share[c]))
+                                  + rng.normal(0, pp["group_migrant_sd"], n_groups[c]))))
+        for is_migrant, weight in ((True, g_size * g_mig), (False, g_size * (1 - g_mig))):
+            sel = in_c & (migrant == is_migrant)
+            group[sel] = _draw_index(rng, weight / weight.sum(), int(sel.sum()))
+    return cunju, group, n_groups
+
+
+def _draw_index(rng, prob, n):
+    """n independent draws of an index with probabilities ``prob`` (inverse-CDF, vectorised)."""
+    return np.minimum(np.searchsorted(np.cumsum(prob), rng.random(n), side="right"), len(prob) - 1)
+
+
+def _by_household(values, hh, n, how="any"):
+    """Aggregate a person-level array to households (hh = 0..n-1): any / sum / max."""
+    if how == "any":
+        return np.bincount(hh, weights=np.asarray(values, dtype=float), minlength=n) > 0
+    if how == "sum":
+        return np.bincount(hh, weights=np.asarray(values, dtype=float), minlength=n)
+    out = np.full(n, -np.inf)
+    np.maximum.at(out, hh, np.asarray(values, dtype=float))
+    return out
+
+
+def _choice(rng, probs_by_row, labels):
+    """One categorical draw per row from row-specific probabilities (n, k) -> labels."""
+    u = rng.random(len(probs_by_row))[:, None]
+    return np.asarray(labels)[(u > np.cumsum(probs_by_row, axis=1)).sum(axis=1).clip(0, len(labels) - 1)]
+
+
+def _persons_needs(rng, persons, p):
+    """WG-SS, Katz ADL, Lawton IADL and youth answers for every person (codes as in the instrument)."""
+    age = persons["age"].to_numpy()
+    local = persons["local"].to_numpy()
+    n = len(age)
+    d = p["disability"]
+    band = np.searchsorted(d["age_breaks"], age, side="right") - 1
+    disabled = rng.random(n) < np.asarray(d["prevalence"])[band]
+    types = list(d["type_mix"])
+    kind = np.full(n, "", dtype=object)
+    kind[disabled] = np.asarray(types)[_draw_index(rng, np.asarray([d["type_mix"][t] for t in types]) /
+                                                   sum(d["type_mix"].values()), int(disabled.sum()))]
+    severe = disabled & (rng.random(n) < d["severe_share"])
+    wg = np.where(rng.random((n, 6)) < np.asarray(d["some_difficulty_by_age"])[band][:, None], 2, 1)
+    alot = np.zeros((n, 6), dtype=bool)
+    col = {name: i for i, name in enumerate(["seeing", "hearing", "walking", "cognition", "selfcare",
+                                             "communication"])}
+    alot[kind == "visual", col["seeing"]] = True
+    alot[kind == "hearing", col["hearing"]] = True
+    alot[kind == "speech", col["communication"]] = True
+    physical = kind == "physical"
+    alot[physical, col["walking"]] = True
+    alot[physical, col["selfcare"]] = rng.random(int(physical.sum())) < 0.4
+    intellectual = kind == "intellectual"
+    alot[intellectual, col["cognition"]] = True
+    alot[intellectual, col["communication"]] = rng.random(int(intellectual.sum())) < 0.5
+    mental = kind == "mental"
+    missed = mental & (rng.random(n) < d["mental_wg_miss"])
+    alot[mental & ~missed, col["cognition"]] = True
+    wg[missed, col["cognition"]] = 2
+    multiple = np.flatnonzero(kind == "multiple")
+    pair = np.argsort(rng.random((len(multiple), 5)), axis=1)[:, :2]  # two of the first five domains
+    alot[multiple[:, None], pair] = True
+    wg = np.where(alot, np.where(severe[:, None], 4, 3), wg).astype(float)
+    wg[age < 5] = np.nan
+
+    e = p["elderly"]
+    old = age >= 60
+    p_adl = np.select([age >= 80, age >= 70, age >= 60], [e["adl_dependent_by_age"][80],
+                      e["adl_dependent_by_age"][70], e["adl_dependent_by_age"][60]], 0.0)
+    p_adl = np.minimum(np.where(disabled, p_adl * e["adl_disabled_factor"], p_adl), 0.9)
+    adl_dep = old & (rng.random(n) < p_adl)
+    k = 1 + _draw_index(rng, np.asarray(e["adl_items_dependent_weights"]) / sum(e["adl_items_dependent_weights"]), n)
+    adl = np.where(np.arange(6)[None, :] < np.where(adl_dep, k, 0)[:, None], 0, 1).astype(float)
+    adl[~old] = np.nan
+    frailty = (e["iadl_frailty_age_per_decade"] * (age - 60) / 10 + e["iadl_frailty_disabled"] * disabled
+               + e["iadl_frailty_adl"] * adl_dep + rng.normal(0, 1, n))
+    out = {"disabled_type": kind, "disabled": disabled, "adl_dep": adl_dep}
+    for i, name in enumerate(WG):
+        out[name] = wg[:, i]
+    for i, name in enumerate(ADL):
+        out[name] = adl[:, i]
+    for name, levels in IADL_LEVELS.items():
+        latent = frailty + rng.normal(0, 0.7, n)
+        cuts = e["iadl_threshold"] + e["iadl_step"] * np.arange(levels - 1)
+        out[name] = np.where(old, 1 + (latent[:, None] > cuts[None, :]).sum(axis=1), np.nan)
+
+    y = p["youth"]
+    reg = np.where(local, "local", "nonlocal")
+    def rate(spec):
+        return np.where(local, spec["local"], spec["nonlocal"])
+    in_6_14 = (age >= 6) & (age <= 14)
+    in_10_24 = (age >= 10) & (age <= 24)
+    out["youth_afterschool"] = np.where(in_6_14, np.where(rng.random(n) < rate(y["afterschool"]), "yes", "no"), None)
+    for name, often_key, sometimes_key in (("youth_study_pressure", "study_pressure_often", "study_pressure_sometimes"),
+                                           ("youth_conflict", "conflict_often", "conflict_sometimes")):
+        often = rate(y[often_key])
+        probs = np.column_stack([often, np.full(n, y[sometimes_key]), 1 - often - y[sometimes_key]])
+        out[name] = np.where(in_10_24, _choice(rng, probs, ["often", "sometimes", "never"]), None)
+    out["youth_internet"] = np.where(in_10_24, np.where(rng.random(n) < rate(y["internet"]), "yes", "no"), None)
+    work = in_10_24 & (age >= 16) & ~local
+    out["youth_work_integration"] = np.where(work, np.where(rng.random(n) < y["work_integration"], "yes", "no"), None)
+    out["registration"] = reg
+    return out
+
+
+def _household_needs(rng, households, persons, p):
+    """Respondent, K6, family module and service answers per household, from its members (vectorised)."""
+    n = len(households)
+    hh = persons["hh"].to_numpy()
+    age = persons["age"].to_numpy()
+    f, s = p["family"], p["services"]
+    migrant = (households["origin"] == "migrant").to_numpy()
+    group_effect = rng.normal(0, f["group_effect_sd"], int(households["group_key"].max()) + 1)[
+        households["group_key"].to_numpy()]
+
+    adult = age >= 18
+    first_adult = np.full(n, -1)
+    idx_adult = np.flatnonzero(adult)
+    first_adult[hh[idx_adult[::-1]]] = idx_adult[::-1]  # smallest index per household wins (head first)
+    respondent = first_adult
+    severe_member = (persons[WG].to_numpy() == 4).any(axis=1)
+    dependent_member = persons["adl_dep"].to_numpy() | severe_member
+    adl_score = persons[ADL].to_numpy().sum(axis=1)
+    care = _by_household(dependent_member, hh, n) | (rng.random(n) < f["care_false_positive"])
+    heavy = _by_household(np.nan_to_num(adl_score, nan=6) <= 3, hh, n)
+    hours = np.round(f["caregiver_hours_median"] * np.exp(rng.normal(0, f["caregiver_hours_sigma"], n))
+                     * np.where(heavy, 1.8, 1.0)).clip(1, 168)
+    strain = care & (rng.random(n) < np.minimum(f["strain_base"] + f["strain_per_hour"] * hours, 0.9))
+
+    def logit_draw(prob):
+        return rng.random(n) < 1 / (1 + np.exp(-(np.log(prob / (1 - prob)) + group_effect)))
+
+    hard_p = np.where(migrant, f["hardship"]["nonlocal"], f["hardship"]["local"]) + care * f["hardship"][
+        "care_dependent_add"]
+    hardship = logit_draw(hard_p)
+    often = np.where(migrant, f["conflict_often"]["nonlocal"], f["conflict_often"]["local"])
+    conflict = _choice(rng, np.column_stack([often, np.full(n, f["conflict_sometimes"]),
+                                             1 - often - f["conflict_sometimes"]]), ["often", "sometimes", "never"])
+    has_child = _by_household(age < 18, hh, n)
+    stress_p = np.where(migrant, f["parenting_stress"]["nonlocal"], f["parenting_stress"]["local"])
+    parenting = np.where(has_child, np.where(rng.random(n) < stress_p, "yes", "no"), "na")
+    latent = (f["k6_latent_mean"] + f["k6_hardship"] * hardship + f["k6_strain"] * strain
+              + f["k6_migrant"] * migrant + rng.normal(0, 1, n))
+    k6 = np.clip(np.floor(latent[:, None] + rng.normal(0, 0.6, (n, 6)) + 0.9), 0, 4)
+
+    out = {
+        "resp_age": age[respondent], "resp_sex": np.where(persons["sex"].to_numpy()[respondent] == 1, "female", "male"),
+        "respondent_person": respondent,
+        "care_dependent": np.where(care, "yes", "no"),
+        "caregiver_hours": np.where(care, hours, np.nan),
+        "caregiver_strain": np.where(care, np.where(strain, "yes", "no"), None),
+        "family_conflict": conflict, "parenting_stress": parenting,
+        "hardship": np.where(hardship, "yes", "no"),
+    }
+    for i, name in enumerate(K6):
+        out[name] = k6[:, i]
+
+    youth = persons[YOUTH]
+    disabled = persons["disabled"].to_numpy()
+    dtype = persons["disabled_type"].to_numpy()
+    iadl_dep = np.zeros(len(persons), bool)
+    iadl_dep[age >= 60] = (persons.loc[age >= 60, list(IADL_LEVELS)].to_numpy() > 1).sum(axis=1) >= 3
+    elderly_dep = persons["adl_dep"].to_numpy() | iadl_dep
+    drivers = {
+        "everyone": np.ones(n, bool),
+        "has_elderly": _by_household(age >= 60, hh, n),
+        "has_elderly_70": _by_household(age >= 70, hh, n),
+        "has_elderly_young_old": _by_household((age >= 60) & (age < 80), hh, n),
+        "elderly_dependent": _by_household(elderly_dep, hh, n),
+        "elderly_alone_or_dependent": _by_household(elderly_dep, hh, n) | (
+            _by_household(age >= 60, hh, n) & (households["hh_size"].to_numpy() == 1)),
+        "has_disabled": _by_household(disabled & (age >= 5), hh, n),
+        "has_disabled_physical": _by_household(np.isin(dtype, ["physical", "multiple"]), hh, n),
+        "has_disabled_severe": _by_household(severe_member, hh, n),
+        "has_disabled_working_age": _by_household(disabled & (age >= 16) & (age < 60), hh, n),
+        "caregiver_strain": strain,
+        "has_youth": _by_household((age >= 6) & (age <= 24), hh, n),
+        "has_youth_10_24": _by_household((age >= 10) & (age <= 24), hh, n),
+        "youth_afterschool": _by_household(youth["youth_afterschool"].to_numpy() == "yes", hh, n),
+        "youth_study_pressure": _by_household(youth["youth_study_pressure"].to_numpy() == "often", hh, n),
+        "youth_conflict_or_internet": _by_household((youth["youth_conflict"].to_numpy() == "often")
+                                                    | (youth["youth_internet"].to_numpy() == "yes"), hh, n),
+        "youth_work_integration": _by_household(youth["youth_work_integration"].to_numpy() == "yes", hh, n),
+        "k6_distress": k6.sum(axis=1) >= 13,
+        "parenting_stress": parenting == "yes",
+        "family_conflict": conflict == "often",
+        "hardship": hardship,
+        "migrant_with_children": migrant & has_child,
+    }
+    need_count = np.zeros((n, len(TEAMS)))
+    for t, team in enumerate(TEAMS):
+        spec = p["service_drivers"][team]
+        eligible = drivers[spec["eligible"]]
+        for service in SERVICES[team]:
+            flagged = drivers[spec[service]] & eligible
+            prob = np.where(flagged, s["need_flagged"], np.where(eligible, s["need_base"], s["need_base"] / 10))
+            need = rng.random(n) < prob
+            receiving = need & (rng.random(n) < s["receiving_given_need"])
+            would = np.where(need, rng.random(n) < s["would_use_given_need"],
+                             eligible & (rng.random(n) < s["would_use_without_need"]))
+            out[f"need_{team}.{service}"] = need.astype(np.int8)
+            out[f"receiving_{team}.{service}"] = receiving.astype(np.int8)
+            out[f"would_use_{team}.{service}"] = would.astype(np.int8)
+            need_count[:, t] += need
+        for question in SERVICE_QUESTIONS:
+            out[f"{question}_{team}.other"] = (eligible & (rng.random(n) < s["other_share"])).astype(np.int8)
+    ranked = np.argsort(-(need_count + rng.gumbel(0, 0.7, need_count.shape)), axis=1)
+    k = 1 + _draw_index(rng, np.array([0.15, 0.35, 0.5]), n)
+    chosen = np.zeros_like(need_count, dtype=bool)
+    np.put_along_axis(chosen, ranked, np.arange(len(TEAMS))[None, :] < k[:, None], axis=1)
+    for t, team in enumerate(TEAMS):
+        out[f"priorities.{team}"] = chosen[:, t].astype(np.int8)
+    out["aware_centre"] = np.where(logit_draw(np.full(n, s["aware_centre"])), "yes", "no")
+    return out
+
+
+def build_population(seed: int, params: dict | None = None, scale: float = 1.0) -> Population:
+    """Build a synthetic Leliu of ``scale`` × 220,000 residents (exactly ``scale`` × the public totals).
+
+    Households are generated by composition type for registered (local) and migrant origins, trimmed so
+    that residents and registered persons equal the public totals (domain.md §1.1), placed in 村居 and
+    residential groups, and given correlated needs. Deterministic in ``seed``.
+    """
+    p = load_params() if params is None else params
+    rng = np.random.default_rng(seed)
+    pp = p["population"]
+    residents, registered = round(pp["residents"] * scale), round(pp["registered"] * scale)
+    if not 0 < registered < residents:
+        raise ConfigError("need 0 < registered < residents", file=str(PARAMS_FILE), column="population")
+    local_hh, local_p = _compose(rng, int(registered / 2.6 * 1.15) + 50, p["households"]["local_types"], p)
+    local_hh, local_p = _trim(local_hh, local_p, local_p["local"].to_numpy(), registered)
+    nonlocal_in_local = int((~local_p["local"]).sum())
+    mig_hh, mig_p = _compose(rng, int((residents - registered) / 2.0 * 1.15) + 50,
+                             p["households"]["migrant_types"], p)
+    mig_hh, mig_p = _trim(mig_hh, mig_p, np.ones(len(mig_p), bool), residents - registered - nonlocal_in_local)
+    offset = len(local_hh)
+    households = pd.concat([local_hh.assign(origin="local"), mig_hh.assign(origin="migrant", hh=mig_hh["hh"] + offset)],
+                           ignore_index=True)
+    persons = pd.concat([local_p, mig_p.assign(hh=mig_p["hh"] + offset)], ignore_index=True)
+    n = len(households)
+    hh = persons["hh"].to_numpy()
+    households["hh_size"] = np.bincount(hh, minlength=n)
+    n_local = np.bincount(hh, weights=persons["local"].to_numpy().astype(float), minlength=n)
+    households["hh_registration"] = np.select([n_local == households["hh_size"], n_local == 0],
+                                              ["local", "nonlocal"], "mixed")
+
+    cunju, group, n_groups = _assign_places(rng, households, p, pp["n_cunju"])
+    order = np.lexsort((np.arange(n), group, cunju))  # households sorted by 村居, group, then random order
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    households = households.assign(hh=rank[households["hh"].to_numpy()], _c=cunju, _g=group)
+    households = households.sort_values("hh").reset_index(drop=True)
+    persons = persons.assign(hh=rank[hh]).sort_values("hh", kind="stable").reset_index(drop=True)
+    codes = np.array([f"c{i + 1:02d}" for i in range(pp["n_cunju"])])
+    households["cunju"] = codes[households["_c"]]
+    households["psu"] = np.char.add(np.char.add(households["cunju"].to_numpy().astype(str), "-g"),
+                                    np.char.zfill((households["_g"] + 1).astype(str).to_numpy().astype(str), 2))
+    households["group_key"] = households.groupby(["_c", "_g"]).ngroup()
+    households["household_id"] = np.char.add("h", np.char.zfill(np.arange(1, n + 1).astype(str), 7))
+
+    hp = p["households"]["housing"]
+    single_migrant = (households["origin"] == "migrant") & households["hh_type"].isin(["single_worker", "shared"])
+    probs = np.where((households["origin"] == "local").to_numpy()[:, None], hp["local"],
+                     np.where(single_migrant.to_numpy()[:, None], hp["migrant_single"], hp["migrant_other"]))
+    households["housing"] = _choice(rng, probs, ["own", "rent", "dorm", "other"])
+
+    hh = persons["hh"].to_numpy()
+    persons["household_id"] = households["household_id"].to_numpy()[hh]
+    persons["person_id"] = np.char.add(np.char.add(persons["household_id"].to_numpy().astype(str), "-"),
+                                       np.char.zfill((persons.groupby("hh").cumcount() + 1).astype(str)
+                                                     .to_numpy().astype(str), 2))
+    persons["cunju"] = households["cunju"].to_numpy()[hh]
+    persons["sex"] = np.where(persons["sex"] == 1, "female", "male")
+    needs = _persons_needs(rng, persons, p)
+    persons = persons.assign(**needs)
+    persons = persons.drop(columns=["local"])
+    first = np.r_[True, hh[1:] != hh[:-1]]
+    households["head_age"] = persons["age"].to_numpy()[first]
+    households["has_elderly"] = _by_household(persons["age"].to_numpy() >= 60, hh, n)
+    hh_needs = _household_needs(rng, households, persons, p)
+    households = households.assign(**hh_needs)
+    households = households.drop(columns=["hh", "_c", "_g"])
+    persons = persons.drop(columns=["hh"])
+    cat = ["hh_registration", "housing", "cunju", "psu", "origin", "hh_type", "resp_sex", "care_dependent",
+           "caregiver_strain", "family_conflict", "parenting_stress", "hardship", "aware_centre"]
+    households = households.astype({c: "category" for c in cat})
+    persons = persons.astype({c: "category" for c in ["relation", "sex", "registration", "cunju", "disabled_type",
+                                                      *YOUTH]})
+    cunju_table = _cunju_table(households, persons, p)
+    groups = (households.groupby("psu", observed=True)
+              .agg(cunju=("cunju", "first"), households=("household_id", "size"))
+              .reset_index()[["cunju", "psu", "households"]])
+    groups["cunju"] = groups["cunju"].astype(str)
+    return Population(households=households, persons=persons, cunju=cunju_table, groups=groups, params=p, seed=seed)
+
+
+def _cunju_table(households, persons, p):
+    """The 村居 frame table: code, names only where domain.md §1.1 gives evidence, households, residents."""
+    pp = p["population"]
+    named = pp.get("named_cunju", [])
+    codes = [f"c{i + 1:02d}" for i in range(pp["n_cunju"])]
+    table = pd.DataFrame({
+        "cunju": codes,
+        "name_zh": [named[i]["zh"] if i < len(named) else f"村居{i + 1:02d}" for i in range(len(codes))],
+        "name_en": [named[i]["en"] if i < len(named) else f"Village/community {i + 1:02d}" for i in range(len(codes))],
+        "name_evidence": [named[i]["evidence"] if i < len(named) else "placeholder" for i in range(len(codes))],
+    })
+    table["households"] = table["cunju"].map(households["cunju"].astype(str).value_counts()).fillna(0).astype(int)
+    table["residents"] = table["cunju"].map(persons["cunju"].astype(str).value_counts()).fillna(0).astype(int)
+    return table
+
+
+def population_frame(population: Population) -> pd.DataFrame:
+    """Persons by 村居 × sex × age band × registration (``population_frame.csv``), every cell listed."""
+    persons = population.persons
+    cells = pd.DataFrame({"cunju": persons["cunju"].astype(str), "sex": persons["sex"].astype(str),
+                          "age_band": age_band(persons["age"]), "registration": persons["registration"].astype(str)})
+    counts = cells.groupby(["cunju", "sex", "age_band", "registration"], observed=False).size()
+    frame = counts.rename("population").reset_index()
+    frame["age_band"] = frame["age_band"].astype(str)
+    return frame.sort_values(["cunju", "sex", "age_band", "registration"], kind="stable").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sample
+# ----------------------------------------------------------------------------------------------------------
+
+HOUSING_OTHER = ["借住亲戚家", "工地临时住所", "自建铁皮房", "寺庙宿舍"]
+OTHER_TEXT = {
+    "elderly": ["陪同看病", "理发上门", "法律咨询"],
+    "disability": ["无障碍改造", "特殊教育", "交通接送"],
+    "youth": ["暑期托管", "心理测评", "入学咨询"],
+    "family": ["婚前辅导", "家政培训", "法律援助"],
+}
+COMMENTS = ["希望多办长者活动", "希望中心晚上也开放", "服务很好，继续努力", "希望增加暑期托管", "希望有更多亲子活动",
+            "不太了解中心", "希望多宣传", "希望简化申请手续"]
+
+
+def _allocate(groups: pd.DataFrame, n_psus: int) -> pd.Series:
+    """PSUs per 村居: proportional to households, at least 2, at most the number of groups."""
+    by_stratum = groups.groupby("cunju")["households"].agg(["sum", "size"])
+    share = by_stratum["sum"] / by_stratum["sum"].sum()
+    return np.minimum(np.maximum(np.round(share * n_psus), 2), by_stratum["size"]).astype(int)
+
+
+def _select_psus(rng, groups: pd.DataFrame, allocation: pd.Series, method: str) -> pd.DataFrame:
+    """First stage, within each 村居: PPS systematic by household count (random order) or SRS.
+
+    Groups whose PPS probability would reach 1 are taken with certainty and the rest re-allocated.
+    Returns the sampled groups with stratum_psus, sampled_psus, psu_households and p_psu.
+    """
+    chosen = []
+    for cunju, frame in groups.groupby("cunju", sort=True):  # loop over ~22 strata, vectorised within
+        n_h = int(allocation[cunju])
+        size = frame["households"].to_numpy(dtype=float)
+        if method == "srs":
+            pick = rng.permutation(len(frame))[:n_h]
+            prob = np.full(len(frame), n_h / len(frame))
+        else:
+            certain = np.zeros(len(frame), bool)
+            while True:
+                rest = n_h - certain.sum()
+                prob = np.where(certain, 1.0, rest * size / size[~certain].sum())
+                if not (prob[~certain] >= 1).any():
+                    break
+                certain |= prob >= 1
+            order = rng.permutation(np.flatnonzero(~certain))
+            cum = np.cumsum(prob[order])
+            points = rng.random() + np.arange(int(round(cum[-1]))) if len(order) else np.array([])
+            pick = np.r_[np.flatnonzero(certain), order[np.searchsorted(cum, points, side="right")]].astype(int)
+        chosen.append(frame.iloc[np.sort(pick)].assign(stratum_psus=len(frame), sampled_psus=n_h,
+                                                        p_psu=prob[np.sort(pick)]))
+    out = pd.concat(chosen, ignore_index=True).rename(columns={"households": "psu_households"})
+    return out
+
+
+def _codes_as_text(values) -> np.ndarray:
+    """Numeric answer codes -> choice-name strings ("1".."4"); missing -> None."""
+    values = np.asarray(values, dtype=float)
+    return np.where(np.isnan(values), None, np.nan_to_num(values).astype(int).astype(str))
+
+
+def _joined(dummies: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """Space-separated selected choice names from 0/1 columns (a select_multiple answer)."""
+    parts = [np.where(dummies[c].to_numpy() == 1, name + " ", "") for c, name in zip(dummies.columns, names)]
+    return np.char.strip(np.sum(np.array(parts, dtype=object), axis=0).astype(str)) if parts else np.array([])
+
+
+def clean_tables(households: pd.DataFrame, persons: pd.DataFrame, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Population rows -> fault-free clean tables (docs/contracts.md): bare field names, choice names as
+    codes, select_multiple as the space-separated column plus ``<name>.<option>`` 0/1 columns, no PII.
+    Free-text answers (``housing_other``, ``need_<team>_other``, ``comments``) are drawn with ``rng``."""
+    n = len(households)
+    h = {"household_id": households["household_id"].to_numpy(), "consent": np.full(n, "yes")}
+    for name in ("cunju", "psu", "resp_age", "resp_sex", "hh_registration", "housing"):
+        h[name] = households[name].astype(str).to_numpy() if name != "resp_age" else households[name].to_numpy()
+    other_housing = h["housing"] == "other"
+    h["housing_other"] = np.where(other_housing, np.asarray(HOUSING_OTHER)[rng.integers(0, len(HOUSING_OTHER), n)],
+                                  None)
+    h["hh_size"] = households["hh_size"].to_numpy()
+    for name in K6:
+        h[name] = _codes_as_text(households[name])
+    h["care_dependent"] = households["care_dependent"].astype(str).to_numpy()
+    h["caregiver_hours"] = pd.array(households["caregiver_hours"].round(), dtype="Int64")
+    for name in ("caregiver_strain", "family_conflict", "parenting_stress", "hardship"):
+        h[name] = households[name].astype(object).where(households[name].notna(), None).to_numpy()
+    for team in TEAMS:
+        names = SERVICES[team] + ["other"]
+        for question in SERVICE_QUESTIONS:
+            var = f"{question}_{team}"
+            cols = [f"{var}.{o}" for o in names]
+            h[var] = _joined(households[cols], names)
+            for c in cols:
+                h[c] = households[c].to_numpy()
+            if question == "need":
+                texts = np.asarray(OTHER_TEXT[team])[rng.integers(0, len(OTHER_TEXT[team]), n)]
+                h[f"need_{team}_other"] = np.where(households[f"need_{team}.other"].to_numpy() == 1, texts, None)
+    cols = [f"priorities.{t}" for t in TEAMS]
+    h["priorities"] = _joined(households[cols], list(TEAMS))
+    for c in cols:
+        h[c] = households[c].to_numpy()
+    h["aware_centre"] = households["aware_centre"].astype(str).to_numpy()
+    h["comments"] = np.where(rng.random(n) < 0.2, np.asarray(COMMENTS)[rng.integers(0, len(COMMENTS), n)], None)
+    hh_table = pd.DataFrame(h)
+
+    q = {"person_id": persons["person_id"].to_numpy(), "household_id": persons["household_id"].to_numpy(),
+         "age": persons["age"].to_numpy().astype(int)}
+    for name in ("sex", "relation", "registration"):
+        q[name] = persons[name].astype(str).to_numpy()
+    for name in WG + ADL + list(IADL_LEVELS):
+        q[name] = _codes_as_text(persons[name])
+    for name in YOUTH:
+        q[name] = persons[name].astype(object).where(persons[name].notna(), None).to_numpy()
+    return hh_table, pd.DataFrame(q)
+
+
+def draw_sample(population: Population, seed: int) -> Sample:
+    """Stratified two-stage sample of ``population`` with nonresponse.
+
+    Strata = 村居; stage 1: residential groups, PPS systematic by household count (``sample.psus`` in
+    total, allocated proportional to households, min 2 per stratum) or SRS; stage 2: SRS of
+    ``households_issued_per_psu`` households in each sampled group. A household responds with logistic
+    propensity lower for migrant/mixed and young-headed households and higher with an elderly member
+    (simulation.yaml ``sample``), so unweighted estimates are biased. Returns clean tables of the
+    responding households, the design table and the issued households.
+    """
+    p = population.params["sample"]
+    rng = np.random.default_rng(seed)
+    allocation = _allocate(population.groups, p["psus"])
+    psus = _select_psus(rng, population.groups, allocation, p["psu_selection"])
+    hh = population.households
+    in_psu = hh["psu"].isin(psus["psu"]).to_numpy()
+    frame = hh.loc[in_psu, ["household_id", "cunju", "psu", "hh_registration", "head_age", "has_elderly"]].copy()
+    frame["psu"] = frame["psu"].astype(str)
+    frame["_key"] = rng.random(len(frame))
+    take = psus.set_index("psu")["psu_households"].clip(upper=p["households_issued_per_psu"])
+    frame["_rank"] = frame.groupby("psu")["_key"].rank(method="first")
+    issued = frame[frame["_rank"] <= frame["psu"].map(take)].drop(columns=["_key", "_rank"])
+    eta = (p["response_intercept"] + p["response_migrant"] * (issued["hh_registration"] == "nonlocal")
+           + p["response_mixed"] * (issued["hh_registration"] == "mixed")
+           + p["response_elderly_member"] * issued["has_elderly"] + p["response_young_head"] * (issued["head_age"] < 30))
+    issued = issued.assign(responded=rng.random(len(issued)) < 1 / (1 + np.exp(-eta.to_numpy(dtype=float))))
+    design = psus.assign(households_issued=psus["psu"].map(take).to_numpy().astype(int),
+                         p_hh=(psus["psu"].map(take) / psus["psu_households"]).to_numpy())
+    design = design[["cunju", "psu", "stratum_psus", "sampled_psus", "psu_households", "p_psu",
+                     "households_issued", "p_hh"]].reset_index(drop=True)
+    respondents = issued.loc[issued["responded"], "household_id"]
+    households = hh[hh["household_id"].isin(respondents)]
+    persons = population.persons[population.persons["household_id"].isin(respondents)]
+    hh_table, person_table = clean_tables(households, persons, rng)
+    issued = issued[["household_id", "cunju", "psu", "responded"]].astype({"cunju": str}).reset_index(drop=True)
+    return Sample(households=hh_table, persons=person_table, design=design, issued=issued)
