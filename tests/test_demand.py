@@ -1,0 +1,144 @@
+"""Demand tables: household shares, unmet need, drivers from replicate weights, suppression, precision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import demand, indicators, weights
+
+
+def tiny_survey() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Three households, six persons, with answers for every module (hand-made)."""
+    persons = pd.DataFrame(
+        {
+            "household_id": ["a", "b", "b", "c", "c", "c"],
+            "person_id": ["a1", "b1", "b2", "c1", "c2", "c3"],
+            "age": [80, 70, 68, 40, 38, 12],
+            "sex": ["female", "male", "female", "male", "female", "male"],
+            "relation": ["head", "head", "spouse", "head", "spouse", "child"],
+            "registration": ["local", "local", "local", "nonlocal", "nonlocal", "nonlocal"],
+            **{c: ["1", "1", "1", "1", "1", "3"] for c in indicators.WG_DOMAINS},
+            **{c: ["0" if c == "adl_bathing" else "1", "1", "1", None, None, None] for c in indicators.ADL_ITEMS},
+            **{c: [1, 1, 1, None, None, None] for c in indicators.IADL_ITEMS},
+            "youth_afterschool": [None, None, None, None, None, "yes"],
+            "youth_study_pressure": [None, None, None, None, None, "often"],
+            "youth_conflict": [None, None, None, None, None, "never"],
+            "youth_internet": [None, None, None, None, None, "no"],
+            "youth_work_integration": [None] * 6,
+        }
+    )
+    services = {}
+    for team, spec in indicators.load_needs()["teams"].items():
+        for s in spec["services"]:
+            services[f"need_{team}.{s}"] = [0, 0, 0]
+            services[f"receiving_{team}.{s}"] = [0, 0, 0]
+            services[f"would_use_{team}.{s}"] = [0, 0, 0]
+    services["need_elderly.meal"] = [1, 1, 0]
+    services["receiving_elderly.meal"] = [1, 0, 0]
+    services["would_use_elderly.meal"] = [1, 1, 1]
+    households = pd.DataFrame(
+        {
+            "household_id": ["a", "b", "c"],
+            "cunju": ["c01", "c01", "c02"],
+            "psu": ["c01-g01", "c01-g01", "c02-g01"],
+            "hh_registration": ["local", "local", "nonlocal"],
+            **{c: [0, 0, 4] for c in indicators.K6_ITEMS},
+            "care_dependent": ["yes", "no", "no"],
+            "caregiver_hours": [30, None, None],
+            "caregiver_strain": ["no", None, None],
+            "family_conflict": ["never", "never", "sometimes"],
+            "parenting_stress": ["na", "na", "no"],
+            "hardship": ["no", "no", "no"],
+            **services,
+        }
+    )
+    return households, persons
+
+
+def prepared(household_weights=(10.0, 20.0, 30.0)):
+    households, persons = tiny_survey()
+    definitions = indicators.load_needs()
+    hh_w = dict(zip(households["household_id"], household_weights))
+    persons = persons.assign(weight=persons["household_id"].map(hh_w))
+    table = demand.estimation_table(households, persons, definitions)
+    specs = demand.variable_specs(table, definitions)
+    return households.assign(weight=list(household_weights)), definitions, specs, demand.add_derived_columns(table, specs)
+
+
+def test_household_totals_from_person_shares_equal_household_weight_totals():
+    households, _definitions, _specs, table = prepared()
+    # household weights here are the household means of member weights (equal within a household)
+    got = (table["weight"] * table["num:need_elderly.meal"]).sum()
+    assert got == pytest.approx(10 + 20)
+    den = (table["weight"] * table["den:need_elderly.meal"]).sum()
+    assert den == pytest.approx(households["weight"].sum())
+
+
+def test_unmet_need_is_need_without_receiving_among_those_needing():
+    _, _, _, table = prepared()
+    by_household = table.groupby("household_id")["unmet_need_elderly.meal"].first()
+    assert by_household["a"] == 0 and by_household["b"] == 1 and np.isnan(by_household["c"])
+
+
+def test_team_flags_reach_the_estimation_table():
+    _, _, _, table = prepared()
+    row = table.set_index("person_id")
+    assert row.loc["a1", "in_need_elderly"] == 1  # dependent in bathing (Katz 5), lives alone
+    assert np.isnan(row.loc["c1", "in_need_elderly"])  # 40-year-old outside the target group
+    assert row.loc["c3", "in_need_disability"] == 1 and row.loc["c3", "in_need_youth"] == 1
+    assert row.loc["c1", "in_need_family"] == 1  # K6 = 24 in household c
+
+
+def test_drivers_are_weighted_totals_and_replicates_are_w_transpose_y():
+    _households, definitions, specs, table = prepared()
+    columns = demand.driver_columns(specs, definitions)
+    point = demand.drivers(table, columns).set_index(["team", "driver"])["estimate"]
+    assert point["elderly", "in_need"] == pytest.approx(10)  # only a1 (the couple in b is independent)
+    assert point["elderly", "need:meal"] == pytest.approx(30)  # households a and b
+    assert point["family", "in_need"] == pytest.approx(10 + 30)  # a: 30 h/week caregiving; c: K6 24
+    reps = np.column_stack([table["weight"], 2 * table["weight"]])
+    rep = demand.drivers(table, columns, reps).set_index(["replicate", "team", "driver"])["estimate"]
+    assert rep[1, "elderly", "need:meal"] == pytest.approx(30)
+    assert rep[2, "elderly", "need:meal"] == pytest.approx(60)
+    assert set(columns["driver"]) >= {"in_need", "need:meal", "would_use:meal", "receiving:meal"}
+
+
+def test_point_estimates_differ_between_unweighted_and_weighted():
+    _, definitions, _, table = prepared()
+    got = demand.point_estimates(table, definitions, {"unweighted": None, "raked": "weight"}).set_index("team")
+    assert got.loc["family", "unweighted"] == pytest.approx(2 / 3)
+    assert got.loc["family", "raked"] == pytest.approx(40 / 60)
+    assert got.loc["disability", "raked"] == pytest.approx(30 / (10 + 40 + 90))
+
+
+def test_cells_below_the_threshold_are_suppressed_and_blanked():
+    results = pd.DataFrame({"n": [3, 12], "estimate": [0.5, 0.2], "se": [0.1, 0.05], "ci_low": [0.3, 0.1],
+                            "ci_high": [0.7, 0.3], "n_weighted": [30.0, 120.0], "deff": [1.0, 1.2]})
+    out = demand.suppress_small_cells(results, min_n=10)
+    assert out["suppressed"].tolist() == [True, False]
+    assert out.loc[0, ["estimate", "se", "ci_low", "ci_high"]].isna().all() and out.loc[1, "estimate"] == 0.2
+    assert out.loc[0, "n"] == 3
+
+
+def test_sample_size_for_five_points_follows_the_design_effect():
+    results = pd.DataFrame({"analysis_type": ["prop"], "group": ["all"], "team": ["elderly"],
+                            "variable": ["in_need_elderly"], "universe": ["persons aged 60+"],
+                            "estimate": [0.5], "se": [0.03], "ci_low": [0.44], "ci_high": [0.56],
+                            "deff": [2.0], "n": [400]})
+    table = pd.DataFrame({"household_id": [f"h{i}" for i in range(1000)]})
+    out = demand.precision(results, table, {}).iloc[0]
+    assert out["n_required"] == np.ceil(2.0 * 1.959964**2 * 0.25 / 0.0025)  # 769
+    assert out["households_required"] == np.ceil(769 / 0.4)
+    assert out["moe"] == pytest.approx(0.06)
+
+
+def test_raking_cells_use_the_frame_age_bands():
+    _, persons = tiny_survey()
+    frame = pd.DataFrame({"cunju": ["c01"], "sex": ["male"], "age_band": ["0-14"], "registration": ["local"],
+                          "population": [1]})
+    frame = pd.concat([frame, frame.assign(age_band="15-59"), frame.assign(age_band="60+")])
+    cells = weights.add_rake_cells(persons, frame)
+    assert cells["sex_age"].tolist() == ["female|60+", "male|60+", "female|60+", "male|15-59", "female|15-59",
+                                         "male|0-14"]
