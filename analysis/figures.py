@@ -224,16 +224,19 @@ def footnote_text(note: Note, labels: Labels, extra: str | None = None) -> str:
 
 def new_figure(title: str, note: Note, labels: Labels, extra_note: str | None = None,
                size: tuple[float, float] = SLIDE_INCHES) -> Figure:
-    """A slide-sized figure with its title, footnote and (for simulated data) the simulated mark.
+    """A figure with its title, footnote and (for simulated data) the simulated mark.
 
-    The axes area is left to constrained layout inside a band between the title and the footnote.
+    Slide size by default; smaller sizes (the brief's) get smaller title, mark and footnote. The axes
+    area is left to constrained layout inside a band between the title and the footnote.
     """
-    fig = Figure(figsize=size, dpi=DPI, layout=ConstrainedLayoutEngine(rect=(0.01, 0.13, 0.98, 0.77)))
-    fig.text(0.015, 0.965, title, ha="left", va="top", fontsize=28, color="#1a1a1a")
-    fig.text(0.015, 0.02, footnote_text(note, labels, extra_note), ha="left", va="bottom", fontsize=11.5,
-             color=NEUTRAL, linespacing=1.4)
+    slide = size[0] >= SLIDE_INCHES[0]
+    bottom = 0.13 if slide else 0.16
+    fig = Figure(figsize=size, dpi=DPI, layout=ConstrainedLayoutEngine(rect=(0.01, bottom, 0.98, 0.9 - bottom)))
+    fig.text(0.015, 0.965, title, ha="left", va="top", fontsize=28 if slide else 22, color="#1a1a1a")
+    fig.text(0.015, 0.02, footnote_text(note, labels, extra_note), ha="left", va="bottom",
+             fontsize=11.5 if slide else 9, color=NEUTRAL, linespacing=1.4)
     if note.simulated:
-        fig.text(0.985, 0.965, labels("mark.simulated"), ha="right", va="top", fontsize=20,
+        fig.text(0.985, 0.965, labels("mark.simulated"), ha="right", va="top", fontsize=20 if slide else 15,
                  color=SIMULATED_RED, bbox={"boxstyle": "round,pad=0.35", "facecolor": "white",
                                             "edgecolor": SIMULATED_RED, "linewidth": 2.5})
     return fig
@@ -241,14 +244,19 @@ def new_figure(title: str, note: Note, labels: Labels, extra_note: str | None = 
 
 def _rows(results: pd.DataFrame, *, analysis_type: str, variable: str, group: str = "all",
           teams: tuple = TEAMS) -> pd.DataFrame:
-    """Rows of the tidy results table for one estimate per team (and per group value)."""
+    """Rows of the tidy results table for one estimate per team (and per group value).
+
+    ``variable`` may name the team as ``{team}``: "in_need_{team}" selects in_need_elderly for the
+    elderly team, in_need_youth for youth, and so on (analysis/demand.py's naming).
+    """
     missing = {"analysis_type", "team", "variable", "value", "group", "group_value", "estimate", "ci_low",
                "ci_high", "n", "suppressed", "unit"} - set(results.columns)
     if missing:
         raise AnalysisError(f"results table lacks columns {sorted(missing)}", file="demand/results.csv",
                             hint="see docs/contracts.md, tidy results table")
-    rows = results[(results["analysis_type"] == analysis_type) & (results["variable"] == variable)
-                   & (results["group"] == group) & results["team"].isin(teams)]
+    wanted = results["team"].map({t: variable.format(team=t) for t in teams})
+    rows = results[(results["analysis_type"] == analysis_type) & (results["variable"] == wanted)
+                   & (results["group"] == group)]
     if rows.empty:
         available = sorted(results.loc[results["analysis_type"] == analysis_type, "variable"].unique())
         raise AnalysisError(f"no '{analysis_type}' rows for variable '{variable}' by '{group}'",
@@ -287,12 +295,13 @@ def _hbar(ax, names: list[str], rows: pd.DataFrame, colours: list[str], fmt, sca
 
 
 @styled
-def demand_by_team(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "in_need") -> Figure:
+def demand_by_team(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "in_need_{team}",
+                   size: tuple = SLIDE_INCHES) -> Figure:
     """Estimated residents (households for family) in need of each team's services, with 95% CIs."""
     rows = _rows(results, analysis_type="total", variable=variable).sort_values("estimate", ascending=False)
     names = [f"{labels.team(t)}（{labels(f'units.{u}')}）" if labels.lang == "zh"
              else f"{labels.team(t)} ({labels(f'units.{u}')})" for t, u in zip(rows["team"], rows["unit"])]
-    fig = new_figure(labels("figures.demand_by_team.title"), note, labels, labels("footnote.ci"))
+    fig = new_figure(labels("figures.demand_by_team.title"), note, labels, labels("footnote.ci"), size)
     ax = fig.add_subplot()
     _hbar(ax, names, rows, [TEAM_COLOURS[t] for t in rows["team"]], _thousands)
     ax.set_xlabel(labels("figures.demand_by_team.xlabel"))
@@ -302,14 +311,14 @@ def demand_by_team(results: pd.DataFrame, labels: Labels, note: Note, variable: 
 
 @styled
 def top_services(results: pd.DataFrame, labels: Labels, note: Note, k: int = 10,
-                 prefix: str = "need_") -> Figure:
+                 variable: str = "need_{team}", size: tuple = SLIDE_INCHES) -> Figure:
     """The ``k`` service lines with the most households in need (``need_<team>`` totals), by team colour."""
-    parts = [_rows(results, analysis_type="total", variable=f"{prefix}{team}", teams=(team,)) for team in TEAMS]
-    rows = pd.concat(parts)
+    rows = _rows(results, analysis_type="total", variable=variable)
     rows = rows[rows["value"].astype(str) != "other"].sort_values(["estimate", "team", "value"],
                                                                   ascending=[False, True, True]).head(k)
     names = [labels.service(t, s) for t, s in zip(rows["team"], rows["value"].astype(str))]
-    fig = new_figure(labels("figures.top_services.title", k=len(rows)), note, labels, labels("footnote.ci"))
+    fig = new_figure(labels("figures.top_services.title", k=len(rows)), note, labels, labels("footnote.ci"),
+                     size)
     ax = fig.add_subplot()
     _hbar(ax, names, rows, [TEAM_COLOURS[t] for t in rows["team"]], _thousands)
     ax.set_xlabel(labels("figures.top_services.xlabel"))
@@ -322,10 +331,11 @@ def top_services(results: pd.DataFrame, labels: Labels, note: Note, k: int = 10,
 
 
 @styled
-def unmet_need(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "unmet_need") -> Figure:
+def unmet_need(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "unmet_{team}",
+               size: tuple = SLIDE_INCHES) -> Figure:
     """Per team, the share of those in need who receive none of the team's services, with 95% CIs."""
     rows = _rows(results, analysis_type="prop", variable=variable).sort_values("estimate", ascending=False)
-    fig = new_figure(labels("figures.unmet_need.title"), note, labels, labels("footnote.ci"))
+    fig = new_figure(labels("figures.unmet_need.title"), note, labels, labels("footnote.ci"), size)
     ax = fig.add_subplot()
     _hbar(ax, [labels.team(t) for t in rows["team"]], rows, [TEAM_COLOURS[t] for t in rows["team"]],
           lambda v: f"{v:.0f}%", scale=100)
@@ -336,8 +346,8 @@ def unmet_need(results: pd.DataFrame, labels: Labels, note: Note, variable: str 
 
 
 @styled
-def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "in_need",
-                    threshold: int = 10) -> Figure:
+def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "in_need_{team}",
+                    threshold: int = 10, size: tuple = SLIDE_INCHES) -> Figure:
     """Heat map of the share in need per 村居 (rows) and team (columns).
 
     Cells suppressed by disclosure control, or with fewer than ``threshold`` respondents (10 for
@@ -352,7 +362,7 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     hidden = hidden.fillna(True).astype(bool)
     values = np.ma.masked_array(share.to_numpy(float) * 100, mask=hidden.to_numpy())
     extra = labels("figures.demand_by_cunju.suppressed", threshold=threshold)
-    fig = new_figure(labels("figures.demand_by_cunju.title"), note, labels, extra)
+    fig = new_figure(labels("figures.demand_by_cunju.title"), note, labels, extra, size)
     ax = fig.add_subplot()
     vmax = max(float(np.ma.max(values)) if values.count() else 1.0, 1.0)
     image = ax.imshow(values, cmap="cividis", vmin=0, vmax=vmax, aspect="auto")
@@ -385,56 +395,59 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
 
 
 STAFFING_COLUMNS = {
-    "allocation": {"staff_category", "method", "team", "allocated"},
-    "replicate_allocations": {"replicate", "staff_category", "team", "allocated"},
+    "allocation": {"team", "required", "social_workers", "other_staff"},
+    "replicate_allocations": {"replicate", "team", "required", "social_workers", "other_staff"},
     "sensitivity": {"assumption", "base", "low", "high", "required_base", "required_low", "required_high"},
 }
 
 
-def _require(frame: pd.DataFrame, name: str) -> None:
+def require_columns(frame: pd.DataFrame, name: str) -> None:
+    """AnalysisError naming the staffing table and its missing columns (analysis/staffing.py writes them)."""
     missing = STAFFING_COLUMNS[name] - set(frame.columns)
     if missing:
         raise AnalysisError(f"staffing table lacks columns {sorted(missing)}", file=f"staffing/{name}.csv",
-                            hint="see analysis/figures.py STAFFING_COLUMNS")
+                            hint="rerun notebook 04_team_sizing")
+
+
+def assumption_label(key: str, labels: Labels) -> str:
+    """Readable name of a dotted assumption key, e.g. teams.youth.casework.coverage -> 青少年 · 个案 · 覆盖率."""
+    parts = [p for p in key.split(".") if p != "teams"]
+    names = [labels.team(p) if p in TEAMS else labels.get(f"assumption_parts.{p}", p) for p in parts]
+    return ("·" if labels.lang == "zh" else " · ").join(names)
 
 
 @styled
 def staffing_vs_even(allocation: pd.DataFrame, replicates: pd.DataFrame, labels: Labels, note: Note,
-                     method: str = "hamilton", categories: tuple = ("social_worker", "other")) -> Figure:
+                     categories: tuple = ("social_workers", "other_staff"), size: tuple = SLIDE_INCHES) -> Figure:
     """Recommended staff per team (bars) against an even split (dashed line), one panel per staff category.
 
     Whiskers span the 2.5th–97.5th percentile of the allocation over the bootstrap replicates (the whole
-    chain redone per replicate weight set), so a leader sees how firm each number is.
+    chain redone on each replicate weight set), so a leader sees how firm each number is.
     """
-    _require(allocation, "allocation")
-    _require(replicates, "replicate_allocations")
-    chosen = allocation[allocation["method"] == method]
-    present = [c for c in categories if c in set(chosen["staff_category"])]
-    if not present:
-        raise AnalysisError(f"no allocation rows for method '{method}'", file="staffing/allocation.csv",
-                            column="method", hint=f"methods present: {sorted(allocation['method'].unique())}")
-    fig = new_figure(labels("figures.staffing.title"), note, labels)
-    axes = fig.subplots(1, len(present), squeeze=False)[0]
-    for ax, category in zip(axes, present):
-        rows = chosen[chosen["staff_category"] == category].set_index("team").reindex(
-            [t for t in TEAMS if t in set(chosen.loc[chosen["staff_category"] == category, "team"])])
-        reps = replicates[replicates["staff_category"] == category].groupby("team")["allocated"]
-        low = reps.quantile(0.025).reindex(rows.index).to_numpy(float)
-        high = reps.quantile(0.975).reindex(rows.index).to_numpy(float)
-        x = np.arange(len(rows))
-        est = rows["allocated"].to_numpy(float)
-        even = est.sum() / len(rows)
-        ax.bar(x, est, color=[TEAM_COLOURS[t] for t in rows.index], width=0.62,
+    require_columns(allocation, "allocation")
+    require_columns(replicates, "replicate_allocations")
+    order = [t for t in TEAMS if t in set(allocation["team"])]
+    chosen = allocation.set_index("team").reindex(order)
+    fig = new_figure(labels("figures.staffing.title"), note, labels, size=size)
+    axes = fig.subplots(1, len(categories), squeeze=False)[0]
+    for ax, category in zip(axes, categories):
+        reps = replicates.groupby("team")[category]
+        low = reps.quantile(0.025).reindex(order).to_numpy(float)
+        high = reps.quantile(0.975).reindex(order).to_numpy(float)
+        x = np.arange(len(order))
+        est = chosen[category].to_numpy(float)
+        even = est.sum() / len(order)
+        ax.bar(x, est, color=[TEAM_COLOURS[t] for t in order], width=0.62,
                label=labels("figures.staffing.recommended"))
         ax.errorbar(x, est, yerr=[np.clip(est - low, 0, None), np.clip(high - est, 0, None)], fmt="none",
                     ecolor="#262626", elinewidth=1.8, capsize=7, capthick=1.8,
                     label=labels("figures.staffing.interval"))
         ax.axhline(even, color=NEUTRAL, linestyle="--", linewidth=2, label=labels("figures.staffing.even"))
-        ax.set_xticks(x, [f"{labels.team(t)}\n{v:g}" for t, v in zip(rows.index, est)])
+        ax.set_xticks(x, [f"{labels.team(t)}\n{v:g}" for t, v in zip(order, est)])
         ax.tick_params(axis="x", length=0)
-        ax.set_title(f"{labels(f'staff_category.{category}')}（{est.sum():g}）" if labels.lang == "zh"
-                     else f"{labels(f'staff_category.{category}')} ({est.sum():g})", loc="left")
-        ax.set_ylim(0, max(np.nanmax(high), est.max(), even) * 1.15)
+        name = labels(f"staff_category.{category}")
+        ax.set_title(f"{name}（{est.sum():g}）" if labels.lang == "zh" else f"{name} ({est.sum():g})", loc="left")
+        ax.set_ylim(0, max(np.nanmax(high), est.max(), even) * 1.18)
         ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.yaxis.grid(True, color="#E6E6E6", linewidth=1)
         ax.set_axisbelow(True)
@@ -445,17 +458,18 @@ def staffing_vs_even(allocation: pd.DataFrame, replicates: pd.DataFrame, labels:
 
 
 @styled
-def sensitivity_tornado(sensitivity: pd.DataFrame, labels: Labels, note: Note, top: int = 10) -> Figure:
+def sensitivity_tornado(sensitivity: pd.DataFrame, labels: Labels, note: Note, top: int = 10,
+                        size: tuple = SLIDE_INCHES) -> Figure:
     """Tornado of required social workers when each assumption moves to its low and high value.
 
-    Bars run from the base to the required staff under the low (light) and high (dark) setting; the
-    assumptions that move the answer most are on top.
+    Bars run from the base to the total required staff under the low (light) and high (dark) end of the
+    assumption's range (analysis/assumptions.yaml); the assumptions that move the answer most are on top.
     """
-    _require(sensitivity, "sensitivity")
+    require_columns(sensitivity, "sensitivity")
     rows = sensitivity.assign(swing=(sensitivity["required_high"] - sensitivity["required_low"]).abs())
     rows = rows.sort_values(["swing", "assumption"], ascending=[False, True]).head(top)
     base = float(rows["required_base"].iloc[0])
-    fig = new_figure(labels("figures.sensitivity.title"), note, labels)
+    fig = new_figure(labels("figures.sensitivity.title"), note, labels, size=size)
     ax = fig.add_subplot()
     y = np.arange(len(rows))[::-1]
     ax.barh(y, rows["required_low"] - base, left=base, color=LIGHT, height=0.6,
@@ -463,14 +477,14 @@ def sensitivity_tornado(sensitivity: pd.DataFrame, labels: Labels, note: Note, t
     ax.barh(y, rows["required_high"] - base, left=base, color=NEUTRAL, height=0.6,
             label=labels("figures.sensitivity.high"))
     ax.axvline(base, color="#1a1a1a", linewidth=2)
-    names = [f"{labels.get(f'assumptions.{a}', a)}  {lo:.3g}–{hi:.3g}"
+    names = [f"{assumption_label(a, labels)}  {lo:.3g}–{hi:.3g}"
              for a, lo, hi in zip(rows["assumption"], rows["low"], rows["high"])]
-    ax.set_yticks(y, names, fontsize=15)
+    ax.set_yticks(y, names, fontsize=14)
     ax.tick_params(axis="y", length=0)
     ax.set_xlabel(labels("figures.sensitivity.xlabel"))
     ax.xaxis.grid(True, color="#E6E6E6", linewidth=1)
     ax.set_axisbelow(True)
-    ax.text(base, y.max() + 0.75, f"{labels('figures.sensitivity.base')} {base:.1f}", ha="center",
+    ax.text(base, y.max() + 0.75, f" {labels('figures.sensitivity.base')} {base:.1f}", ha="left",
             va="bottom", fontsize=15)
     ax.set_ylim(-0.6, y.max() + 1.4)
     ax.legend(loc="lower right")
@@ -479,7 +493,7 @@ def sensitivity_tornado(sensitivity: pd.DataFrame, labels: Labels, note: Note, t
 
 @styled
 def cleaning_funnel(households: pd.DataFrame, deletion_log: pd.DataFrame, labels: Labels, note: Note,
-                    reason: str | None = None) -> Figure:
+                    reason: str | None = None, size: tuple = SLIDE_INCHES) -> Figure:
     """From raw submissions to the clean sample: one bar per deletion reason (for researchers).
 
     Raw = clean households + deleted submissions (the clean stage asserts this accounting); the
@@ -497,7 +511,7 @@ def cleaning_funnel(households: pd.DataFrame, deletion_log: pd.DataFrame, labels
     left = np.concatenate([[0], raw - np.cumsum(counts.to_numpy()), [0]])
     width = np.concatenate([[raw], counts.to_numpy(), [clean]])
     colours = [NEUTRAL] + [SIMULATED_RED] * len(counts) + ["#0072B2"]
-    fig = new_figure(labels("figures.cleaning_funnel.title"), note, labels)
+    fig = new_figure(labels("figures.cleaning_funnel.title"), note, labels, size=size)
     ax = fig.add_subplot()
     y = np.arange(len(steps))[::-1]
     ax.barh(y, width, left=left, color=colours, height=0.6)
@@ -556,19 +570,22 @@ def read_outputs(out_dir: str | Path) -> dict:
     return outputs
 
 
-def make_figures(outputs: dict, labels: Labels, note: Note, threshold: int = 10) -> dict[str, Figure]:
-    """Every figure of the set, by file name, from the outputs of :func:`read_outputs`."""
+def make_figures(outputs: dict, labels: Labels, note: Note, threshold: int = 10,
+                 names: tuple | None = None, size: tuple = SLIDE_INCHES) -> dict[str, Figure]:
+    """The figures ``names`` (default: the whole set), by file name, from :func:`read_outputs`' dict."""
     results = outputs["results"]
-    return {
-        "demand_by_team": demand_by_team(results, labels, note),
-        "top_services": top_services(results, labels, note),
-        "unmet_need": unmet_need(results, labels, note),
-        "demand_by_cunju": demand_by_cunju(results, labels, note, threshold=threshold),
-        "staffing_vs_even": staffing_vs_even(outputs["allocation"], outputs["replicate_allocations"],
-                                             labels, note),
-        "sensitivity_tornado": sensitivity_tornado(outputs["sensitivity"], labels, note),
-        "cleaning_funnel": cleaning_funnel(outputs["households"], outputs["deletion_log"], labels, note),
+    makers = {
+        "demand_by_team": lambda: demand_by_team(results, labels, note, size=size),
+        "top_services": lambda: top_services(results, labels, note, size=size),
+        "unmet_need": lambda: unmet_need(results, labels, note, size=size),
+        "demand_by_cunju": lambda: demand_by_cunju(results, labels, note, threshold=threshold, size=size),
+        "staffing_vs_even": lambda: staffing_vs_even(outputs["allocation"], outputs["replicate_allocations"],
+                                                     labels, note, size=size),
+        "sensitivity_tornado": lambda: sensitivity_tornado(outputs["sensitivity"], labels, note, size=size),
+        "cleaning_funnel": lambda: cleaning_funnel(outputs["households"], outputs["deletion_log"], labels,
+                                                   note, size=size),
     }
+    return {name: makers[name]() for name in (names or makers)}
 
 
 def save_figures(figures: dict[str, Figure], fig_dir: str | Path, formats: tuple = FORMATS) -> dict:

@@ -33,15 +33,15 @@ def results(seed: int = 1) -> pd.DataFrame:
     rows = []
     for team, total in zip(TEAMS, (14200.0, 9800.0, 21500.0, 6100.0)):
         unit = "households" if team == "family" else "persons"
-        rows.append(_row("total", team, "in_need", "1", unit, "all", "all", total, total * 0.08, 300))
-        rows.append(_row("prop", team, "unmet_need", "1", unit, "all", "all", rng.uniform(0.3, 0.8), 0.04, 250))
+        rows.append(_row("total", team, f"in_need_{team}", "1", unit, "all", "all", total, total * 0.08, 300))
+        rows.append(_row("prop", team, f"unmet_{team}", "1", unit, "all", "all", rng.uniform(0.3, 0.8), 0.04, 250))
         for service in SERVICES[team] + ["other"]:
             est = float(rng.uniform(500, 9000))
             rows.append(_row("total", team, f"need_{team}", service, "households", "all", "all", est,
                              est * 0.1, 120))
         for code in CUNJU:
             n = int(rng.integers(4, 60))
-            row = _row("prop", team, "in_need", "1", unit, "cunju", code, rng.uniform(0.02, 0.4), 0.03, n)
+            row = _row("prop", team, f"in_need_{team}", "1", unit, "cunju", code, rng.uniform(0.02, 0.4), 0.03, n)
             row["suppressed"] = n < 10
             if n < 10:
                 row.update(estimate=np.nan, se=np.nan, ci_low=np.nan, ci_high=np.nan)
@@ -50,23 +50,30 @@ def results(seed: int = 1) -> pd.DataFrame:
 
 
 def staffing(seed: int = 2) -> dict[str, pd.DataFrame]:
-    """Allocation, replicate allocations and sensitivity tables as the staffing stage writes them."""
+    """Allocation, replicate allocations and sensitivity tables as analysis/staffing.py writes them."""
     rng = np.random.default_rng(seed)
-    plan = {"social_worker": [4, 2, 3, 1], "other": [5, 3, 4, 3]}
-    allocation = pd.DataFrame([
-        {"staff_category": cat, "method": method, "team": team, "required": a * 1.1, "allocated": a}
-        for cat, split in plan.items() for method in ("hamilton", "webster")
-        for team, a in zip(TEAMS, split)])
-    replicates = pd.DataFrame([
-        {"replicate": r, "staff_category": cat, "team": team,
-         "allocated": a + int(rng.choice([-1, 0, 0, 0, 0, 1]))}
-        for r in range(1, 201) for cat, split in plan.items() for team, a in zip(TEAMS, split)])
-    names = ["unit_time_casework", "contacts_per_case", "take_up", "working_days", "group_size", "leave_days"]
-    base = np.array([1.5, 12.0, 0.3, 250.0, 8.0, 15.0])
+    required = np.array([3.9, 2.2, 3.1, 1.6])
+    allocation = pd.DataFrame({"team": TEAMS, "required": required, "social_workers": [4, 2, 3, 1],
+                               "other_staff": [5, 3, 4, 3]})
+    allocation = allocation.assign(wisn_ratio=allocation["social_workers"] / required,
+                                   difference=allocation["social_workers"] - required)
+    reps = 200
+    moves = rng.choice([-1, 0, 0, 0, 0, 1], size=(reps, 4))
+    moves[:, 3] = -moves[:, :3].sum(axis=1)  # replicate splits still sum to the plan's 10
+    replicates = pd.DataFrame({
+        "replicate": np.repeat(np.arange(1, reps + 1), 4), "team": np.tile(TEAMS, reps),
+        "required": (required * rng.lognormal(0, 0.1, (reps, 4))).ravel(),
+        "social_workers": (np.array([4, 2, 3, 1]) + moves).clip(0).ravel(),
+        "other_staff": np.tile([5, 3, 4, 3], reps)})
+    names = ["teams.elderly.casework.unit_time_hours", "teams.youth.casework.contacts_per_case",
+             "teams.family.group_sessions.coverage", "working_time.annual_leave",
+             "category_allowances.supervision", "individual_allowances.team_leader"]
+    base = np.array([1.5, 24.0, 0.1, 5.0, 1.0, 400.0])
     effect = rng.uniform(0.3, 3.0, len(names))
     sensitivity = pd.DataFrame({
         "assumption": names, "base": base, "low": base * 0.75, "high": base * 1.25,
-        "required_base": 11.4, "required_low": 11.4 - effect, "required_high": 11.4 + effect * 1.1})
+        "required_base": required.sum(), "required_low": required.sum() - effect,
+        "required_high": required.sum() + effect * 1.1})
     return {"allocation": allocation, "replicate_allocations": replicates, "sensitivity": sensitivity}
 
 

@@ -110,7 +110,7 @@ def test_service_and_cunju_labels_come_from_the_instrument(form, note):
     fig = figures.top_services(results, en, note)
     ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     table = form.choices.set_index(["list_name", "name"])["label_en"]
-    top = results[results["variable"].str.startswith("need_") & (results["value"] != "other")]
+    top = results[(results["variable"] == "need_" + results["team"]) & (results["value"] != "other")]
     top = top.sort_values("estimate", ascending=False).head(10)
     expected = [table[(f"{t}_services", s)] for t, s in zip(top["team"], top["value"])]
     assert ticks == expected  # in rank order, largest at the top
@@ -196,7 +196,7 @@ def test_staffing_figure_shows_recommendation_and_even_split(form, note):
 
 def test_a_missing_variable_names_what_is_there(form, note):
     results = fx.results()
-    with pytest.raises(AnalysisError, match="variable 'needy'.*in_need"):
+    with pytest.raises(AnalysisError, match="variable 'needy'.*in_need_elderly"):
         figures.demand_by_team(results, figures.load_labels("zh", form), note, variable="needy")
 
 
