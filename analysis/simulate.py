@@ -589,7 +589,8 @@ def _select_psus(rng, groups: pd.DataFrame, allocation: pd.Series, method: str) 
             prob = np.full(len(frame), n_h / len(frame))
         else:
             certain = np.zeros(len(frame), bool)
-            while True:
+            prob = np.ones(len(frame))
+            while (~certain).any():
                 rest = n_h - certain.sum()
                 prob = np.where(certain, 1.0, rest * size / size[~certain].sum())
                 if not (prob[~certain] >= 1).any():
@@ -602,6 +603,7 @@ def _select_psus(rng, groups: pd.DataFrame, allocation: pd.Series, method: str) 
         chosen.append(frame.iloc[np.sort(pick)].assign(stratum_psus=len(frame), sampled_psus=n_h,
                                                         p_psu=prob[np.sort(pick)]))
     out = pd.concat(chosen, ignore_index=True).rename(columns={"households": "psu_households"})
+    out["psu"] = out["psu"].astype(str)
     return out
 
 
@@ -701,3 +703,524 @@ def draw_sample(population: Population, seed: int) -> Sample:
     hh_table, person_table = clean_tables(households, persons, rng)
     issued = issued[["household_id", "cunju", "psu", "responded"]].astype({"cunju": str}).reset_index(drop=True)
     return Sample(households=hh_table, persons=person_table, design=design, issued=issued)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Planted truth
+# ----------------------------------------------------------------------------------------------------------
+
+def _summaries(table: pd.DataFrame, columns: list[str], groups: dict[str, pd.Series]) -> pd.DataFrame:
+    """count (flag = 1), denominator (flag known) and proportion of 0/1/NaN columns, overall and by group."""
+    flags = table[columns].astype("float64")
+    rows = []
+    for group, values in {"all": pd.Series("all", index=table.index), **groups}.items():
+        grouped = flags.groupby(values.astype(str).to_numpy(), sort=True)
+        count, denominator = grouped.sum(), grouped.count()
+        long = pd.DataFrame({"count": count.stack(), "denominator": denominator.stack()})
+        long.index.names = ["group_value", "variable"]
+        rows.append(long.reset_index().assign(group=group))
+    out = pd.concat(rows, ignore_index=True)
+    out["proportion"] = out["count"] / out["denominator"].where(out["denominator"] > 0)
+    return out
+
+
+def truth(population: Population, definitions: dict | None = None) -> pd.DataFrame:
+    """Finite-population values of every need indicator, overall and by 村居 (and registration, sex, age band
+    for persons): columns team, variable, unit, group, group_value, count, denominator, proportion.
+
+    Flags come from :func:`analysis.indicators.add_need_flags` applied to the population itself, so the truth
+    uses exactly the definitions the demand stage estimates with (``analysis/needs.yaml``); each team's
+    indicators are restricted to the team's universe (e.g. 60+ for the elderly team), as ``in_need_<team>``
+    is. Household service rows (``need:<service>``, ``receiving:<service>``, ``would_use:<service>``) count
+    households ticking each service line (the staffing drivers).
+    """
+    from analysis.indicators import add_need_flags, load_needs
+
+    definitions = load_needs() if definitions is None else definitions
+    households, persons = add_need_flags(population.households, population.persons, definitions)
+    hh_groups = {"cunju": households["cunju"], "registration": households["hh_registration"]}
+    person_groups = {"cunju": persons["cunju"], "registration": persons["registration"], "sex": persons["sex"],
+                     "age_band": pd.Series(age_band(persons["age"]), index=persons.index)}
+    parts = []
+    for team, spec in definitions["teams"].items():
+        persons_unit = spec["unit"] == "persons"
+        table = persons if persons_unit else households
+        inside = pd.Series(True, index=table.index)
+        universe = spec.get("universe") or {}
+        if "age_min" in universe:
+            inside &= table["age"] >= universe["age_min"]
+        if "age_max" in universe:
+            inside &= table["age"] <= universe["age_max"]
+        columns = list(dict.fromkeys(spec["indicators"] + [f"in_need_{team}", f"unmet_{team}"]))
+        scoped = table[columns].astype("float64").where(inside, axis=0)
+        part = _summaries(scoped, columns, person_groups if persons_unit else hh_groups)
+        parts.append(part.assign(team=team, unit=spec["unit"]))
+        service_cols = {f"{q}:{s}": households[f"{q}_{team}.{s}"] for q in SERVICE_QUESTIONS for s in spec["services"]}
+        services = pd.DataFrame(service_cols, index=households.index)
+        parts.append(_summaries(services, list(service_cols), hh_groups).assign(team=team, unit="households"))
+    out = pd.concat(parts, ignore_index=True)
+    out["count"] = out["count"].round().astype(int)
+    out = out[["team", "variable", "unit", "group", "group_value", "count", "denominator", "proportion"]]
+    return out.sort_values(["team", "unit", "variable", "group", "group_value"], kind="stable").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Raw exports with injected faults
+# ----------------------------------------------------------------------------------------------------------
+
+FAULT_KINDS = ["exact_duplicate", "soft_duplicate", "speeder", "sentinel", "out_of_range", "impossible_value",
+               "skip_logic", "roster_inconsistency", "other_matches_option", "cunju_variant", "pii_in_text",
+               "test_submission", "no_consent"]
+SURNAMES = list("陈李黄梁何罗张林周吴郭冯麦苏潘杨刘胡邓谢")
+GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰志红文")
+ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])  # GB 11643-1999 check digit
+ID_CHECK = np.array(list("10X98765432"))
+TRADITIONAL = {"黄连社区": "黃連社區", "勒流社区": "勒流社區", "龙眼": "龍眼", "冲鹤村": "沖鶴村"}
+
+
+def _fake_names(rng, n):
+    """Synthetic two- or three-character Chinese names from common surnames (not real people)."""
+    given_len = np.where(rng.random(n) < 0.7, 2, 1)
+    s = np.asarray(SURNAMES)[rng.integers(0, len(SURNAMES), n)]
+    g1 = np.asarray(GIVEN)[rng.integers(0, len(GIVEN), n)]
+    g2 = np.where(given_len == 2, np.asarray(GIVEN)[rng.integers(0, len(GIVEN), n)], "")
+    return np.char.add(np.char.add(s, g1), g2)
+
+
+def _fake_phones(rng, n):
+    """11-digit mobile numbers 1[3589]x-0000-xxxx: valid in form, the 0000 block marks them synthetic."""
+    prefix = np.char.add("1", np.asarray(list("3589"))[rng.integers(0, 4, n)])
+    return np.char.add(np.char.add(np.char.add(prefix, rng.integers(0, 10, n).astype(str)), "0000"),
+                       np.char.zfill(rng.integers(0, 10000, n).astype(str), 4))
+
+
+def _fake_ids(rng, ages):
+    """18-digit resident ID numbers: Shunde area code 440606, birth date from the age in 2012, sequence
+    9xx, and a valid GB 11643 check digit (so format checks pass and PII scans are meaningful)."""
+    n = len(ages)
+    year = 2012 - np.asarray(ages, dtype=int)
+    month, day = rng.integers(1, 13, n), rng.integers(1, 29, n)
+    body = np.char.add(np.char.add(np.char.add(np.char.add("440606", year.astype(str)),
+                                               np.char.zfill(month.astype(str), 2)), np.char.zfill(day.astype(str), 2)),
+                       np.char.add("9", np.char.zfill(rng.integers(0, 100, n).astype(str), 2)))
+    digits = np.frombuffer(body.astype("S17").tobytes(), dtype=np.uint8).reshape(n, 17) - ord("0")
+    return np.char.add(body, ID_CHECK[(digits * ID_WEIGHTS).sum(axis=1) % 11])
+
+
+def _uuids(rng, n):
+    """Version-4 UUID strings from the generator's random bytes (deterministic in the seed)."""
+    raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    hexes = [row.tobytes().hex() for row in raw]
+    return np.array([f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" for h in hexes])
+
+
+def _records(sample: Sample, population: Population, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Submissions as the form records them: clean answers plus metadata, PII and refusals (consent = no)."""
+    p = population.params["interview"]
+    hh, persons = sample.households.copy(), sample.persons.copy()
+    refused = sample.issued[~sample.issued["responded"]]
+    refused = refused[rng.random(len(refused)) < population.params["sample"]["refusal_share_of_nonresponse"]]
+    refusals = pd.DataFrame({"household_id": refused["household_id"].to_numpy(), "consent": "no",
+                             "_psu": refused["psu"].to_numpy()})
+    hh["_psu"] = hh["psu"]
+    records = pd.concat([hh, refusals], ignore_index=True)
+    n = len(records)
+    records["_uuid"] = _uuids(rng, n)
+    psus = np.sort(records["_psu"].unique())
+    psu_day = pd.Series(rng.integers(0, p["n_days"], len(psus)), index=psus)
+    psu_enum = pd.Series(rng.integers(1, p["n_enumerators"] + 1, len(psus)), index=psus)
+    day = records["_psu"].map(psu_day).to_numpy() + (rng.random(n) < 0.3)
+    start = (pd.Timestamp(p["first_day"]) + pd.to_timedelta(day, unit="D")
+             + pd.to_timedelta(rng.integers(9 * 3600, 19 * 3600, n), unit="s"))
+    minutes = p["duration_median_min"] * np.exp(rng.normal(0, p["duration_sigma"], n))
+    minutes = np.where(records["consent"] == "no", rng.uniform(1, 4, n), minutes)
+    records["start"] = start
+    records["end"] = start + pd.to_timedelta(np.round(minutes * 60), unit="s")
+    records["_submission_time"] = records["end"] + pd.to_timedelta(rng.integers(30, 6 * 3600, n), unit="s")
+    enum = records["_psu"].map(psu_enum).to_numpy()
+    records["enumerator"] = np.char.add("E", np.char.zfill(enum.astype(str), 2))
+    devices = np.array([f"collect:{rng.bytes(8).hex()}" for _ in range(p["n_enumerators"] + 1)])
+    records["deviceid"] = devices[enum]
+    ok = records["consent"] == "yes"
+    names = _fake_names(rng, len(persons))
+    persons["member_name"] = names
+    persons = persons.merge(records[["household_id", "_uuid"]], on="household_id", how="left")
+    first_adult = persons[persons["age"] >= 18].groupby("household_id", sort=False)["member_name"].first()
+    records["resp_name"] = records["household_id"].map(first_adult).where(ok, None)
+    records["phone"] = np.where(ok, _fake_phones(rng, n), None)
+    records["id_number"] = np.where(ok & (rng.random(n) < 0.6), _fake_ids(rng, records["resp_age"].fillna(40)), None)
+    cunju_names = population.cunju.set_index("cunju")["name_zh"]
+    group_no = records["psu"].astype(str).str[-2:].str.lstrip("0")
+    records["address"] = ("勒流街道" + records["cunju"].map(cunju_names).fillna("") + group_no + "组"
+                          + pd.Series(rng.integers(1, 200, n).astype(str), index=records.index) + "号").where(ok, None)
+    return records, persons
+
+
+def _fault(rows, uuid, field_name, kind, original, injected, member=None):
+    """One manifest row; values rendered as the Kobo export shows them (times as Kobo timestamps)."""
+    def shown(value):
+        if isinstance(value, pd.Timestamp):
+            return value.strftime("%Y-%m-%dT%H:%M:%S.000+08:00")
+        return _text(pd.Series([value], dtype=object)).iloc[0]
+    rows.append({"uuid": uuid, "field": field_name, "member": "" if member is None else str(member), "kind": kind,
+                 "original_value": shown(original), "injected_value": shown(injected)})
+
+
+def _inject_faults(records, persons, population, rng, form):
+    """Plant every fault kind in the submissions; returns (records, persons, manifest).
+
+    Each field-level fault goes to a different consenting household. Rates come from simulation.yaml
+    ``faults`` (domain.md §8 for sentinel codes, soft duplicates and speeders; the rest ASSUMPTION).
+    """
+    f = population.params["faults"]
+    rows = []
+    records, persons = records.copy(), persons.copy()
+    ok_idx = np.flatnonzero(records["consent"].to_numpy() == "yes")
+    pool = list(rng.permutation(ok_idx))
+    n_ok = len(ok_idx)
+
+    def take(rate):
+        k = max(1, int(round(rate * n_ok)))
+        picked = [pool.pop() for _ in range(min(k, len(pool)))]
+        return picked
+
+    def set_value(i, column, value, kind):
+        _fault(rows, records.at[i, "_uuid"], column, kind, records.at[i, column], value)
+        records.at[i, column] = value
+
+    members = persons.groupby("household_id").indices
+
+    def set_person(j, column, value, kind):
+        position = int(np.flatnonzero(members[persons.at[j, "household_id"]] == j)[0]) + 1
+        _fault(rows, persons.at[j, "_uuid"], column, kind, persons.at[j, column], value, member=position)
+        persons.at[j, column] = value
+
+    for i in take(f["speeder"]):
+        set_value(i, "end", records.at[i, "start"] + pd.Timedelta(seconds=int(rng.integers(240, 900))), "speeder")
+    for n_i, i in enumerate(take(f["sentinel"])):
+        choice = n_i % 4
+        if choice == 0:
+            set_value(i, "hh_size", 99, "sentinel")
+        elif choice == 1:
+            set_value(i, str(rng.choice(K6)), "99", "sentinel")
+        elif choice == 2:
+            set_value(i, "resp_age", int(rng.choice([99, 999])), "sentinel")
+        else:
+            j = members[records.at[i, "household_id"]][0]
+            set_person(j, "age", 999, "sentinel")
+    for n_i, i in enumerate(take(f["out_of_range"])):
+        if n_i % 3 == 0:
+            set_value(i, "resp_age", int(rng.integers(12, 18)), "out_of_range")
+        elif n_i % 3 == 1:
+            set_person(members[records.at[i, "household_id"]][-1], "age", int(rng.integers(115, 140)), "out_of_range")
+        else:
+            set_value(i, "caregiver_hours", int(rng.integers(170, 400)), "out_of_range")
+            if records.at[i, "care_dependent"] != "yes":
+                _fault(rows, records.at[i, "_uuid"], "care_dependent", "out_of_range", records.at[i, "care_dependent"],
+                       "yes")
+                records.at[i, "care_dependent"] = "yes"
+    for i in take(f["impossible_value"]):
+        idx = members[records.at[i, "household_id"]]
+        head_age = persons.at[idx[0], "age"]
+        child = [j for j in idx if persons.at[j, "relation"] == "child"]
+        if child:
+            set_person(child[0], "age", int(min(head_age + 20, 110)), "impossible_value")
+        else:
+            set_person(idx[0], "age", 3, "impossible_value")  # a household head aged 3
+    for n_i, i in enumerate(take(f["skip_logic"])):
+        if records.at[i, "care_dependent"] == "no":
+            set_value(i, "caregiver_hours", int(rng.integers(5, 40)), "skip_logic")
+        else:
+            idx = members[records.at[i, "household_id"]]
+            young = [j for j in idx if persons.at[j, "age"] < 60]
+            j = young[0] if young else idx[0]
+            set_person(j, "adl_bathing", "1", "skip_logic")
+    for i in take(f["roster_inconsistency"]):
+        set_value(i, "hh_size", int(records.at[i, "hh_size"]) + int(rng.integers(1, 3)), "roster_inconsistency")
+    labels = form.choices.set_index(["list_name", "name"])["label_zh"]
+    for i in take(f["other_matches_option"]):
+        team = str(rng.choice(TEAMS))
+        unselected = [s for s in SERVICES[team] if records.at[i, f"need_{team}.{s}"] == 0]
+        service = unselected[0] if unselected else SERVICES[team][0]
+        text = labels[(f"{team}_services", service)]
+        if records.at[i, f"need_{team}.other"] != 1:
+            records.at[i, f"need_{team}.other"] = 1
+            records.at[i, f"need_{team}"] = (str(records.at[i, f"need_{team}"]) + " other").strip()
+        set_value(i, f"need_{team}_other", text, "other_matches_option")
+    names = population.cunju.set_index("cunju")["name_zh"]
+    for i in take(f["cunju_variant"]):
+        code = records.at[i, "cunju"]
+        name = names[code]
+        variants = [TRADITIONAL.get(name, name), f" {name}", f"{name[:2]} {name[2:]}" if len(name) > 2 else f"{name} ",
+                    name + "　", code.upper()]
+        set_value(i, "cunju", variants[int(rng.integers(0, len(variants)))], "cunju_variant")
+    for i in take(f["pii_in_text"]):
+        phone = _fake_phones(rng, 1)[0]
+        set_value(i, "comments", f"有需要请打电话{phone}找{records.at[i, 'resp_name']}", "pii_in_text")
+
+    originals = rng.choice(ok_idx, size=max(1, int(round(f["exact_duplicate"] * n_ok))), replace=False)
+    extra, extra_persons = [], []
+    for i in originals:
+        extra.append(records.loc[[i]])
+        extra_persons.append(persons[persons["_uuid"] == records.at[i, "_uuid"]])
+        _fault(rows, records.at[i, "_uuid"], "record", "exact_duplicate", "", "second identical submission")
+    soft = rng.choice(ok_idx, size=max(1, int(round(f["soft_duplicate"] * n_ok))), replace=False)
+    new_ids = _uuids(rng, len(soft))
+    for i, new_id in zip(soft, new_ids):
+        copy = records.loc[[i]].copy()
+        copy["_uuid"] = new_id
+        item = str(rng.choice(K6))
+        old = copy[item].iloc[0]
+        copy[item] = str((int(old) + 1) % 5) if old is not None and str(old).isdigit() else "1"
+        copy["_submission_time"] = copy["_submission_time"] + pd.Timedelta(hours=int(rng.integers(1, 48)))
+        extra.append(copy)
+        extra_persons.append(persons[persons["_uuid"] == records.at[i, "_uuid"]].assign(_uuid=new_id))
+        _fault(rows, new_id, "record", "soft_duplicate", records.at[i, "_uuid"], f"copy of {records.at[i, '_uuid']}; {item} changed")
+    test_ids = _uuids(rng, f["test_submissions"])
+    first_day = pd.Timestamp(population.params["interview"]["first_day"])
+    for k, test_id in enumerate(test_ids):
+        start = first_day - pd.Timedelta(days=3 - k) + pd.Timedelta(hours=10)
+        test = pd.DataFrame({"_uuid": [test_id], "consent": ["yes"], "enumerator": ["E00"], "deviceid": ["collect:test"],
+                             "start": [start], "end": [start + pd.Timedelta(minutes=2)],
+                             "_submission_time": [start + pd.Timedelta(minutes=3)], "cunju": ["c01"], "psu": ["c01-g01"],
+                             "resp_name": ["测试"], "resp_age": [30], "resp_sex": ["male"], "hh_size": [1],
+                             "comments": ["test 测试"], "household_id": [f"test{k}"]})
+        extra.append(test)
+        extra_persons.append(pd.DataFrame({"_uuid": [test_id], "household_id": [f"test{k}"], "person_id": [f"test{k}-01"],
+                                           "member_name": ["测试"], "age": [30], "sex": ["male"], "relation": ["head"],
+                                           "registration": ["local"]}))
+        _fault(rows, test_id, "record", "test_submission", "", "test")
+    for i in np.flatnonzero(records["consent"].to_numpy() == "no"):
+        _fault(rows, records.at[i, "_uuid"], "consent", "no_consent", "", "no")
+    records = pd.concat([records, *extra], ignore_index=True)
+    persons = pd.concat([persons, *extra_persons], ignore_index=True)
+    manifest = pd.DataFrame(rows, columns=["uuid", "field", "member", "kind", "original_value", "injected_value"])
+    return records, persons, manifest
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Render answers as export text: missing -> "", whole floats -> "13", the rest as str."""
+    def one(v):
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+            return ""
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            return str(int(v))
+        return str(v)
+    return pd.Series([one(v) for v in values.tolist()], index=values.index, dtype=object)
+
+
+def _kobo_time(ts: pd.Series) -> pd.Series:
+    return ts.dt.strftime("%Y-%m-%dT%H:%M:%S.000+08:00")
+
+
+def kobo_tables(records: pd.DataFrame, persons: pd.DataFrame, form) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The Kobo export (KoboToolbox v2 "XML values and headers", group separator "/", select_multiple
+    "both"; domain.md §5.4): household sheet ``leliu_needs`` and repeat sheet ``roster`` as text tables."""
+    records = records.sort_values(["_submission_time", "_uuid"], kind="stable").reset_index(drop=True)
+    records["_index"] = np.arange(1, len(records) + 1)
+    records["_id"] = 4_200_000 + records["_index"]
+    consented = records["consent"] == "yes"
+    out = {}
+    fields = form.data_fields()
+    for _, row in fields[fields["repeat"].isna()].iterrows():
+        name, header = row["name"], form.export_column(row["name"])
+        if name in ("start", "end"):
+            out[header] = _kobo_time(records[name])
+        elif name == "today":
+            out[header] = records["start"].dt.strftime("%Y-%m-%d")
+        else:
+            out[header] = _text(records[name]) if name in records else pd.Series("", index=records.index, dtype=object)
+        if row["base_type"] == "select_multiple":
+            for option in form.choice_names(name):
+                col = f"{name}.{option}"
+                values = _text(records[col]) if col in records else pd.Series("", index=records.index, dtype=object)
+                out[f"{header}/{option}"] = values.where(consented, "")
+    out["_id"] = records["_id"].astype(str)
+    out["_uuid"] = records["_uuid"]
+    out["_submission_time"] = (records["_submission_time"] - pd.Timedelta(hours=8)).dt.strftime("%Y-%m-%dT%H:%M:%S")
+    out["_validation_status"] = ""
+    out["_status"] = "submitted_via_web"
+    out["_submitted_by"] = ""
+    out["__version__"] = "vLeliu2012-04"
+    out["_index"] = records["_index"].astype(str)
+    households = pd.DataFrame(out)
+
+    parent = records.drop_duplicates("_uuid", keep="first").set_index("_uuid")
+    # an exact duplicate shares its uuid: its roster is listed again under the second submission
+    dup_index = records.groupby("_uuid")["_index"].agg(list)
+    persons = persons.assign(_parent_list=persons["_uuid"].map(dup_index)).explode("_parent_list")
+    persons = persons.drop_duplicates(["person_id", "_parent_list", "_uuid"])
+    persons = persons.assign(_parent_index=persons["_parent_list"].astype(int))
+    persons = persons.sort_values(["_parent_index", "person_id"], kind="stable").reset_index(drop=True)
+    roster = {}
+    for _, row in fields[fields["repeat"] == "roster"].iterrows():
+        name = row["name"]
+        roster[form.export_column(name)] = _text(persons[name]) if name in persons else pd.Series(
+            "", index=persons.index, dtype=object)
+    roster["_index"] = pd.Series(np.arange(1, len(persons) + 1), index=persons.index).astype(str)
+    roster["_parent_table_name"] = "leliu_needs"
+    roster["_parent_index"] = persons["_parent_index"].astype(str)
+    by_index = records.set_index("_index")
+    roster["_submission__id"] = persons["_parent_index"].map(by_index["_id"]).astype(str)
+    roster["_submission__uuid"] = persons["_uuid"]
+    roster["_submission__submission_time"] = persons["_parent_index"].map(households.set_index(
+        records["_index"])["_submission_time"])
+    del parent
+    return households, pd.DataFrame(roster)
+
+
+def _numeric_for_xlsx(table: pd.DataFrame, integer_headers: list[str]) -> pd.DataFrame:
+    """Text table -> workbook table: "" -> empty cell, integer questions and _id/_index as numbers."""
+    out = table.replace("", None)
+    for col in integer_headers:
+        if col in out:
+            numbers = pd.to_numeric(out[col], errors="coerce")
+            out[col] = numbers.astype("Int64").astype(object).where(numbers.notna(), out[col])
+    return out
+
+
+def wjx_table(kobo_households: pd.DataFrame, kobo_roster: pd.DataFrame, form) -> pd.DataFrame:
+    """The same submissions as a 问卷星 "按选项文本" export (domain.md §5.5).
+
+    Six metadata columns (序号 = Kobo ``_index``, 提交答卷时间, 所用时间 "528秒", 来源, 来源详情, 来自IP from the
+    192.0.2.0/24 documentation range), then one column per question headed "<n>、<中文题目>" in form order.
+    问卷星 has no repeat groups, so the roster is flattened as blocks "成员k：<题目>" for k = 1..K (K = the
+    largest roster in the export), as a 问卷星 form would repeat the member questions. Answers are Chinese
+    labels; select_multiple joined with "┋"; -2 = skipped by jump logic (not relevant, or after refusal),
+    -3 = member slot not shown (household has fewer members), "(空)" = optional text left blank.
+    """
+    labels = form.choices.set_index(["list_name", "name"])["label_zh"]
+    fields = form.data_fields()
+    fields = fields[~fields["base_type"].isin(["start", "end", "today", "deviceid"])]
+    consented = kobo_households["consent"] == "yes"
+    start = pd.to_datetime(kobo_households["start"].str[:19])
+    end = pd.to_datetime(kobo_households["end"].str[:19])
+    out = {"序号": kobo_households["_index"], "提交答卷时间": end.dt.strftime("%Y/%m/%d %H:%M:%S"),
+           "所用时间": ((end - start).dt.total_seconds().astype(int).astype(str) + "秒"),
+           "来源": "手机提交", "来源详情": "直接访问",
+           "来自IP": "192.0.2." + (kobo_households["_index"].astype(int) % 250 + 1).astype(str) + "(广东-佛山)"}
+
+    def render(row, values: pd.Series, asked: pd.Series) -> pd.Series:
+        kind, list_name = row["base_type"], row["list_name"]
+        if kind == "select_one":
+            text = values.map(lambda v: labels.get((list_name, v), v) if v else v)
+        elif kind == "select_multiple":
+            text = values.map(lambda v: "┋".join(labels.get((list_name, c), c) for c in v.split()) if v else v)
+        else:
+            text = values
+        blank = "(空)" if kind == "text" and not row["relevant"] else "-2"
+        return text.where(values != "", np.where(asked, blank, "-2")).where(asked, "-2")
+
+    roster = kobo_roster.assign(_k=kobo_roster.groupby("_parent_index").cumcount() + 1)
+    k_max = int(roster["_k"].max()) if len(roster) else 0
+    n, roster_done = 1, False
+    for _, row in fields.iterrows():
+        if row["repeat"] == "roster":
+            if roster_done:
+                continue
+            roster_done = True
+            roster_fields = fields[fields["repeat"] == "roster"]
+            for k in range(1, k_max + 1):
+                slot = roster[roster["_k"] == k].set_index("_parent_index")
+                present = kobo_households["_index"].isin(slot.index)
+                for _, rrow in roster_fields.iterrows():
+                    header = form.export_column(rrow["name"])
+                    values = kobo_households["_index"].map(slot[header]).fillna("")
+                    cell = render(rrow, values, consented & present)
+                    out[f"{n}、成员{k}：{rrow['label_zh']}"] = cell.where(present | ~consented, "-3")
+                    n += 1
+            continue
+        values = kobo_households[form.export_column(row["name"])]
+        asked = consented | (row["name"] in ("enumerator", "consent"))
+        out[f"{n}、{row['label_zh']}"] = render(row, values, pd.Series(asked, index=values.index))
+        n += 1
+    return pd.DataFrame(out)
+
+
+def _sample_params(params: dict, n_households: int | None, n_groups: int) -> dict:
+    """Sample size override: enough PSUs and households per PSU for about ``n_households`` responses."""
+    if n_households is None:
+        return params
+    s = dict(params["sample"])
+    issued = n_households / 0.6  # ASSUMPTION: about 60% of issued households respond (see response_*)
+    s["psus"] = int(np.clip(round(issued / s["households_issued_per_psu"]), 2 * params["population"]["n_cunju"],
+                            n_groups))
+    s["households_issued_per_psu"] = max(1, int(np.ceil(issued / s["psus"])))
+    return {**params, "sample": s}
+
+
+def write_survey(seed: int, out_dir: str | Path, n_households: int | None = None, scale: float = 1.0,
+                 form_path: str | Path | None = None) -> dict[str, Path]:
+    """Simulate the survey with ``seed`` and write every file under ``out_dir`` (docs/contracts.md layout):
+
+    raw/kobo/leliu_needs_survey.xlsx, raw/kobo/leliu_needs.csv, raw/kobo/roster.csv (UTF-8 with BOM),
+    raw/wjx/leliu_needs_wjx.csv (GB18030), raw/PROVENANCE.json, frame/cunju.csv, frame/population_frame.csv,
+    frame/sample_design.csv, simulation/truth.csv, simulation/faults.csv. Same seed -> identical bytes.
+    ``n_households`` ≈ responding households (default: simulation.yaml), ``scale`` shrinks the population.
+    """
+    import hashlib
+    import json
+
+    from analysis import __version__
+    from analysis.instrument import load_form, write_xlsx
+
+    out_dir = Path(out_dir)
+    root = Path(__file__).resolve().parent.parent
+    form = load_form(form_path or root / "survey" / "instrument")
+    population = build_population(seed, scale=scale)
+    population.params = _sample_params(population.params, n_households, len(population.groups))
+    sample = draw_sample(population, seed + 1)
+    rng = np.random.default_rng(seed + 2)
+    records, persons = _records(sample, population, rng)
+    records, persons, manifest = _inject_faults(records, persons, population, rng, form)
+    kobo_hh, kobo_roster = kobo_tables(records, persons, form)
+    paths = {
+        "kobo_xlsx": out_dir / "raw" / "kobo" / "leliu_needs_survey.xlsx",
+        "kobo_households": out_dir / "raw" / "kobo" / "leliu_needs.csv",
+        "kobo_roster": out_dir / "raw" / "kobo" / "roster.csv",
+        "wjx": out_dir / "raw" / "wjx" / "leliu_needs_wjx.csv",
+        "cunju": out_dir / "frame" / "cunju.csv",
+        "population_frame": out_dir / "frame" / "population_frame.csv",
+        "sample_design": out_dir / "frame" / "sample_design.csv",
+        "truth": out_dir / "simulation" / "truth.csv",
+        "faults": out_dir / "simulation" / "faults.csv",
+        "provenance": out_dir / "raw" / "PROVENANCE.json",
+    }
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    integer_fields = form.survey.loc[form.survey["base_type"] == "integer", "name"]
+    integer_headers = [form.export_column(n) for n in integer_fields]
+    write_xlsx({"leliu_needs": _numeric_for_xlsx(kobo_hh, integer_headers + ["_id", "_index"]),
+                "roster": _numeric_for_xlsx(kobo_roster, integer_headers + ["_index", "_parent_index",
+                                                                            "_submission__id"])},
+               paths["kobo_xlsx"])
+    kobo_hh.to_csv(paths["kobo_households"], index=False, encoding="utf-8-sig", lineterminator="\n")
+    kobo_roster.to_csv(paths["kobo_roster"], index=False, encoding="utf-8-sig", lineterminator="\n")
+    wjx_table(kobo_hh, kobo_roster, form).to_csv(paths["wjx"], index=False, encoding="gb18030", lineterminator="\r\n")
+    population.cunju.to_csv(paths["cunju"], index=False, lineterminator="\n")
+    population_frame(population).to_csv(paths["population_frame"], index=False, lineterminator="\n")
+    sample.design.to_csv(paths["sample_design"], index=False, lineterminator="\n")
+    truth(population).to_csv(paths["truth"], index=False, lineterminator="\n")
+    manifest.to_csv(paths["faults"], index=False, lineterminator="\n")
+    provenance = {
+        "simulated": True,
+        "seed": seed,
+        "generator": "analysis.simulate",
+        "generator_version": __version__,
+        "parameters": "analysis/simulation.yaml",
+        "parameters_sha256": hashlib.sha256(json.dumps(population.params, sort_keys=True, ensure_ascii=False)
+                                            .encode()).hexdigest(),
+        "scale": scale,
+        "residents": int(len(population.persons)),
+        "households": int(len(population.households)),
+        "households_issued": int(len(sample.issued)),
+        "households_responding": int(len(sample.households)),
+        "submissions": int(len(kobo_hh)),
+        "note": "SIMULATED DATA: generated from public population figures and assumptions; not real Leliu responses.",
+        "files": {name: hashlib.sha256(path.read_bytes()).hexdigest()
+                  for name, path in sorted(paths.items()) if name != "provenance"},
+    }
+    paths["provenance"].write_text(json.dumps(provenance, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return paths

@@ -1,0 +1,184 @@
+"""The simulator: public totals, frame = population margins, a realistic biased sample, planted faults
+that the export really contains, and byte-identical reruns."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.instrument import load_form
+from analysis.simulate import (FAULT_KINDS, age_band, build_population, draw_sample, population_frame, truth,
+                               write_survey)
+
+ROOT = Path(__file__).resolve().parents[1]
+FORM = load_form(ROOT / "survey" / "instrument")
+
+
+@pytest.fixture(scope="module")
+def population():
+    return build_population(2012)
+
+
+@pytest.fixture(scope="module")
+def small_survey(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    return write_survey(7, out, n_households=150, scale=0.1)
+
+
+def test_population_equals_the_public_totals_and_frame_margins(population):
+    persons = population.persons
+    assert len(persons) == 220_000 and (persons["registration"] == "local").sum() == 110_000
+    frame = population_frame(population)
+    assert frame["population"].sum() == 220_000
+    by_cunju = frame.groupby("cunju")["population"].sum()
+    assert by_cunju.to_dict() == population.cunju.set_index("cunju")["residents"].to_dict()
+    cells = persons.assign(age_band=age_band(persons["age"])).groupby(
+        ["cunju", "sex", "age_band", "registration"], observed=True).size()
+    merged = frame.set_index(["cunju", "sex", "age_band", "registration"])["population"]
+    assert (merged[merged > 0].sort_index().to_numpy() == cells.sort_index().to_numpy()).all()
+    assert population.cunju["households"].sum() == len(population.households)
+
+
+def test_only_evidenced_cunju_names_are_used(population):
+    table = population.cunju
+    named = table[table["name_evidence"] != "placeholder"]
+    assert set(named["name_zh"]) <= {"勒流社区", "黄连社区", "江村", "龙眼", "新安", "冲鹤村"}
+    assert table.loc[table["name_evidence"] == "placeholder", "name_zh"].str.startswith("村居").all()
+    assert set(table["cunju"]) == set(FORM.choice_names("cunju"))
+
+
+def test_needs_are_correlated_as_the_brief_says(population):
+    persons = population.persons
+    old = persons["age"] >= 60
+    assert persons.loc[old, "disabled"].mean() > 3 * persons.loc[~old, "disabled"].mean()
+    assert 0.04 < persons["disabled"].mean() < 0.06  # domain.md §1.3: ~4.5–5.5% of residents
+    young = persons[(persons["age"] >= 10) & (persons["age"] <= 24)]
+    internet = young["youth_internet"] == "yes"
+    assert internet[young["registration"] == "nonlocal"].mean() > internet[young["registration"] == "local"].mean()
+
+
+def test_sample_size_design_probabilities_and_nonresponse_bias(population):
+    sample = draw_sample(population, 1)
+    assert 1200 <= len(sample.households) <= 1800
+    design = sample.design
+    assert ((design["p_psu"] > 0) & (design["p_psu"] <= 1) & (design["p_hh"] > 0) & (design["p_hh"] <= 1)).all()
+    assert (design.groupby("cunju")["psu"].size() == design.groupby("cunju")["sampled_psus"].first()).all()
+    # Horvitz–Thompson on the issued sample recovers the number of households (design is unbiased)
+    weights = sample.issued["psu"].map(1 / (design.set_index("psu")["p_psu"] * design.set_index("psu")["p_hh"]))
+    assert abs(weights.sum() / len(population.households) - 1) < 0.1
+    # nonresponse: migrants are under-represented among respondents, so unweighted estimates are biased
+    assert (sample.persons["registration"] == "nonlocal").mean() < 0.45
+
+
+def test_sample_tables_are_clean_and_follow_the_contract(population):
+    sample = draw_sample(population, 2)
+    hh, persons = sample.households, sample.persons
+    assert hh["household_id"].is_unique and persons["person_id"].is_unique
+    assert not {"resp_name", "phone", "address", "id_number", "member_name"} & (set(hh.columns) | set(persons.columns))
+    for option in FORM.choice_names("need_elderly"):
+        selected = hh["need_elderly"].str.split().apply(lambda names: option in names)
+        assert (selected.astype(int) == hh[f"need_elderly.{option}"]).all()
+    for column in ["wg_seeing", "adl_bathing", "iadl_transport", "relation", "sex"]:
+        assert set(persons[column].dropna()) <= set(FORM.choice_names(column))
+    assert persons.loc[persons["age"] < 60, "adl_bathing"].isna().all()
+    assert (persons.groupby("household_id").size() == hh.set_index("household_id")["hh_size"]).all()
+
+
+def test_draw_sample_is_fast_and_deterministic(population):
+    import time
+
+    start = time.perf_counter()
+    first = draw_sample(population, 5)
+    assert time.perf_counter() - start < 1.0
+    second = draw_sample(population, 5)
+    pd.testing.assert_frame_equal(first.households, second.households)
+    pd.testing.assert_frame_equal(first.design, second.design)
+
+
+def test_truth_overall_equals_the_sum_over_cunju(population):
+    table = truth(population)
+    overall = table[table["group"] == "all"].set_index(["team", "variable"])["count"]
+    by_cunju = table[table["group"] == "cunju"].groupby(["team", "variable"])["count"].sum()
+    assert (overall.sort_index() == by_cunju.sort_index()).all()
+    assert {"in_need_elderly", "in_need_disability", "in_need_youth", "in_need_family"} <= set(table["variable"])
+    assert table["proportion"].dropna().between(0, 1).all()
+
+
+def test_same_seed_gives_identical_files(small_survey, tmp_path):
+    again = write_survey(7, tmp_path, n_households=150, scale=0.1)
+    for name, path in small_survey.items():
+        assert path.read_bytes() == again[name].read_bytes(), name
+
+
+def test_every_kobo_column_maps_to_a_form_field(small_survey):
+    fields = FORM.data_fields()
+    allowed = set()
+    for _, row in fields.iterrows():
+        header = FORM.export_column(row["name"])
+        allowed.add(header)
+        if row["base_type"] == "select_multiple":
+            allowed |= {f"{header}/{o}" for o in FORM.choice_names(row["name"])}
+    for key in ("kobo_households", "kobo_roster"):
+        columns = pd.read_csv(small_survey[key], nrows=0, encoding="utf-8-sig").columns
+        unknown = [c for c in columns if not c.startswith("_") and c not in allowed]
+        assert unknown == []
+    sheets = pd.read_excel(small_survey["kobo_xlsx"], sheet_name=None, dtype=str)
+    assert list(sheets) == ["leliu_needs", "roster"]
+    assert set(sheets["roster"]["_parent_index"]) <= set(sheets["leliu_needs"]["_index"])
+
+
+def test_fault_manifest_matches_the_export(small_survey):
+    hh = pd.read_csv(small_survey["kobo_households"], dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    roster = pd.read_csv(small_survey["kobo_roster"], dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    faults = pd.read_csv(small_survey["faults"], dtype=str, keep_default_na=False)
+    assert set(faults["kind"]) == set(FAULT_KINDS)
+    counts = hh["_uuid"].value_counts()
+    roster = roster.assign(_k=roster.groupby("_parent_index").cumcount() + 1)
+    for _, fault in faults.iterrows():
+        rows = hh[hh["_uuid"] == fault["uuid"]]
+        assert len(rows), fault.to_dict()
+        if fault["kind"] == "exact_duplicate":
+            assert counts[fault["uuid"]] == 2
+            assert rows.drop(columns=["_id", "_index"]).drop_duplicates().shape[0] == 1
+        elif fault["kind"] == "no_consent":
+            assert (rows["consent"] == "no").all()
+        elif fault["field"] != "record" and fault["member"] == "":
+            column = FORM.export_column(fault["field"])
+            assert (rows[column] == fault["injected_value"]).all(), fault.to_dict()
+        elif fault["member"]:
+            member = roster[(roster["_submission__uuid"] == fault["uuid"]) & (roster["_k"] == int(fault["member"]))]
+            assert (member[FORM.export_column(fault["field"])] == fault["injected_value"]).all(), fault.to_dict()
+    assert counts.max() == 2 and (counts == 2).sum() == (faults["kind"] == "exact_duplicate").sum()
+
+
+def test_wjx_export_has_the_same_responses_in_gb18030(small_survey):
+    kobo = pd.read_csv(small_survey["kobo_households"], dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    wjx = pd.read_csv(small_survey["wjx"], dtype=str, keep_default_na=False, encoding="gb18030")
+    assert list(wjx.columns[:6]) == ["序号", "提交答卷时间", "所用时间", "来源", "来源详情", "来自IP"]
+    assert len(wjx) == len(kobo) and (wjx["序号"] == kobo["_index"]).all()
+    assert wjx["所用时间"].str.fullmatch(r"\d+秒").all()
+    priorities = [c for c in wjx.columns if c.endswith("最应优先发展哪些服务？（最多选三项）")][0]
+    assert wjx[priorities].str.contains("┋").any()
+    assert (wjx.isin(["-2"]).any(axis=None)) and (wjx.isin(["-3"]).any(axis=None))
+
+
+def test_fake_personal_data_is_realistic_in_form(small_survey):
+    hh = pd.read_csv(small_survey["kobo_households"], dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    phones = hh.loc[hh["respondent/phone"] != "", "respondent/phone"]
+    assert phones.str.fullmatch(r"1[3-9]\d{9}").all()
+    ids = hh.loc[hh["respondent/id_number"] != "", "respondent/id_number"]
+    weights = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
+    for number in ids:
+        check = "10X98765432"[int(np.dot([int(d) for d in number[:17]], weights)) % 11]
+        assert len(number) == 18 and number[-1] == check
+
+
+@pytest.mark.slow
+def test_a_million_person_population_builds_quickly():
+    import time
+
+    start = time.perf_counter()
+    big = build_population(1, scale=1_000_000 / 220_000)
+    assert len(big.persons) == 1_000_000
+    assert time.perf_counter() - start < 180
