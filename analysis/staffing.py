@@ -155,19 +155,25 @@ def available_working_time(
     return (weeks * days_per_week - (public_holidays + annual_leave + sick_leave + other_leave)) * hours_per_day
 
 
-def category_allowance_share(hours, per: str, awt, hours_per_day: float = 8, days_per_week: float = 5):
-    """One category allowance standard (CAS) as a share of working time (domain.md §3.1 step 4).
+def allowance_factors(awt, cas_hours, cas_per, ias_hours, hours_per_day: float = 8, days_per_week: float = 5
+                      ) -> tuple[np.ndarray, float, float, float]:
+    """Category and individual allowance factors (domain.md §3.1 steps 4 and 6).
 
-    ``per``: "day" (hours ÷ hours_per_day), "week" (hours ÷ weekly hours) or "year" (hours ÷ AWT, in
-    the unit AWT is kept in).
+    Each category allowance standard (CAS) becomes a share of working time: hours per ``day`` ÷ hours
+    per day, per ``week`` ÷ weekly hours, per ``year`` ÷ AWT (in the unit AWT is kept in). Returns
+    (shares, TCAS, CAF = 1 / (1 − TCAS), IAF = Σ IAS ÷ AWT).
     """
-    if per == "day":
-        return hours / hours_per_day
-    if per == "week":
-        return hours / (hours_per_day * days_per_week)
-    if per == "year":
-        return hours / awt
-    raise ConfigError(f"category allowance period '{per}' is not one of day, week, year")
+    per = np.asarray(cas_per, dtype=object)
+    unknown = sorted(set(per.tolist()) - {"day", "week", "year"})
+    if unknown:
+        raise ConfigError(f"category allowance period {unknown} is not one of day, week, year")
+    divisor = np.select([per == "day", per == "week"], [hours_per_day, hours_per_day * days_per_week], awt)
+    shares = np.asarray(cas_hours, dtype=float) / divisor.astype(float)
+    tcas = float(shares.sum())
+    if tcas >= 1:
+        raise ConfigError(f"category allowances take {tcas:.0%} of working time, leaving none for service",
+                          hint="check the hours and periods of the category allowances")
+    return shares, tcas, 1.0 / (1.0 - tcas), float(np.sum(ias_hours)) / awt
 
 
 def wisn(
@@ -195,19 +201,10 @@ def wisn(
     steps["standard_workload"] = awt_hours / steps["unit_time"]
     steps["staff"] = steps["annual_workload"] / steps["standard_workload"]
     cas = pd.DataFrame(category_allowances, columns=["name", "hours", "per"])
-    unknown = sorted(set(cas["per"]) - {"day", "week", "year"})
-    if unknown:
-        raise ConfigError(f"category allowance period {unknown} is not one of day, week, year")
-    cas["share"] = cas["hours"] / cas["per"].map(
-        {"day": hours_per_day, "week": hours_per_day * days_per_week, "year": awt_hours}).astype(float)
     ias = pd.DataFrame(individual_allowances, columns=["name", "hours"])
+    cas["share"], tcas, caf, iaf = allowance_factors(awt_hours, cas["hours"], cas["per"], ias["hours"],
+                                                     hours_per_day, days_per_week)
     service_staff = float(steps["staff"].sum())
-    tcas = float(cas["share"].sum())
-    if tcas >= 1:
-        raise ConfigError(f"category allowances take {tcas:.0%} of working time, leaving none for service",
-                          hint="check the hours and periods of the category allowances")
-    caf = 1.0 / (1.0 - tcas)
-    iaf = float(ias["hours"].sum()) / awt_hours
     required = service_staff * caf + iaf
     return {
         "awt": awt_hours,
@@ -386,7 +383,10 @@ def team_demand(drivers: pd.DataFrame, assumptions: dict, file: str = "demand/dr
         out["receiving"] = wide["receiving"]
     out["take_up"] = np.clip(take_up, 0.0, 1.0)
     out["willing"] = out["in_need"] * out["take_up"]
-    return out.reset_index(drop=True)
+    out.columns.name = None
+    order = {t: i for i, t in enumerate(teams(assumptions))}
+    return out.sort_values([*keys, "team"], key=lambda s: s.map(order) if s.name == "team" else s,
+                           ignore_index=True)
 
 
 def activity_table(assumptions: dict) -> pd.DataFrame:
@@ -409,14 +409,16 @@ def activity_table(assumptions: dict) -> pd.DataFrame:
 def workload(demand: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
     """Annual workload of each activity per team (units per year and hours per year).
 
-    participants = willing × coverage; annual_workload = participants × contacts per participant ÷
-    participants per unit (casework contacts, home visits, group sessions, events). Group work is kept
+    participants = willing × coverage; units = participants ÷ participants per unit (cases, groups to
+    run, or events); annual_workload = units × contacts per participant (casework contacts, home
+    visits, group sessions, events). Group work is kept
     fractional (no rounding up to whole groups) so that small changes move the result smoothly.
     """
     keys = _keys(demand)
     table = demand[[*keys, "team", "willing"]].merge(activity_table(assumptions), on="team")
     table["participants"] = table["willing"] * table["coverage"]
-    table["annual_workload"] = table["participants"] * table["contacts_per_participant"] / table["participants_per_unit"]
+    table["units"] = table["participants"] / table["participants_per_unit"]
+    table["annual_workload"] = table["units"] * table["contacts_per_participant"]
     table["workload_hours"] = table["annual_workload"] * table["unit_time_hours"]
     return table
 
@@ -430,17 +432,6 @@ def awt_hours(assumptions: dict) -> float:
                                   hours_per_day=v["hours_per_day"])
 
 
-def allowance_tables(assumptions: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Category allowances (name, hours, per) and individual allowances (name, hours per year per team)."""
-    cas = pd.DataFrame([{"name": name, "hours": float(leaf["value"]), "per": leaf["per"]}
-                        for name, leaf in (assumptions.get("category_allowances") or {}).items()],
-                       columns=["name", "hours", "per"])
-    ias = pd.DataFrame([{"name": name, "hours": float(leaf["value"])}
-                        for name, leaf in (assumptions.get("individual_allowances") or {}).items()],
-                       columns=["name", "hours"])
-    return cas, ias
-
-
 def required_staff(work: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
     """WISN required social workers per team (and per replicate), with the steps in between.
 
@@ -451,10 +442,12 @@ def required_staff(work: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
     keys = _keys(work)
     names = teams(assumptions)
     awt = awt_hours(assumptions)
-    cas, ias = allowance_tables(assumptions)
-    steps = wisn(awt, [], cas, ias, current_staff=np.nan,
-                 hours_per_day=value(assumptions, "working_time.hours_per_day"),
-                 days_per_week=value(assumptions, "working_time.days_per_week"))
+    cas = assumptions.get("category_allowances") or {}
+    _, _, caf, iaf = allowance_factors(awt, [leaf["value"] for leaf in cas.values()],
+                                       [leaf["per"] for leaf in cas.values()],
+                                       [leaf["value"] for leaf in (assumptions.get("individual_allowances") or {}).values()],
+                                       value(assumptions, "working_time.hours_per_day"),
+                                       value(assumptions, "working_time.days_per_week"))
     staff = work.assign(staff=work["workload_hours"] / awt)
     table = staff.set_index([*keys, "team", "activity"])[["staff", "participants"]].unstack("activity")
     table = table.reindex(pd.MultiIndex.from_product([table.index.unique("replicate"), names],
@@ -465,8 +458,8 @@ def required_staff(work: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
     norms = np.array([value(assumptions, f"teams.{t}.caseload_norm") for t in names])
     out["caseload_staff"] = out["cases"] / np.tile(norms, len(out) // len(names))
     out["awt_hours"] = awt
-    out["caf"] = steps["caf"]
-    out["iaf"] = steps["iaf"]
+    out["caf"] = caf
+    out["iaf"] = iaf
     out["required"] = out["service_staff"] * out["caf"] + out["iaf"]
     out.columns.name = None
     return out.reset_index()
@@ -596,7 +589,7 @@ def assumptions_range(assumptions: dict, key: str) -> tuple[float, float]:
 
 
 def break_even(demand: pd.DataFrame, assumptions: dict, key: str, factor: float = 4.0,
-               tolerance: float = 1e-4) -> dict[str, Any]:
+               tolerance: float = 1e-3) -> dict[str, Any]:
     """The nearest values of one assumption, below and above its value, at which a social worker moves.
 
     Steps outward by ×1.1, ×1.25, ×1.5, ×2, ×3 … up to ``factor`` (and the same divided) until the
@@ -688,3 +681,50 @@ def leader_sentence(allocation: pd.DataFrame, summary: dict, assumptions: dict, 
     return SENTENCES[lang].format(plan=plan, parts=parts, share=float(splits.get(split, 0.0)),
                                   replicates=summary["replicates"], required=required,
                                   low=total["p2_5"], high=total["p97_5"], verdict=verdict)
+
+
+# --------------------------------------------------------------------------------------------------
+# Output tables (docs/contracts.md, stage 04)
+# --------------------------------------------------------------------------------------------------
+
+def staffing_tables(point: dict[str, pd.DataFrame], replicates: dict[str, pd.DataFrame], sensitivity: pd.DataFrame,
+                    breaks: pd.DataFrame, assumptions: dict) -> dict[str, pd.DataFrame]:
+    """The stage's output tables, named as the files under ``staffing/``.
+
+    ``required_staff``: per team (and ``total``) the WISN steps, the caseload cross-check and the
+    replicate percentiles of required staff. ``allocation``: per team required, social_workers and
+    other_staff by the default method, ``social_workers_<method>`` for every method, the fractional
+    ``even_split`` of social workers and the WISN ratios. ``replicate_allocations``: replicate, team,
+    required, social_workers, other_staff. ``sensitivity``: the tornado with the break-even values.
+    """
+    summary = replicate_summary(replicates["allocation"], assumptions)
+    spread = summary["required"].set_index("team")[["p2_5", "median", "p97_5"]].add_prefix("required_")
+    required = point["required"].join(spread, on="team")
+    required = pd.concat([required, pd.DataFrame([{
+        "team": "total", **required.drop(columns="team").sum(numeric_only=True).to_dict(),
+        **spread.loc["total"].to_dict()}])], ignore_index=True)
+    required.loc[required["team"] == "total", ["awt_hours", "caf", "iaf"]] = np.nan
+    allocation = point["allocation"].assign(method=assumptions["plan"]["method"])
+    for method in METHODS:
+        allocation[f"social_workers_{method}"] = allocate(point["required"], assumptions, method)["social_workers"]
+    even = compare_even_split(point["allocation"], assumptions)
+    allocation["even_split"] = even["even_split"].iloc[:-1].to_numpy()
+    allocation["wisn_ratio_even"] = even["wisn_ratio_even"].iloc[:-1].to_numpy()
+    return {
+        "required_staff": required,
+        "allocation": allocation,
+        "replicate_allocations": replicates["allocation"],
+        "sensitivity": sensitivity.merge(breaks.drop(columns=["value", "split"]), on="assumption", how="left"),
+    }
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
+    """Write each table as ``<out_dir>/staffing/<name>.csv`` (UTF-8, fixed float format) and list them."""
+    folder = Path(out_dir) / "staffing"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, table in tables.items():
+        path = folder / f"{name}.csv"
+        table.to_csv(path, index=False, float_format="%.10g", encoding="utf-8")
+        written.append(path)
+    return written

@@ -19,15 +19,19 @@ from analysis.staffing import (
     assumptions_table,
     available_working_time,
     break_even,
+    break_evens,
+    leader_sentence,
     load_assumptions,
     replicate_summary,
     required_staff,
     run_chain,
+    staffing_tables,
     team_demand,
     tornado,
     wisn,
     with_value,
     workload,
+    write_tables,
 )
 
 # ---- apportionment fixtures (domain.md §7) -------------------------------------------------------
@@ -393,3 +397,37 @@ def test_break_even_is_where_the_split_changes(assumptions):
     assert split_at(found["upper"]) == found["upper_split"] != found["split"]
     assert split_at(found["lower"] * (1 + 1e-5)) == found["split"]
     assert split_at(found["lower"]) == found["lower_split"] != found["split"]
+
+
+def test_output_tables_have_the_columns_the_figures_read_and_are_byte_stable(assumptions, tmp_path):
+    from analysis.figures import STAFFING_COLUMNS
+
+    drivers = hand_made_drivers()
+    point, reps = run_chain(drivers, assumptions), run_chain(replicated(drivers, n=20), assumptions)
+    sensitivity = tornado(point["demand"], assumptions, keys=["teams.youth.casework.coverage", "working_time.sick_leave"])
+    breaks = break_evens(point["demand"], assumptions, keys=["teams.youth.casework.coverage"])
+    tables = staffing_tables(point, reps, sensitivity, breaks, assumptions)
+    for name, columns in STAFFING_COLUMNS.items():
+        assert columns <= set(tables[name].columns), name
+    assert set(tables) == {"required_staff", "allocation", "replicate_allocations", "sensitivity"}
+    total = tables["required_staff"].set_index("team").loc["total"]
+    assert total["required"] == pytest.approx(point["required"]["required"].sum())
+    first = [p.read_bytes() for p in write_tables(tables, tmp_path / "a")]
+    second = [p.read_bytes() for p in write_tables(staffing_tables(point, reps, sensitivity, breaks, assumptions),
+                                                   tmp_path / "b")]
+    assert first == second
+
+
+def test_leader_sentence_is_built_from_the_numbers(assumptions):
+    drivers = hand_made_drivers()
+    point = run_chain(drivers, assumptions)["allocation"]
+    summary = replicate_summary(run_chain(replicated(drivers, n=40), assumptions)["allocation"], assumptions)
+    split = "/".join(map(str, point["social_workers"]))
+    share = summary["splits"].set_index("split")["share"].get(split, 0.0)
+    en = leader_sentence(point, summary, assumptions, "en")
+    zh = leader_sentence(point, summary, assumptions, "zh")
+    assert f"{point['required'].sum():.1f}" in en and f"{point['required'].sum():.1f}" in zh
+    assert f"{share:.0%}" in en and f"{share:.0%}" in zh
+    assert all(f"{assumptions['teams'][t]['label_en']} {n}" in en for t, n in zip(point["team"], point["social_workers"]))
+    assert all(f"{assumptions['teams'][t]['label_zh']}{n}" in zh for t, n in zip(point["team"], point["social_workers"]))
+    assert ("is enough" in en) == (point["required"].sum() <= 10)
