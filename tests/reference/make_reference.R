@@ -1,0 +1,224 @@
+# Expected values for tests/test_survey_reference.py, computed by R's survey package itself.
+#
+# Run from the repository root:  Rscript tests/reference/make_reference.R
+# Needs R with the 'survey' and 'jsonlite' packages (Debian: r-base-core r-cran-survey r-cran-jsonlite).
+# Writes tests/reference/survey_reference.json: one entry per case, naming the design (built the same
+# way in the Python test), the Python method and arguments, and R's result rows in the order
+# analysis.survey returns them (domains sorted, then variables / levels).
+
+suppressMessages({library(survey); library(jsonlite)})
+options(survey.lonely.psu = "fail")
+here <- "tests/reference"
+schema <- fromJSON(file.path(here, "data", "schema.json"), simplifyVector = FALSE)
+
+load <- function(name) {
+  sch <- schema$datasets[[name]]
+  classes <- sapply(sch$columns, function(c) if (c$r_class == "character") "character" else NA)
+  names(classes) <- sapply(sch$columns, function(c) c$name)
+  d <- read.csv(file.path(here, "data", sch$file), colClasses = classes, na.strings = "",
+                check.names = FALSE)
+  for (c in sch$columns) if (c$r_class == "factor") d[[c$name]] <- factor(d[[c$name]], levels = unlist(c$levels))
+  d
+}
+
+apisrs <- load("apisrs"); apistrat <- load("apistrat"); apiclus1 <- load("apiclus1")
+apiclus2 <- load("apiclus2"); nhanes <- load("nhanes"); fpcdat <- load("fpc"); mu284 <- load("mu284")
+scd <- load("scd")
+fpcdat$frac <- fpcdat$nh / fpcdat$Nh
+scd$one <- 1
+# a small design with one stratum holding a single PSU: apiclus1 districts split into three strata
+lone <- apiclus1
+lone$grp <- ifelse(lone$dnum == max(lone$dnum), "z", ifelse(lone$dnum < median(unique(lone$dnum)), "a", "b"))
+
+designs <- list(
+  srs = svydesign(ids = ~1, fpc = ~fpc, data = apisrs),
+  srs_nofpc = svydesign(ids = ~1, weights = ~pw, data = apisrs),
+  strat = svydesign(ids = ~1, strata = ~stype, weights = ~pw, fpc = ~fpc, data = apistrat),
+  clus1 = svydesign(ids = ~dnum, weights = ~pw, fpc = ~fpc, data = apiclus1),
+  clus1_nofpc = svydesign(ids = ~dnum, weights = ~pw, data = apiclus1),
+  clus2 = svydesign(ids = ~dnum + snum, fpc = ~fpc1 + fpc2, data = apiclus2),
+  clus2_nofpc = svydesign(ids = ~dnum + snum, weights = ~pw, data = apiclus2),
+  mu284 = svydesign(ids = ~id1 + id2, fpc = ~n1 + n2, data = mu284),
+  nhanes = svydesign(ids = ~SDMVPSU, strata = ~SDMVSTRA, weights = ~WTMEC2YR, nest = TRUE, data = nhanes),
+  fpc_pop = svydesign(ids = ~psuid, strata = ~stratid, weights = ~weight, fpc = ~Nh, nest = TRUE, data = fpcdat),
+  fpc_frac = svydesign(ids = ~psuid, strata = ~stratid, fpc = ~frac, nest = TRUE, data = fpcdat)
+)
+
+pop_stype <- data.frame(stype = c("E", "H", "M"), Freq = c(4421, 755, 1018))
+pop_schwide <- data.frame(sch.wide = c("No", "Yes"), Freq = c(1072, 5122))  # apipop counts; sums to 6194 as pop_stype
+designs$clus1_ps <- postStratify(designs$clus1, ~stype, pop_stype)
+designs$clus1_rake <- rake(designs$clus1, list(~stype, ~sch.wide), list(pop_stype, pop_schwide),
+                           control = list(maxit = 100, epsilon = 1e-10))
+designs$clus1_jk1 <- as.svrepdesign(designs$clus1, type = "JK1")
+designs$strat_jkn <- as.svrepdesign(designs$strat, type = "JKn")
+designs$nhanes_jkn <- as.svrepdesign(designs$nhanes, type = "JKn")
+designs$clus1_jk1_ps <- postStratify(as.svrepdesign(designs$clus1, type = "JK1"), ~stype, pop_stype)
+designs$clus1_jk1_rake <- rake(as.svrepdesign(designs$clus1, type = "JK1"), list(~stype, ~sch.wide),
+                               list(pop_stype, pop_schwide), control = list(maxit = 100, epsilon = 1e-10))
+designs$scd_brr <- svrepdesign(data = scd, type = "BRR", weights = ~one, combined.weights = FALSE,
+                               repweights = 2 * cbind(c(1, 0, 1, 0, 1, 0), c(1, 0, 0, 1, 0, 1),
+                                                      c(0, 1, 1, 0, 0, 1), c(0, 1, 0, 1, 1, 0)))
+# user-supplied combined replicate weights: delete-one-district columns, named rep1..rep15
+districts <- sort(unique(apiclus1$dnum))
+repw <- sapply(districts, function(d) apiclus1$pw * (apiclus1$dnum != d) * 15 / 14)
+designs$clus1_user_mse <- svrepdesign(data = apiclus1, type = "other", weights = ~pw, repweights = repw,
+                                      combined.weights = TRUE, scale = 0.9, rscales = seq(0.5, 1.9, by = 0.1),
+                                      mse = TRUE)
+designs$clus1_user_jk1 <- svrepdesign(data = apiclus1, type = "JK1", weights = ~pw, repweights = repw,
+                                      combined.weights = TRUE, scale = 14 / 15, mse = FALSE)
+for (rule in c("remove", "adjust", "average", "certainty")) {
+  options(survey.lonely.psu = rule)
+  designs[[paste0("lone_", rule)]] <- svydesign(ids = ~dnum, strata = ~grp, weights = ~pw, data = lone)
+}
+options(survey.lonely.psu = "fail")
+
+# ---- result rows ---------------------------------------------------------------------------
+rows_stat <- function(x) {
+  ci <- confint(x)
+  d <- attr(x, "deff")
+  data.frame(estimate = as.vector(coef(x)), se = as.vector(SE(x)), ci_low = ci[, 1], ci_high = ci[, 2],
+             deff = if (is.null(d)) NA else if (is.matrix(d)) diag(d) else as.vector(d))
+}
+# svyby rows in analysis.survey's order: domains sorted by the by-variables (first one slowest),
+# then the statistics (variables or levels) within each domain; df = degf of each domain's subset
+# of design `dfd` (the design itself, or without missing values when na.rm=TRUE).
+rows_by <- function(x, dfd) {
+  byvars <- names(x)[attr(x, "svyby")$margins]
+  keys <- x[, byvars, drop = FALSE]
+  nd <- nrow(keys)
+  ns <- attr(x, "svyby")$nstats
+  o <- do.call(order, unname(as.list(keys)))
+  ci <- if ("ci_l" %in% names(x)) cbind(x$ci_l, x$ci_u) else confint(x)  # Woodruff CI of svyquantile
+  d <- tryCatch(as.vector(as.matrix(deff(x))), error = function(e) rep(NA, nd * ns))
+  if (is.null(d) || length(d) == 0) d <- rep(NA, nd * ns)
+  take <- function(v) as.vector(t(matrix(as.matrix(v), nrow = nd, ncol = ns)[o, , drop = FALSE]))
+  dfs <- sapply(o, function(i) {
+    inset <- Reduce(`&`, lapply(byvars, function(b) as.character(dfd$variables[[b]]) == as.character(keys[i, b])))
+    degf(dfd[which(inset), ])
+  })
+  data.frame(estimate = take(coef(x)), se = take(SE(x)), ci_low = take(ci[, 1]), ci_high = take(ci[, 2]),
+             deff = take(d), df = rep(dfs, each = ns))
+}
+rows_ratio <- function(x) {
+  ci <- confint(x)
+  d <- attr(x, "deff")
+  data.frame(estimate = as.vector(coef(x)), se = as.vector(SE(x)), ci_low = ci[, 1], ci_high = ci[, 2],
+             deff = if (is.null(d)) NA else as.vector(d))
+}
+rows_ciprop <- function(x) {
+  ci <- attr(x, "ci")
+  data.frame(estimate = as.vector(x), se = sqrt(as.vector(attr(x, "var"))), ci_low = ci[[1]], ci_high = ci[[2]],
+             deff = NA)
+}
+rows_quantile <- function(x) {
+  r <- x[[1]]
+  data.frame(estimate = r[, 1], se = r[, 4], ci_low = r[, 2], ci_high = r[, 3], deff = NA)
+}
+cases <- list()
+add <- function(id, design, method, args, rows, df = NULL) {
+  if (!is.null(df)) rows$df <- df
+  cases[[length(cases) + 1]] <<- list(id = id, design = design, method = method, args = args, rows = rows)
+}
+
+sub_degf <- function(d, by) sapply(split(seq_len(nrow(d$variables)), by), function(i) degf(d[i, ]))
+
+for (dn in c("srs", "srs_nofpc", "strat", "clus1", "clus1_nofpc", "clus2", "clus2_nofpc", "clus1_ps",
+             "clus1_rake", "clus1_jk1", "strat_jkn", "clus1_jk1_ps", "clus1_jk1_rake", "clus1_user_mse",
+             "clus1_user_jk1")) {
+  d <- designs[[dn]]
+  df <- degf(d)
+  is_rep <- inherits(d, "svyrep.design")  # survey 4.1-1's svyratio.svyrep.design fails with deff=TRUE
+  add(paste(dn, "mean"), dn, "mean", list(variables = "api00"), rows_stat(svymean(~api00, d, deff = TRUE)), df)
+  add(paste(dn, "mean2"), dn, "mean", list(variables = list("api00", "ell")),
+      rows_stat(svymean(~api00 + ell, d, deff = TRUE)), df)
+  dd <- d[!is.na(d$variables$enroll), ]  # apiclus2 lacks enroll for 6 schools
+  add(paste(dn, "total"), dn, "total", list(variables = "enroll", na_rm = TRUE),
+      rows_stat(svytotal(~enroll, d, deff = TRUE, na.rm = TRUE)), degf(dd))
+  add(paste(dn, "proportion"), dn, "proportion", list(variable = "stype", ci = "wald"),
+      rows_stat(svymean(~stype, d, deff = TRUE)), df)
+  add(paste(dn, "ratio"), dn, "ratio", list(numerator = "api.stu", denominator = "enroll", na_rm = TRUE),
+      rows_ratio(svyratio(~api.stu, ~enroll, d, deff = !is_rep, na.rm = TRUE)), degf(dd))
+  bydf <- sub_degf(d, d$variables$stype)
+  add(paste(dn, "mean by stype"), dn, "mean", list(variables = "api00", by = "stype"),
+      rows_by(svyby(~api00, ~stype, d, svymean, deff = TRUE), d))
+  add(paste(dn, "total by stype"), dn, "total", list(variables = "enroll", by = "stype", na_rm = TRUE),
+      rows_by(svyby(~enroll, ~stype, d, svytotal, deff = TRUE, na.rm = TRUE), dd))
+  add(paste(dn, "ratio by stype"), dn, "ratio",
+      list(numerator = "api.stu", denominator = "enroll", by = "stype", na_rm = TRUE),
+      rows_by(svyby(~api.stu, ~stype, d, svyratio, denominator = ~enroll, deff = !is_rep, na.rm = TRUE), dd))
+  add(paste(dn, "proportion by stype+awards"), dn, "proportion",
+      list(variable = "sch.wide", by = list("stype", "awards"), ci = "wald"),
+      rows_by(svyby(~sch.wide, ~stype + awards, d, svymean, deff = TRUE), d))
+  for (m in c("logit", "beta")) {
+    add(paste(dn, "ciprop", m), dn, "proportion", list(variable = "sch.wide", ci = m),
+        rbind(rows_ciprop(svyciprop(~I(sch.wide == "No"), d, method = m)),
+              rows_ciprop(svyciprop(~I(sch.wide == "Yes"), d, method = m))), df)
+    add(paste(dn, "ciprop by stype", m), dn, "proportion", list(variable = "sch.wide", by = "stype", ci = m),
+        do.call(rbind, lapply(levels(apiclus1$stype), function(s) {
+          ds <- d[d$variables$stype == s, ]
+          rbind(rows_ciprop(svyciprop(~I(sch.wide == "No"), ds, method = m)),
+                rows_ciprop(svyciprop(~I(sch.wide == "Yes"), ds, method = m)))
+        })), rep(bydf, each = 2))
+  }
+  add(paste(dn, "quantile"), dn, "quantile", list(variable = "api00", q = list(0.25, 0.5, 0.9)),
+      rows_quantile(svyquantile(~api00, d, c(0.25, 0.5, 0.9), ci = TRUE)), df)
+  add(paste(dn, "quantile by stype"), dn, "quantile", list(variable = "api00", q = 0.5, by = "stype"),
+      rows_by(svyby(~api00, ~stype, d, svyquantile, quantiles = 0.5, ci = TRUE,
+                    vartype = c("se", "ci")), d))
+}
+
+d <- designs$mu284
+add("mu284 mean", "mu284", "mean", list(variables = "y1"), rows_stat(svymean(~y1, d, deff = TRUE)), degf(d))
+add("mu284 total", "mu284", "total", list(variables = "y1"), rows_stat(svytotal(~y1, d, deff = TRUE)), degf(d))
+for (dn in c("fpc_pop", "fpc_frac")) {
+  d <- designs[[dn]]
+  add(paste(dn, "mean"), dn, "mean", list(variables = "x"), rows_stat(svymean(~x, d, deff = TRUE)), degf(d))
+  add(paste(dn, "total"), dn, "total", list(variables = "x"), rows_stat(svytotal(~x, d, deff = TRUE)), degf(d))
+}
+for (dn in c("nhanes", "nhanes_jkn")) {
+  d <- designs[[dn]]
+  dd <- d[!is.na(d$variables$HI_CHOL), ]
+  add(paste(dn, "mean na_rm"), dn, "mean", list(variables = "HI_CHOL", na_rm = TRUE),
+      rows_stat(svymean(~HI_CHOL, d, na.rm = TRUE, deff = TRUE)), degf(dd))
+  add(paste(dn, "total na_rm"), dn, "total", list(variables = "HI_CHOL", na_rm = TRUE),
+      rows_stat(svytotal(~HI_CHOL, d, na.rm = TRUE, deff = TRUE)), degf(dd))
+  add(paste(dn, "mean by race na_rm"), dn, "mean", list(variables = "HI_CHOL", by = "race", na_rm = TRUE),
+      rows_by(svyby(~HI_CHOL, ~race, d, svymean, na.rm = TRUE, deff = TRUE), dd))
+  add(paste(dn, "proportion agecat by sex"), dn, "proportion", list(variable = "agecat", by = "RIAGENDR", ci = "wald"),
+      rows_by(svyby(~agecat, ~RIAGENDR, d, svymean, deff = TRUE), d))
+  add(paste(dn, "quantile na_rm"), dn, "quantile", list(variable = "HI_CHOL", q = 0.5, na_rm = TRUE),
+      rows_quantile(svyquantile(~HI_CHOL, d, 0.5, ci = TRUE, na.rm = TRUE)), degf(dd))
+}
+d <- designs$scd_brr
+add("scd_brr mean", "scd_brr", "mean", list(variables = "arrests"), rows_stat(svymean(~arrests, d)), degf(d))
+add("scd_brr ratio", "scd_brr", "ratio", list(numerator = "alive", denominator = "arrests"),
+    rows_ratio(svyratio(~alive, ~arrests, d)), degf(d))
+for (rule in c("remove", "adjust", "average", "certainty")) {
+  dn <- paste0("lone_", rule)
+  options(survey.lonely.psu = rule)
+  d <- designs[[dn]]
+  add(paste(dn, "mean"), dn, "mean", list(variables = "api00"), rows_stat(svymean(~api00, d, deff = TRUE)), degf(d))
+  add(paste(dn, "total"), dn, "total", list(variables = "enroll"), rows_stat(svytotal(~enroll, d, deff = TRUE)), degf(d))
+  add(paste(dn, "mean by stype"), dn, "mean", list(variables = "api00", by = "stype"),
+      rows_by(svyby(~api00, ~stype, d, svymean, deff = TRUE), d))
+  rd <- as.svrepdesign(d, type = "JKn")
+  designs[[paste0(dn, "_jkn")]] <- rd
+  add(paste(dn, "jkn mean"), paste0(dn, "_jkn"), "mean", list(variables = "api00"),
+      rows_stat(svymean(~api00, rd)), degf(rd))
+}
+options(survey.lonely.psu = "fail")
+
+fail_message <- tryCatch({svymean(~api00, svydesign(ids = ~dnum, strata = ~grp, weights = ~pw, data = lone)); ""},
+                         error = function(e) conditionMessage(e))
+
+out <- list(
+  meta = list(r_version = R.version.string, survey_version = as.character(packageVersion("survey")),
+              generated_by = "tests/reference/make_reference.R",
+              populations = list(stype = setNames(as.list(pop_stype$Freq), pop_stype$stype),
+                                 sch.wide = setNames(as.list(pop_schwide$Freq), pop_schwide$sch.wide)),
+              lonely_fail_message = fail_message),
+  cases = cases
+)
+writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null", pretty = TRUE),
+           file.path(here, "survey_reference.json"))
+cat("wrote", length(cases), "cases\n")
