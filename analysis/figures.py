@@ -444,16 +444,17 @@ def staffing_vs_even(allocation: pd.DataFrame, replicates: pd.DataFrame, labels:
                     label=labels("figures.staffing.interval"))
         ax.axhline(even, color=NEUTRAL, linestyle="--", linewidth=2, label=labels("figures.staffing.even"))
         ax.set_xticks(x, [f"{labels.team(t)}\n{v:g}" for t, v in zip(order, est)])
-        ax.tick_params(axis="x", length=0)
+        ax.tick_params(axis="x", length=0, labelsize=18 if len(categories) == 1 else 15)
         name = labels(f"staff_category.{category}")
         ax.set_title(f"{name}（{est.sum():g}）" if labels.lang == "zh" else f"{name} ({est.sum():g})", loc="left")
-        ax.set_ylim(0, max(np.nanmax(high), est.max(), even) * 1.18)
+        ax.set_ylim(0, max(np.nanmax(high), est.max(), even) * 1.4)  # headroom for the legend
         ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.yaxis.grid(True, color="#E6E6E6", linewidth=1)
         ax.set_axisbelow(True)
         ax.spines["left"].set_visible(True)
     axes[0].set_ylabel(labels("figures.staffing.ylabel"))
-    axes[-1].legend(loc="upper right")
+    axes[-1].legend(loc="upper right", ncols=3 if len(axes) == 1 else 1, fontsize=14, handlelength=1.5,
+                    columnspacing=1.2)
     return fig
 
 
