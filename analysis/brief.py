@@ -179,7 +179,7 @@ def render_brief(outputs: dict, form, note: figures.Note, threshold: int = 10) -
 
 def visible_text(page: str) -> str:
     """The characters a reader sees on the page (tags, styles and data URIs removed, entities decoded)."""
-    body = re.sub(r"<style.*?</style>|<[^>]+>", " ", page, flags=re.S)
+    body = re.sub(r"<style.*?</style>|<[^>]+>", " ", page, flags=re.DOTALL)
     return html.unescape(body)
 
 
