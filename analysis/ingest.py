@@ -81,6 +81,48 @@ class RawExport:
     provenance: dict = field(default_factory=dict)
 
 
+class _Schema:
+    """A :class:`Form` with its per-field look-ups computed once (a form has ~150 fields; an export
+    reader asks for them thousands of times)."""
+
+    def __init__(self, form: Form):
+        self.form = form
+        self.survey, self.choices, self.settings = form.survey, form.choices, form.settings
+        self._data = form.data_fields()
+        self._rows = {r["name"]: r for r in form.survey.to_dict("records")}
+        by_list = {k: g for k, g in form.choices.groupby("list_name", sort=False)}
+        empty = form.choices.iloc[:0]
+        self._choices = {n: by_list.get(r["list_name"], empty) for n, r in self._rows.items()}
+        self._lookup: dict[str, dict[str, str]] = {}
+
+    def data_fields(self) -> pd.DataFrame:
+        return self._data
+
+    def field(self, name: str) -> dict:
+        if name not in self._rows:
+            return self.form.field(name)  # raises the form's error
+        return self._rows[name]
+
+    def choice_names(self, name: str) -> list[str]:
+        return self._choices[name]["name"].tolist()
+
+    def choice_rows(self, name: str) -> pd.DataFrame:
+        return self._choices[name]
+
+    def export_column(self, name: str, sep: str = "/") -> str:
+        return self.form.export_column(name, sep)
+
+    def lookup(self, name: str) -> dict[str, str]:
+        """Choice name, Chinese label and English label -> choice name (names win over labels)."""
+        if name not in self._lookup:
+            rows = self._choices[name]
+            table = {}
+            for col in ("label_en", "label_zh", "name"):
+                table.update({str(k).strip(): n for k, n in zip(rows[col], rows["name"]) if str(k).strip()})
+            self._lookup[name] = table
+        return self._lookup[name]
+
+
 # ----- files ------------------------------------------------------------------------------------------
 
 def sha256(path: Path) -> str:
@@ -250,14 +292,9 @@ def _check_duplicate_targets(mapping: _Mapping, path: Path) -> None:
 
 # ----- values -------------------------------------------------------------------------------------------
 
-def _choice_lookup(form: Form, field_name: str) -> dict[str, str]:
+def _choice_lookup(form: _Schema, field_name: str) -> dict[str, str]:
     """Choice name, Chinese label and English label -> choice name, for one select field."""
-    list_name = form.field(field_name)["list_name"]
-    rows = form.choices[form.choices["list_name"] == list_name]
-    lookup = {}
-    for col in ("label_en", "label_zh", "name"):  # names win over labels that look like names
-        lookup.update({str(k).strip(): n for k, n in zip(rows[col], rows["name"]) if str(k).strip()})
-    return lookup
+    return form.lookup(field_name)
 
 
 def _to_choice(values: pd.Series, lookup: dict[str, str]) -> pd.Series:
@@ -344,23 +381,47 @@ def _typed(raw: pd.DataFrame, dummy_cols: dict[str, dict[str, pd.Series]], field
     return pd.concat(parts, axis=1)
 
 
+def _form_order(frame: pd.DataFrame, fields: pd.DataFrame) -> pd.DataFrame:
+    """Answer columns in form order, each select_multiple followed by its option columns."""
+    order = []
+    for name in fields["name"]:
+        if name in frame:
+            order.append(name)
+            order += [c for c in frame.columns if c.startswith(name + ".") and c not in order]
+    return frame[order]
+
+
 # ----- personal data ------------------------------------------------------------------------------------
 
-def _redact(texts: pd.DataFrame, own_pii: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _own_secrets(pii_top: pd.DataFrame, pii_persons: pd.DataFrame) -> pd.Series:
+    """Per submission (index of the main table), the personal answers it gave (names, address …) that
+    are at least 2 characters long, longest first, as a tuple to scrub from its free text."""
+    long = pd.concat([pii_top.stack(), pii_persons.set_index("_parent").stack()]) if len(pii_persons.columns) > 1 \
+        else pii_top.stack()
+    long = long[long.astype(str).str.strip().str.len() >= 2].astype(str).str.strip()
+    grouped = long.groupby(level=0).agg(lambda s: tuple(sorted(set(s), key=len, reverse=True)))
+    return grouped.reindex(pii_top.index).map(lambda v: v if isinstance(v, tuple) else ())
+
+
+def _scrub(text: str, secrets: tuple) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _redact(texts: pd.DataFrame, own: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Replace phone numbers, ID numbers and the row's own personal answers in free text with REDACTED.
 
-    Returns the cleaned texts and a boolean frame marking the changed cells.
+    Only answered cells are touched. Returns the cleaned texts and a boolean frame of changed cells.
     """
-    cleaned = texts.copy()
+    cleaned = texts.astype(object).copy()
     for col in texts.columns:
-        text = texts[col].fillna("").astype(str)
+        answered = texts[col].notna()
+        text = texts.loc[answered, col].astype(str)
         text = text.str.replace(PHONE, REDACTED, regex=True).str.replace(ID_NUMBER, REDACTED, regex=True)
-        for pii_col in own_pii.columns:  # this submission's own names/address; per-row strings
-            own = own_pii[pii_col].fillna("").astype(str).str.strip()
-            text = pd.Series([t.replace(p, REDACTED) if len(p) >= 2 else t for t, p in zip(text, own)],
-                             index=text.index)
-        cleaned[col] = text.where(texts[col].notna(), None)
-    changed = cleaned.fillna("").ne(texts.fillna(""))
+        text = pd.Series([_scrub(t, o) for t, o in zip(text, own[answered])], index=text.index, dtype=object)
+        cleaned.loc[answered, col] = text
+    changed = cleaned.fillna("").ne(texts.astype(object).fillna(""))
     return cleaned, changed
 
 
@@ -503,16 +564,21 @@ def _wjx_to_kobo(table: pd.DataFrame, form: Form) -> tuple[pd.DataFrame, dict[st
 def _frame_for(table: pd.DataFrame, mapping: _Mapping, fields: pd.DataFrame, form: Form, multi_sep: str | None,
                positional: bool, labels: dict[str, dict], label_prefix: str = "") -> pd.DataFrame:
     """Typed frame for one table (main or a repeat) from its raw headers."""
-    raw = pd.DataFrame({f: table[h].astype(str) for h, f in mapping.fields.items()}, index=table.index)
-    raw = raw.apply(lambda c: c.where(~c.str.strip().isin(WJX_MISSING), ""))
-    for header, name in mapping.fields.items():  # SPSS value labels: code -> label (choice label)
+    wanted = set(fields["name"])
+    headers = {h: f for h, f in mapping.fields.items() if f in wanted}
+    raw = table[list(headers)].astype(str).set_axis(list(headers.values()), axis=1)
+    raw = raw.mask(raw.isin(WJX_MISSING), "")
+    for header, name in headers.items():  # SPSS value labels: code -> label (choice label)
         value_labels = labels.get(label_prefix + header)
         if value_labels and form.field(name)["base_type"] in ("select_one", "select_multiple"):
             raw[name] = raw[name].map(lambda v: value_labels.get(v, v))
     dummy_cols: dict[str, dict[str, pd.Series]] = {}
-    for header, (name, option) in mapping.dummies.items():
-        dummy_cols.setdefault(name, {})[option] = table[header].astype(str).where(
-            ~table[header].astype(str).str.strip().isin(WJX_MISSING), "")
+    dummies = {h: t for h, t in mapping.dummies.items() if t[0] in wanted}
+    if dummies:
+        block = table[list(dummies)].astype(str)
+        block = block.mask(block.isin(WJX_MISSING), "")
+        for header, (name, option) in dummies.items():
+            dummy_cols.setdefault(name, {})[option] = block[header]
     return _typed(raw, dummy_cols, fields, form, multi_sep, positional)
 
 
@@ -523,6 +589,7 @@ def read_export(path: str | Path, form: Form, group_sep: str | None = None) -> R
     export, duplicate column names, or a missing required column.
     """
     path = Path(path)
+    form = form if isinstance(form, _Schema) else _Schema(form)
     if path.is_dir():
         candidates = sorted(p for p in path.iterdir() if p.suffix.lower() in (".xlsx", ".csv", ".sav")
                             and p.stem not in _repeat_names(form) and "_" + p.stem.split("_")[-1] not in
@@ -629,13 +696,7 @@ def read_export(path: str | Path, form: Form, group_sep: str | None = None) -> R
     text_fields = data.loc[(data["base_type"] == "text") & ~data["pii"], "name"]
     pii_persons = (pd.concat(pii_person_frames, ignore_index=True) if pii_person_frames
                    else pd.DataFrame({"_parent": []}))
-    own_names = pii_persons.drop(columns="_parent").groupby(pii_persons["_parent"]).agg(
-        lambda s: [v for v in s if isinstance(v, str)]) if len(pii_persons.columns) > 1 else pd.DataFrame()
-    own = pii_top.copy()
-    for col in own_names.columns:
-        wide = own_names[col].apply(pd.Series) if len(own_names) else pd.DataFrame()
-        for j in wide.columns:
-            own[f"{col}_{j}"] = wide[j].reindex(own.index)
+    own = _own_secrets(pii_top, pii_persons)
     redactions = []
     hh_text = [c for c in text_fields if c in households]
     if hh_text:
@@ -657,8 +718,9 @@ def read_export(path: str | Path, form: Form, group_sep: str | None = None) -> R
                   else pd.DataFrame(columns=["uuid", "person_id", "question"]))
     redactions["issue"] = "personal data (phone, ID number or name) removed from free text"
 
-    households = pd.concat([ids, households], axis=1).reset_index(drop=True)
-    persons = persons.drop(columns="_parent")
+    households = pd.concat([ids, _form_order(households, data)], axis=1).reset_index(drop=True)
+    persons = pd.concat([persons[["uuid", "household_id", "person_id", "member"]],
+                         _form_order(persons, data)], axis=1)
     present = set(households.columns) | set(persons.columns)
     missing = tuple(n for n in data["name"] if n not in present and n not in pii_names
                     and form.field(n)["base_type"] not in METADATA_TYPES | {"calculate"})
@@ -692,6 +754,7 @@ def write_sav(households: pd.DataFrame, persons: dict[str, pd.DataFrame], form: 
     """
     import pyreadstat
     path = Path(path)
+    form = _Schema(form)
     written = []
     for table, target in [(households, path)] + [(t, path.with_name(f"{path.stem}_{r}.sav"))
                                                   for r, t in persons.items()]:
@@ -706,7 +769,7 @@ def write_sav(households: pd.DataFrame, persons: dict[str, pd.DataFrame], form: 
                 values = table[header]
                 if row["base_type"] == "select_one":
                     names = form.choice_names(name)
-                    chosen = form.choices[form.choices["list_name"] == row["list_name"]]
+                    chosen = form.choice_rows(name)
                     if all(re.fullmatch(r"-?\d+", n) for n in names):
                         out[name] = pd.to_numeric(values, errors="coerce")
                         value_labels[name] = {int(n): lab for n, lab in zip(chosen["name"], chosen["label_zh"])}

@@ -124,20 +124,25 @@ def write_kobo_csv(form: Form, hh: pd.DataFrame, people: pd.DataFrame, folder: P
     return folder / "leliu_needs.csv"
 
 
-def write_wjx_csv(form: Form, hh: pd.DataFrame, people: pd.DataFrame, path: Path) -> Path:
-    """A 问卷星 text-file export: labels, ┋ multi-select, 所用时间 '…秒', roster as 成员<j>- columns, GB18030."""
+def write_wjx_csv(form: Form, hh: pd.DataFrame, people: pd.DataFrame, path: Path, with_uuid: bool = True) -> Path:
+    """A 问卷星 text-file export: labels, ┋ multi-select, 所用时间 '…秒', roster as 成员<j>- columns, GB18030.
+
+    ``with_uuid`` adds the submission id as 问卷星's custom parameter column 自定义字段 (how a survey sent
+    from a sample list carries its respondent key)."""
     def label(name: str, values: pd.Series) -> pd.Series:
         row = form.field(name)
         if row["base_type"] not in ("select_one", "select_multiple"):
             return values
         chosen = form.choices[form.choices["list_name"] == row["list_name"]]
         to_label = dict(zip(chosen["name"], chosen["label_zh"]))
-        return values.fillna("").astype(str).str.split().map(lambda t: "┋".join(to_label[x] for x in t))
+        return values.astype(object).fillna("").astype(str).str.split().map(lambda t: "┋".join(to_label[x] for x in t))
 
     end = pd.to_datetime(hh["end"])
     out = {"序号": range(1, len(hh) + 1), "提交答卷时间": end.dt.strftime("%Y/%m/%d %H:%M:%S"),
            "所用时间": ((end - pd.to_datetime(hh["start"])).dt.total_seconds().astype(int).astype(str) + "秒"),
            "来源": "手机提交", "来源详情": "直接访问", "来自IP": "113.1.1.1(广东-佛山)"}
+    if with_uuid:
+        out["自定义字段"] = hh["_uuid"]
     number = 0
     data = form.data_fields()
     for row in data.itertuples(index=False):
@@ -153,8 +158,8 @@ def write_wjx_csv(form: Form, hh: pd.DataFrame, people: pd.DataFrame, path: Path
             number += 1
             values = mine[row.name] if row.name in mine else pd.Series(dtype=object)
             column = label(row.name, values.reindex(hh["_index"]).reset_index(drop=True))
-            out[wjx_column(row.label_zh, number, j)] = column.replace("", "-3").fillna("-3")
-    frame = pd.DataFrame(out).fillna("")
+            out[wjx_column(row.label_zh, number, j)] = column.astype(object).replace("", "-3").fillna("-3")
+    frame = pd.DataFrame(out).astype(object).fillna("")
     frame.to_csv(path, index=False, encoding="gb18030")
     return path
 

@@ -1,0 +1,172 @@
+"""Every export format gives the same tables; personal data never passes ingest; bad files fail clearly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import ingest_fixtures as fx
+from analysis.errors import IngestError
+from analysis.ingest import REDACTED, read_export, sha256
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def form():
+    return fx.form()
+
+
+@pytest.fixture(scope="module")
+def rows(form):
+    return fx.responses(form, n=12)
+
+
+@pytest.fixture(scope="module")
+def exports(form, rows, tmp_path_factory):
+    return fx.write_all(form, *rows, tmp_path_factory.mktemp("exports"))
+
+
+@pytest.fixture(scope="module")
+def before(exports):
+    return {k: sha256(p) for k, p in exports.items()}
+
+
+@pytest.fixture(scope="module")
+def reads(form, exports, before):
+    return {k: read_export(p, form) for k, p in exports.items()}
+
+
+def _same(a, b):
+    pd.testing.assert_frame_equal(a.drop(columns="row", errors="ignore").reset_index(drop=True),
+                                  b.drop(columns="row", errors="ignore").reset_index(drop=True), check_dtype=False)
+
+
+@pytest.mark.parametrize("fmt", ["kobo_csv", "wjx_csv", "spss"])
+def test_every_format_reads_to_the_same_tables_as_kobo_xlsx(reads, fmt):
+    reference, other = reads["kobo_xlsx"], reads[fmt]
+    assert other.source_format == fmt
+    assert other.unmapped_columns == () and other.missing_columns == ()
+    _same(reference.households, other.households)
+    _same(reference.persons, other.persons)
+
+
+def test_wjx_without_a_uuid_column_keys_on_its_serial_number(form, rows, reads, tmp_path):
+    path = fx.write_wjx_csv(form, *rows, tmp_path / "wjx.csv", with_uuid=False)
+    reference, other = reads["kobo_xlsx"], read_export(path, form)
+    assert other.households["uuid"].tolist() == [f"wjx-{i}" for i in range(1, 13)]
+    keys = ["uuid", "household_id", "person_id"]
+    _same(reference.households.drop(columns=keys, errors="ignore"), other.households.drop(columns=keys, errors="ignore"))
+    _same(reference.persons.drop(columns=keys), other.persons.drop(columns=keys))
+
+
+@pytest.mark.parametrize("sep", [".", "-"])
+def test_group_separator_is_detected(form, rows, reads, tmp_path, sep):
+    reference = reads["kobo_csv"]
+    other = read_export(fx.write_kobo_csv(form, *rows, tmp_path / "other", sep=sep), form)
+    assert other.separator == sep
+    _same(reference.households, other.households)
+
+
+@pytest.mark.parametrize("keep", ["summary", "details"])
+def test_select_multiple_in_summary_or_details_form(form, rows, reads, tmp_path, keep):
+    main, roster = fx.kobo_tables(form, *rows)
+    multi = form.data_fields().query("base_type == 'select_multiple'")["name"]
+    summaries = [form.export_column(n) for n in multi]
+    details = [c for c in main.columns if any(c.startswith(s + "/") for s in summaries)]
+    main = main.drop(columns=details if keep == "summary" else summaries)
+    folder = tmp_path / keep
+    folder.mkdir()
+    main.to_csv(folder / "leliu_needs.csv", index=False)  # UTF-8 without BOM
+    roster.to_csv(folder / "roster.csv", index=False)
+    reference = reads["kobo_xlsx"]
+    _same(reference.households, read_export(folder / "leliu_needs.csv", form).households)
+
+
+def test_gbk_encoded_kobo_csv(form, rows, reads, tmp_path):
+    main, roster = fx.kobo_tables(form, *rows)
+    main.to_csv(tmp_path / "leliu_needs.csv", index=False, encoding="gb18030")
+    roster.to_csv(tmp_path / "roster.csv", index=False, encoding="gb18030")
+    reference = reads["kobo_xlsx"]
+    _same(reference.households, read_export(tmp_path / "leliu_needs.csv", form).households)
+
+
+def test_spss_keeps_value_labels(exports):
+    import pyreadstat
+    _, meta = pyreadstat.read_sav(str(exports["spss"]))
+    assert meta.variable_value_labels["consent"] == {1.0: "是", 2.0: "否"}
+
+
+def test_personal_data_is_dropped_at_the_door(rows, reads):
+    hh, people = rows
+    secrets = set(hh["resp_name"]) | set(hh["phone"]) | set(hh["id_number"]) | set(hh["address"]) \
+        | set(people["member_name"])
+    for raw in reads.values():
+        assert not {"resp_name", "phone", "address", "id_number", "member_name"} & set(raw.households.columns)
+        text = raw.households.to_csv() + raw.persons.to_csv()
+        assert not [s for s in secrets if s in text]
+        assert raw.households["comments"].str.contains(REDACTED, regex=False).sum() == (hh["comments"] != "很好").sum()
+        assert len(raw.redactions) == (hh["comments"] != "很好").sum()
+
+
+def test_keys_are_pseudonymous_and_stable(reads):
+    a, b = reads["kobo_xlsx"], reads["kobo_csv"]
+    assert a.households["household_id"].is_unique
+    assert a.households["household_id"].str.fullmatch(r"H[0-9a-f]{10}").all()
+    assert (a.persons["person_id"] == b.persons["person_id"]).all()
+    assert not a.households["household_id"].str.contains("uuid").any()
+
+
+def test_raw_files_are_not_modified_and_their_checksums_recorded(exports, before, reads):
+    for key, path in exports.items():
+        assert reads[key].checksums[path.name] == before[key]
+    assert before == {k: sha256(p) for k, p in exports.items()}
+
+
+# ----- bad input: one IngestError naming the file and the problem ---------------------------------------
+
+def _bad_files(form, rows, folder: Path) -> dict[str, tuple[Path, str]]:
+    main, roster = fx.kobo_tables(form, *rows)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    (folder / "empty.csv").write_bytes(b"")
+    out["empty"] = (folder / "empty.csv", "empty")
+    pd.DataFrame({"q1": [1, 2], "q2": ["a", "b"], "_uuid": ["x", "y"]}).to_csv(folder / "other.csv", index=False)
+    out["another survey"] = (folder / "other.csv", "another survey")
+    good = fx.write_kobo_xlsx(form, *rows, folder / "good.xlsx").read_bytes()
+    (folder / "truncated.xlsx").write_bytes(good[: len(good) // 2])
+    out["truncated xlsx"] = (folder / "truncated.xlsx", "truncated")
+    (folder / "utf16.csv").write_bytes(main.to_csv(index=False).encode("utf-16"))
+    out["unknown encoding"] = (folder / "utf16.csv", "encoding")
+    main.drop(columns=[form.export_column("hh_size")]).to_csv(folder / "missing.csv", index=False)
+    out["missing required column"] = (folder / "missing.csv", "hh_size")
+    duplicated = main.to_csv(index=False).splitlines()
+    duplicated[0] = duplicated[0].replace("household/housing,", "household/hh_size,", 1)
+    (folder / "dupcols.csv").write_text("\n".join(duplicated), encoding="utf-8")
+    out["duplicate column names"] = (folder / "dupcols.csv", "duplicate column")
+    return out
+
+
+@pytest.mark.parametrize("case", ["empty", "another survey", "truncated xlsx", "unknown encoding",
+                                  "missing required column", "duplicate column names"])
+def test_bad_input_gives_one_clear_error(form, rows, tmp_path, case):
+    path, words = _bad_files(form, rows, tmp_path)[case]
+    with pytest.raises(IngestError) as error:
+        read_export(path, form)
+    message = str(error.value)
+    assert path.name in message and words in message, message
+
+
+def test_cli_exits_non_zero_with_one_line_and_writes_nothing(form, rows, tmp_path):
+    path, _ = _bad_files(form, rows, tmp_path / "bad")["truncated xlsx"]
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "analysis", "clean", "--form", str(fx.FORM_DIR), "--data",
+                           str(path), "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode != 0
+    assert len(done.stderr.strip().splitlines()) == 1 and "truncated.xlsx" in done.stderr
+    assert not (out / "clean").exists()
+
