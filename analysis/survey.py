@@ -246,6 +246,14 @@ def _rake_weights(weights, margins, tol, max_iter, on_step=None):
                 on_step(m)
         new = np.bincount(joint, weights=w, minlength=size)
         if np.max(np.abs(old - new)) < eps:
+            for m in margins:
+                got = np.bincount(m.cells, weights=w, minlength=len(m.population))
+                if np.max(np.abs(got - m.population)) > 1e-6 * m.population.sum():
+                    raise DesignError(
+                        "raking settled on weights that miss this margin: no weights meet all margins",
+                        column=",".join(m.columns),
+                        hint="a combination of levels needed by the margins has no sampled rows; collapse levels",
+                    )
             return w, tuple(after)
         old = new
     names = "; ".join(",".join(m.columns) for m in margins)
@@ -343,6 +351,8 @@ class _Estimators:
         n = counted.sum(axis=0).astype(float)
         W = (w[:, None] * valid).sum(axis=0)
         est = res["estimate"]
+        np_err = np.errstate(divide="ignore", invalid="ignore")
+        np_err.__enter__()
         if kind == "total":
             centre = (w[:, None] * A).sum(axis=0) / W
             S = (w[:, None] * (A - centre * B) ** 2).sum(axis=0)
@@ -351,8 +361,8 @@ class _Estimators:
             TB = (w[:, None] * B).sum(axis=0)
             S = (w[:, None] * (A - est * B) ** 2).sum(axis=0)
             vsrs = n / (n - 1) * S * (W - n) / (TB**2 * n)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = res["se"] ** 2 / np.where(W > n, vsrs, np.nan)
+        out = res["se"] ** 2 / np.where(W > n, vsrs, np.nan)
+        np_err.__exit__(None, None, None)
         return out
 
     # -- public estimators ------------------------------------------------------------------

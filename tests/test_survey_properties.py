@@ -1,0 +1,233 @@
+"""Properties of analysis.survey that hold for any design, and the errors a user can cause."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analysis.errors import DesignError
+from analysis.survey import Design, ReplicateDesign
+
+
+@st.composite
+def samples(draw):
+    """A stratified cluster sample: 2–4 strata × 2–5 PSUs × 1–6 rows, positive weights."""
+    n_strata = draw(st.integers(2, 4))
+    rows = []
+    for h in range(n_strata):
+        for p in range(draw(st.integers(2, 5))):
+            for _ in range(draw(st.integers(1, 6))):
+                rows.append((f"s{h}", f"s{h}p{p}"))
+    n = len(rows)
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(rows, columns=["stratum", "psu"])
+    df["w"] = rng.uniform(1, 50, n)
+    df["y"] = rng.normal(10, 3, n).round(3)
+    df["g"] = rng.choice(["a", "b", "c"], n)
+    df["sex"] = rng.choice(["f", "m"], n)
+    return df
+
+
+@settings(max_examples=40, deadline=None)
+@given(samples(), st.floats(0.01, 1000))
+def test_scaling_all_weights_leaves_means_and_their_se_unchanged(df, c):
+    d1 = Design(df, weights="w", strata="stratum", ids="psu")
+    d2 = Design(df.assign(w=df["w"] * c), weights="w", strata="stratum", ids="psu")
+    a, b = d1.mean("y", by="g"), d2.mean("y", by="g")
+    np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=1e-12)
+    np.testing.assert_allclose(a["se"], b["se"], rtol=1e-9, atol=1e-12 * df["y"].abs().max())
+
+
+@settings(max_examples=40, deadline=None)
+@given(samples())
+def test_domain_mean_is_the_ratio_of_domain_totals(df):
+    d = Design(df.assign(one=1.0), weights="w", strata="stratum", ids="psu")
+    by = d.mean("y", by="g").set_index("g")
+    for g, row in by.iterrows():
+        x = df.assign(yg=np.where(df["g"] == g, df["y"], 0.0), ig=(df["g"] == g).astype(float))
+        dd = Design(x, weights="w", strata="stratum", ids="psu")
+        tot_y = dd.total("yg")["estimate"].iloc[0]
+        tot_1 = dd.total("ig")["estimate"].iloc[0]
+        r = dd.ratio("yg", "ig")
+        assert row["estimate"] == pytest.approx(tot_y / tot_1, rel=1e-12)
+        assert row["se"] == pytest.approx(r["se"].iloc[0], rel=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(samples(), st.integers(0, 2**31 - 1))
+def test_raking_reproduces_the_margins(df, seed):
+    # margins of some positive reweighting of the sample, so that weights meeting both exist
+    v = pd.Series(np.random.default_rng(seed).uniform(1, 100, len(df)) * df["w"].to_numpy())
+    pop_g = v.groupby(df["g"].to_numpy()).sum().to_dict()
+    pop_sex = v.groupby(df["sex"].to_numpy()).sum().to_dict()
+    d = Design(df, weights="w", strata="stratum", ids="psu").rake({"g": pop_g, "sex": pop_sex}, tol=1e-12,
+                                                                  max_iter=1000)
+    got_g = pd.Series(d.weights).groupby(df["g"].to_numpy()).sum()
+    got_sex = pd.Series(d.weights).groupby(df["sex"].to_numpy()).sum()
+    for k, count in pop_g.items():
+        assert got_g[k] == pytest.approx(count, rel=1e-9)
+    for k, count in pop_sex.items():
+        assert got_sex[k] == pytest.approx(count, rel=1e-9)
+
+
+def test_raking_to_margins_no_weights_can_meet_is_an_error():
+    df = pd.DataFrame({"g": ["b", "b", "b", "c"], "sex": ["f", "m", "m", "f"], "w": 1.0})
+    d = Design(df, weights="w")
+    with pytest.raises(DesignError, match="no weights meet all margins"):
+        d.rake({"g": {"b": 60.0, "c": 40.0}, "sex": {"f": 25.0, "m": 75.0}}, max_iter=1000)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=3, max_size=40), st.integers(0, 1000))
+def test_jk1_on_an_srs_gives_the_textbook_se(y, extra):
+    """Delete-one jackknife of an SRS mean: se² = (1 − n/N) s²/n exactly (Wolter 2007, §4.2)."""
+    y = np.array(y)
+    n = len(y)
+    N = n + extra
+    df = pd.DataFrame({"y": y, "N": float(N)})
+    got = Design(df, fpc="N").replicate("JK1").mean("y")["se"].iloc[0]
+    textbook = np.sqrt((1 - n / N) * y.var(ddof=1) / n)
+    assert got == pytest.approx(textbook, rel=1e-9, abs=1e-12)
+
+
+# -- bootstrap and replicate weights ----------------------------------------------------------
+
+
+def stratified_frame(seed=3):
+    rng = np.random.default_rng(seed)
+    psu = np.repeat(np.arange(60), 8)
+    df = pd.DataFrame({"stratum": psu // 6, "psu": psu})
+    effect = rng.normal(0, 2, 60)[psu]
+    df["y"] = 10 + effect + rng.normal(0, 1, len(df))
+    df["w"] = rng.uniform(5, 15, len(df))
+    df["g"] = rng.choice(["a", "b"], len(df))
+    return df
+
+
+def test_rao_wu_bootstrap_variance_is_close_to_the_taylor_variance():
+    """E[bootstrap variance] equals the with-replacement Taylor variance (Rao & Wu 1988); with 4,000
+    replicates the Monte Carlo error of the variance is about 2%, so 10% is a safe margin."""
+    d = Design(stratified_frame(), weights="w", strata="stratum", ids="psu")
+    taylor = d.mean("y")["se"].iloc[0] ** 2
+    boot = d.replicate("bootstrap", replicates=4000, seed=11).mean("y")["se"].iloc[0] ** 2
+    assert boot == pytest.approx(taylor, rel=0.10)
+
+
+def test_bootstrap_is_reproducible_and_its_weights_are_usable_as_user_weights():
+    df = stratified_frame()
+    d = Design(df, weights="w", strata="stratum", ids="psu")
+    r1 = d.replicate("bootstrap", replicates=50, seed=5)
+    r2 = d.replicate("bootstrap", replicates=50, seed=5)
+    W = r1.replicate_weights()
+    assert W.shape == (len(df), 50)
+    np.testing.assert_array_equal(W, r2.replicate_weights())
+    np.testing.assert_allclose(r1.replicate_totals(df["y"].to_numpy())[:, 0], W.T @ df["y"].to_numpy(), rtol=1e-12)
+    user = ReplicateDesign(
+        df.join(pd.DataFrame(W, columns=[f"b{i}" for i in range(50)])),
+        weights="w", repweights=[f"b{i}" for i in range(50)], type="bootstrap",
+    )
+    a, b = r1.mean("y", by="g"), user.mean("y", by="g")
+    np.testing.assert_allclose(a["se"], b["se"], rtol=1e-10)
+
+
+def test_calibration_is_redone_in_every_bootstrap_replicate():
+    df = stratified_frame()
+    pop = {"a": 3000.0, "b": 2000.0}
+    rep = Design(df, weights="w", strata="stratum", ids="psu").poststratify("g", pop).replicate(
+        "bootstrap", replicates=30, seed=1)
+    W = rep.replicate_weights()
+    for level, count in pop.items():
+        np.testing.assert_allclose(W[(df["g"] == level).to_numpy()].sum(axis=0), count, rtol=1e-12)
+    # a post-stratified count has no sampling variance
+    assert rep.total("y", by="g")["se"].gt(0).all()
+    assert rep.proportion("g", ci="wald")["se"].max() < 1e-9
+
+
+# -- errors a user can cause ------------------------------------------------------------------
+
+
+@pytest.fixture
+def df():
+    return stratified_frame()
+
+
+def test_unknown_column_is_named(df):
+    with pytest.raises(DesignError) as err:
+        Design(df, weights="weight", strata="stratum", ids="psu")
+    assert err.value.column == "weight" and "unknown column" in str(err.value)
+    d = Design(df, weights="w", strata="stratum", ids="psu")
+    with pytest.raises(DesignError, match="unknown column") as err:
+        d.mean("income")
+    assert err.value.column == "income"
+    with pytest.raises(DesignError, match="unknown column"):
+        d.mean("y", by="district")
+
+
+@pytest.mark.parametrize("bad, problem", [(-1.0, "negative"), (np.nan, "missing weights")])
+def test_negative_or_missing_weights_are_refused(df, bad, problem):
+    df.loc[7, "w"] = bad
+    with pytest.raises(DesignError, match=problem) as err:
+        Design(df, weights="w", strata="stratum", ids="psu")
+    assert err.value.column == "w"
+
+
+def test_fpc_smaller_than_the_sample_is_refused(df):
+    df["N"] = 5  # each stratum has 6 sampled PSUs
+    with pytest.raises(DesignError, match="fpc smaller than the sample") as err:
+        Design(df, weights="w", strata="stratum", ids="psu", fpc="N")
+    assert err.value.column == "N"
+
+
+def test_fpc_mixing_sizes_and_fractions_is_refused(df):
+    df["f"] = np.where(df["stratum"] == 0, 0.5, 20)
+    with pytest.raises(DesignError, match="mixes population sizes"):
+        Design(df, weights="w", strata="stratum", ids="psu", fpc="f")
+
+
+def test_non_numeric_variable_and_missing_values_are_refused(df):
+    d = Design(df, weights="w", strata="stratum", ids="psu")
+    with pytest.raises(DesignError, match="not numeric") as err:
+        d.mean("g")
+    assert err.value.column == "g"
+    df.loc[3, "y"] = np.nan
+    d = Design(df, weights="w", strata="stratum", ids="psu")
+    with pytest.raises(DesignError, match="missing values") as err:
+        d.mean("y")
+    assert err.value.column == "y"
+    assert d.mean("y", na_rm=True)["n"].iloc[0] == len(df) - 1
+
+
+def test_clusters_crossing_strata_need_nest(df):
+    df["psu"] = df["psu"] % 6  # ids restart in each stratum
+    with pytest.raises(DesignError, match="not nested"):
+        Design(df, weights="w", strata="stratum", ids="psu")
+    assert Design(df, weights="w", strata="stratum", ids="psu", nest=True).degf == 60 - 10
+
+
+def test_empty_margin_cell_and_non_convergence_are_clear(df):
+    d = Design(df, weights="w", strata="stratum", ids="psu")
+    with pytest.raises(DesignError, match="no sampled weight") as err:
+        d.poststratify("g", {"a": 10.0, "b": 20.0, "c": 5.0})
+    assert err.value.column == "g"
+    with pytest.raises(DesignError, match="absent from the population"):
+        d.poststratify("g", {"a": 10.0})
+    with pytest.raises(DesignError, match="different population totals"):
+        d.rake({"g": {"a": 10.0, "b": 20.0}, "stratum": {s: 1.0 for s in range(10)}})
+    margins = {"g": {"a": 600.0, "b": 400.0}, "stratum": {s: 100.0 for s in range(10)}}
+    with pytest.raises(DesignError, match="did not converge"):
+        d.rake(margins, tol=1e-14, max_iter=1)
+    assert d.rake(margins).weights.sum() == pytest.approx(1000.0)
+
+
+def test_lonely_psu_rules_differ_and_fail_is_the_default(df):
+    lone = df[~((df["stratum"] == 9) & (df["psu"] != 54))]
+    with pytest.raises(DesignError, match="stratum 9 has only one PSU"):
+        Design(lone, weights="w", strata="stratum", ids="psu").mean("y")
+    ses = {rule: Design(lone, weights="w", strata="stratum", ids="psu", lonely_psu=rule).mean("y")["se"].iloc[0]
+           for rule in ("remove", "certainty", "adjust", "average")}
+    assert ses["remove"] == ses["certainty"] < ses["average"]
+    assert ses["adjust"] != ses["remove"]
