@@ -123,9 +123,9 @@ def render_brief(outputs: dict, form, note: figures.Note, threshold: int = 10) -
     numbers = key_numbers(outputs["results"], outputs["allocation"], outputs["replicate_allocations"])
     results, size = outputs["results"], BRIEF_INCHES
     made = {
-        "demand_by_team": figures.demand_by_team(results, zh, note, size=size),
-        "top_services": figures.top_services(results, zh, note, k=6, size=size),
-        "unmet_need": figures.unmet_need(results, zh, note, size=size),
+        "demand_by_team": figures.demand_by_team(results, zh, note, threshold=threshold, size=size),
+        "top_services": figures.top_services(results, zh, note, k=6, threshold=threshold, size=size),
+        "unmet_need": figures.unmet_need(results, zh, note, threshold=threshold, size=size),
         "staffing_vs_even": figures.staffing_vs_even(outputs["allocation"], outputs["replicate_allocations"], zh,
                                                      note, categories=("social_workers",), size=size),
     }

@@ -268,27 +268,34 @@ def _rows(results: pd.DataFrame, *, analysis_type: str, variable: str, group: st
 def _suppressed(rows: pd.DataFrame, threshold: int) -> pd.Series:
     """Cells not to show: flagged by disclosure control, under the respondent threshold, or missing."""
     flag = rows["suppressed"].astype(str).str.lower().isin(["true", "1", "yes"])
-    return flag | (pd.to_numeric(rows["n"], errors="coerce") < threshold) | rows["estimate"].isna()
+    small = (pd.to_numeric(rows["n"], errors="coerce") < threshold).fillna(True).astype(bool)
+    return flag | small | rows["estimate"].isna()
 
 
 def _thousands(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def _hbar(ax, names: list[str], rows: pd.DataFrame, colours: list[str], fmt, scale: float = 1.0) -> None:
-    """Horizontal bars with 95% CI whiskers and the value printed past the whisker, largest on top."""
+def _hbar(ax, names: list[str], rows: pd.DataFrame, colours: list[str], fmt, hidden: np.ndarray,
+          hidden_text: str, scale: float = 1.0) -> None:
+    """Horizontal bars with 95% CI whiskers and the value printed past the whisker, in row order from the top.
+
+    Rows in ``hidden`` (suppressed by disclosure control) get no bar and no number, only ``hidden_text``.
+    """
     y = np.arange(len(rows))[::-1]
-    est = rows["estimate"].to_numpy(float) * scale
-    low = rows["ci_low"].to_numpy(float) * scale
-    high = rows["ci_high"].to_numpy(float) * scale
-    ax.barh(y, est, color=colours, height=0.62)
-    ax.errorbar(est, y, xerr=[est - low, high - est], fmt="none", ecolor="#262626", elinewidth=1.8,
-                capsize=6, capthick=1.8)
-    pad = np.nanmax(high) * 0.015
-    for yi, hi, text in zip(y, high, [fmt(v) for v in est]):
-        ax.text(hi + pad, yi, text, va="center", ha="left", fontsize=17, color="#262626")
+    est = np.where(hidden, np.nan, rows["estimate"].to_numpy(float) * scale)
+    low = np.where(hidden, np.nan, rows["ci_low"].to_numpy(float) * scale)
+    high = np.where(hidden, np.nan, rows["ci_high"].to_numpy(float) * scale)
+    top = np.nanmax(high) if (~hidden).any() else 1.0
+    ax.barh(y[~hidden], est[~hidden], color=np.asarray(colours)[~hidden], height=0.62)
+    ax.errorbar(est[~hidden], y[~hidden], xerr=[(est - low)[~hidden], (high - est)[~hidden]], fmt="none",
+                ecolor="#262626", elinewidth=1.8, capsize=6, capthick=1.8)
+    pad = top * 0.015
+    for yi, hi, value, gone in zip(y, high, est, hidden):
+        ax.text(pad if gone else hi + pad, yi, hidden_text if gone else fmt(value), va="center", ha="left",
+                fontsize=15 if gone else 17, color=NEUTRAL if gone else "#262626")
     ax.set_yticks(y, names)
-    ax.set_xlim(0, np.nanmax(high) * 1.16)
+    ax.set_xlim(0, top * 1.16)
     ax.xaxis.grid(True, color="#E6E6E6", linewidth=1)
     ax.set_axisbelow(True)
     ax.tick_params(axis="y", length=0, pad=10)
@@ -296,14 +303,15 @@ def _hbar(ax, names: list[str], rows: pd.DataFrame, colours: list[str], fmt, sca
 
 @styled
 def demand_by_team(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "in_need_{team}",
-                   size: tuple = SLIDE_INCHES) -> Figure:
+                   threshold: int = 10, size: tuple = SLIDE_INCHES) -> Figure:
     """Estimated residents (households for family) in need of each team's services, with 95% CIs."""
     rows = _rows(results, analysis_type="total", variable=variable).sort_values("estimate", ascending=False)
     names = [f"{labels.team(t)}（{labels(f'units.{u}')}）" if labels.lang == "zh"
              else f"{labels.team(t)} ({labels(f'units.{u}')})" for t, u in zip(rows["team"], rows["unit"])]
     fig = new_figure(labels("figures.demand_by_team.title"), note, labels, labels("footnote.ci"), size)
     ax = fig.add_subplot()
-    _hbar(ax, names, rows, [TEAM_COLOURS[t] for t in rows["team"]], _thousands)
+    _hbar(ax, names, rows, [TEAM_COLOURS[t] for t in rows["team"]], _thousands,
+          _suppressed(rows, threshold).to_numpy(), labels("suppressed", threshold=threshold))
     ax.set_xlabel(labels("figures.demand_by_team.xlabel"))
     ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     return fig
@@ -311,16 +319,19 @@ def demand_by_team(results: pd.DataFrame, labels: Labels, note: Note, variable: 
 
 @styled
 def top_services(results: pd.DataFrame, labels: Labels, note: Note, k: int = 10,
-                 variable: str = "need_{team}", size: tuple = SLIDE_INCHES) -> Figure:
-    """The ``k`` service lines with the most households in need (``need_<team>`` totals), by team colour."""
+                 variable: str = "need_{team}", threshold: int = 10, size: tuple = SLIDE_INCHES) -> Figure:
+    """The ``k`` service lines with the most households in need (``need_<team>`` totals), by team colour.
+
+    Suppressed estimates cannot be ranked and are left out.
+    """
     rows = _rows(results, analysis_type="total", variable=variable)
-    rows = rows[rows["value"].astype(str) != "other"].sort_values(["estimate", "team", "value"],
+    rows = rows[(rows["value"].astype(str) != "other") & ~_suppressed(rows, threshold)].sort_values(["estimate", "team", "value"],
                                                                   ascending=[False, True, True]).head(k)
     names = [labels.service(t, s) for t, s in zip(rows["team"], rows["value"].astype(str))]
     fig = new_figure(labels("figures.top_services.title", k=len(rows)), note, labels, labels("footnote.ci"),
                      size)
     ax = fig.add_subplot()
-    _hbar(ax, names, rows, [TEAM_COLOURS[t] for t in rows["team"]], _thousands)
+    _hbar(ax, names, rows, [TEAM_COLOURS[t] for t in rows["team"]], _thousands, np.zeros(len(rows), bool), "")
     ax.set_xlabel(labels("figures.top_services.xlabel"))
     ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     ax.tick_params(axis="y", labelsize=16)
@@ -332,13 +343,14 @@ def top_services(results: pd.DataFrame, labels: Labels, note: Note, k: int = 10,
 
 @styled
 def unmet_need(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "unmet_{team}",
-               size: tuple = SLIDE_INCHES) -> Figure:
+               threshold: int = 10, size: tuple = SLIDE_INCHES) -> Figure:
     """Per team, the share of those in need who receive none of the team's services, with 95% CIs."""
     rows = _rows(results, analysis_type="prop", variable=variable).sort_values("estimate", ascending=False)
     fig = new_figure(labels("figures.unmet_need.title"), note, labels, labels("footnote.ci"), size)
     ax = fig.add_subplot()
     _hbar(ax, [labels.team(t) for t in rows["team"]], rows, [TEAM_COLOURS[t] for t in rows["team"]],
-          lambda v: f"{v:.0f}%", scale=100)
+          lambda v: f"{v:.0f}%", _suppressed(rows, threshold).to_numpy(), labels("suppressed", threshold=threshold),
+          scale=100)
     ax.set_xlim(0, 100)
     ax.set_xlabel(labels("figures.unmet_need.xlabel"))
     ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:.0f}%"))
@@ -361,7 +373,7 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     hidden = rows.pivot(index="group_value", columns="team", values="hidden").reindex(index=codes, columns=teams)
     hidden = hidden.fillna(True).astype(bool)
     values = np.ma.masked_array(share.to_numpy(float) * 100, mask=hidden.to_numpy())
-    extra = labels("figures.demand_by_cunju.suppressed", threshold=threshold)
+    extra = labels("suppressed", threshold=threshold)
     fig = new_figure(labels("figures.demand_by_cunju.title"), note, labels, extra, size)
     ax = fig.add_subplot()
     vmax = max(float(np.ma.max(values)) if values.count() else 1.0, 1.0)
@@ -576,9 +588,9 @@ def make_figures(outputs: dict, labels: Labels, note: Note, threshold: int = 10,
     """The figures ``names`` (default: the whole set), by file name, from :func:`read_outputs`' dict."""
     results = outputs["results"]
     makers = {
-        "demand_by_team": lambda: demand_by_team(results, labels, note, size=size),
-        "top_services": lambda: top_services(results, labels, note, size=size),
-        "unmet_need": lambda: unmet_need(results, labels, note, size=size),
+        "demand_by_team": lambda: demand_by_team(results, labels, note, threshold=threshold, size=size),
+        "top_services": lambda: top_services(results, labels, note, threshold=threshold, size=size),
+        "unmet_need": lambda: unmet_need(results, labels, note, threshold=threshold, size=size),
         "demand_by_cunju": lambda: demand_by_cunju(results, labels, note, threshold=threshold, size=size),
         "staffing_vs_even": lambda: staffing_vs_even(outputs["allocation"], outputs["replicate_allocations"],
                                                      labels, note, size=size),

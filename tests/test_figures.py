@@ -205,3 +205,25 @@ def test_figure_data_note_takes_dates_from_the_data():
     households = c["households"].assign(today="2012-06-01")
     n = figures.data_note(households, c["persons"], {"simulated": False})
     assert (n.date, n.households, n.persons, n.simulated) == ("2012-06-01", 1480, 4211, False)
+
+
+def test_a_suppressed_team_gets_no_bar_and_no_number(form, note):
+    results = fx.results()
+    row = results.index[(results["variable"] == "unmet_disability") & (results["group"] == "all")][0]
+    results.loc[row, ["estimate", "n"]] = [0.919, 7]  # under the threshold, estimate still present
+    fig = figures.unmet_need(results, figures.load_labels("zh", form), note, threshold=10)
+    text = _all_text(fig)
+    assert "92%" not in text and "样本少于10，不公布" in text
+    assert len(fig.axes[0].patches) == 3
+
+
+def test_figures_accept_results_after_disclosure_control(form, note):
+    """disclosure.suppress_results blanks n and estimates as nullable floats; figures still hide them."""
+    disclosure = pytest.importorskip("analysis.disclosure")
+    results = fx.results().astype({"n": int})
+    protected = disclosure.suppress_results(results, threshold=10)
+    fig = figures.demand_by_cunju(protected, figures.load_labels("zh", form), note, threshold=10)
+    shown = protected[(protected["group"] == "cunju") & ~protected["suppressed"]]
+    cells = [t.get_text() for t in fig.axes[0].texts]
+    assert cells.count("<10") == int(protected.loc[protected["group"] == "cunju", "suppressed"].sum())
+    assert sum(bool(re.fullmatch(r"\d+%", t)) for t in cells) == len(shown)
