@@ -649,6 +649,18 @@ def compare_even_split(allocation: pd.DataFrame, assumptions: dict) -> pd.DataFr
     return pd.concat([table, total], ignore_index=True)
 
 
+def plan_coverage(required: pd.DataFrame, assumptions: dict) -> float:
+    """The share of the coverage targets the plan's social workers can deliver.
+
+    Every activity's workload is proportional to its coverage target, so scaling all targets by k
+    gives required = k × Σ service staff × CAF + Σ IAF; this returns the k at which that equals the
+    plan (k ≥ 1: the plan meets the targets). Point estimate only (no ``replicate`` column).
+    """
+    plan = value(assumptions, "plan.social_workers")
+    service = (required["service_staff"] * required["caf"]).sum()
+    return float((plan - required["iaf"].sum()) / service)
+
+
 SENTENCES = {
     "en": ("Give the {plan:g} social workers as {parts}: the split wins in {share:.0%} of {replicates} survey "
            "replicates. The measured workload needs {required:.1f} social workers (95% range {low:.1f}–{high:.1f}), "

@@ -431,3 +431,17 @@ def test_leader_sentence_is_built_from_the_numbers(assumptions):
     assert all(f"{assumptions['teams'][t]['label_en']} {n}" in en for t, n in zip(point["team"], point["social_workers"]))
     assert all(f"{assumptions['teams'][t]['label_zh']}{n}" in zh for t, n in zip(point["team"], point["social_workers"]))
     assert ("is enough" in en) == (point["required"].sum() <= 10)
+
+
+def test_plan_coverage_scales_every_target_to_exactly_the_plan(assumptions):
+    from analysis.staffing import _leaves, plan_coverage
+
+    demand = team_demand(hand_made_drivers(), assumptions)
+    required = required_staff(workload(demand, assumptions), assumptions)
+    k = plan_coverage(required, assumptions)
+    scaled = assumptions
+    for key, leaf in _leaves(assumptions):
+        if key.endswith(".coverage"):
+            scaled = with_value(scaled, key, leaf["value"] * k)
+    total = required_staff(workload(demand, scaled), scaled)["required"].sum()
+    assert total == pytest.approx(10)
