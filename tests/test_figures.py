@@ -227,3 +227,32 @@ def test_figures_accept_results_after_disclosure_control(form, note):
     cells = [t.get_text() for t in fig.axes[0].texts]
     assert cells.count("<10") == int(protected.loc[protected["group"] == "cunju", "suppressed"].sum())
     assert sum(bool(re.fullmatch(r"\d+%", t)) for t in cells) == len(shown)
+
+
+def test_committed_figures_are_up_to_date_with_the_code(tmp_path, form):
+    """The figures committed in figures/ are what the current code draws from build/ (the bundled survey)."""
+    build, committed = ROOT / "build", ROOT / "figures"
+    if not (build / "demand" / "results.csv").exists() or not (build / "staffing" / "allocation.csv").exists():
+        pytest.skip("no stage outputs in build/ (run `make report` first); committed figures not checked")
+    files = sorted(committed.glob("*.png")) + sorted(committed.glob("*.svg"))
+    if not files:
+        pytest.skip("no figures committed in figures/ yet")
+    outputs = figures.read_outputs(build)
+    note = figures.data_note(outputs["households"], outputs["persons"], outputs["provenance"])
+    disclosure = pytest.importorskip("analysis.disclosure")
+    staffing = pytest.importorskip("analysis.staffing")
+    threshold = disclosure.thresholds(staffing.load_assumptions())["leadership"]
+    figures.save_figures(figures.make_figures(outputs, figures.load_labels("zh", form), note, threshold), tmp_path)
+    stale = [f.name for f in files if not (tmp_path / f.name).exists()
+             or (tmp_path / f.name).read_bytes() != f.read_bytes()]
+    assert stale == [], "out of date with the code: rerun `make report` (or notebook 05) and commit figures/"
+
+
+def test_without_the_font_package_a_system_cjk_font_is_used_or_a_clear_error(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "noto_cjk_sans_otc", None)  # import now fails
+    fake = [font_manager.FontEntry(fname="/usr/share/fonts/wqy-zenhei.ttc", name="WenQuanYi Zen Hei")]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", fake)
+    assert figures.register_cjk_font() == "WenQuanYi Zen Hei"
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", [])
+    with pytest.raises(figures.ConfigError, match="no Chinese"):
+        figures.register_cjk_font()
