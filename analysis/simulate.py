@@ -713,12 +713,15 @@ def _summaries(table: pd.DataFrame, columns: list[str], groups: dict[str, pd.Ser
     """count (flag = 1), denominator (flag known) and proportion of 0/1/NaN columns, overall and by group."""
     flags = table[columns].astype("float64")
     rows = []
-    for group, values in {"all": pd.Series("all", index=table.index), **groups}.items():
-        grouped = flags.groupby(values.astype(str).to_numpy(), sort=True)
+    everyone = pd.Series(pd.Categorical.from_codes(np.zeros(len(table), dtype=np.int8), ["all"]), index=table.index)
+    for group, values in {"all": everyone, **groups}.items():
+        grouped = flags.groupby(values.astype("category").to_numpy(), sort=True, observed=True)
         count, denominator = grouped.sum(), grouped.count()
         long = pd.DataFrame({"count": count.stack(), "denominator": denominator.stack()})
         long.index.names = ["group_value", "variable"]
-        rows.append(long.reset_index().assign(group=group))
+        long = long.reset_index().assign(group=group)
+        long["group_value"] = long["group_value"].astype(str)
+        rows.append(long)
     out = pd.concat(rows, ignore_index=True)
     out["proportion"] = out["count"] / out["denominator"].where(out["denominator"] > 0)
     return out
