@@ -364,8 +364,13 @@ def team_demand(drivers: pd.DataFrame, assumptions: dict, file: str = "demand/dr
         raise AnalysisError("drivers table lacks a column", file=file, column=missing[0],
                             hint="the demand stage writes team, driver, estimate (docs/contracts.md)")
     keys = _keys(drivers)
+    estimate = pd.to_numeric(drivers["estimate"], errors="coerce")
+    if estimate.isna().any() or (estimate < 0).any():
+        row = int(np.flatnonzero((estimate.isna() | (estimate < 0)).to_numpy())[0])
+        raise AnalysisError("a driver estimate is missing, negative or not a number", file=file, row=row + 2,
+                            column="estimate", hint="rerun the demand stage; every driver needs a number")
     kind = drivers["driver"].astype(str).str.split(":").str[0].rename("kind")
-    wide = (drivers.assign(kind=kind, estimate=pd.to_numeric(drivers["estimate"], errors="coerce"))
+    wide = (drivers.assign(kind=kind, estimate=estimate)
             .pivot_table(index=[*keys, "team"], columns="kind", values="estimate", aggfunc="sum")
             .reset_index())
     for team in teams(assumptions):

@@ -312,6 +312,10 @@ def test_missing_team_or_driver_is_reported(assumptions):
         team_demand(drivers[drivers["team"] != "family"], assumptions)
     with pytest.raises(Exception, match="would_use"):
         team_demand(drivers[~drivers["driver"].str.startswith("would_use")], assumptions)
+    broken = drivers.astype({"estimate": object})
+    broken.loc[5, "estimate"] = "n/a"
+    with pytest.raises(Exception, match=r"row 7, column 'estimate'.*not a number"):
+        team_demand(broken, assumptions)
 
 
 def test_chain_agrees_with_wisn_for_each_team(assumptions):
