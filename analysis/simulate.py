@@ -120,23 +120,26 @@ def _members(rng, n_households, kind, p):
                       "sex": np.asarray(sex, dtype=np.int8), "local": np.asarray(local, dtype=bool)})
 
     def couple(head_age, local_head, spouse_local):
-        head_sex = (rng.random(n_households) < 0.15).astype(np.int8)  # ASSUMPTION: 15% female heads in couples
+        head_sex = (rng.random(n_households) < h["female_head_share_couples"]).astype(np.int8)
         add(idx, "head", head_age, head_sex, local_head)
-        spouse_age = np.clip(head_age + rng.integers(-5, 3, n_households), 18, 100)
+        low, high = h["spouse_age_offset"]
+        spouse_age = np.clip(head_age + rng.integers(low, high + 1, n_households), 18, 100)
         add(idx, "spouse", spouse_age, 1 - head_sex, spouse_local)
 
     def children(head_age, weights, max_age, local):
-        # a child is born when the head is 22-35 (ASSUMPTION); not-yet-born children are dropped
+        # a child is born when the head is aged parent_age_at_birth; not-yet-born children are dropped
         k = rng.choice(len(weights), n_households, p=np.asarray(weights) / np.sum(weights))
         hh = np.repeat(idx, k)
-        age = head_age[hh] - rng.integers(22, 36, len(hh))
+        low, high = h["parent_age_at_birth"]
+        age = head_age[hh] - rng.integers(low, high + 1, len(hh))
         born = (age >= 0) & (age <= max_age)
         hh, age = hh[born], age[born]
-        add(hh, "child", age, (rng.random(len(hh)) < 0.47).astype(int), local[hh])
+        add(hh, "child", age, (rng.random(len(hh)) < h["female_share"]["children"]).astype(int), local[hh])
 
     ones, zeros = np.ones(n_households, bool), np.zeros(n_households, bool)
     if kind == "elderly_alone":
-        add(idx, "head", _elderly_ages(rng, n_households, scale), rng.random(n_households) < 0.65, ones)
+        add(idx, "head", _elderly_ages(rng, n_households, scale),
+            rng.random(n_households) < h["female_share"]["elderly_alone"], ones)
     elif kind == "elderly_couple":
         couple(_elderly_ages(rng, n_households, scale), ones, ones)
     elif kind in ("nuclear", "three_generation"):
@@ -146,17 +149,19 @@ def _members(rng, n_households, kind, p):
         couple(head_age, ones, ~mixed)
         children(head_age, h["children_weights"], 35, ones)
         if kind == "three_generation":
-            n_parents = 1 + (rng.random(n_households) < 0.45)
+            n_parents = 1 + (rng.random(n_households) < h["two_parents_share"])
             hh = np.repeat(idx, n_parents)
             age = np.maximum(head_age[hh] + rng.integers(22, 35, len(hh)), _elderly_ages(rng, len(hh), scale))
-            add(hh, "parent", np.minimum(age, 100), rng.random(len(hh)) < 0.6, np.ones(len(hh), bool))
+            add(hh, "parent", np.minimum(age, 100), rng.random(len(hh)) < h["female_share"]["parents"],
+                np.ones(len(hh), bool))
     elif kind == "single_adult":
-        add(idx, "head", rng.integers(20, 60, n_households), rng.random(n_households) < 0.45, ones)
+        add(idx, "head", rng.integers(20, 60, n_households), rng.random(n_households) < h["female_share"]["single"],
+            ones)
     elif kind == "young_couple":
         couple(rng.integers(20, 41, n_households), ones, rng.random(n_households) > h["mixed_spouse_share"])
     elif kind == "single_worker":
-        add(idx, "head", 18 + np.floor(rng.beta(1.2, 3.5, n_households) * 27), rng.random(n_households) < 0.45,
-            zeros)
+        add(idx, "head", 18 + np.floor(rng.beta(*h["worker_age_beta"], n_households) * 27),
+            rng.random(n_households) < h["female_share"]["single"], zeros)
     elif kind == "couple":
         couple(20 + np.floor(rng.beta(1.8, 3.0, n_households) * 30).astype(int), zeros, zeros)
     elif kind in ("family", "with_parent"):
@@ -164,14 +169,16 @@ def _members(rng, n_households, kind, p):
         couple(head_age, zeros, zeros)
         children(head_age, h["migrant_children_weights"], 17, zeros)
         if kind == "with_parent":
-            add(idx, "parent", rng.integers(50, 76, n_households), rng.random(n_households) < 0.6, zeros)
+            add(idx, "parent", rng.integers(50, 76, n_households), rng.random(n_households) < h["female_share"]["parents"],
+                zeros)
     elif kind == "shared":
         k = rng.integers(2, 5, n_households)
         hh = np.repeat(idx, k)
         first = np.r_[True, hh[1:] != hh[:-1]]
         relation = np.where(first, "head", np.where(rng.random(len(hh)) < 0.5, "sibling", "other"))
         part = {"hh": hh, "relation": relation, "age": (18 + np.floor(rng.beta(1.5, 3.0, len(hh)) * 18)).astype(
-            np.int16), "sex": (rng.random(len(hh)) < 0.4).astype(np.int8), "local": np.zeros(len(hh), bool)}
+            np.int16), "sex": (rng.random(len(hh)) < h["female_share"]["shared"]).astype(np.int8),
+                "local": np.zeros(len(hh), bool)}
         parts.append(part)
     else:
         raise ConfigError(f"unknown household type '{kind}'", file=str(PARAMS_FILE), column=kind)
@@ -217,7 +224,8 @@ def _assign_places(rng, households, p, n_cunju):
     pp = p["population"]
     size = rng.lognormal(0.0, pp["cunju_size_sigma"], n_cunju)
     size /= size.sum()
-    migrant_share = np.clip(0.5 + rng.normal(0, pp["cunju_migrant_share_sd"], n_cunju), 0.15, 0.85)
+    mean_share = 1 - pp["registered"] / pp["residents"]  # about half are non-registered (domain.md §1.1)
+    migrant_share = np.clip(mean_share + rng.normal(0, pp["cunju_migrant_share_sd"], n_cunju), 0.15, 0.85)
     migrant = (households["origin"] == "migrant").to_numpy()
     w_local, w_migrant = size * (1 - migrant_share), size * migrant_share
     cunju = np.where(migrant, _draw_index(rng, w_migrant / w_migrant.sum(), len(households)),
@@ -227,7 +235,7 @@ def _assign_places(rng, households, p, n_cunju):
     group = np.zeros(len(households), dtype=np.int16)
     for c in range(n_cunju):  # loop over 村居 (about 22), vectorised within
         in_c = cunju == c
-        g_size = rng.lognormal(0, 0.35, n_groups[c])
+        g_size = rng.lognormal(0, pp["group_size_sigma"], n_groups[c])
         g_mig = 1 / (1 + np.exp(-(np.log(migrant_share[c] / (1 - migrant_share[c]))
                                   + rng.normal(0, pp["group_migrant_sd"], n_groups[c]))))
         for is_migrant, weight in ((True, g_size * g_mig), (False, g_size * (1 - g_mig))):
@@ -280,10 +288,10 @@ def _persons_needs(rng, persons, p):
     alot[kind == "speech", col["communication"]] = True
     physical = kind == "physical"
     alot[physical, col["walking"]] = True
-    alot[physical, col["selfcare"]] = rng.random(int(physical.sum())) < 0.4
+    alot[physical, col["selfcare"]] = rng.random(int(physical.sum())) < d["physical_selfcare"]
     intellectual = kind == "intellectual"
     alot[intellectual, col["cognition"]] = True
-    alot[intellectual, col["communication"]] = rng.random(int(intellectual.sum())) < 0.5
+    alot[intellectual, col["communication"]] = rng.random(int(intellectual.sum())) < d["intellectual_communication"]
     mental = kind == "mental"
     missed = mental & (rng.random(n) < d["mental_wg_miss"])
     alot[mental & ~missed, col["cognition"]] = True
@@ -311,7 +319,7 @@ def _persons_needs(rng, persons, p):
     for i, name in enumerate(ADL):
         out[name] = adl[:, i]
     for name, levels in IADL_LEVELS.items():
-        latent = frailty + rng.normal(0, 0.7, n)
+        latent = frailty + rng.normal(0, e["iadl_item_noise"], n)
         cuts = e["iadl_threshold"] + e["iadl_step"] * np.arange(levels - 1)
         out[name] = np.where(old, 1 + (latent[:, None] > cuts[None, :]).sum(axis=1), np.nan)
 
@@ -355,7 +363,7 @@ def _household_needs(rng, households, persons, p):
     care = _by_household(dependent_member, hh, n) | (rng.random(n) < f["care_false_positive"])
     heavy = _by_household(np.nan_to_num(adl_score, nan=6) <= 3, hh, n)
     hours = np.round(f["caregiver_hours_median"] * np.exp(rng.normal(0, f["caregiver_hours_sigma"], n))
-                     * np.where(heavy, 1.8, 1.0)).clip(1, 168)
+                     * np.where(heavy, f["caregiver_hours_heavy_factor"], 1.0)).clip(1, 168)
     strain = care & (rng.random(n) < np.minimum(f["strain_base"] + f["strain_per_hour"] * hours, 0.9))
 
     def logit_draw(prob):
@@ -372,7 +380,7 @@ def _household_needs(rng, households, persons, p):
     parenting = np.where(has_child, np.where(rng.random(n) < stress_p, "yes", "no"), "na")
     latent = (f["k6_latent_mean"] + f["k6_hardship"] * hardship + f["k6_strain"] * strain
               + f["k6_migrant"] * migrant + rng.normal(0, 1, n))
-    k6 = np.clip(np.floor(latent[:, None] + rng.normal(0, 0.6, (n, 6)) + 0.9), 0, 4)
+    k6 = np.clip(np.floor(latent[:, None] + rng.normal(0, f["k6_item_noise"], (n, 6)) + f["k6_item_offset"]), 0, 4)
 
     out = {
         "resp_age": age[respondent], "resp_sex": np.where(persons["sex"].to_numpy()[respondent] == 1, "female", "male"),
@@ -435,8 +443,8 @@ def _household_needs(rng, households, persons, p):
             need_count[:, t] += need
         for question in SERVICE_QUESTIONS:
             out[f"{question}_{team}.other"] = (eligible & (rng.random(n) < s["other_share"])).astype(np.int8)
-    ranked = np.argsort(-(need_count + rng.gumbel(0, 0.7, need_count.shape)), axis=1)
-    k = 1 + _draw_index(rng, np.array([0.15, 0.35, 0.5]), n)
+    ranked = np.argsort(-(need_count + rng.gumbel(0, s["priorities_noise"], need_count.shape)), axis=1)
+    k = 1 + _draw_index(rng, np.asarray(s["priorities_count_weights"]) / sum(s["priorities_count_weights"]), n)
     chosen = np.zeros_like(need_count, dtype=bool)
     np.put_along_axis(chosen, ranked, np.arange(len(TEAMS))[None, :] < k[:, None], axis=1)
     for t, team in enumerate(TEAMS):
@@ -619,7 +627,8 @@ def _joined(dummies: pd.DataFrame, names: list[str]) -> np.ndarray:
     return np.char.strip(np.sum(np.array(parts, dtype=object), axis=0).astype(str)) if parts else np.array([])
 
 
-def clean_tables(households: pd.DataFrame, persons: pd.DataFrame, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+def clean_tables(households: pd.DataFrame, persons: pd.DataFrame, rng,
+                 comment_share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Population rows -> fault-free clean tables (docs/contracts.md): bare field names, choice names as
     codes, select_multiple as the space-separated column plus ``<name>.<option>`` 0/1 columns, no PII.
     Free-text answers (``housing_other``, ``need_<team>_other``, ``comments``) are drawn with ``rng``."""
@@ -653,7 +662,7 @@ def clean_tables(households: pd.DataFrame, persons: pd.DataFrame, rng) -> tuple[
     for c in cols:
         h[c] = households[c].to_numpy()
     h["aware_centre"] = households["aware_centre"].astype(str).to_numpy()
-    h["comments"] = np.where(rng.random(n) < 0.2, np.asarray(COMMENTS)[rng.integers(0, len(COMMENTS), n)], None)
+    h["comments"] = np.where(rng.random(n) < comment_share, np.asarray(COMMENTS)[rng.integers(0, len(COMMENTS), n)], None)
     hh_table = pd.DataFrame(h)
 
     q = {"person_id": persons["person_id"].to_numpy(), "household_id": persons["household_id"].to_numpy(),
@@ -700,7 +709,7 @@ def draw_sample(population: Population, seed: int) -> Sample:
     respondents = issued.loc[issued["responded"], "household_id"]
     households = hh[hh["household_id"].isin(respondents)]
     persons = population.persons[population.persons["household_id"].isin(respondents)]
-    hh_table, person_table = clean_tables(households, persons, rng)
+    hh_table, person_table = clean_tables(households, persons, rng, population.params["services"]["comment_share"])
     issued = issued[["household_id", "cunju", "psu", "responded"]].astype({"cunju": str}).reset_index(drop=True)
     return Sample(households=hh_table, persons=person_table, design=design, issued=issued)
 
@@ -834,7 +843,7 @@ def _records(sample: Sample, population: Population, rng) -> tuple[pd.DataFrame,
     psus = np.sort(records["_psu"].unique())
     psu_day = pd.Series(rng.integers(0, p["n_days"], len(psus)), index=psus)
     psu_enum = pd.Series(rng.integers(1, p["n_enumerators"] + 1, len(psus)), index=psus)
-    day = records["_psu"].map(psu_day).to_numpy() + (rng.random(n) < 0.3)
+    day = records["_psu"].map(psu_day).to_numpy() + (rng.random(n) < p["next_day_share"])
     start = (pd.Timestamp(p["first_day"]) + pd.to_timedelta(day, unit="D")
              + pd.to_timedelta(rng.integers(9 * 3600, 19 * 3600, n), unit="s"))
     minutes = p["duration_median_min"] * np.exp(rng.normal(0, p["duration_sigma"], n))
@@ -853,7 +862,7 @@ def _records(sample: Sample, population: Population, rng) -> tuple[pd.DataFrame,
     first_adult = persons[persons["age"] >= 18].groupby("household_id", sort=False)["member_name"].first()
     records["resp_name"] = records["household_id"].map(first_adult).where(ok, None)
     records["phone"] = np.where(ok, _fake_phones(rng, n), None)
-    records["id_number"] = np.where(ok & (rng.random(n) < 0.6), _fake_ids(rng, records["resp_age"].fillna(40)), None)
+    records["id_number"] = np.where(ok & (rng.random(n) < p["id_number_given"]), _fake_ids(rng, records["resp_age"].fillna(40)), None)
     cunju_names = population.cunju.set_index("cunju")["name_zh"]
     group_no = records["psu"].astype(str).str[-2:].str.lstrip("0")
     records["address"] = ("勒流街道" + records["cunju"].map(cunju_names).fillna("") + group_no + "组"
@@ -1147,7 +1156,7 @@ def _sample_params(params: dict, n_households: int | None, n_groups: int) -> dic
     if n_households is None:
         return params
     s = dict(params["sample"])
-    issued = n_households / 0.6  # ASSUMPTION: about 60% of issued households respond (see response_*)
+    issued = n_households / s["expected_response_rate"]
     s["psus"] = int(np.clip(round(issued / s["households_issued_per_psu"]), 2 * params["population"]["n_cunju"],
                             n_groups))
     s["households_issued_per_psu"] = max(1, int(np.ceil(issued / s["psus"])))
