@@ -85,12 +85,36 @@ def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_
     return 0
 
 
+def raw_export_changes(data: Path, out: Path) -> list[str]:
+    """Name the raw files whose checksum differs from the one the last run recorded in ``out``.
+
+    The clean stage records every raw file's sha256 in ``out/clean/provenance.json``; a raw export
+    should never change after collection, so a difference is reported before the next run.
+    """
+    import json
+
+    from analysis.ingest import sha256
+
+    previous = out / "clean" / "provenance.json"
+    if not previous.exists():
+        return []
+    recorded = json.loads(previous.read_text(encoding="utf-8")).get("raw_sha256", {})
+    folder = data if data.is_dir() else data.parent
+    return sorted(
+        name for name, digest in recorded.items()
+        if (folder / name).is_file() and sha256(folder / name) != digest
+    )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     data = Path(args.data).resolve()
     if not data.exists():
         raise AnalysisError("the survey export does not exist", file=str(data),
                             hint="pass --data PATH to your export (Kobo .xlsx/.csv, 问卷星 .csv/.xlsx or SPSS .sav)")
     out = Path(args.out).resolve()
+    for name in raw_export_changes(data, out):
+        print(f"warning: raw file {name} changed since the last run (its sha256 differs from "
+              f"{out / 'clean' / 'provenance.json'}); results will be recomputed from the new file")
     figures = Path(args.figures).resolve()
     parameters = notebook_parameters(data, Path(args.form).resolve(), out, figures, args.lang)
     return run_notebooks(Path(args.notebooks).resolve(), out, parameters, in_place=args.in_place)
