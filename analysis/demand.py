@@ -33,7 +33,7 @@ from analysis.errors import AnalysisError
 RESULT_COLUMNS = ["analysis_type", "team", "variable", "value", "universe", "unit", "group", "group_value",
                   "estimate", "se", "ci_low", "ci_high", "n", "n_weighted", "suppressed"]
 PERSON_GROUPS = {"cunju": "cunju", "registration": "registration", "sex": "sex", "age_band": "age_band"}
-HOUSEHOLD_GROUPS = {"cunju": "cunju", "registration": "hh_registration"}
+HOUSEHOLD_GROUPS = {"cunju": "cunju", "registration": "hh_registration"}  # household registration type
 SERVICE_MEASURES = ("need", "receiving", "would_use")
 HOUSEHOLD_KEYS = ["household_id", "cunju", "psu", "hh_registration"]
 
@@ -65,7 +65,8 @@ def universe_text(spec: dict) -> str:
 
 
 def variable_specs(table: pd.DataFrame, definitions: dict) -> pd.DataFrame:
-    """One row per estimated quantity: team, variable, value, universe, unit and the column estimated.
+    """One row per estimated quantity: team, variable, value, universe, unit, the column estimated and
+    ``key`` = "<team>:<column>" (a flag such as ``wg_disability`` serves two teams with two universes).
 
     ``column`` holds the 0/1 (NaN = out of universe) person-level or household-level variable; household
     variables are later turned into shares y_h / m_h.
@@ -85,14 +86,16 @@ def variable_specs(table: pd.DataFrame, definitions: dict) -> pd.DataFrame:
             if need in table.columns and receiving in table.columns:
                 rows.append((team, f"unmet_need_{team}", service, f"households needing {service}",
                              "households", f"unmet_need_{team}.{service}"))
-    return pd.DataFrame(rows, columns=["team", "variable", "value", "universe", "unit", "column"])
+    specs = pd.DataFrame(rows, columns=["team", "variable", "value", "universe", "unit", "column"])
+    return specs.assign(key=specs["team"] + ":" + specs["column"])
 
 
-def add_derived_columns(table: pd.DataFrame, specs: pd.DataFrame) -> pd.DataFrame:
-    """Add unmet-need columns and, for household variables, the share columns the estimators use.
+def add_derived_columns(table: pd.DataFrame, specs: pd.DataFrame, definitions: dict) -> pd.DataFrame:
+    """Add unmet-need columns and the per-spec columns the estimators use, named by spec ``key``.
 
-    For a household variable ``c``: ``num:c`` = y_h / m_h (0 where out of universe) and
-    ``den:c`` = [in universe] / m_h. For a person variable: ``num:c`` = y (NaN out of universe).
+    Each variable is set to NaN outside its team's universe (``needs.yaml``). For a household variable:
+    ``num:<key>`` = y_h / m_h (0 where out of universe) and ``den:<key>`` = [in universe] / m_h; for a
+    person variable ``num:<key>`` = y (NaN out of universe).
     """
     new = {}
     for column in specs.loc[specs["variable"].str.startswith("unmet_need_"), "column"]:
@@ -105,68 +108,90 @@ def add_derived_columns(table: pd.DataFrame, specs: pd.DataFrame) -> pd.DataFram
         if unmet in table.columns:
             new[unmet] = table[unmet].where(table[f"in_need_{team}"] == 1)
     table = table.assign(**new)
+    inside = {team: indicators.in_universe(table, spec.get("universe") or {})
+              for team, spec in definitions["teams"].items()}
     columns = {}
     for row in specs.itertuples():
         y = pd.to_numeric(table[row.column], errors="coerce").astype(float)
         if row.unit == "households":
-            columns[f"num:{row.column}"] = (y * table["hh_share"]).fillna(0.0)
-            columns[f"den:{row.column}"] = table["hh_share"].where(y.notna(), 0.0)
+            columns[f"num:{row.key}"] = (y * table["hh_share"]).fillna(0.0)
+            columns[f"den:{row.key}"] = table["hh_share"].where(y.notna(), 0.0)
         else:
-            columns[f"num:{row.column}"] = y
+            columns[f"num:{row.key}"] = y.where(inside[row.team])
     return pd.concat([table, pd.DataFrame(columns, index=table.index)], axis=1)
 
 
-def _by_groups(unit: str) -> dict[str, str]:
-    return PERSON_GROUPS if unit == "persons" else HOUSEHOLD_GROUPS
+def _by_groups(unit: str, allowed: list[str]) -> dict[str, str]:
+    """Breakdowns (group name -> column) for a unit, limited to the groups ``allowed``."""
+    groups = PERSON_GROUPS if unit == "persons" else HOUSEHOLD_GROUPS
+    return {g: c for g, c in groups.items() if g in allowed}
 
 
-def _counts(table: pd.DataFrame, row, group_column: str | None) -> pd.DataFrame:
-    """Unweighted respondents (persons or households) and weighted universe size per group value."""
+def _counts(table: pd.DataFrame, specs: pd.DataFrame, group_column: str | None) -> pd.DataFrame:
+    """Unweighted respondents (persons or households) and weighted universe size per key and group.
+
+    A household counts once: Σ over its members of 1/m_h is 1.
+    """
     key = pd.Series("all", index=table.index) if group_column is None else table[group_column].astype(str)
-    if row.unit == "households":
-        inside = table[f"den:{row.column}"] > 0
-        n = table.loc[inside].groupby(key[inside])["household_id"].nunique()
-        n_weighted = (table["weight"] * table[f"den:{row.column}"]).groupby(key).sum()
+    keys = specs["key"].tolist()
+    if specs["unit"].iloc[0] == "households":
+        dens = table[[f"den:{k}" for k in keys]].set_axis(keys, axis=1)
+        n = (dens > 0).mul(table["hh_share"], axis=0).groupby(key).sum().round()
+        n_weighted = dens.mul(table["weight"], axis=0).groupby(key).sum()
     else:
-        inside = table[f"num:{row.column}"].notna()
+        inside = table[[f"num:{k}" for k in keys]].set_axis(keys, axis=1).notna()
         n = inside.groupby(key).sum()
-        n_weighted = table["weight"].where(inside, 0.0).groupby(key).sum()
-    return pd.DataFrame({"n": n, "n_weighted": n_weighted}).fillna({"n": 0}).astype({"n": int})
+        n_weighted = inside.mul(table["weight"], axis=0).groupby(key).sum()
+    both = pd.DataFrame({"n": n.stack(), "n_weighted": n_weighted.stack()})
+    both.index.names = ["group_value", "key"]
+    return both.reset_index().astype({"n": int})
 
 
-def _tidy(result: pd.DataFrame, group_column: str | None) -> pd.DataFrame:
-    """Design output -> columns group_value, estimate, se, ci_low, ci_high, df, deff."""
-    result = result.reset_index(drop=True)
+def _design_rows(result: pd.DataFrame, group_column: str | None, kind: str) -> pd.DataFrame:
+    """Design output -> key, group_value, analysis_type, estimate, se, ci_low, ci_high, df, deff."""
+    key = result["variable"].str.split("/").str[0].str.removeprefix("num:")
     group_value = "all" if group_column is None else result[group_column].astype(str)
-    keep = ["estimate", "se", "ci_low", "ci_high", "df", "deff"]
-    return result.reindex(columns=keep).assign(group_value=group_value)
+    keep = result[["estimate", "se", "ci_low", "ci_high", "df", "deff"]]
+    return keep.assign(key=key.to_numpy(), group_value=group_value, analysis_type=kind)
 
 
-def estimate(design, table: pd.DataFrame, specs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+def estimate(design, table: pd.DataFrame, specs: pd.DataFrame, level: float = 0.95,
+             breakdowns: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """Proportion and total of every spec, overall and by each group, on the calibrated ``design``.
 
+    ``breakdowns`` (``needs.yaml``) lists the groups for indicators (team flags) and for service
+    lines; default: every group for both.
+
     Person variables: ``mean`` / ``total`` with missing values out of domain. Household variables:
-    ``ratio`` of the household-share columns and ``total`` of the numerator. Returns the tidy results
-    (contract columns plus ``df`` and ``deff``), before suppression.
+    ``ratio`` of the household-share columns (one call per distinct denominator, i.e. universe) and
+    ``total`` of the numerator. Returns the tidy results (contract columns plus ``df`` and ``deff``),
+    before suppression.
     """
+    breakdowns = breakdowns or {}
+    service = specs["value"] != "1"
     pieces = []
-    for row in specs.itertuples():
-        for group, group_column in {"all": None, **_by_groups(row.unit)}.items():
-            num = f"num:{row.column}"
+    for (unit, is_service), unit_specs in specs.groupby([specs["unit"], service], sort=False):
+        nums = [f"num:{k}" for k in unit_specs["key"]]
+        shared: dict[bytes, list[str]] = {}  # household variables with the same universe share a denominator
+        for k in unit_specs["key"] if unit == "households" else []:
+            shared.setdefault(table[f"den:{k}"].to_numpy().tobytes(), []).append(k)
+        allowed = breakdowns.get("services" if is_service else "indicators", list(PERSON_GROUPS))
+        for group, group_column in {"all": None, **_by_groups(unit, allowed)}.items():
             by = {} if group_column is None else {"by": group_column}
-            if row.unit == "households":
-                prop = design.ratio(num, f"den:{row.column}", level=level, **by)
-                total = design.total(num, level=level, **by)
-            else:
-                prop = design.mean(num, na_rm=True, level=level, **by)
-                total = design.total(num, na_rm=True, level=level, **by)
-            counts = _counts(table, row, group_column)
-            for kind, result in (("prop", prop), ("total", total)):
-                tidy = _tidy(result, group_column).merge(counts, left_on="group_value", right_index=True,
-                                                         how="left")
-                pieces.append(tidy.assign(analysis_type=kind, team=row.team, variable=row.variable,
-                                          value=row.value, universe=row.universe, unit=row.unit, group=group))
-    results = pd.concat(pieces, ignore_index=True)
+            parts = [_design_rows(design.total(nums, na_rm=True, level=level, **by), group_column, "total")]
+            if unit == "persons":
+                parts.append(_design_rows(design.mean(nums, na_rm=True, level=level, **by), group_column, "prop"))
+            for keys in shared.values():
+                ratio = design.ratio([f"num:{k}" for k in keys], f"den:{keys[0]}", level=level, **by)
+                parts.append(_design_rows(ratio, group_column, "prop"))
+            counts = _counts(table, unit_specs, group_column)
+            rows = pd.concat(parts, ignore_index=True).merge(counts, on=["key", "group_value"], how="left")
+            pieces.append(rows.assign(group=group))
+    results = pd.concat(pieces, ignore_index=True).merge(specs, on="key", how="left", validate="many_to_one")
+    results = results.assign(_type=results["analysis_type"].map({"prop": 0, "total": 1}),
+                             _spec=results["key"].map(pd.Series(range(len(specs)), index=specs["key"])),
+                             _group=results["group"].map({g: i for i, g in enumerate(["all", *PERSON_GROUPS])}))
+    results = results.sort_values(["_spec", "_type", "_group", "group_value"], kind="stable", ignore_index=True)
     return results.reindex(columns=RESULT_COLUMNS[:-1] + ["df", "deff"])
 
 
@@ -196,27 +221,30 @@ def cunju_sample(table: pd.DataFrame, min_households: int) -> pd.DataFrame:
 
 
 def rank_services(results: pd.DataFrame) -> pd.DataFrame:
-    """Service lines ranked by the estimated number of households that would use them, per team."""
-    rows = results[(results["analysis_type"] == "total") & (results["group"] == "all")
-                   & results["variable"].str.startswith(("would_use_", "need_", "unmet_need_"))
-                   & (results["value"] != "1")]
-    wide = rows.pivot_table(index=["team", "value"], columns="variable", values="estimate", aggfunc="first")
-    wide.columns = [c.rsplit("_", 1)[0] if not c.startswith("unmet_need_") else "unmet_need" for c in wide.columns]
-    wide = wide.rename(columns={"would": "would_use"}).reset_index().rename(columns={"value": "service"})
-    wide["rank"] = wide.groupby("team")["would_use"].rank(ascending=False, method="first").astype(int)
-    return wide.sort_values(["team", "rank"], ignore_index=True)
+    """Service lines ranked within each team by the estimated number of households that would use them.
+
+    Columns: team, service, need, receiving, would_use, unmet_need (household totals), rank.
+    """
+    rows = results[(results["analysis_type"] == "total") & (results["group"] == "all") & (results["value"] != "1")]
+    measure = rows["variable"].str.replace(r"_(elderly|disability|youth|family)$", "", regex=True)
+    wide = rows.assign(measure=measure).pivot_table(index=["team", "value"], columns="measure",
+                                                    values="estimate", aggfunc="first", sort=False)
+    wide = wide.reindex(columns=["need", "receiving", "would_use", "unmet_need"]).reset_index()
+    wide = wide.rename(columns={"value": "service"})
+    wide["rank"] = wide.groupby("team", sort=False)["would_use"].rank(ascending=False, method="first")
+    return wide.astype({"rank": "Int64"}).sort_values(["team", "rank"], ignore_index=True)
 
 
 def driver_columns(specs: pd.DataFrame, definitions: dict) -> pd.DataFrame:
     """Which estimation column gives each staffing driver: team, driver, column (docs/contracts.md)."""
     rows = []
     for team in definitions["teams"]:
-        rows.append((team, "in_need", f"num:in_need_{team}"))
+        rows.append((team, "in_need", f"num:{team}:in_need_{team}"))
         team_specs = specs[(specs["team"] == team) & (specs["value"] != "1")]
         for row in team_specs.itertuples():
             measure = row.variable[: -len(team) - 1]
             if measure in SERVICE_MEASURES:
-                rows.append((team, f"{measure}:{row.value}", f"num:{row.column}"))
+                rows.append((team, f"{measure}:{row.value}", f"num:{row.key}"))
     return pd.DataFrame(rows, columns=["team", "driver", "column"])
 
 
@@ -279,15 +307,16 @@ def point_estimates(table: pd.DataFrame, definitions: dict, weight_columns: dict
         w = np.ones(len(table)) if column is None else table[column].to_numpy(dtype=float)
         values = []
         for row in heads.itertuples():
+            key = f"{row.team}:{row.variable}"
             if row.unit == "households":
-                num = table[f"num:{row.variable}"].to_numpy(dtype=float)
-                den = table[f"den:{row.variable}"].to_numpy(dtype=float)
+                num = table[f"num:{key}"].to_numpy(dtype=float)
+                den = table[f"den:{key}"].to_numpy(dtype=float)
                 if column is None:  # one vote per household
                     values.append(num.sum() / den.sum())
                 else:
                     values.append((w * num).sum() / (w * den).sum())
             else:
-                y = table[f"num:{row.variable}"].to_numpy(dtype=float)
+                y = table[f"num:{key}"].to_numpy(dtype=float)
                 ok = ~np.isnan(y)
                 values.append((w[ok] * y[ok]).sum() / w[ok].sum())
         out[label] = values
@@ -314,9 +343,9 @@ def run_demand(households: pd.DataFrame, persons: pd.DataFrame, frame: pd.DataFr
     """
     table = estimation_table(households, persons, definitions)
     specs = variable_specs(table, definitions)
-    table = add_derived_columns(table, specs)
+    table = add_derived_columns(table, specs, definitions)
     design = weights.rake_persons(table, frame)
-    raw = estimate(design, table, specs, level=level)
+    raw = estimate(design, table, specs, level=level, breakdowns=definitions.get("breakdowns"))
     results = suppress_small_cells(raw, definitions.get("suppression_min_n", 10))
     reps = person_replicates.set_index("person_id").reindex(table["person_id"])
     if reps.isna().any().any():
@@ -377,3 +406,51 @@ def is_simulated(provenance: str | Path) -> bool:
     if not path.exists():
         return False
     return bool(json.loads(path.read_text(encoding="utf-8")).get("simulated", False))
+
+
+def read_truth(path: str | Path, definitions: dict) -> pd.DataFrame:
+    """The planted truth (``survey/simulation/truth.csv``) in the results' terms.
+
+    Returns team, variable, value, group, group_value, analysis_type (prop/total) and ``truth``.
+    Service rows ``need:<service>`` become variable ``need_<team>``, value ``<service>``; the truth's
+    ``unmet_<team>`` share (of the whole target group) is turned into the share of those in need,
+    as estimated here.
+    """
+    try:
+        raw = pd.read_csv(path, dtype={"group_value": str})
+    except OSError as error:
+        raise AnalysisError(f"cannot read the planted truth: {error}", file=str(path)) from None
+    missing = {"team", "variable", "group", "group_value", "count", "denominator", "proportion"} - set(raw.columns)
+    if missing:
+        raise AnalysisError(f"truth table lacks columns {sorted(missing)}", file=str(path))
+    raw = raw[raw["team"].isin(list(definitions["teams"]))]
+    service = raw["variable"].str.contains(":")
+    measure = raw["variable"].str.split(":").str[0]
+    raw = raw.assign(variable=np.where(service, measure + "_" + raw["team"], raw["variable"]),
+                     value=np.where(service, raw["variable"].str.split(":").str[-1], "1"))
+    keys = ["team", "group", "group_value"]
+    in_need = raw[raw["variable"] == "in_need_" + raw["team"]].set_index(keys)["count"]
+    unmet = raw["variable"] == "unmet_" + raw["team"]
+    need_count = pd.MultiIndex.from_frame(raw.loc[unmet, keys]).map(in_need.to_dict())
+    need_count = pd.Series(np.asarray(need_count, dtype=float), index=raw.index[unmet])
+    raw.loc[unmet, "proportion"] = raw.loc[unmet, "count"] / need_count.where(need_count > 0)
+    long = pd.concat([raw.assign(analysis_type="prop", truth=raw["proportion"]),
+                      raw.assign(analysis_type="total", truth=raw["count"])], ignore_index=True)
+    return long[["team", "variable", "value", "group", "group_value", "analysis_type", "truth"]]
+
+
+def compare_with_truth(results: pd.DataFrame, truth: pd.DataFrame, level: float = 0.99) -> pd.DataFrame:
+    """Headline estimates (each team's ``in_need`` and ``unmet``, share and number, all of Leliu) beside
+    the planted truth, with the ``level`` Wald interval estimate ± z·se and whether it covers the truth."""
+    z = stats.norm.ppf(0.5 + level / 2)
+    headline_row = (results["variable"] == "in_need_" + results["team"]) | (
+        results["variable"] == "unmet_" + results["team"])
+    head = results[(results["group"] == "all") & headline_row]
+    keys = ["team", "variable", "value", "group", "group_value", "analysis_type"]
+    out = head.merge(truth, on=keys, how="left", validate="one_to_one")
+    pct = int(round(level * 100))
+    out[f"ci{pct}_low"] = out["estimate"] - z * out["se"]
+    out[f"ci{pct}_high"] = out["estimate"] + z * out["se"]
+    out[f"inside_{pct}"] = (out["truth"] >= out[f"ci{pct}_low"]) & (out["truth"] <= out[f"ci{pct}_high"])
+    return out[["team", "variable", "analysis_type", "universe", "estimate", "se", f"ci{pct}_low", f"ci{pct}_high",
+                "truth", f"inside_{pct}", "n"]]

@@ -253,7 +253,7 @@ def load_needs(path: str | Path = NEEDS_FILE) -> dict:
     return definitions
 
 
-def _in_universe(table: pd.DataFrame, universe: dict) -> pd.Series:
+def in_universe(table: pd.DataFrame, universe: dict) -> pd.Series:
     """Rows inside a team's target population: ``age_min``/``age_max`` (inclusive) on ``age``."""
     inside = pd.Series(True, index=table.index)
     if "age_min" in universe or "age_max" in universe:
@@ -312,7 +312,7 @@ def add_need_flags(
                 file="needs.yaml", column="indicators",
                 hint="see analysis/indicators.py for the flags each unit has",
             )
-        inside = _in_universe(table, spec["universe"] or {})
+        inside = in_universe(table, spec["universe"] or {})
         flags = table[spec["in_need_if_any"]].where(inside)
         in_need = any_flag(flags).rename(f"in_need_{team}")
         services = [f"receiving_{team}.{s}" for s in spec["services"]]

@@ -187,12 +187,15 @@ def design_for(persons: pd.DataFrame, weights: str = "weight_prerake"):
     """The stratified two-stage design of the person table (strata 村居, PSUs, households as stage 2).
 
     Stage sizes come from the sample design columns kept on the table (``stratum_psus``,
-    ``psu_households``), so the design uses the finite-population correction at both stages.
+    ``psu_households``), so the design uses the finite-population correction at both stages (for the
+    PPS first stage this is the usual without-replacement approximation). Persons are a census of
+    each responding household. A 村居 left with one responding PSU is handled as R's
+    ``survey.lonely.psu = "adjust"`` (its PSU deviates from the grand mean).
     """
     from analysis.survey import Design
 
     return Design(persons, weights=weights, strata=STRATUM, ids=[PSU, "household_id"],
-                  fpc=["stratum_psus", "psu_households"])
+                  fpc=["stratum_psus", "psu_households"], lonely_psu="adjust")
 
 
 def rake_persons(persons: pd.DataFrame, frame: pd.DataFrame, tol: float = 1e-10):
@@ -261,13 +264,12 @@ def build_weights(households: pd.DataFrame, persons: pd.DataFrame, sample_design
     pp = pp.assign(weight=np.asarray(raked.weights, dtype=float))
     hh = hh.assign(weight=household_weights_from_persons(pp, pp["weight"], hh))
 
-    replicate_design = design_for(pp).replicate("bootstrap", replicates=replicates, seed=seed)
-    replicate_design = replicate_design.rake(frame_margins(frame), tol=tol)
-    person_rep = pd.DataFrame(np.asarray(replicate_design.replicate_weights, dtype=float),
-                              columns=[f"rep{r + 1:03d}" for r in range(replicates)])
-    person_rep.insert(0, "person_id", pp["person_id"].to_numpy())
-    household_rep = household_weights_from_persons(pp, person_rep.drop(columns="person_id").set_index(pp.index), hh)
+    replicate_design = raked.replicate("bootstrap", replicates=replicates, seed=seed)  # raking redone
+    person_rep = pd.DataFrame(replicate_design.replicate_weights(),
+                              columns=[f"rep{r + 1:03d}" for r in range(replicates)], index=pp.index)
+    household_rep = household_weights_from_persons(pp, person_rep, hh)
     household_rep.insert(0, "household_id", hh["household_id"].to_numpy())
+    person_rep.insert(0, "person_id", pp["person_id"].to_numpy())
 
     diagnostics = pd.concat(
         [weight_summary(pp["weight_base"], "base"), weight_summary(pp["weight_nr"], "nonresponse"),

@@ -64,15 +64,15 @@ def prepared(household_weights=(10.0, 20.0, 30.0)):
     persons = persons.assign(weight=persons["household_id"].map(hh_w))
     table = demand.estimation_table(households, persons, definitions)
     specs = demand.variable_specs(table, definitions)
-    return households.assign(weight=list(household_weights)), definitions, specs, demand.add_derived_columns(table, specs)
+    return households.assign(weight=list(household_weights)), definitions, specs, demand.add_derived_columns(table, specs, definitions)
 
 
 def test_household_totals_from_person_shares_equal_household_weight_totals():
     households, _definitions, _specs, table = prepared()
     # household weights here are the household means of member weights (equal within a household)
-    got = (table["weight"] * table["num:need_elderly.meal"]).sum()
+    got = (table["weight"] * table["num:elderly:need_elderly.meal"]).sum()
     assert got == pytest.approx(10 + 20)
-    den = (table["weight"] * table["den:need_elderly.meal"]).sum()
+    den = (table["weight"] * table["den:elderly:need_elderly.meal"]).sum()
     assert den == pytest.approx(households["weight"].sum())
 
 
