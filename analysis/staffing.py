@@ -667,11 +667,13 @@ def plan_coverage(required: pd.DataFrame, assumptions: dict) -> float:
 
 
 SENTENCES = {
-    "en": ("Give the {plan:g} social workers as {parts}: the split wins in {share:.0%} of {replicates} survey "
-           "replicates. The measured workload needs {required:.1f} social workers (95% range {low:.1f}–{high:.1f}), "
-           "so {plan:g} {verdict}."),
-    "zh": ("建议{plan:g}名社工按{parts}分配，在{replicates}次重复抽样中{share:.0%}得出同一方案；"
-           "按测得的工作量需社工{required:.1f}名（95%区间{low:.1f}–{high:.1f}），{verdict}。"),
+    "en": ("Give the {plan:g} social workers as {parts} (the split in {share:.0%} of {replicates} survey replicates); "
+           "the measured workload needs {required:.1f} (95% range {low:.1f}–{high:.1f}), so {plan:g} {verdict}, "
+           "and an even split of {even:g} each would leave {worst} with {worst_even:.0%} of the workers it needs "
+           "instead of {worst_rec:.0%}."),
+    "zh": ("建议{plan:g}名社工按{parts}分配（{replicates}次重复抽样中{share:.0%}得出同一方案）；"
+           "按测得的工作量需社工{required:.1f}名（95%区间{low:.1f}–{high:.1f}），{verdict}；"
+           "若平均分配（每组{even:g}名），{worst}只得到所需人手的{worst_even:.0%}，本方案为{worst_rec:.0%}。"),
 }
 
 
@@ -689,15 +691,24 @@ def leader_sentence(allocation: pd.DataFrame, summary: dict, assumptions: dict, 
     total = summary["required"].set_index("team").loc["total"]
     required = allocation["required"].sum()
     cover = plan / required
+    enough = summary["enough"]
     if lang == "zh":
-        verdict = (f"{plan:g}名足够（{summary['enough']:.0%}的重复抽样不超过{plan:g}名）" if required <= plan else
-                   f"{plan:g}名约可覆盖{cover:.0%}的工作量（仅{summary['enough']:.0%}的重复抽样不超过{plan:g}名）")
+        within = (f"所有重复抽样的需求均超过{plan:g}名" if enough == 0 else
+                  f"{enough:.0%}的重复抽样需求不超过{plan:g}名")
+        verdict = (f"{plan:g}名足够（{within}）" if required <= plan else
+                   f"{plan:g}名约可覆盖{cover:.0%}的工作量（{within}）")
     else:
-        verdict = (f"is enough ({summary['enough']:.0%} of replicates need no more)" if required <= plan else
-                   f"covers about {cover:.0%} of it (only {summary['enough']:.0%} of replicates need {plan:g} or fewer)")
+        within = (f"every replicate needs more than {plan:g}" if enough == 0 else
+                  f"{enough:.0%} of replicates need {plan:g} or fewer")
+        verdict = f"is enough ({within})" if required <= plan else f"covers about {cover:.0%} of it ({within})"
+    even = compare_even_split(allocation, assumptions).iloc[:-1].set_index("team")
+    worst = even["wisn_ratio_even"].idxmin()
     return SENTENCES[lang].format(plan=plan, parts=parts, share=float(splits.get(split, 0.0)),
                                   replicates=summary["replicates"], required=required,
-                                  low=total["p2_5"], high=total["p97_5"], verdict=verdict)
+                                  low=total["p2_5"], high=total["p97_5"], verdict=verdict,
+                                  even=plan / len(even), worst=labels[worst],
+                                  worst_even=even.loc[worst, "wisn_ratio_even"],
+                                  worst_rec=even.loc[worst, "wisn_ratio"])
 
 
 # --------------------------------------------------------------------------------------------------

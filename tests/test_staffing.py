@@ -435,6 +435,8 @@ def test_leader_sentence_is_built_from_the_numbers(assumptions):
     assert all(f"{assumptions['teams'][t]['label_en']} {n}" in en for t, n in zip(point["team"], point["social_workers"]))
     assert all(f"{assumptions['teams'][t]['label_zh']}{n}" in zh for t, n in zip(point["team"], point["social_workers"]))
     assert ("is enough" in en) == (point["required"].sum() <= 10)
+    worst = (2.5 / point.set_index("team")["required"]).idxmin()
+    assert f"leave {assumptions['teams'][worst]['label_en']} with" in en
 
 
 def test_plan_coverage_scales_every_target_to_exactly_the_plan(assumptions):
