@@ -37,7 +37,8 @@ FIXED_PDF_DATE = b"D:20120411000000+00'00'"  # the centre's opening day (domain.
 def key_numbers(results: pd.DataFrame, allocation: pd.DataFrame, replicates: pd.DataFrame) -> dict:
     """The three numbers that matter and the recommendation, computed from the stage outputs.
 
-    - the team with the most residents (households, for family) in need: ``in_need_<team>`` total, 95% CI;
+    - the team with the most residents in need: ``in_need_<team>`` total with its 95% CI, among the teams
+      counted in persons (family need is counted in households, which are not comparable with persons);
     - WISN required social workers (sum over teams) against the plan (sum of the allocation);
     - the share of bootstrap replicates whose social-worker split equals the recommended one.
     """
@@ -46,7 +47,8 @@ def key_numbers(results: pd.DataFrame, allocation: pd.DataFrame, replicates: pd.
     if rows.empty:
         raise AnalysisError("no in_need_<team> totals in the results", file="demand/results.csv",
                             column="variable", hint="rerun notebook 03_demand")
-    top = rows.loc[rows["estimate"].idxmax()]
+    persons = rows[rows["unit"] == "persons"]
+    top = (persons if persons["estimate"].notna().any() else rows).pipe(lambda r: r.loc[r["estimate"].idxmax()])
     figures.require_columns(allocation, "allocation")
     figures.require_columns(replicates, "replicate_allocations")
     order = [t for t in figures.TEAMS if t in set(allocation["team"])]

@@ -296,6 +296,7 @@ def _hbar(ax, names: list[str], rows: pd.DataFrame, colours: list[str], fmt, hid
                 fontsize=15 if gone else 17, color=NEUTRAL if gone else "#262626")
     ax.set_yticks(y, names)
     ax.set_xlim(0, top * 1.16)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=6))
     ax.xaxis.grid(True, color="#E6E6E6", linewidth=1)
     ax.set_axisbelow(True)
     ax.tick_params(axis="y", length=0, pad=10)
@@ -509,15 +510,16 @@ def cleaning_funnel(households: pd.DataFrame, deletion_log: pd.DataFrame, labels
                     reason: str | None = None, size: tuple = SLIDE_INCHES) -> Figure:
     """From raw submissions to the clean sample: one bar per deletion reason (for researchers).
 
-    Raw = clean households + deleted submissions (the clean stage asserts this accounting); the
-    reason column of the deletion log is ``reason`` or ``issue`` (cleaningtools).
+    Raw = clean households + deleted submissions (the clean stage asserts this accounting). Each deleted
+    submission counts once, under its first check (``check_id``, a ";"-list, as the clean stage writes
+    it), else under ``reason`` or ``issue`` (cleaningtools).
     """
-    reason = reason or next((c for c in ("reason", "issue") if c in deletion_log.columns), None)
+    reason = reason or next((c for c in ("check_id", "reason", "issue") if c in deletion_log.columns), None)
     if reason is None:
-        raise AnalysisError("deletion log has no 'reason' or 'issue' column", file="clean/deletion_log.csv",
-                            column="reason")
-    counts = deletion_log[reason].astype(str).value_counts().sort_index()
-    counts = counts.sort_values(ascending=False, kind="stable")
+        raise AnalysisError("deletion log has no 'check_id', 'reason' or 'issue' column",
+                            file="clean/deletion_log.csv", column="check_id")
+    first = deletion_log[reason].astype(str).str.split(";").str[0].str.strip()
+    counts = first.value_counts().sort_index().sort_values(ascending=False, kind="stable")
     clean, raw = len(households), len(households) + int(counts.sum())
     steps = [labels("figures.cleaning_funnel.raw")] + [
         labels.get(f"deletion_reason.{r}", r) for r in counts.index] + [labels("figures.cleaning_funnel.clean")]

@@ -85,7 +85,8 @@ def clean(seed: int = 3) -> dict:
                                "today": days.strftime("%Y-%m-%d")})
     persons = pd.DataFrame({"person_id": [f"p{i:05d}" for i in range(4211)],
                             "household_id": [f"h{i % 1480:04d}" for i in range(4211)]})
-    reasons = ["duplicate"] * 31 + ["speeder"] * 22 + ["no_consent"] * 17 + ["test"] * 4
-    deletion_log = pd.DataFrame({"uuid": [f"u{i}" for i in range(len(reasons))], "reason": reasons})
+    checks = (["duplicate_uuid;soft_duplicate"] * 31 + ["duration"] * 22 + ["no_consent;duration"] * 17
+              + ["test_submission"] * 4)
+    deletion_log = pd.DataFrame({"uuid": [f"u{i}" for i in range(len(checks))], "check_id": checks})
     return {"households": households, "persons": persons, "deletion_log": deletion_log,
             "provenance": {"simulated": True, "seed": 20120411}}

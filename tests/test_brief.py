@@ -197,3 +197,12 @@ def test_the_pdf_is_one_page_and_byte_identical(brief_file, tmp_path):
     assert brief.page_count(first) == 1
     assert first.read_bytes() == second.read_bytes()
     assert first.read_bytes().startswith(b"%PDF")
+
+
+def test_the_largest_need_compares_residents_with_residents(outputs):
+    """Family need is counted in households; a large household count does not outrank resident counts."""
+    results = outputs["results"].copy()
+    results.loc[(results["variable"] == "in_need_family") & (results["group"] == "all")
+                & (results["analysis_type"] == "total"), "estimate"] = 99999.0
+    numbers = brief.key_numbers(results, outputs["allocation"], outputs["replicate_allocations"])
+    assert (numbers["team"], numbers["unit"]) == ("youth", "persons")

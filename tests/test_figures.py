@@ -256,3 +256,13 @@ def test_without_the_font_package_a_system_cjk_font_is_used_or_a_clear_error(mon
     monkeypatch.setattr(font_manager.fontManager, "ttflist", [])
     with pytest.raises(figures.ConfigError, match="no Chinese"):
         figures.register_cjk_font()
+
+
+def test_cleaning_funnel_accounts_for_every_raw_submission(form, note):
+    c = fx.clean()
+    fig = figures.cleaning_funnel(c["households"], c["deletion_log"], figures.load_labels("en", form), note)
+    widths = [p.get_width() for p in fig.axes[0].patches]
+    raw, steps, clean = widths[0], widths[1:-1], widths[-1]
+    assert raw == len(c["households"]) + len(c["deletion_log"]) and clean == len(c["households"])
+    assert raw - sum(steps) == clean and steps == [31, 22, 17, 4]  # each deletion once, by its first check
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()][1] == "Duplicate uuid"
