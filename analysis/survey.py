@@ -162,7 +162,10 @@ def _population_series(population, columns: list[str]) -> pd.Series:
     return pd.Series(values, index=pd.Index(keys, tupleize_cols=False), dtype=float)
 
 
-def _cell_labels(df: pd.DataFrame, columns: list[str]) -> pd.Series:
+def _cells(df: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, list]:
+    """Cell code per row (0..C-1) and each cell's label: the text of its level (a tuple for several)."""
+    combined = np.zeros(len(df), dtype=np.int64)
+    per_column = []
     for name in columns:
         if df[name].isna().any():
             raise DesignError(
@@ -170,9 +173,19 @@ def _cell_labels(df: pd.DataFrame, columns: list[str]) -> pd.Series:
                 column=name,
                 hint="impute or recode the missing values first",
             )
-    if len(columns) == 1:
-        return df[columns[0]].astype(str)
-    return pd.Series(list(zip(*(df[c].astype(str) for c in columns))), index=df.index)
+        codes, uniques = pd.factorize(df[name], sort=True)
+        per_column.append([str(u) for u in uniques])
+        combined = combined * len(uniques) + codes
+    keys, cells = np.unique(combined, return_inverse=True)
+    labels = []
+    for key in keys:
+        parts = []
+        for levels in reversed(per_column):
+            key, r = divmod(int(key), len(levels))
+            parts.append(levels[r])
+        parts.reverse()
+        labels.append(parts[0] if len(parts) == 1 else tuple(parts))
+    return cells.astype(np.int64), labels
 
 
 @dataclass(frozen=True)
@@ -187,9 +200,8 @@ class _Margin:
     def build(cls, df: pd.DataFrame, weights: np.ndarray, columns, population, partial: bool = False):
         columns = _as_list(columns)
         _check_columns(df, columns, "post-stratification variable")
-        labels = _cell_labels(df, columns)
+        codes, levels = _cells(df, columns)
         pop = _population_series(population, columns)
-        codes, levels = pd.factorize(labels, sort=True)
         sample = np.bincount(codes, weights=weights, minlength=len(levels))
         pop_for_level = pop.reindex(pd.Index(list(levels), tupleize_cols=False))
         missing = pop_for_level.isna().to_numpy() | (pop_for_level.to_numpy() == 0)
@@ -278,13 +290,60 @@ def _check_margin_totals(margins: list[_Margin], tol: float) -> None:
 # the shared estimator layer
 
 
+@dataclass(frozen=True)
+class _Cols:
+    """Analysis columns over domains, kept as n × v arrays plus each row's domain.
+
+    Column (d, j), numbered d·v + j, is variable j on the rows of domain d: a row belongs to one
+    domain, so group sums by (group, domain) give every column at once and no n × (domains·v)
+    matrix is ever formed. ``ok`` is False outside every domain and where a value is missing.
+    """
+
+    a: np.ndarray  # n×v numerators (0 where not ok)
+    b: np.ndarray  # n×v denominators: 1 for means and totals (0 where not ok)
+    ok: np.ndarray  # n×v bool
+    dom: np.ndarray  # n, domain code 0..D-1
+    D: int
+
+    @classmethod
+    def whole(cls, n: int) -> _Cols:
+        one = np.ones((n, 1))
+        return cls(one, one, np.ones((n, 1), dtype=bool), np.zeros(n, dtype=np.int64), 1)
+
+    def gsum(self, x: np.ndarray, codes: np.ndarray, size: int) -> np.ndarray:
+        """Sums of x (n×v) within groups ``codes`` for every column: size × (D·v)."""
+        v = x.shape[1]
+        key = codes * self.D + self.dom
+        out = np.empty((size, self.D, v))
+        for j in range(v):
+            out[:, :, j] = np.bincount(key, weights=x[:, j], minlength=size * self.D).reshape(size, self.D)
+        return out.reshape(size, self.D * v)
+
+    def total(self, x: np.ndarray) -> np.ndarray:
+        """Column sums of x over each column's domain: D·v."""
+        if self.D == 1:
+            return x.sum(axis=0)
+        return self.gsum(x, np.zeros_like(self.dom), 1)[0]
+
+    def per_row(self, values: np.ndarray) -> np.ndarray:
+        """For each row and variable, the value of the row's own column (n×v); NaN read as 0."""
+        return np.nan_to_num(values.reshape(self.D, -1), nan=0.0, posinf=0.0, neginf=0.0)[self.dom]
+
+    def dense(self, x: np.ndarray) -> np.ndarray:
+        """x spread into its columns: n × (D·v), zero outside each column's domain."""
+        n, v = x.shape
+        out = np.zeros((n, self.D, v))
+        out[np.arange(n), self.dom] = x
+        return out.reshape(n, self.D * v)
+
+
 class _Estimators:
     """Estimators shared by Taylor and replicate designs; each is a ratio of weighted totals."""
 
     data: pd.DataFrame
     weights: np.ndarray
 
-    # subclasses provide _core(A, B, valid) -> dict(estimate, var, df, reps?) and _calibrated
+    # subclasses provide _core(cols, total) -> dict(estimate, se, df, n, reps) and _beta_rows(cols)
     def _domains(self, by) -> tuple[np.ndarray, pd.DataFrame]:
         by = _as_list(by)
         if not by:
@@ -323,63 +382,57 @@ class _Estimators:
             out = out.drop(columns="_domain")
         return out
 
-    def _ratio_columns(self, pairs, na_rm, by):
-        """Stack (numerator, denominator) value pairs over domains into n×k matrices."""
+    def _columns(self, pairs, by):
+        """Analysis columns for (meta, numerator, denominator) value pairs over the domains of ``by``."""
         codes, labels = self._domains(by)
-        cols_a, cols_b, valid, rows = [], [], [], []
-        for d in range(len(labels)):
-            dom = codes == d
-            for meta, a, b in pairs:
-                ok = dom & ~np.isnan(a) & ~np.isnan(b)
-                cols_a.append(np.where(ok, a, 0.0))
-                cols_b.append(np.where(ok, b, 0.0))
-                valid.append(ok)
-                rows.append({"_domain": d, **meta})
-        return np.column_stack(cols_a), np.column_stack(cols_b), np.column_stack(valid), rows, labels
+        n, v = len(self.data), len(pairs)
+        a, b, ok = np.zeros((n, v)), np.zeros((n, v)), np.zeros((n, v), dtype=bool)
+        inside = codes >= 0
+        for j, (_, x, y) in enumerate(pairs):
+            ok[:, j] = inside & ~np.isnan(x) & ~np.isnan(y)
+            a[:, j] = np.where(ok[:, j], x, 0.0)
+            b[:, j] = np.where(ok[:, j], y, 0.0)
+        rows = [{"_domain": d, **meta} for d in range(len(labels)) for meta, _, _ in pairs]
+        return _Cols(a, b, ok, np.where(inside, codes, 0), len(labels)), rows, labels
 
-    def _finish(self, res: dict, level: float, deff_kind: str, A, B, valid) -> dict:
+    def _estimate(self, cols, total: bool, level: float) -> dict:
+        res = self._core(cols, total)
         z = stats.norm.ppf(0.5 + level / 2)
         res["ci_low"] = res["estimate"] - z * res["se"]
         res["ci_high"] = res["estimate"] + z * res["se"]
-        res["deff"] = self._deff(res, deff_kind, A, B, valid)
+        res["deff"] = self._deff(res, total, cols)
         return res
 
-    def _deff(self, res, kind, A, B, valid) -> np.ndarray:
+    def _deff(self, res, total: bool, cols) -> np.ndarray:
         """R ``deff=TRUE``: design variance / variance of a without-replacement SRS of n from W."""
-        w = self.weights
-        counted = valid & (w[:, None] > 0) if self._count_positive else valid
-        n = counted.sum(axis=0).astype(float)
-        W = (w[:, None] * valid).sum(axis=0)
-        est = res["estimate"]
-        np_err = np.errstate(divide="ignore", invalid="ignore")
-        np_err.__enter__()
-        if kind == "total":
-            centre = (w[:, None] * A).sum(axis=0) / W
-            S = (w[:, None] * (A - centre * B) ** 2).sum(axis=0)
-            vsrs = n / (n - 1) * S * (W - n) / n
-        else:
-            TB = (w[:, None] * B).sum(axis=0)
-            S = (w[:, None] * (A - est * B) ** 2).sum(axis=0)
-            vsrs = n / (n - 1) * S * (W - n) / (TB**2 * n)
-        out = res["se"] ** 2 / np.where(W > n, vsrs, np.nan)
-        np_err.__exit__(None, None, None)
-        return out
+        w = self.weights[:, None]
+        okf = cols.ok.astype(float)
+        n = cols.total(okf * (w > 0)) if self._count_positive else cols.total(okf)
+        W = cols.total(w * okf)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if total:
+                centre = cols.per_row(cols.total(w * cols.a) / W)
+                S = cols.total(w * (cols.a - centre * cols.b) ** 2)
+                vsrs = n / (n - 1) * S * (W - n) / n
+            else:
+                TB = cols.total(w * cols.b)
+                S = cols.total(w * (cols.a - cols.per_row(res["estimate"]) * cols.b) ** 2)
+                vsrs = n / (n - 1) * S * (W - n) / (TB**2 * n)
+            return res["se"] ** 2 / np.where(W > n, vsrs, np.nan)
 
     # -- public estimators ------------------------------------------------------------------
 
     def mean(self, variables, by=None, na_rm: bool = False, level: float = 0.95) -> pd.DataFrame:
         """Weighted mean(s) with SE, Wald interval, df, deff, n (R ``svymean``/``svyby``)."""
         pairs = [({"variable": v}, y, np.ones_like(y)) for v in _as_list(variables) for y in [self._values(v, na_rm)]]
-        A, B, valid, rows, labels = self._ratio_columns(pairs, na_rm, by)
-        res = self._finish(self._core(A, B, valid), level, "ratio", A, B, valid)
-        return self._frame(labels, rows, res)
+        cols, rows, labels = self._columns(pairs, by)
+        return self._frame(labels, rows, self._estimate(cols, False, level))
 
     def total(self, variables, by=None, na_rm: bool = False, level: float = 0.95) -> pd.DataFrame:
         """Weighted total(s) (R ``svytotal``)."""
         pairs = [({"variable": v}, y, np.ones_like(y)) for v in _as_list(variables) for y in [self._values(v, na_rm)]]
-        A, B, valid, rows, labels = self._ratio_columns(pairs, na_rm, by)
-        res = self._finish(self._core(A, None, valid), level, "total", A, B, valid)
-        return self._frame(labels, rows, res)
+        cols, rows, labels = self._columns(pairs, by)
+        return self._frame(labels, rows, self._estimate(cols, True, level))
 
     def ratio(self, numerator, denominator, by=None, na_rm: bool = False, level: float = 0.95) -> pd.DataFrame:
         """Ratio of totals Σw·num / Σw·den (R ``svyratio``, combined ratio)."""
@@ -388,9 +441,8 @@ class _Estimators:
             for den in _as_list(denominator):
                 a, b = self._values(num, na_rm), self._values(den, na_rm)
                 pairs.append(({"variable": f"{num}/{den}"}, a, b))
-        A, B, valid, rows, labels = self._ratio_columns(pairs, na_rm, by)
-        res = self._finish(self._core(A, B, valid), level, "ratio", A, B, valid)
-        return self._frame(labels, rows, res)
+        cols, rows, labels = self._columns(pairs, by)
+        return self._frame(labels, rows, self._estimate(cols, False, level))
 
     def proportion(
         self, variable: str, by=None, na_rm: bool = False, ci: str = "logit", level: float = 0.95
@@ -420,13 +472,13 @@ class _Estimators:
         for lev in levels:
             ind = np.where(miss, np.nan, (values == lev).astype(float))
             pairs.append(({"variable": variable, "level": lev}, ind, np.where(miss, np.nan, 1.0)))
-        A, B, valid, rows, labels = self._ratio_columns(pairs, na_rm, by)
-        res = self._finish(self._core(A, B, valid), level, "ratio", A, B, valid)
+        cols, rows, labels = self._columns(pairs, by)
+        res = self._estimate(cols, False, level)
         if ci != "wald":
-            res["ci_low"], res["ci_high"] = self._prop_ci(res, ci, level, valid)
+            res["ci_low"], res["ci_high"] = self._prop_ci(res, ci, level, cols)
         return self._frame(labels, rows, res)
 
-    def _prop_ci(self, res, ci, level, valid):
+    def _prop_ci(self, res, ci, level, cols):
         p, var, df = res["estimate"], res["se"] ** 2, res["df"].astype(float)
         alpha = 1 - level
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -439,7 +491,7 @@ class _Estimators:
                 t = stats.t.ppf(1 - alpha / 2, df)
                 eta = np.log(p / (1 - p))
                 return 1 / (1 + np.exp(-(eta - t * se_logit))), 1 / (1 + np.exp(-(eta + t * se_logit)))
-            rows = self._beta_rows(valid).astype(float)
+            rows = self._beta_rows(cols).astype(float)
             n_eff = p * (1 - p) / var * (stats.t.ppf(alpha / 2, rows - 1) / stats.t.ppf(alpha / 2, df)) ** 2
             low = stats.beta.ppf(alpha / 2, n_eff * p, n_eff * (1 - p) + 1)
             high = stats.beta.ppf(1 - alpha / 2, n_eff * p + 1, n_eff * (1 - p))
@@ -458,38 +510,35 @@ class _Estimators:
             raise DesignError(f"quantiles must lie in [0, 1], got {qs}")
         codes, labels = self._domains(by)
         w = self.weights
-        rows, ind_cols, valid_cols, qhat, sorters = [], [], [], [], []
-        for v in _as_list(variable):
-            y = self._values(v, na_rm)
-            for d in range(len(labels)):
-                ok = (codes == d) & ~np.isnan(y)
-                use = ok & (w > 0)
+        ys = [(v, self._values(v, na_rm)) for v in _as_list(variable)]
+        pairs = [({"variable": v, "quantile": p}, y, np.ones_like(y)) for v, y in ys for p in qs]
+        cols, rows, labels = self._columns(pairs, by)
+        D, V = cols.D, len(pairs)
+        qhat = np.empty((D, V))
+        sorters = []
+        for d in range(D):
+            for j, (meta, y, _) in enumerate(pairs):
+                use = cols.ok[:, j] & (cols.dom == d) & (w > 0)
                 order = np.flatnonzero(use)[np.argsort(y[use], kind="stable")]
-                xs = y[order]
                 cumw = np.cumsum(w[order].astype(np.longdouble)).astype(np.float64)
                 total = float(w[order].astype(np.longdouble).sum())
-                for p in qs:
-                    est = _qrule_math(xs, cumw, total, p)
-                    rows.append({"_domain": d, "variable": v, "quantile": p})
-                    ind_cols.append(np.where(ok, (y <= est).astype(float), 0.0))
-                    valid_cols.append(ok)
-                    qhat.append(est)
-                    sorters.append((xs, cumw, total))
-        A = np.column_stack(ind_cols)
-        valid = np.column_stack(valid_cols)
-        res = self._core(A, valid.astype(float), valid)
+                sorters.append((y[order], cumw, total))
+                qhat[d, j] = _qrule_math(y[order], cumw, total, meta["quantile"])
+        below = np.column_stack([pairs[j][1] for j in range(V)]) <= qhat[cols.dom]
+        ind = _Cols(np.where(cols.ok, below, 0.0), cols.ok.astype(float), cols.ok, cols.dom, D)
+        res = self._core(ind, False)
         t = stats.t.ppf(1 - (1 - level) / 2, res["df"].astype(float))
         plow = res["estimate"] - t * res["se"]
         phigh = res["estimate"] + t * res["se"]
         low = np.array([_qrule_math(*s, p) for s, p in zip(sorters, plow)])
         high = np.array([_qrule_math(*s, p) for s, p in zip(sorters, phigh)])
         out = {
-            "estimate": np.array(qhat),
+            "estimate": qhat.ravel(),
             "se": (high - low) / (2 * t),
             "ci_low": low,
             "ci_high": high,
             "df": res["df"],
-            "deff": np.full(len(qhat), np.nan),
+            "deff": np.full(D * V, np.nan),
             "n": res["n"],
         }
         return self._frame(labels, rows, out)
@@ -668,19 +717,18 @@ class Design(_Estimators):
         new._calibration = calibration
         return new
 
-    def _degf(self, valid: np.ndarray) -> np.ndarray:
+    def _degf(self, cols: _Cols) -> np.ndarray:
         """PSUs − strata among rows of each column's domain with positive weight (R ``degf``)."""
         st = self._stages[0]
-        inset = valid & (self.weights[:, None] > 0)
-        U = len(st.unit_first)
-        H = len(st.n_units)
-        psu = _groupsum(inset.astype(float), st.unit, U) > 0
-        strata = _groupsum(inset.astype(float), st.stratum, H) > 0
+        inset = (cols.ok & (self.weights[:, None] > 0)).astype(float)
+        psu = cols.gsum(inset, st.unit, len(st.unit_first)) > 0
+        strata = cols.gsum(inset, st.stratum, len(st.n_units)) > 0
         return psu.sum(axis=0) - strata.sum(axis=0)
 
     @property
     def degf(self) -> int:
-        return int(self._degf(np.ones((len(self.data), 1), dtype=bool))[0])
+        """Degrees of freedom of the whole design: PSUs − strata."""
+        return int(self._degf(_Cols.whole(len(self.data)))[0])
 
     # -- variance ----------------------------------------------------------------------------
 
@@ -703,12 +751,22 @@ class Design(_Estimators):
                         X = X - psw[:, None] * ave[m.cells]
         return X
 
-    def _variance(self, X: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Multistage with-/without-replacement variance of the column totals of X (R ``multistage``)."""
-        X = self._residualise(X)
-        k = X.shape[1]
-        # strata that R visits: those with rows in the (sub)design; a calibrated design keeps all rows
-        present = np.ones_like(valid) if self.calibrated else valid
+    def _variance(self, Z: np.ndarray, cols: _Cols) -> np.ndarray:
+        """Variance of the column totals of the influence values Z (n×v, laid out as ``cols``)."""
+        if not self.calibrated:
+            return self._multistage(Z, cols, cols.ok)
+        # calibration residuals spread beyond the domain: work on the dense n × columns matrix
+        X = self._residualise(cols.dense(Z))
+        flat = _Cols(X, X, np.ones((len(X), 1), dtype=bool), np.zeros(len(X), dtype=np.int64), 1)
+        return self._multistage(X, flat, None)
+
+    def _multistage(self, X: np.ndarray, cols: _Cols, present) -> np.ndarray:
+        """Multistage with-/without-replacement variance (R ``multistage``/``onestage``/``onestrat``).
+
+        ``present`` (n×v bool) marks the rows of each column's (sub)design: R visits only strata
+        with such rows; None = all rows (a calibrated design keeps every row, as R).
+        """
+        k = cols.D * X.shape[1]
         total = np.zeros(k)
         prefix = np.ones(len(X))  # product of earlier-stage sampling fractions n/N, per row
         last = len(self._stages) if self._stages[0].popsize is not None else 1
@@ -724,14 +782,17 @@ class Design(_Estimators):
             nh = st.n_units.astype(float)
             lonely = nh == 1
             uncentred = lonely[unit_stratum] & (self.lonely_psu == "adjust")
-            T = _groupsum(X, st.unit, U)
+            T = cols.gsum(X, st.unit, U)
             means = _groupsum(T, unit_stratum, H) / nh[:, None]
             dev = np.where(uncentred[:, None], T, T - means[unit_stratum])
             scale = np.where(lonely[unit_stratum], f_unit, f_unit * nh[unit_stratum] / np.maximum(nh - 1, 1)[unit_stratum])
             contrib = _groupsum(scale[:, None] * dev**2, unit_stratum, H)  # H×k
             zero_f = np.bincount(st.stratum, weights=(f_row >= _FPC_ZERO).astype(float), minlength=H) == 0
             contrib[zero_f] = 0.0
-            active = _groupsum(present.astype(float), st.stratum, H) > 0  # H×k
+            if present is None:
+                active = np.ones((H, k), dtype=bool)
+            else:
+                active = cols.gsum(present.astype(float), st.stratum, H) > 0  # H×k
             lone = lonely & ~zero_f
             if self.lonely_psu == "fail" and (lone[:, None] & active).any():
                 h = int(np.flatnonzero((lone[:, None] & active).any(axis=1))[0])
@@ -759,23 +820,25 @@ class Design(_Estimators):
                 prefix = prefix * st.n_units[st.stratum] / st.popsize
         return total
 
-    def _core(self, A, B, valid) -> dict:
-        w = self.weights
-        TA = w @ A
-        if B is None:
+    def _core(self, cols: _Cols, total: bool) -> dict:
+        w = self.weights[:, None]
+        TA = cols.total(w * cols.a)
+        if total:
             est = TA
-            Z = w[:, None] * A
+            Z = w * cols.a
         else:
-            TB = w @ B
+            TB = cols.total(w * cols.b)
             with np.errstate(divide="ignore", invalid="ignore"):
                 est = TA / TB
-                Z = w[:, None] * (A - est * B) / TB
-        var = self._variance(Z, valid)
-        return {"estimate": est, "se": np.sqrt(var), "df": self._degf(valid), "n": valid.sum(axis=0), "reps": None}
+                Z = np.where(cols.ok, w * (cols.a - cols.per_row(est) * cols.b) / cols.per_row(TB), 0.0)
+        var = self._variance(Z, cols)
+        n = cols.total(cols.ok.astype(float)).astype(np.int64)
+        return {"estimate": est, "se": np.sqrt(var), "df": self._degf(cols), "n": n, "reps": None}
 
-    def _beta_rows(self, valid):
+    def _beta_rows(self, cols: _Cols):
         """Rows R's ``svyciprop(method="beta")`` counts: the domain's, or all rows once calibrated."""
-        return np.full(valid.shape[1], len(self.data)) if self.calibrated else valid.sum(axis=0)
+        n = cols.total(cols.ok.astype(float))
+        return np.full(len(n), len(self.data)) if self.calibrated else n
 
     # -- calibration -------------------------------------------------------------------------
 
@@ -1016,39 +1079,51 @@ class ReplicateDesign(_Estimators):
     def _rep_var(self, thetas, estimate):
         return _svr_var(thetas, estimate, self.scale, self.rscales, self.mse)
 
-    def _degf(self, valid: np.ndarray) -> np.ndarray:
-        """Rank of the replicate weights of each domain's rows − 1 (R ``degf``, QR rank)."""
-        out = np.empty(valid.shape[1], dtype=np.int64)
-        cache = {}
-        for j in range(valid.shape[1]):
-            rows = valid[:, j] & (self._base != 0)
-            key = rows.tobytes()
+    def _degf(self, cols: _Cols) -> np.ndarray:
+        """Rank of the replicate weights of each column's rows − 1 (R ``degf``: QR rank, tol 1e-5).
+
+        The rank is read from the eigenvalues of the R × R cross-product of the distinct factor
+        rows (rows scaled by their base weight keep the rank): those above 1e-10 of the largest,
+        i.e. singular values above 1e-5 of the largest.
+        """
+        K = self._F.shape[0]
+        used = cols.gsum((cols.ok & (self._base != 0)[:, None]).astype(float), self._groups, K) > 0
+        out = np.empty(used.shape[1], dtype=np.int64)
+        cache: dict[bytes, int] = {}
+        for j in range(used.shape[1]):
+            key = np.packbits(used[:, j]).tobytes()
             if key not in cache:
-                G = np.unique(self._groups[rows])
-                sub = self._F[G]
-                if sub.shape[0] > 20 * sub.shape[1]:
-                    sub = np.unique(sub, axis=0)
-                cache[key] = int(np.linalg.matrix_rank(sub)) - 1 if len(G) else -1
+                sub = self._F[used[:, j]]
+                if len(sub) == 0:
+                    cache[key] = -1
+                else:
+                    eig = np.linalg.eigvalsh(sub.T @ sub)
+                    cache[key] = int((eig > 1e-10 * eig.max()).sum()) - 1
             out[j] = cache[key]
         return out
 
     @property
     def degf(self) -> int:
-        return int(self._degf(np.ones((len(self.data), 1), dtype=bool))[0])
+        """Degrees of freedom: rank of the replicate weights − 1, as R."""
+        return int(self._degf(_Cols.whole(len(self.data)))[0])
 
-    def _core(self, A, B, valid) -> dict:
-        w = self.weights
-        TA, RA = w @ A, self.replicate_totals(A)
-        if B is None:
+    def _rep_totals(self, cols: _Cols, x: np.ndarray) -> np.ndarray:
+        return self._F.T @ cols.gsum(self._base[:, None] * x, self._groups, self._F.shape[0])
+
+    def _core(self, cols: _Cols, total: bool) -> dict:
+        w = self.weights[:, None]
+        TA, RA = cols.total(w * cols.a), self._rep_totals(cols, cols.a)
+        if total:
             est, reps = TA, RA
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
-                est, reps = TA / (w @ B), RA / self.replicate_totals(B)
+                est, reps = TA / cols.total(w * cols.b), RA / self._rep_totals(cols, cols.b)
         var = self._rep_var(reps, est)
-        return {"estimate": est, "se": np.sqrt(var), "df": self._degf(valid), "n": valid.sum(axis=0), "reps": reps}
+        n = cols.total(cols.ok.astype(float)).astype(np.int64)
+        return {"estimate": est, "se": np.sqrt(var), "df": self._degf(cols), "n": n, "reps": reps}
 
-    def _beta_rows(self, valid):
-        return valid.sum(axis=0)
+    def _beta_rows(self, cols: _Cols):
+        return cols.total(cols.ok.astype(float))
 
     # -- calibration of every replicate -------------------------------------------------------
 
