@@ -353,7 +353,7 @@ def _keys(df: pd.DataFrame) -> list[str]:
 
 
 def team_demand(drivers: pd.DataFrame, assumptions: dict, file: str = "demand/drivers.csv") -> pd.DataFrame:
-    """Residents in need per team and the survey take-up (domain of ``demand/drivers.csv``).
+    """Residents in need per team and the survey take-up, from ``demand/drivers.csv``.
 
     take_up = Σ would_use:<service> ÷ Σ need:<service> over the team's service lines (households;
     capped at 1); ``willing`` = in_need × take_up, the residents (family: households) in need who
@@ -416,8 +416,8 @@ def workload(demand: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
 
     participants = willing × coverage; units = participants ÷ participants per unit (cases, groups to
     run, or events); annual_workload = units × contacts per participant (casework contacts, home
-    visits, group sessions, events). Group work is kept
-    fractional (no rounding up to whole groups) so that small changes move the result smoothly.
+    visits, group sessions, events). Group work is kept fractional (no rounding up to whole groups)
+    so that small changes move the result smoothly.
     """
     keys = _keys(demand)
     table = demand[[*keys, "team", "willing"]].merge(activity_table(assumptions), on="team")
