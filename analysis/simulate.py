@@ -972,13 +972,14 @@ def _inject_faults(records, persons, population, rng, form):
         phone = _fake_phones(rng, 1)[0]
         set_value(i, "comments", f"有需要请打电话{phone}找{records.at[i, 'resp_name']}", "pii_in_text")
 
-    originals = rng.choice(ok_idx, size=max(1, int(round(f["exact_duplicate"] * n_ok))), replace=False)
+    # duplicates copy households that carry no other fault, so each planted fault is listed exactly once
+    originals = np.array([pool.pop() for _ in range(max(1, int(round(f["exact_duplicate"] * n_ok))))])
     extra, extra_persons = [], []
     for i in originals:
         extra.append(records.loc[[i]])
         extra_persons.append(persons[persons["_uuid"] == records.at[i, "_uuid"]])
         _fault(rows, records.at[i, "_uuid"], "record", "exact_duplicate", "", "second identical submission")
-    soft = rng.choice(ok_idx, size=max(1, int(round(f["soft_duplicate"] * n_ok))), replace=False)
+    soft = np.array([pool.pop() for _ in range(max(1, int(round(f["soft_duplicate"] * n_ok))))])
     new_ids = _uuids(rng, len(soft))
     for i, new_id in zip(soft, new_ids):
         copy = records.loc[[i]].copy()

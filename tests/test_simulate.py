@@ -150,6 +150,7 @@ def test_fault_manifest_matches_the_export(small_survey):
             member = roster[(roster["_submission__uuid"] == fault["uuid"]) & (roster["_k"] == int(fault["member"]))]
             assert (member[FORM.export_column(fault["field"])] == fault["injected_value"]).all(), fault.to_dict()
     assert counts.max() == 2 and (counts == 2).sum() == (faults["kind"] == "exact_duplicate").sum()
+    assert faults.groupby("uuid")["kind"].nunique().max() == 1, "faults overlap, so the manifest is ambiguous"
 
 
 def test_wjx_export_has_the_same_responses_in_gb18030(small_survey):
