@@ -389,7 +389,7 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
         v = values[r, c]
         ax.text(c, r, f"{v:.0f}%", ha="center", va="center", fontsize=11,
                 color="white" if v < 0.55 * vmax else "#1a1a1a")
-    ax.set_xticks(np.arange(len(teams)), [labels.team(t) for t in teams], fontsize=16)
+    ax.set_xticks(np.arange(len(teams)), [labels.team(t) for t in teams], fontsize=16 if labels.lang == "zh" else 13)
     ax.xaxis.tick_top()
     ax.tick_params(axis="x", length=0)
     for tick, team in zip(ax.get_xticklabels(), teams):
