@@ -44,9 +44,13 @@ class Settings:
     """Thresholds and the survey-specific field names the checks use.
 
     Defaults: duration 25–90 minutes and sentinel codes 99/999/88/888 are cleaningtools' defaults;
-    3 SD outliers on raw and log(x+1) scales as cleaningtools' ``check_outliers``; a soft duplicate is a
-    pair differing in at most 7 answers (cleaningtools ``check_soft_duplicates`` default threshold 7)
-    (domain.md §5.1). ``min_head_age`` 15 is an assumption (below it a household head is implausible).
+    3 SD outliers on raw and log(x+1) scales as cleaningtools' ``check_outliers`` (domain.md §5.1), by
+    default only on numeric fields whose range the form does not fix with a constraint (a constrained
+    field's valid range is the form's; its violations are constraint rows). Soft duplicates: percent
+    match above 85% (Kuriakose & Robbins 2016), sought within the PSU. cleaningtools' own soft-duplicate
+    default (at most 7 differing columns) assumes hundreds of columns; on this 42-question household
+    sheet it flagged a third of genuine interviews, so it is not used. ``min_head_age`` 15 is an
+    assumption (below it a household head is implausible).
     """
 
     duration_min: float = 25.0
@@ -54,7 +58,9 @@ class Settings:
     sentinels: tuple = (99, 999, 88, 888)
     outlier_sd: float = 3.0
     outlier_min_unique: int = 10
-    soft_duplicate_threshold: int = 7
+    outliers_on_constrained: bool = False
+    soft_duplicate_match: float = 0.85
+    duplicate_block: str | None = "psu"
     consent_field: str = "consent"
     consent_value: str = "yes"
     size_field: str = "hh_size"
@@ -62,6 +68,8 @@ class Settings:
     head_value: str = "head"
     age_field: str = "age"
     min_head_age: float = 15.0
+    younger_than_head: tuple = ("child", "grandchild")
+    older_than_head: tuple = ("parent",)
     test_pattern: str = r"(?i)\btest\b|测试|測試|试填|試填|\bdemo\b"
 
 
@@ -163,65 +171,67 @@ def check_duplicate_uuid(households: pd.DataFrame) -> pd.DataFrame:
 
 
 def _comparable(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
-    """Answer columns compared for soft duplicates, as cleaningtools does: no metadata, notes,
-    calculates, groups, select_multiple children or all-missing columns; text lower-cased. Each
-    household's roster is added as one sorted signature of (age, sex, relation)."""
+    """Answers compared for soft duplicates, as cleaningtools does (no metadata, notes, calculates,
+    select_multiple children, personal data or all-missing columns; text lower-cased), plus the roster:
+    one column per member slot and member question, so a copied interview is compared whole.
+    Missing answers are ''."""
     fields = _fields(form)
-    keep = fields[(fields["repeat"].isna()) & ~fields["base_type"].isin(METADATA_TYPES | {"calculate", "note"})
-                  & ~fields["pii"]]["name"]
-    cols = [c for c in keep if c in households and households[c].notna().any()]
+    usable = ~fields["base_type"].isin(METADATA_TYPES | {"calculate", "note"}) & ~fields["pii"]
+    cols = [c for c in fields.loc[usable & fields["repeat"].isna(), "name"] if c in households]
     table = households[cols].apply(lambda c: _text(c).str.lower())
-    if len(persons):
-        member = [c for c in ("age", "sex", "relation") if c in persons]
-        if member:
-            key = persons[member].apply(_text).agg("|".join, axis=1)
-            signature = key.groupby(persons["uuid"]).agg(lambda s: ";".join(sorted(s)))
-            table["_roster"] = households["uuid"].map(signature).fillna("")
-    return table
+    member_cols = [c for c in fields.loc[usable & fields["repeat"].notna(), "name"] if c in persons]
+    if len(persons) and member_cols:
+        wide = persons.set_index(["uuid", "member"])[member_cols].apply(lambda c: _text(c).str.lower())
+        wide = wide.unstack("member")
+        wide.columns = [f"{q}#{m}" for q, m in wide.columns]
+        table = pd.concat([table, wide.reindex(households["uuid"]).set_axis(households.index)], axis=1)
+    table = table.fillna("")
+    return table.loc[:, (table != "").any()]
 
 
-def check_soft_duplicates(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
-                          threshold: int = 7) -> pd.DataFrame:
-    """Pairs of submissions that differ in at most ``threshold`` answers; the later one is removed.
-
-    The count of differing answers is cleaningtools' Gower distance times the number of columns, with
-    categorical columns (missing counts as a value). Candidate pairs come from banding: the columns are
-    split into ``threshold + 1`` bands, and any pair within the threshold agrees on at least one whole
-    band (pigeonhole), so comparing only rows that share a band finds every such pair without an
-    all-pairs comparison.
+def check_soft_duplicates(form: Form, households: pd.DataFrame, persons: pd.DataFrame, match: float = 0.85,
+                          block: str | None = "psu", chunk: int = 256) -> pd.DataFrame:
+    """Interviews that repeat another one: the share of answered questions on which two submissions
+    agree (percent match, Kuriakose & Robbins 2016, "Don't get duped", Stat. J. IAOS 32:283) is above
+    ``match`` (their 85% threshold). The number of differing answers is reported as cleaningtools'
+    ``check_soft_duplicates`` does (Gower distance × columns). Of each pair the submission started later
+    is removed. Pairs are sought within ``block`` (the sampling unit, where a copy would be made), so the
+    cost grows with block size, not with the square of the survey.
     """
     table = _comparable(form, households, persons)
-    if table.empty or len(table) < 2:
+    if table.shape[0] < 2 or table.shape[1] == 0:
         return _empty_log()
-    codes = np.column_stack([pd.factorize(table[c])[0] for c in table.columns])
-    n_bands = min(threshold + 1, codes.shape[1])
-    bands = np.array_split(np.arange(codes.shape[1]), n_bands)
-    pairs = []
-    for band in bands:
-        key = pd.util.hash_array(np.ascontiguousarray(codes[:, band]).view(
-            np.dtype((np.void, codes.dtype.itemsize * len(band)))).ravel())
-        frame = pd.DataFrame({"key": key, "row": np.arange(len(table))})
-        sizes = frame.groupby("key")["row"].transform("size")
-        frame = frame[sizes > 1]
-        if frame.empty:
+    codes = np.column_stack([pd.factorize(table[c])[0] for c in table.columns]).astype(np.int32)
+    answered = (table != "").to_numpy()
+    groups = (households[block].fillna("").astype(str).to_numpy() if block and block in households
+              else np.zeros(len(households), dtype=int))
+    order = households["start"].rank(method="first").to_numpy() if "start" in households \
+        else np.arange(len(households), dtype=float)
+    order = np.where(np.isnan(order), np.arange(len(households)) + len(households), order)
+    found = []
+    for _, members in pd.Series(np.arange(len(households))).groupby(groups):
+        rows = members.to_numpy()
+        if len(rows) < 2:
             continue
-        joined = frame.merge(frame, on="key")
-        joined = joined[joined["row_x"] < joined["row_y"]]
-        pairs.append(joined[["row_x", "row_y"]].to_numpy())
-    if not pairs:
+        for start in range(0, len(rows), chunk):
+            left = rows[start:start + chunk]
+            differ = (codes[left][:, None, :] != codes[rows][None, :, :]).sum(axis=2)
+            either = (answered[left][:, None, :] | answered[rows][None, :, :]).sum(axis=2)
+            share = 1 - differ / np.maximum(either, 1)
+            share[left[:, None] == rows[None, :]] = -1
+            i, j = np.nonzero(share > match)
+            found.append(pd.DataFrame({"a": left[i], "b": rows[j], "differ": differ[i, j], "share": share[i, j]}))
+    pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+    if pairs.empty:
         return _empty_log()
-    pairs = np.unique(np.vstack(pairs), axis=0)
-    differ = (codes[pairs[:, 0]] != codes[pairs[:, 1]]).sum(axis=1)
-    close = pairs[differ <= threshold]
-    differ = differ[differ <= threshold]
-    if len(close) == 0:
-        return _empty_log()
-    result = pd.DataFrame({"first": close[:, 0], "later": close[:, 1], "differ": differ})
-    result = result.sort_values(["later", "differ", "first"]).drop_duplicates("later")
-    first_uuid = households["uuid"].to_numpy()[result["first"]]
-    later = households.iloc[result["later"].to_numpy()]
-    issue = [f"soft duplicate: differs from submission {u} in {d} of {table.shape[1]} answers"
-             for u, d in zip(first_uuid, result["differ"])]
+    later_is_b = order[pairs["b"]] > order[pairs["a"]]
+    pairs = pairs.assign(later=np.where(later_is_b, pairs["b"], pairs["a"]),
+                         first=np.where(later_is_b, pairs["a"], pairs["b"]))
+    pairs = pairs.sort_values(["later", "share", "first"], ascending=[True, False, True]).drop_duplicates("later")
+    first_uuid = households["uuid"].to_numpy()[pairs["first"]]
+    later = households.iloc[pairs["later"].to_numpy()]
+    issue = [f"soft duplicate: agrees with submission {u} on {s:.0%} of answered questions "
+             f"({d} of {table.shape[1]} answers differ)" for u, s, d in zip(first_uuid, pairs["share"], pairs["differ"])]
     return _log(later["uuid"].to_numpy(), None, None, None, None, issue, "soft_duplicate", "remove_survey")
 
 
@@ -335,13 +345,14 @@ def check_skip_logic(form: Form, households: pd.DataFrame, persons: pd.DataFrame
 
 
 def check_outliers(form: Form, households: pd.DataFrame, persons: pd.DataFrame, sd: float = 3.0,
-                   min_unique: int = 10) -> pd.DataFrame:
+                   min_unique: int = 10, constrained: bool = False) -> pd.DataFrame:
     """Numeric answers more than ``sd`` standard deviations from the mean, on the raw scale and on
     log(x+1) (cleaningtools ``check_outliers``); fields with fewer than ``min_unique`` distinct values
-    are skipped. Outliers may be true, so they are flagged (no_action) for a person to decide."""
+    are skipped, and so are fields with a form constraint unless ``constrained``. Outliers may be true,
+    so they are flagged (no_action) for a person to decide."""
     out = []
     for row, table, context, person in _table_rows(form, households, persons):
-        if row.base_type not in ("integer", "decimal"):
+        if row.base_type not in ("integer", "decimal") or (row.constraint and not constrained):
             continue
         values = table[row.name].astype(float)
         if values.nunique() < min_unique:
@@ -358,7 +369,8 @@ def check_outliers(form: Form, households: pd.DataFrame, persons: pd.DataFrame, 
 
 def check_roster(households: pd.DataFrame, persons: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Household roster against the household answers: number of members vs the stated household size
-    (the roster wins: size recoded), not exactly one head, a head younger than ``min_head_age``."""
+    (the roster wins: size recoded), not exactly one head, a head younger than ``min_head_age``, a
+    child or grandchild not younger than the head, a parent not older (flagged for review)."""
     out = []
     s = settings
     if s.size_field in households:
@@ -381,6 +393,14 @@ def check_roster(households: pd.DataFrame, persons: pd.DataFrame, settings: Sett
                             _text(persons.loc[young, s.relation_field]), None,
                             f"household head younger than {s.min_head_age:g}", "roster_child_head", "no_action",
                             persons.index[young]))
+            head_age = persons[s.age_field].where(is_head).groupby(persons["uuid"]).transform("max")
+            relation, age = persons[s.relation_field], persons[s.age_field]
+            wrong = ((relation.isin(s.younger_than_head) & (age >= head_age))
+                     | (relation.isin(s.older_than_head) & (age <= head_age)))
+            out.append(_log(persons.loc[wrong, "uuid"], persons.loc[wrong, "person_id"], s.age_field,
+                            _text(age[wrong]), None, "age does not fit the relationship to the household head "
+                            "(a child not younger, or a parent not older, than the head)", "roster_generation",
+                            "no_action", persons.index[wrong]))
     return pd.concat(out, ignore_index=True) if out else _empty_log()
 
 
@@ -395,6 +415,20 @@ def _choice_index(form: Form, field_name: str) -> dict[str, str]:
     return index
 
 
+def _match_choice(normalised: pd.Series, index: dict[str, str]) -> pd.Series:
+    """Choice name for normalised text: an exact label/name match, else the one choice whose label
+    contains the text or is contained in it (at least 2 characters); ambiguous or no match -> missing."""
+    exact = normalised.map(index)
+    keys = [k for k in index if len(k) >= 2]
+
+    def contained(text: str):
+        hits = {index[k] for k in keys if len(text) >= 2 and (k in text or text in k)}
+        return hits.pop() if len(hits) == 1 else None
+
+    todo = exact.isna() & (normalised != "")
+    return exact.where(~todo, normalised[todo].map(contained) if todo.any() else exact)
+
+
 def check_choices(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
     """select_one answers that are not choice names: recoded when they are a variant of a choice's name
     or label (spacing, width, traditional characters, e.g. 村居 names), otherwise blanked."""
@@ -407,11 +441,7 @@ def check_choices(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -
         if not bad.any():
             continue
         index = _choice_index(form, row.name)
-        normalised = _normalise_name(values[bad])
-        matched = normalised.map(index)
-        contained = normalised.map(lambda t: next((n for k, n in index.items() if len(k) >= 2 and len(t) >= 2
-                                                   and (k in t or t in k)), None))
-        matched = matched.fillna(contained)
+        matched = _match_choice(_normalise_name(values[bad]), index)
         out.append(_log(table.loc[bad, "uuid"], None if person is None else person[bad], row.name,
                         _text(values[bad]), matched.fillna(""),
                         np.where(matched.notna(), "variant of a choice recoded to its code",
@@ -443,8 +473,7 @@ def check_other_text(form: Form, households: pd.DataFrame, persons: pd.DataFrame
             if text not in table or select not in table:
                 continue
             index = {k: n for k, n in _choice_index(form, select).items() if n != "other"}
-            written = _normalise_name(table[text])
-            matched = written.map(index).where(_present(table[text]))
+            matched = _match_choice(_normalise_name(table[text]), index).where(_present(table[text]))
             hit = matched.notna()
             if not hit.any():
                 continue
@@ -500,8 +529,13 @@ def run_checks(form: Form, raw: RawExport, settings: Settings = Settings(),
         check_test_submissions(form, hh, s.test_pattern),
         check_no_consent(hh, s.consent_field, s.consent_value),
         check_duration(hh, s.duration_min, s.duration_max),
-        check_soft_duplicates(form, hh, ps, s.soft_duplicate_threshold),
     ], ignore_index=True)
+    # soft duplicates among the interviews that survive the other removals (empty no-consent records
+    # would all "match" each other)
+    left = ~hh["uuid"].isin(set(removals.loc[removals["change_type"] == "remove_survey", "uuid"]))
+    removals = pd.concat([removals, check_soft_duplicates(form, hh[left], ps[ps["uuid"].isin(set(hh.loc[left, "uuid"]))],
+                                                          s.soft_duplicate_match, s.duplicate_block)],
+                         ignore_index=True)
     if kept is None:
         gone = set(removals.loc[removals["change_type"] == "remove_survey", "uuid"])
         kept = ~hh["uuid"].isin(gone)
@@ -514,7 +548,7 @@ def run_checks(form: Form, raw: RawExport, settings: Settings = Settings(),
         check_skip_logic(form, hh_k, ps_k),
         check_other_text(form, hh_k, ps_k),
         check_roster(hh_k, ps_k, s),
-        check_outliers(form, hh_k, ps_k, s.outlier_sd, s.outlier_min_unique),
+        check_outliers(form, hh_k, ps_k, s.outlier_sd, s.outlier_min_unique, s.outliers_on_constrained),
         check_redactions(raw)[lambda d: d["uuid"].isin(keep_uuid)],
     ], ignore_index=True)
     # one decision per answer cell: the first check in the order above wins (a sentinel 999 is not also
@@ -804,18 +838,25 @@ def clean_survey(form_path: str | Path, data_path: str | Path, out_dir: str | Pa
 def fault_detection(result: CleanResult, faults: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Share of planted faults found, by kind, and share of fault-free submissions flagged.
 
-    A fault counts as found when the cleaning log has a row for its submission (``#n`` copies count as
-    their uuid) and either its question or a whole-survey removal. Returns (per-kind table, summary
+    A fault counts as found when the cleaning log removes its submission (``#n`` copies count as their
+    uuid), or has a row for its question in that submission, or (roster faults) for that member. Returns (per-kind table, summary
     with the false-positive rate over fault-free submissions: any log row, and any action).
     """
     log = result.cleaning_log.assign(base=result.cleaning_log["uuid"].str.replace(r"#\d+$", "", regex=True))
     whole = set(log.loc[log["change_type"] == "remove_survey", "base"])
     cells = set(zip(log["base"], log["question"].fillna("")))
+    people = log[log["person_id"].notna()]
+    members = set(zip(people["base"], people["person_id"].str.extract(r"-(\d+)$")[0].astype(int)))
     faults = faults.assign(field=faults["field"].fillna("").astype(str))
-    found = [(u in whole) or ((u, f) in cells) or (f == "" and u in set(log["base"]))
-             for u, f in zip(faults["uuid"], faults["field"])]
-    faults = faults.assign(found=found)
-    by_kind = faults.groupby("kind").agg(faults=("found", "size"), found=("found", "sum")).reset_index()
+    member = pd.to_numeric(faults["member"], errors="coerce") if "member" in faults else pd.Series(np.nan,
+                                                                                                 index=faults.index)
+    found = [(u in whole) or ((u, f) in cells) or (m == m and (u, int(m)) in members)
+             for u, f, m in zip(faults["uuid"], faults["field"], member)]
+    faults = faults.assign(found=found, member=member.fillna(0))
+    # one fault = one planted event: a kind in a submission (and member); some change two cells, e.g. an
+    # out-of-range caregiving hours value plus the 'yes' that makes the question relevant
+    events = faults.groupby(["kind", "uuid", "member"], as_index=False)["found"].any()
+    by_kind = events.groupby("kind").agg(faults=("found", "size"), found=("found", "sum")).reset_index()
     by_kind["rate"] = by_kind["found"] / by_kind["faults"]
     raw_uuid = result.raw.households["uuid"].str.replace(r"#\d+$", "", regex=True)
     clean_ids = set(raw_uuid) - set(faults["uuid"])

@@ -297,9 +297,14 @@ def _choice_lookup(form: _Schema, field_name: str) -> dict[str, str]:
     return form.lookup(field_name)
 
 
-def _to_choice(values: pd.Series, lookup: dict[str, str]) -> pd.Series:
-    """Labels to choice names; values that are neither stay as they are for the checks to see."""
+def _to_choice(values: pd.Series, lookup: dict[str, str], names: list[str]) -> pd.Series:
+    """Labels to choice names when the column holds labels (fewer than half of its answers are choice
+    names: a label export, 问卷星 text file or SPSS value labels). In a column of names, a stray label or
+    variant is left as it is, for the cleaning checks to log and recode."""
     stripped = values.str.strip()
+    answered = stripped != ""
+    if stripped[answered].isin(names).mean() >= 0.5:
+        return stripped
     return stripped.map(lookup).fillna(stripped)
 
 
@@ -357,7 +362,7 @@ def _typed(raw: pd.DataFrame, dummy_cols: dict[str, dict[str, pd.Series]], field
             if positional and values.str.fullmatch(r"\d+").fillna(True).all():
                 by_position = {str(i): n for i, n in enumerate(form.choice_names(name), start=1)}
                 values = values.map(lambda v: by_position.get(v.strip(), v))
-            out[name] = _to_choice(values, lookup).replace("", None)
+            out[name] = _to_choice(values, lookup, form.choice_names(name)).replace("", None)
         elif base in ("start", "end", "today", "date", "datetime"):
             out[name] = _datetime(values)
         else:

@@ -1,0 +1,238 @@
+"""Cleaning finds the planted faults, accounts for every row, lets a person's decisions win, leaks nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import ingest_fixtures as fx
+from analysis.clean import (apply_log, check_choices, check_other_text, check_roster, check_skip_logic,
+                            check_soft_duplicates, clean_raw, clean_survey, fault_detection, review_cleaning,
+                            Settings)
+from analysis.errors import ConfigError
+from analysis.ingest import read_export
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = ROOT / "survey" / "raw" / "kobo" / "leliu_needs.csv"
+FAULTS = ROOT / "survey" / "simulation" / "faults.csv"
+OUTPUTS = ["households.parquet", "households.csv", "persons.parquet", "persons.csv", "cleaning_log.csv",
+           "deletion_log.csv", "data_dictionary.csv", "provenance.json"]
+
+
+@pytest.fixture(scope="module")
+def form():
+    return fx.form()
+
+
+@pytest.fixture(scope="module")
+def bundled(form, tmp_path_factory):
+    if not BUNDLED.exists():
+        pytest.skip("bundled survey not generated")
+    out = tmp_path_factory.mktemp("bundled")
+    return clean_survey(fx.FORM_DIR, BUNDLED, out), out
+
+
+@pytest.fixture(scope="module")
+def faults():
+    return pd.read_csv(FAULTS, dtype=str)
+
+
+# ----- the planted faults -----------------------------------------------------------------------------
+
+def test_checks_find_at_least_95_percent_of_every_planted_fault_kind(bundled, faults):
+    by_kind, _ = fault_detection(bundled[0], faults)
+    assert set(by_kind["kind"]) == set(faults["kind"])
+    low = by_kind[by_kind["rate"] < 0.95]
+    assert low.empty, low.to_string()
+
+
+def test_checks_other_than_duration_flag_at_most_1_percent_of_fault_free_submissions(bundled, faults):
+    result = bundled[0]
+    log = result.cleaning_log
+    without_duration = type(result)(result.households, result.persons, log[log["check_id"] != "duration"],
+                                    result.deletion_log, result.review, result.raw)
+    _, summary = fault_detection(without_duration, faults)
+    assert summary["false_positive_rate"] <= 0.01, summary
+
+
+def test_duration_check_flags_exactly_the_interviews_outside_25_to_90_minutes(bundled):
+    result = bundled[0]
+    raw = result.raw.households
+    minutes = (raw["end"] - raw["start"]).dt.total_seconds() / 60
+    kept_for_values = ~raw["uuid"].str.contains("#")
+    expected = set(raw.loc[((minutes < 25) | (minutes > 90)) & kept_for_values, "uuid"])
+    flagged = set(result.cleaning_log.loc[result.cleaning_log["check_id"] == "duration", "uuid"])
+    assert flagged == expected
+
+
+@pytest.mark.xfail(strict=True, reason="the simulator draws genuine interviews below cleaningtools' 25-minute "
+                   "floor (log-normal, median 35, sigma 0.25: about 9% under 25) instead of clipping them to "
+                   "25-90 as domain.md §8 specifies; reported to the lead")
+def test_all_checks_flag_at_most_1_percent_of_fault_free_submissions(bundled, faults):
+    _, summary = fault_detection(bundled[0], faults)
+    assert summary["false_positive_rate"] <= 0.01, summary
+
+
+# ----- accounting and outputs ---------------------------------------------------------------------------
+
+def test_every_raw_submission_is_clean_or_deleted_with_a_reason(bundled):
+    result, out = bundled
+    raw = result.raw
+    assert len(raw.households) == len(result.households) + len(result.deletion_log)
+    assert set(raw.households["uuid"]) == set(result.households["uuid"]) | set(result.deletion_log["uuid"])
+    assert result.deletion_log["issue"].str.len().gt(0).all()
+    assert len(raw.persons) == len(result.persons) + raw.persons["uuid"].isin(result.deletion_log["uuid"]).sum()
+    for name in OUTPUTS:
+        assert (out / "clean" / name).exists(), name
+    written = pd.read_parquet(out / "clean" / "households.parquet")
+    assert len(written) == len(result.households) and written["household_id"].is_unique
+    assert result.review.empty
+
+
+def test_no_output_contains_personal_data_from_the_raw_export(bundled):
+    result, out = bundled
+    raw = pd.read_csv(BUNDLED, dtype=str, keep_default_na=False)
+    roster = pd.read_csv(BUNDLED.with_name("roster.csv"), dtype=str, keep_default_na=False)
+    secrets = set()
+    for column in ["respondent/resp_name", "respondent/phone", "respondent/address", "respondent/id_number"]:
+        secrets |= {v for v in raw[column] if len(v) >= 2}
+    secrets |= {v for v in roster["roster/member_name"] if len(v) >= 2}
+    secrets -= {"测试"}  # test submissions use the word 'test' as a name; it appears in their comments only
+    texts = {p.name: p.read_bytes().decode("utf-8", errors="replace") for p in (out / "clean").iterdir()
+             if p.suffix in (".csv", ".json")}
+    texts.update({p.name: pd.read_parquet(p).to_csv() for p in (out / "clean").glob("*.parquet")})
+    leaks = {(name, s) for name, text in texts.items() for s in secrets if s in text}
+    assert not leaks, sorted(leaks)[:5]
+    # a mobile number or ID number standing alone (not a piece of a uuid such as ...-15933218936)
+    numbers = pd.Series(list(texts.values())).str.contains(
+        r"(?<![0-9A-Za-z-])(?:1[3-9]\d{9}|\d{17}[\dX])(?![0-9A-Za-z-])", regex=True)
+    assert not numbers.any()
+
+
+def test_outputs_are_deterministic(form, tmp_path):
+    hh, people = fx.responses(form, n=20)
+    path = fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx")
+    clean_survey(fx.FORM_DIR, path, tmp_path / "a")
+    clean_survey(fx.FORM_DIR, path, tmp_path / "b")
+    for name in OUTPUTS:
+        assert (tmp_path / "a" / "clean" / name).read_bytes() == (tmp_path / "b" / "clean" / name).read_bytes(), name
+
+
+def test_every_export_format_gives_the_same_clean_tables(form, tmp_path):
+    hh, people = fx.responses(form, n=16)
+    hh.loc[2, "hh_size"] = 99
+    paths = fx.write_all(form, hh, people, tmp_path / "exports")
+    results = {k: clean_survey(fx.FORM_DIR, p, tmp_path / k) for k, p in paths.items()}
+    reference = results["kobo_xlsx"]
+    for key, result in results.items():
+        for table in ("households", "persons"):
+            pd.testing.assert_frame_equal(getattr(reference, table).drop(columns="row", errors="ignore"),
+                                          getattr(result, table).drop(columns="row", errors="ignore"), check_dtype=False, obj=key)
+        pd.testing.assert_frame_equal(reference.cleaning_log, result.cleaning_log, obj=key)
+
+
+# ----- decisions ----------------------------------------------------------------------------------------
+
+@pytest.fixture()
+def small(form, tmp_path):
+    hh, people = fx.responses(form, n=20)
+    hh.loc[3, "end"] = (pd.Timestamp(hh.loc[3, "start"]) + pd.Timedelta(minutes=10)).isoformat()
+    hh.loc[5, "caregiver_hours"] = 500  # care_dependent yes in row 5? ensure relevant
+    hh.loc[5, "care_dependent"] = "yes"
+    return fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), tmp_path
+
+
+def test_a_persons_decisions_win(small):
+    path, tmp = small
+    first = clean_survey(fx.FORM_DIR, path, tmp / "first")
+    log = pd.read_csv(tmp / "first" / "clean" / "cleaning_log.csv", dtype=str, keep_default_na=False)
+    speeder = log["check_id"] == "duration"
+    hours = (log["question"] == "caregiver_hours") & (log["check_id"] == "constraint")
+    assert speeder.sum() == 1 and hours.sum() == 1
+    log.loc[speeder, "change_type"] = "no_action"
+    log.loc[hours, ["change_type", "new_value"]] = ["change_response", "50"]
+    decisions = tmp / "decisions.xlsx"
+    log.to_excel(decisions, index=False, sheet_name="cleaning_log")
+    second = clean_survey(fx.FORM_DIR, path, tmp / "second", decisions=decisions)
+    uuid = log.loc[speeder, "uuid"].iloc[0]
+    assert uuid in set(first.deletion_log["uuid"]) and uuid not in set(second.deletion_log["uuid"])
+    assert uuid in set(second.households["uuid"])
+    changed = second.households.set_index("uuid").loc[log.loc[hours, "uuid"].iloc[0], "caregiver_hours"]
+    assert changed == 50
+    assert len(second.households) == len(first.households) + 1
+
+
+def test_a_decision_for_a_question_that_does_not_exist_is_refused(small):
+    path, tmp = small
+    clean_survey(fx.FORM_DIR, path, tmp / "first")
+    log = pd.read_csv(tmp / "first" / "clean" / "cleaning_log.csv", dtype=str, keep_default_na=False)
+    extra = log.iloc[[0]].assign(question="no_such_question", check_id="manual", change_type="blank_response")
+    pd.concat([log, extra]).to_csv(tmp / "decisions.csv", index=False)
+    with pytest.raises(ConfigError, match="no_such_question"):
+        clean_survey(fx.FORM_DIR, path, tmp / "second", decisions=tmp / "decisions.csv")
+    assert not (tmp / "second" / "clean").exists()
+
+
+def test_review_finds_a_change_not_applied_and_a_deleted_survey_still_present(form, small):
+    path, _ = small
+    raw = read_export(path, form)
+    result = clean_raw(form, raw)
+    changed = result.cleaning_log[result.cleaning_log["change_type"] == "blank_response"].iloc[0]
+    tampered = result.households.copy()
+    tampered.loc[tampered["uuid"] == changed["uuid"], changed["question"]] = 123.0
+    deleted = result.raw.households[result.raw.households["uuid"].isin(result.deletion_log["uuid"])]
+    tampered = pd.concat([tampered, deleted.iloc[:1]], ignore_index=True)
+    review = review_cleaning(form, result.raw, tampered, result.persons, result.cleaning_log, result.deletion_log)
+    assert {"change_not_applied", "deleted_survey_present"} <= set(review["finding"])
+
+
+# ----- single checks on planted values ------------------------------------------------------------------
+
+def test_single_checks_on_planted_values(form, tmp_path):
+    hh, people = fx.responses(form, n=20)
+    hh.loc[1, "cunju"] = "黃連 社區"                        # traditional characters and a space
+    hh.loc[2, "need_youth_other"] = "四点半课堂/课后托管"      # names the 'afterschool' option
+    hh.loc[2, "need_youth"] = "other"
+    hh.loc[4, "caregiver_hours"] = 12                     # care_dependent is 'no': not relevant
+    hh.loc[4, "care_dependent"] = "no"
+    people.loc[people["_parent_index"] == 7, "age"] = 3   # a 3-year-old head
+    raw = read_export(fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), form)
+    ours = raw.households
+    choices = check_choices(form, ours, raw.persons)
+    assert choices.loc[choices["question"] == "cunju", ["new_value", "change_type"]].values.tolist() == \
+        [["c02", "change_response"]]
+    other = check_other_text(form, ours, raw.persons)
+    assert ("need_youth", "afterschool", "change_response") in set(
+        zip(other["question"], other["new_value"], other["change_type"]))
+    skips = check_skip_logic(form, ours, raw.persons)
+    assert ("uuid-0004", "caregiver_hours") in set(zip(skips["uuid"], skips["question"]))
+    roster = check_roster(ours, raw.persons, Settings())
+    assert "roster_child_head" in set(roster.loc[roster["uuid"] == "uuid-0006", "check_id"])
+
+
+def test_soft_duplicate_is_found_and_the_later_copy_removed(form, tmp_path):
+    hh, people = fx.responses(form, n=20, seed=11)
+    copy = hh.iloc[[6]].assign(_uuid="uuid-copy", _index=99, k6_nervous="4",
+                               start=(pd.Timestamp(hh.loc[6, "start"]) + pd.Timedelta(days=1)).isoformat(),
+                               end=(pd.Timestamp(hh.loc[6, "end"]) + pd.Timedelta(days=1)).isoformat())
+    members = people[people["_parent_index"] == 7].assign(_parent_index=99)
+    hh, people = pd.concat([hh, copy], ignore_index=True), pd.concat([people, members], ignore_index=True)
+    raw = read_export(fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), form)
+    found = check_soft_duplicates(form, raw.households, raw.persons, block=None)
+    assert found["uuid"].tolist() == ["uuid-copy"]
+    assert "uuid-0006" in found["issue"].iloc[0]
+
+
+def test_apply_log_blanks_and_recodes_and_rebuilds_option_columns(form, tmp_path):
+    hh, people = fx.responses(form, n=8)
+    hh.loc[2, "need_youth_other"] = "课后托管"
+    hh.loc[2, "need_youth"] = "other"
+    raw = read_export(fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), form)
+    result = clean_raw(form, raw)
+    row = result.households.set_index("uuid").loc["uuid-0002"]
+    assert row["need_youth"] == "afterschool" and row["need_youth.afterschool"] == 1
+    assert row["need_youth.other"] == 0 and pd.isna(row["need_youth_other"])
+    clean, _, deletion = apply_log(form, raw, result.cleaning_log)
+    assert len(clean) + len(deletion) == len(raw.households)
