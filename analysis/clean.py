@@ -524,18 +524,22 @@ def run_checks(form: Form, raw: RawExport, settings: Settings = Settings(),
     """
     hh, ps = raw.households, raw.persons
     s = settings
-    removals = pd.concat([
-        check_duplicate_uuid(hh),
-        check_test_submissions(form, hh, s.test_pattern),
-        check_no_consent(hh, s.consent_field, s.consent_value),
-        check_duration(hh, s.duration_min, s.duration_max),
-    ], ignore_index=True)
-    # soft duplicates among the interviews that survive the other removals (empty no-consent records
-    # would all "match" each other)
-    left = ~hh["uuid"].isin(set(removals.loc[removals["change_type"] == "remove_survey", "uuid"]))
-    removals = pd.concat([removals, check_soft_duplicates(form, hh[left], ps[ps["uuid"].isin(set(hh.loc[left, "uuid"]))],
-                                                          s.soft_duplicate_match, s.duplicate_block)],
-                         ignore_index=True)
+    # removal checks in order, each on the submissions the earlier ones keep (an empty no-consent record
+    # is not also "too short", and such records would all "match" each other as soft duplicates)
+    removal_checks = [
+        lambda h, p: check_duplicate_uuid(h),
+        lambda h, p: check_test_submissions(form, h, s.test_pattern),
+        lambda h, p: check_no_consent(h, s.consent_field, s.consent_value),
+        lambda h, p: check_duration(h, s.duration_min, s.duration_max),
+        lambda h, p: check_soft_duplicates(form, h, p, s.soft_duplicate_match, s.duplicate_block),
+    ]
+    found = []
+    left = pd.Series(True, index=hh.index)
+    for check in removal_checks:
+        rows = check(hh[left], ps[ps["uuid"].isin(set(hh.loc[left, "uuid"]))])
+        found.append(rows)
+        left &= ~hh["uuid"].isin(set(rows.loc[rows["change_type"] == "remove_survey", "uuid"]))
+    removals = pd.concat(found, ignore_index=True)
     if kept is None:
         gone = set(removals.loc[removals["change_type"] == "remove_survey", "uuid"])
         kept = ~hh["uuid"].isin(gone)

@@ -58,11 +58,13 @@ def test_checks_other_than_duration_flag_at_most_1_percent_of_fault_free_submiss
 
 
 def test_duration_check_flags_exactly_the_interviews_outside_25_to_90_minutes(bundled):
+    """Among interviews not already removed (duplicate, test, no consent)."""
     result = bundled[0]
     raw = result.raw.households
     minutes = (raw["end"] - raw["start"]).dt.total_seconds() / 60
-    kept_for_values = ~raw["uuid"].str.contains("#")
-    expected = set(raw.loc[((minutes < 25) | (minutes > 90)) & kept_for_values, "uuid"])
+    log = result.cleaning_log
+    earlier = set(log.loc[log["check_id"].isin(["duplicate_uuid", "test_submission", "no_consent"]), "uuid"])
+    expected = set(raw.loc[((minutes < 25) | (minutes > 90)) & ~raw["uuid"].isin(earlier), "uuid"])
     flagged = set(result.cleaning_log.loc[result.cleaning_log["check_id"] == "duration", "uuid"])
     assert flagged == expected
 
