@@ -42,13 +42,24 @@ def estimation_table(households: pd.DataFrame, persons: pd.DataFrame, definition
     """The person table of stage 02 with need flags, household answers and the household share 1/m_h.
 
     ``persons`` must carry the weighting columns (``weight_prerake``, ``weight``, design columns);
-    household columns (flags, service answers) are joined by ``household_id``.
+    household columns (flags, service answers) are joined by ``household_id``. A blank breakdown
+    value (e.g. an age the cleaning removed) becomes the group "unknown".
     """
     households, persons = indicators.add_need_flags(households, persons, definitions)
     household_only = [c for c in households.columns if c not in persons.columns or c == "household_id"]
     table = persons.merge(households[household_only], on="household_id", how="left", validate="many_to_one")
     size = table.groupby("household_id")["household_id"].transform("size")
-    return table.assign(hh_share=1.0 / size)
+    groups = {c: table[c].astype("object").fillna("unknown")
+              for c in {*PERSON_GROUPS.values(), *HOUSEHOLD_GROUPS.values()} if c in table.columns}
+    return table.assign(hh_share=1.0 / size, **groups)
+
+
+def prepare(households: pd.DataFrame, persons: pd.DataFrame, definitions: dict
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The estimation table with every derived column, and the specs of what is estimated."""
+    table = estimation_table(households, persons, definitions)
+    specs = variable_specs(table, definitions)
+    return add_derived_columns(table, specs, definitions), specs
 
 
 def universe_text(spec: dict) -> str:
@@ -191,6 +202,7 @@ def estimate(design, table: pd.DataFrame, specs: pd.DataFrame, level: float = 0.
     results = results.assign(_type=results["analysis_type"].map({"prop": 0, "total": 1}),
                              _spec=results["key"].map(pd.Series(range(len(specs)), index=specs["key"])),
                              _group=results["group"].map({g: i for i, g in enumerate(["all", *PERSON_GROUPS])}))
+    results = results[results["n"] > 0]  # e.g. the elderly team in the 0-14 band: no universe, no estimate
     results = results.sort_values(["_spec", "_type", "_group", "group_value"], kind="stable", ignore_index=True)
     return results.reindex(columns=RESULT_COLUMNS[:-1] + ["df", "deff"])
 
@@ -272,10 +284,13 @@ def precision(results: pd.DataFrame, table: pd.DataFrame, definitions: dict, mar
               level: float = 0.95) -> pd.DataFrame:
     """Achieved margin of error and design effect of each headline prevalence, and the next wave's size.
 
-    Headline = ``in_need_<team>`` among the team's target group. The respondents a follow-up needs for
-    ± ``margin`` at the observed design effect: n = deff · z² · p(1−p) / margin² (z for ``level``, no
-    finite-population correction: the target groups are thousands of residents). Households to visit =
-    n / (target-group respondents per responding household in this survey).
+    Headline = ``in_need_<team>`` among the team's target group. The design effect here is Kish's:
+    se² / (p(1−p)/n) with n the respondents of the target group in its own unit (persons, or
+    households for the family team), so it compares with a simple random sample of those units.
+    The respondents a follow-up needs for ± ``margin`` at that design effect:
+    n = deff · z² · p(1−p) / margin² (z for ``level``; no finite-population correction, the target
+    groups are thousands). Households to visit = n / (target-group respondents per responding
+    household in this survey).
     """
     z = stats.norm.ppf(0.5 + level / 2)
     head = results[(results["analysis_type"] == "prop") & (results["group"] == "all")
@@ -283,6 +298,7 @@ def precision(results: pd.DataFrame, table: pd.DataFrame, definitions: dict, mar
     households = table["household_id"].nunique()
     head["moe"] = (head["ci_high"] - head["ci_low"]) / 2
     p = head["estimate"]
+    head["deff"] = head["se"] ** 2 / (p * (1 - p) / head["n"])
     head["n_required"] = np.ceil(head["deff"] * z**2 * p * (1 - p) / margin**2).astype("Int64")
     per_household = head["n"] / households
     head["households_required"] = np.ceil(head["n_required"] / per_household).astype("Int64")
@@ -341,9 +357,7 @@ def run_demand(households: pd.DataFrame, persons: pd.DataFrame, frame: pd.DataFr
 
     ``person_replicates`` (person_id + one column per replicate) must list the persons of ``persons``.
     """
-    table = estimation_table(households, persons, definitions)
-    specs = variable_specs(table, definitions)
-    table = add_derived_columns(table, specs, definitions)
+    table, specs = prepare(households, persons, definitions)
     design = weights.rake_persons(table, frame)
     raw = estimate(design, table, specs, level=level, breakdowns=definitions.get("breakdowns"))
     results = suppress_small_cells(raw, definitions.get("suppression_min_n", 10))
@@ -409,13 +423,7 @@ def is_simulated(provenance: str | Path) -> bool:
 
 
 def read_truth(path: str | Path, definitions: dict) -> pd.DataFrame:
-    """The planted truth (``survey/simulation/truth.csv``) in the results' terms.
-
-    Returns team, variable, value, group, group_value, analysis_type (prop/total) and ``truth``.
-    Service rows ``need:<service>`` become variable ``need_<team>``, value ``<service>``; the truth's
-    ``unmet_<team>`` share (of the whole target group) is turned into the share of those in need,
-    as estimated here.
-    """
+    """The planted truth file (``survey/simulation/truth.csv``) in the results' terms (``truth_table``)."""
     try:
         raw = pd.read_csv(path, dtype={"group_value": str})
     except OSError as error:
@@ -423,6 +431,17 @@ def read_truth(path: str | Path, definitions: dict) -> pd.DataFrame:
     missing = {"team", "variable", "group", "group_value", "count", "denominator", "proportion"} - set(raw.columns)
     if missing:
         raise AnalysisError(f"truth table lacks columns {sorted(missing)}", file=str(path))
+    return truth_table(raw, definitions)
+
+
+def truth_table(raw: pd.DataFrame, definitions: dict) -> pd.DataFrame:
+    """The planted truth (:func:`analysis.simulate.truth`) in the results' terms.
+
+    Returns team, variable, value, group, group_value, analysis_type (prop/total) and ``truth``.
+    Service rows ``need:<service>`` become variable ``need_<team>``, value ``<service>``; the truth's
+    ``unmet_<team>`` share (of the whole target group) is turned into the share of those in need,
+    as estimated here.
+    """
     raw = raw[raw["team"].isin(list(definitions["teams"]))]
     service = raw["variable"].str.contains(":")
     measure = raw["variable"].str.split(":").str[0]
@@ -448,7 +467,7 @@ def compare_with_truth(results: pd.DataFrame, truth: pd.DataFrame, level: float 
     head = results[(results["group"] == "all") & headline_row]
     keys = ["team", "variable", "value", "group", "group_value", "analysis_type"]
     out = head.merge(truth, on=keys, how="left", validate="one_to_one")
-    pct = int(round(level * 100))
+    pct = round(level * 100)
     out[f"ci{pct}_low"] = out["estimate"] - z * out["se"]
     out[f"ci{pct}_high"] = out["estimate"] + z * out["se"]
     out[f"inside_{pct}"] = (out["truth"] >= out[f"ci{pct}_low"]) & (out["truth"] <= out[f"ci{pct}_high"])

@@ -33,7 +33,7 @@ from analysis.errors import DesignError
 
 STRATUM = "cunju"
 PSU = "psu"
-RAKE_VARIABLES = ["cunju", "sex_age", "registration"]
+RAKE_VARIABLES = {"cunju": "cunju", "sex_age": "sex_age", "rake_registration": "registration"}  # data: frame
 
 
 @dataclass(frozen=True)
@@ -155,15 +155,31 @@ def age_band(age: pd.Series, bands: pd.DataFrame) -> pd.Series:
 
 
 def add_rake_cells(persons: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    """Add ``age_band`` (the frame's bands) and ``sex_age`` (sex × age band) to the person table."""
+    """Add ``age_band`` (the frame's bands) and the raking cells ``sex_age`` and ``rake_registration``.
+
+    Raking needs every person in a cell. A person whose sex, registration or age the cleaning left
+    blank gets, for weighting only, the most common value among respondents with the same roster
+    ``relation`` (overall mode if none); ``rake_imputed`` marks them. Their answers are untouched:
+    a missing age still keeps the person out of every age-defined target group.
+    """
     band = age_band(persons["age"], parse_age_bands(frame["age_band"]))
-    return persons.assign(age_band=band, sex_age=persons["sex"].astype(str) + "|" + band.astype(str))
+    cells = persons[["sex", "registration"]].astype("object").assign(age_band=band.astype("object"))
+    imputed = cells.isna().any(axis=1)
+    relation = persons["relation"].astype(str)
+    for column in cells.columns:
+        mode = cells[column].groupby(relation).agg(lambda v: v.mode().iloc[0] if v.notna().any() else None)
+        fill = relation.map(mode).fillna(cells[column].mode().iloc[0])
+        cells[column] = cells[column].fillna(fill)
+    return persons.assign(age_band=band, sex_age=cells["sex"] + "|" + cells["age_band"],
+                          rake_registration=cells["registration"], rake_imputed=imputed)
 
 
 def frame_margins(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Population totals for raking: persons by 村居, by sex × age band, by registration."""
+    """Population totals for raking, keyed by the person table's raking columns: persons by 村居
+    (``cunju``), by sex × age band (``sex_age``), by registration (``rake_registration``)."""
     frame = frame.assign(sex_age=frame["sex"].astype(str) + "|" + frame["age_band"].astype(str))
-    return {var: frame.groupby(var)["population"].sum().astype(float).to_dict() for var in RAKE_VARIABLES}
+    return {var: frame.groupby(column)["population"].sum().astype(float).to_dict()
+            for var, column in RAKE_VARIABLES.items()}
 
 
 def check_rake_cells(persons: pd.DataFrame, margins: dict[str, dict[str, float]]) -> None:
@@ -246,7 +262,7 @@ def household_weights_from_persons(persons: pd.DataFrame, person_weights: pd.Dat
 def build_weights(households: pd.DataFrame, persons: pd.DataFrame, sample_design: pd.DataFrame,
                   frame: pd.DataFrame, *, trim_max_ratio: float | None = None, min_respondents: int = 3,
                   replicates: int = 200, seed: int = 20120411, tol: float = 1e-10) -> Weights:
-    """Run steps 1–6 of the module docstring and collect the diagnostics."""
+    """Run steps 1–6 of the module docstring and collect the diagnostics (``replicates=0``: no step 6)."""
     design_cols = sample_design.set_index(PSU)[["stratum_psus", "psu_households"]]
     base = base_weights(households, sample_design)
     factor = nonresponse_factors(households, sample_design, min_respondents)
@@ -264,9 +280,11 @@ def build_weights(households: pd.DataFrame, persons: pd.DataFrame, sample_design
     pp = pp.assign(weight=np.asarray(raked.weights, dtype=float))
     hh = hh.assign(weight=household_weights_from_persons(pp, pp["weight"], hh))
 
-    replicate_design = raked.replicate("bootstrap", replicates=replicates, seed=seed)  # raking redone
-    person_rep = pd.DataFrame(replicate_design.replicate_weights(),
-                              columns=[f"rep{r + 1:03d}" for r in range(replicates)], index=pp.index)
+    if replicates > 0:  # raking redone in every replicate
+        matrix = raked.replicate("bootstrap", replicates=replicates, seed=seed).replicate_weights()
+    else:
+        matrix = np.empty((len(pp), 0))
+    person_rep = pd.DataFrame(matrix, columns=[f"rep{r + 1:03d}" for r in range(replicates)], index=pp.index)
     household_rep = household_weights_from_persons(pp, person_rep, hh)
     household_rep.insert(0, "household_id", hh["household_id"].to_numpy())
     person_rep.insert(0, "person_id", pp["person_id"].to_numpy())

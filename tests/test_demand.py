@@ -125,10 +125,11 @@ def test_cells_below_the_threshold_are_suppressed_and_blanked():
 def test_sample_size_for_five_points_follows_the_design_effect():
     results = pd.DataFrame({"analysis_type": ["prop"], "group": ["all"], "team": ["elderly"],
                             "variable": ["in_need_elderly"], "universe": ["persons aged 60+"],
-                            "estimate": [0.5], "se": [0.03], "ci_low": [0.44], "ci_high": [0.56],
-                            "deff": [2.0], "n": [400]})
+                            "estimate": [0.5], "se": [np.sqrt(2.0 * 0.25 / 400)], "ci_low": [0.44],
+                            "ci_high": [0.56], "n": [400]})
     table = pd.DataFrame({"household_id": [f"h{i}" for i in range(1000)]})
     out = demand.precision(results, table, {}).iloc[0]
+    assert out["deff"] == pytest.approx(2.0)  # variance twice that of a simple random sample of 400
     assert out["n_required"] == np.ceil(2.0 * 1.959964**2 * 0.25 / 0.0025)  # 769
     assert out["households_required"] == np.ceil(769 / 0.4)
     assert out["moe"] == pytest.approx(0.06)
@@ -142,3 +143,16 @@ def test_raking_cells_use_the_frame_age_bands():
     cells = weights.add_rake_cells(persons, frame)
     assert cells["sex_age"].tolist() == ["female|60+", "male|60+", "female|60+", "male|15-59", "female|15-59",
                                          "male|0-14"]
+    assert not cells["rake_imputed"].any()
+
+
+def test_a_missing_age_gets_the_modal_band_of_its_relation_for_raking_only():
+    _, persons = tiny_survey()
+    persons = pd.concat([persons, persons.iloc[[3]].assign(person_id="d1", household_id="d", age=None)],
+                        ignore_index=True)
+    frame = pd.DataFrame({"cunju": ["c01"] * 3, "sex": ["male"] * 3, "age_band": ["0-14", "15-59", "60+"],
+                          "registration": ["local"] * 3, "population": [1, 1, 1]})
+    cells = weights.add_rake_cells(persons, frame)
+    # heads are 80, 70 and 40 years old: 60+ is the modal band of heads
+    assert cells.loc[6, "sex_age"] == "male|60+" and cells.loc[6, "rake_imputed"]
+    assert pd.isna(cells.loc[6, "age_band"]) and pd.isna(cells.loc[6, "age"])

@@ -104,8 +104,8 @@ def test_frame_margins_sum_the_frame_by_each_raking_variable():
     margins = weights.frame_margins(frame)
     assert margins["cunju"] == {"c01": 30.0, "c02": 70.0}
     assert margins["sex_age"] == {"female|60+": 60.0, "male|0-59": 40.0}
-    assert margins["registration"] == {"local": 50.0, "nonlocal": 50.0}
-    persons = pd.DataFrame({"cunju": ["c01"], "sex_age": ["male|0-59"], "registration": ["local"]})
+    assert margins["rake_registration"] == {"local": 50.0, "nonlocal": 50.0}
+    persons = pd.DataFrame({"cunju": ["c01"], "sex_age": ["male|0-59"], "rake_registration": ["local"]})
     with pytest.raises(DesignError, match="no respondent"):
         weights.check_rake_cells(persons, margins)
 
