@@ -26,6 +26,7 @@ Conventions (as R ``survey``):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -233,11 +234,12 @@ class _Margin:
 class _CalStep:
     """A calibration applied to the design, kept so its variance residuals and replicates can follow."""
 
-    kind: str  # "post" or "rake"
+    kind: str  # "post", "rake" or "greg"
     margins: tuple[_Margin, ...]
     old_weights: np.ndarray | None  # post: weights before
-    new_weights: tuple[np.ndarray, ...]  # post: (after,); rake: per margin, weights after its last step
-    recipe: tuple  # (kind, [(columns, population)], options) to replay on replicate designs
+    new_weights: tuple[np.ndarray, ...]  # post: (after,); rake: per margin, after its last step; greg: (g·√w,)
+    recipe: tuple  # (kind, [(columns, population)] or totals, options) to replay on replicate designs
+    basis: np.ndarray | None = None  # greg: orthonormal basis of √w·X (R keeps its QR)
 
 
 def _rake_weights(weights, margins, tol, max_iter, on_step=None):
@@ -274,6 +276,41 @@ def _rake_weights(weights, margins, tol, max_iter, on_step=None):
         column=names,
         hint="check that the margins describe the same population total, or raise max_iter",
     )
+
+
+def _calibration_matrix(df: pd.DataFrame, totals: dict) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Auxiliary matrix X (n×p) and its population totals for linear calibration.
+
+    ``totals`` maps a numeric column to its population total, or a categorical column to a dict
+    level → population count (one indicator column per level, compared as text); the key
+    ``"(Intercept)"`` adds a column of ones with the population size.
+    """
+    cols, pops, names = [], [], []
+    for name, total in totals.items():
+        if name == "(Intercept)":
+            cols.append(np.ones(len(df)))
+            pops.append(float(total))
+            names.append(name)
+            continue
+        _check_columns(df, [name], "calibration variable")
+        if isinstance(total, dict) or isinstance(total, pd.Series):
+            codes, labels = _cells(df, [name])
+            pop = _population_series(total, [name])
+            missing = [lab for lab in labels if lab not in pop.index]
+            if missing:
+                raise DesignError(f"level {missing[0]!r} has no population count", column=name)
+            for i, lab in enumerate(labels):
+                cols.append((codes == i).astype(float))
+                pops.append(float(pop[lab]))
+                names.append(f"{name}={lab}")
+        else:
+            x = _numeric(df, name)
+            if np.isnan(x).any():
+                raise DesignError("calibration variable has missing values", column=name)
+            cols.append(x)
+            pops.append(float(total))
+            names.append(name)
+    return np.column_stack(cols), np.array(pops), names
 
 
 def _check_margin_totals(margins: list[_Margin], tol: float) -> None:
@@ -508,7 +545,6 @@ class _Estimators:
         qs = [float(v) for v in _as_list(q)]
         if any(not 0 <= v <= 1 for v in qs):
             raise DesignError(f"quantiles must lie in [0, 1], got {qs}")
-        codes, labels = self._domains(by)
         w = self.weights
         ys = [(v, self._values(v, na_rm)) for v in _as_list(variable)]
         pairs = [({"variable": v, "quantile": p}, y, np.ones_like(y)) for v, y in ys for p in qs]
@@ -743,6 +779,10 @@ class Design(_Estimators):
                     m.cells, weights=old, minlength=C
                 )[:, None]
                 X = X - means[m.cells] * psw[:, None]
+            elif step.kind == "greg":
+                q, wcal = step.basis, step.new_weights[0]
+                U = X / wcal[:, None]
+                X = (U - q @ (q.T @ U)) * wcal[:, None]
             else:
                 counts = [np.bincount(m.cells, minlength=len(m.population)) for m in step.margins]
                 for _ in range(_RAKE_RESIDUAL_SWEEPS):
@@ -868,6 +908,26 @@ class Design(_Estimators):
         step = _CalStep("rake", tuple(built), None, after, recipe)
         return self._copy(new, self._calibration + (step,))
 
+    def calibrate(self, totals: dict) -> Design:
+        """Linear (GREG) calibration to population totals (R ``calibrate``, ``calfun="linear"``).
+
+        ``totals``: numeric column → total, categorical column → {level: count}, and optionally
+        ``"(Intercept)"`` → population size. g-weights g = 1 + xᵀλ with Σ w g x = totals; the SE
+        uses the residuals of the weighted regression on x, as R. Weights may turn negative.
+        """
+        X, pop, names = _calibration_matrix(self.data, totals)
+        w = self.weights
+        T = X.T @ (w[:, None] * X)
+        if np.linalg.matrix_rank(T) < X.shape[1]:
+            raise DesignError(
+                "calibration variables are collinear (e.g. an intercept and every level of a factor)",
+                column=",".join(totals), hint="drop '(Intercept)' or one variable",
+            )
+        g = 1 + X @ np.linalg.solve(T, pop - X.T @ w)
+        q, _ = np.linalg.qr(X * np.sqrt(w)[:, None])
+        step = _CalStep("greg", (), None, (g * np.sqrt(w),), ("greg", totals, {}), basis=q)
+        return self._copy(w * g, self._calibration + (step,))
+
     # -- replicate designs -------------------------------------------------------------------
 
     def replicate(self, method: str = "JK1", replicates: int = 50, seed: int | None = None, mse: bool = False):
@@ -914,6 +974,8 @@ class Design(_Estimators):
             if kind == "post":
                 (cols, pop), = parts
                 rep = rep.poststratify(list(cols), pop, **options)
+            elif kind == "greg":
+                rep = rep.calibrate(parts)
             else:
                 rep = rep.rake({c if len(c) > 1 else c[0]: p for c, p in parts}, **options)
         return rep
@@ -1001,7 +1063,7 @@ class ReplicateDesign(_Estimators):
         combined_weights=True, rho=None,
     ):
         if isinstance(repweights, str):
-            cols = [c for c in df.columns if pd.Series([c]).str.contains(repweights).iloc[0]]
+            cols = [c for c in df.columns if re.search(repweights, str(c))]
         else:
             cols = list(repweights)
         if not cols:
@@ -1160,3 +1222,14 @@ class ReplicateDesign(_Estimators):
 
         w, _ = _rake_weights(self.weights, built, tol, max_iter, on_step=step)
         return self._copy(weights=w, _groups=groups, _F=state["F"], calibrated=True)
+
+    def calibrate(self, totals: dict) -> ReplicateDesign:
+        """Linear (GREG) calibration of the full-sample weights and of each replicate (R ``calibrate``)."""
+        X, pop, _ = _calibration_matrix(self.data, totals)
+        w = self.weights
+        g = 1 + X @ np.linalg.solve(X.T @ (w[:, None] * X), pop - X.T @ w)
+        W = self._base[:, None] * self._F[self._groups]  # n × R: calibration moves every row
+        M = np.einsum("ir,ip,iq->rpq", W, X, X)
+        lam = np.linalg.solve(M, (pop[None, :] - W.T @ X)[:, :, None])[:, :, 0]
+        F = W * (1 + X @ lam.T)
+        return self._copy(weights=w * g, _base=np.ones(len(w)), _groups=np.arange(len(w)), _F=F, calibrated=True)

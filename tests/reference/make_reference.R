@@ -49,6 +49,9 @@ pop_schwide <- data.frame(sch.wide = c("No", "Yes"), Freq = c(1072, 5122))  # ap
 designs$clus1_ps <- postStratify(designs$clus1, ~stype, pop_stype)
 designs$clus1_rake <- rake(designs$clus1, list(~stype, ~sch.wide), list(pop_stype, pop_schwide),
                            control = list(maxit = 100, epsilon = 1e-10))
+pop_cal <- c(`(Intercept)` = 6194, stypeH = 755, stypeM = 1018, api99 = 3914069)  # R's ?calibrate example
+designs$clus1_cal <- calibrate(designs$clus1, ~stype + api99, pop_cal)
+designs$clus1_jk1_cal <- calibrate(as.svrepdesign(designs$clus1, type = "JK1"), ~stype + api99, pop_cal)
 designs$clus1_jk1 <- as.svrepdesign(designs$clus1, type = "JK1")
 designs$strat_jkn <- as.svrepdesign(designs$strat, type = "JKn")
 designs$nhanes_jkn <- as.svrepdesign(designs$nhanes, type = "JKn")
@@ -123,7 +126,7 @@ add <- function(id, design, method, args, rows, df = NULL) {
 sub_degf <- function(d, by) sapply(split(seq_len(nrow(d$variables)), by), function(i) degf(d[i, ]))
 
 for (dn in c("srs", "srs_nofpc", "strat", "clus1", "clus1_nofpc", "clus2", "clus2_nofpc", "clus1_ps",
-             "clus1_rake", "clus1_jk1", "strat_jkn", "clus1_jk1_ps", "clus1_jk1_rake", "clus1_user_mse",
+             "clus1_rake", "clus1_cal", "clus1_jk1", "clus1_jk1_cal", "strat_jkn", "clus1_jk1_ps", "clus1_jk1_rake", "clus1_user_mse",
              "clus1_user_jk1")) {
   d <- designs[[dn]]
   df <- degf(d)
