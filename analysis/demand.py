@@ -166,12 +166,29 @@ def _design_rows(result: pd.DataFrame, group_column: str | None, kind: str) -> p
     return keep.assign(key=key.to_numpy(), group_value=group_value, analysis_type=kind)
 
 
+def logit_interval(estimate, se, df, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence interval of a proportion on the logit scale, as R ``svyciprop(method="logit")``.
+
+    expit(logit p ± t_df · se / (p(1−p))), t with the design's degrees of freedom. Unlike the Wald
+    interval it stays inside [0, 1] and is asymmetric near 0 and 1, where small domains make the
+    Wald interval cover too rarely. p = 0 or 1 gives the degenerate interval [p, p].
+    """
+    p, se = np.asarray(estimate, dtype=float), np.asarray(se, dtype=float)
+    q = stats.t.ppf(0.5 + level / 2, np.asarray(df, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta, half = np.log(p / (1 - p)), q * se / (p * (1 - p))
+        low, high = 1 / (1 + np.exp(-(eta - half))), 1 / (1 + np.exp(-(eta + half)))
+    edge = (p <= 0) | (p >= 1)
+    return np.where(edge, p, low), np.where(edge, p, high)
+
+
 def estimate(design, table: pd.DataFrame, specs: pd.DataFrame, level: float = 0.95,
              breakdowns: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """Proportion and total of every spec, overall and by each group, on the calibrated ``design``.
 
     ``breakdowns`` (``needs.yaml``) lists the groups for indicators (team flags) and for service
-    lines; default: every group for both.
+    lines; default: every group for both. Proportions get the logit interval (:func:`logit_interval`),
+    totals the Wald interval.
 
     Person variables: ``mean`` / ``total`` with missing values out of domain. Household variables:
     ``ratio`` of the household-share columns (one call per distinct denominator, i.e. universe) and
@@ -203,6 +220,9 @@ def estimate(design, table: pd.DataFrame, specs: pd.DataFrame, level: float = 0.
                              _spec=results["key"].map(pd.Series(range(len(specs)), index=specs["key"])),
                              _group=results["group"].map({g: i for i, g in enumerate(["all", *PERSON_GROUPS])}))
     results = results[results["n"] > 0]  # e.g. the elderly team in the 0-14 band: no universe, no estimate
+    prop = results["analysis_type"] == "prop"
+    low, high = logit_interval(results.loc[prop, "estimate"], results.loc[prop, "se"], results.loc[prop, "df"], level)
+    results.loc[prop, "ci_low"], results.loc[prop, "ci_high"] = low, high
     results = results.sort_values(["_spec", "_type", "_group", "group_value"], kind="stable", ignore_index=True)
     return results.reindex(columns=RESULT_COLUMNS[:-1] + ["df", "deff"])
 
@@ -341,9 +361,11 @@ def point_estimates(table: pd.DataFrame, definitions: dict, weight_columns: dict
 
 @dataclass(frozen=True)
 class DemandRun:
-    """Stage 03 outputs: tidy results (suppressed), drivers and their replicates, precision, rankings."""
+    """Stage 03 outputs: tidy results (suppressed), drivers and their replicates, precision, rankings;
+    ``estimates`` keeps every estimate unsuppressed with its ``df`` and ``deff`` (not for publication)."""
 
     results: pd.DataFrame
+    estimates: pd.DataFrame
     drivers: pd.DataFrame
     drivers_replicates: pd.DataFrame
     precision: pd.DataFrame
@@ -368,6 +390,7 @@ def run_demand(households: pd.DataFrame, persons: pd.DataFrame, frame: pd.DataFr
     columns = driver_columns(specs, definitions)
     return DemandRun(
         results=results[RESULT_COLUMNS],
+        estimates=raw,
         drivers=drivers(table, columns),
         drivers_replicates=drivers(table, columns, reps.to_numpy()),
         precision=precision(raw, table, definitions, level=level),
@@ -460,16 +483,19 @@ def truth_table(raw: pd.DataFrame, definitions: dict) -> pd.DataFrame:
 
 def compare_with_truth(results: pd.DataFrame, truth: pd.DataFrame, level: float = 0.99) -> pd.DataFrame:
     """Headline estimates (each team's ``in_need`` and ``unmet``, share and number, all of Leliu) beside
-    the planted truth, with the ``level`` Wald interval estimate ± z·se and whether it covers the truth."""
-    z = stats.norm.ppf(0.5 + level / 2)
+    the planted truth, with the ``level`` interval (logit for shares, Wald for numbers) and whether it
+    covers the truth. ``results`` must still carry ``df`` (the unsuppressed estimates)."""
     headline_row = (results["variable"] == "in_need_" + results["team"]) | (
         results["variable"] == "unmet_" + results["team"])
     head = results[(results["group"] == "all") & headline_row]
     keys = ["team", "variable", "value", "group", "group_value", "analysis_type"]
     out = head.merge(truth, on=keys, how="left", validate="one_to_one")
     pct = round(level * 100)
-    out[f"ci{pct}_low"] = out["estimate"] - z * out["se"]
-    out[f"ci{pct}_high"] = out["estimate"] + z * out["se"]
+    z = stats.norm.ppf(0.5 + level / 2)
+    low, high = logit_interval(out["estimate"], out["se"], out["df"], level)
+    prop = (out["analysis_type"] == "prop").to_numpy()
+    out[f"ci{pct}_low"] = np.where(prop, low, out["estimate"] - z * out["se"])
+    out[f"ci{pct}_high"] = np.where(prop, high, out["estimate"] + z * out["se"])
     out[f"inside_{pct}"] = (out["truth"] >= out[f"ci{pct}_low"]) & (out["truth"] <= out[f"ci{pct}_high"])
     return out[["team", "variable", "analysis_type", "universe", "estimate", "se", f"ci{pct}_low", f"ci{pct}_high",
                 "truth", f"inside_{pct}", "n"]]

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import demand, indicators, weights
+from analysis.survey import Design
 
 
 def tiny_survey() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -156,3 +157,17 @@ def test_a_missing_age_gets_the_modal_band_of_its_relation_for_raking_only():
     # heads are 80, 70 and 40 years old: 60+ is the modal band of heads
     assert cells.loc[6, "sex_age"] == "male|60+" and cells.loc[6, "rake_imputed"]
     assert pd.isna(cells.loc[6, "age_band"]) and pd.isna(cells.loc[6, "age"])
+
+
+def test_logit_interval_matches_the_core_proportion_interval():
+    rng = np.random.default_rng(3)
+    sample = pd.DataFrame({"stratum": np.repeat(["a", "b"], 60), "psu": np.repeat(np.arange(12), 10),
+                           "w": rng.uniform(1, 3, 120), "y": (rng.random(120) < 0.15).astype(float)})
+    design = Design(sample, weights="w", strata="stratum", ids=["psu"])
+    mean = design.mean("y").iloc[0]
+    low, high = demand.logit_interval([mean["estimate"]], [mean["se"]], [mean["df"]], 0.95)
+    reference = design.proportion("y", ci="logit")  # the core's svyciprop(method="logit")
+    yes = reference[reference["level"] == 1.0].iloc[0]
+    assert low[0] == pytest.approx(yes["ci_low"], rel=1e-9) and high[0] == pytest.approx(yes["ci_high"], rel=1e-9)
+    assert 0 < low[0] < mean["estimate"] < high[0] < 1
+    assert demand.logit_interval([0.0], [0.0], [10])[0][0] == 0.0
