@@ -293,7 +293,7 @@ def _calibration_matrix(df: pd.DataFrame, totals: dict) -> tuple[np.ndarray, np.
             names.append(name)
             continue
         _check_columns(df, [name], "calibration variable")
-        if isinstance(total, dict) or isinstance(total, pd.Series):
+        if isinstance(total, (dict, pd.Series)):
             codes, labels = _cells(df, [name])
             pop = _population_series(total, [name])
             missing = [lab for lab in labels if lab not in pop.index]
@@ -915,7 +915,7 @@ class Design(_Estimators):
         ``"(Intercept)"`` → population size. g-weights g = 1 + xᵀλ with Σ w g x = totals; the SE
         uses the residuals of the weighted regression on x, as R. Weights may turn negative.
         """
-        X, pop, names = _calibration_matrix(self.data, totals)
+        X, pop, _ = _calibration_matrix(self.data, totals)
         w = self.weights
         T = X.T @ (w[:, None] * X)
         if np.linalg.matrix_rank(T) < X.shape[1]:

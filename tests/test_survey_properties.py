@@ -74,6 +74,27 @@ def test_raking_reproduces_the_margins(df, seed):
         assert got_sex[k] == pytest.approx(count, rel=1e-9)
 
 
+@settings(max_examples=30, deadline=None)
+@given(samples(), st.integers(0, 2**31 - 1))
+def test_linear_calibration_reproduces_the_totals(df, seed):
+    v = pd.Series(np.random.default_rng(seed).uniform(0.5, 2, len(df)) * df["w"].to_numpy())
+    counts = v.groupby(df["g"].to_numpy()).sum().to_dict()
+    y_total = float((v * df["y"].to_numpy()).sum())
+    d = Design(df, weights="w", strata="stratum", ids="psu")
+    X = np.column_stack([pd.get_dummies(df["g"]).to_numpy(float), df["y"].to_numpy()])
+    if np.linalg.matrix_rank(X) < X.shape[1]:  # y constant within levels: collinear, refused
+        with pytest.raises(DesignError, match="collinear"):
+            d.calibrate({"g": counts, "y": y_total})
+        return
+    cal = d.calibrate({"g": counts, "y": y_total})
+    got = pd.Series(cal.weights).groupby(df["g"].to_numpy()).sum()
+    for k, c in counts.items():
+        assert got[k] == pytest.approx(c, rel=1e-9)
+    assert float(cal.weights @ df["y"].to_numpy()) == pytest.approx(y_total, rel=1e-9)
+    # the calibrated total of a calibration variable has no sampling variance
+    assert cal.total("y")["se"].iloc[0] <= 1e-7 * abs(y_total) + 1e-9
+
+
 def test_raking_to_margins_no_weights_can_meet_is_an_error():
     df = pd.DataFrame({"g": ["b", "b", "b", "c"], "sex": ["f", "m", "m", "f"], "w": 1.0})
     d = Design(df, weights="w")
