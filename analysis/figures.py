@@ -22,7 +22,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import yaml
-from matplotlib import font_manager
+from matplotlib import font_manager, ticker
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import Patch, Rectangle
@@ -296,7 +296,7 @@ def _hbar(ax, names: list[str], rows: pd.DataFrame, colours: list[str], fmt, hid
                 fontsize=15 if gone else 17, color=NEUTRAL if gone else "#262626")
     ax.set_yticks(y, names)
     ax.set_xlim(0, top * 1.16)
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=6))
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=6))
     ax.xaxis.grid(True, color="#E6E6E6", linewidth=1)
     ax.set_axisbelow(True)
     ax.tick_params(axis="y", length=0, pad=10)
@@ -314,7 +314,7 @@ def demand_by_team(results: pd.DataFrame, labels: Labels, note: Note, variable: 
     _hbar(ax, names, rows, [TEAM_COLOURS[t] for t in rows["team"]], _thousands,
           _suppressed(rows, threshold).to_numpy(), labels("suppressed", threshold=threshold))
     ax.set_xlabel(labels("figures.demand_by_team.xlabel"))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
     return fig
 
 
@@ -334,7 +334,7 @@ def top_services(results: pd.DataFrame, labels: Labels, note: Note, k: int = 10,
     ax = fig.add_subplot()
     _hbar(ax, names, rows, [TEAM_COLOURS[t] for t in rows["team"]], _thousands, np.zeros(len(rows), bool), "")
     ax.set_xlabel(labels("figures.top_services.xlabel"))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
     ax.tick_params(axis="y", labelsize=16)
     present = [t for t in TEAMS if t in set(rows["team"])]
     ax.legend([Patch(color=TEAM_COLOURS[t]) for t in present], [labels.team(t) for t in present],
@@ -354,7 +354,7 @@ def unmet_need(results: pd.DataFrame, labels: Labels, note: Note, variable: str 
           scale=100)
     ax.set_xlim(0, 100)
     ax.set_xlabel(labels("figures.unmet_need.xlabel"))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:.0f}%"))
+    ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:.0f}%"))
     return fig
 
 
@@ -399,7 +399,7 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
         spine.set_visible(False)
     bar = fig.colorbar(image, ax=ax, shrink=0.8, aspect=25, pad=0.02)
     bar.set_label(labels("figures.demand_by_cunju.colorbar"), fontsize=15)
-    bar.ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:.0f}%"))
+    bar.ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:.0f}%"))
     bar.ax.tick_params(labelsize=14)
     bar.outline.set_visible(False)
     ax.legend([Patch(facecolor=SUPPRESSED, edgecolor="#9E9E9E", hatch="///")], [extra],
@@ -461,7 +461,7 @@ def staffing_vs_even(allocation: pd.DataFrame, replicates: pd.DataFrame, labels:
         name = labels(f"staff_category.{category}")
         ax.set_title(f"{name}（{est.sum():g}）" if labels.lang == "zh" else f"{name} ({est.sum():g})", loc="left")
         ax.set_ylim(0, max(np.nanmax(high), est.max(), even) * 1.4)  # headroom for the legend
-        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.yaxis.grid(True, color="#E6E6E6", linewidth=1)
         ax.set_axisbelow(True)
         ax.spines["left"].set_visible(True)
@@ -537,7 +537,7 @@ def cleaning_funnel(households: pd.DataFrame, deletion_log: pd.DataFrame, labels
     ax.tick_params(axis="y", length=0)
     ax.set_xlim(0, raw * 1.1)
     ax.set_xlabel(labels("figures.cleaning_funnel.xlabel"))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
     return fig
 
 
