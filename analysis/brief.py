@@ -132,10 +132,10 @@ def render_brief(outputs: dict, form, note: figures.Note, threshold: int = 10) -
                                                      note, categories=("social_workers",), size=size),
     }
     cards = []
-    for value, key, fields in (
-        (f"{numbers['estimate']:,.0f}", "brief.largest_need", "need"),
-        (f"{numbers['required']:.1f}", "brief.required", "staff"),
-        (f"{numbers['share']:.0%}", "brief.stability", "stability"),
+    for value, key, colour in (
+        (f"{numbers['estimate']:,.0f}", "brief.largest_need", f"var(--{numbers['team']})"),
+        (f"{numbers['required']:.1f}", "brief.required", "var(--grey)"),
+        (f"{numbers['share']:.0%}", "brief.stability", "var(--grey)"),
     ):
         text = {}
         for labels in (zh, en):
@@ -143,7 +143,6 @@ def render_brief(outputs: dict, form, note: figures.Note, threshold: int = 10) -
                       "estimate": numbers["estimate"], "low": numbers["low"], "high": numbers["high"],
                       "required": numbers["required"], "planned": numbers["planned"], "share": numbers["share"]}
             text[labels.lang] = labels(key, **values)
-        colour = f"var(--{numbers['team']})" if fields == "need" else "var(--grey)"
         cards.append(f'  <div class="number" style="border-top-color: {colour}">'
                      f'<div class="value">{html.escape(value)}</div>'
                      f'<p>{html.escape(text["zh"])}</p><p class="en">{html.escape(text["en"])}</p></div>')
