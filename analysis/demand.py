@@ -25,10 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from scipy import stats
 
-from analysis import indicators, weights
-from analysis.errors import AnalysisError
+from analysis import disclosure, indicators, weights
+from analysis.errors import AnalysisError, ConfigError
+
+ASSUMPTIONS_FILE = Path(__file__).with_name("assumptions.yaml")
 
 RESULT_COLUMNS = ["analysis_type", "team", "variable", "value", "universe", "unit", "group", "group_value",
                   "estimate", "se", "ci_low", "ci_high", "n", "n_weighted", "suppressed"]
@@ -227,17 +230,15 @@ def estimate(design, table: pd.DataFrame, specs: pd.DataFrame, level: float = 0.
     return results.reindex(columns=RESULT_COLUMNS[:-1] + ["df", "deff"])
 
 
-def suppress_small_cells(results: pd.DataFrame, min_n: int) -> pd.DataFrame:
-    """Mark rows with fewer than ``min_n`` respondents ``suppressed`` and blank their numbers.
-
-    domain.md §6: estimates from fewer than 10 respondents are not shown in leadership tables
-    (Washington State DOH; ONS uses 10). Counts of respondents (``n``) stay, so a reader sees why.
-    """
-    small = results["n"] < min_n
-    blank = ["estimate", "se", "ci_low", "ci_high", "n_weighted", "deff"]
-    out = results.assign(suppressed=small)
-    out.loc[small, [c for c in blank if c in out.columns]] = np.nan
-    return out
+def leadership_threshold(path: str | Path = ASSUMPTIONS_FILE) -> int:
+    """Respondents below which a published cell is suppressed: ``disclosure.leadership_threshold`` in
+    ``analysis/assumptions.yaml`` (10, domain.md §6), the rule the figures and brief also use."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return disclosure.thresholds(raw)["leadership"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise ConfigError(f"cannot read the disclosure threshold: {error!r}", file=str(path),
+                          column="disclosure.leadership_threshold") from None
 
 
 def cunju_sample(table: pd.DataFrame, min_households: int) -> pd.DataFrame:
@@ -374,15 +375,19 @@ class DemandRun:
 
 
 def run_demand(households: pd.DataFrame, persons: pd.DataFrame, frame: pd.DataFrame, definitions: dict,
-               person_replicates: pd.DataFrame, level: float = 0.95, min_households: int = 30) -> DemandRun:
+               person_replicates: pd.DataFrame, level: float = 0.95, min_households: int = 30,
+               threshold: int | None = None) -> DemandRun:
     """Everything stage 03 writes, from the stage 02 tables and the population frame.
 
     ``person_replicates`` (person_id + one column per replicate) must list the persons of ``persons``.
+    Cells with fewer than ``threshold`` respondents (default :func:`leadership_threshold`) are
+    suppressed with secondary suppression (:func:`analysis.disclosure.suppress_results`).
     """
     table, specs = prepare(households, persons, definitions)
     design = weights.rake_persons(table, frame)
     raw = estimate(design, table, specs, level=level, breakdowns=definitions.get("breakdowns"))
-    results = suppress_small_cells(raw, definitions.get("suppression_min_n", 10))
+    threshold = leadership_threshold() if threshold is None else threshold
+    results = disclosure.suppress_results(raw.assign(suppressed=False), threshold)
     reps = person_replicates.set_index("person_id").reindex(table["person_id"])
     if reps.isna().any().any():
         raise AnalysisError("replicate weights do not cover every person", file="person_replicates.parquet",

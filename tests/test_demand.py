@@ -114,13 +114,8 @@ def test_point_estimates_differ_between_unweighted_and_weighted():
     assert got.loc["disability", "raked"] == pytest.approx(30 / (10 + 40 + 90))
 
 
-def test_cells_below_the_threshold_are_suppressed_and_blanked():
-    results = pd.DataFrame({"n": [3, 12], "estimate": [0.5, 0.2], "se": [0.1, 0.05], "ci_low": [0.3, 0.1],
-                            "ci_high": [0.7, 0.3], "n_weighted": [30.0, 120.0], "deff": [1.0, 1.2]})
-    out = demand.suppress_small_cells(results, min_n=10)
-    assert out["suppressed"].tolist() == [True, False]
-    assert out.loc[0, ["estimate", "se", "ci_low", "ci_high"]].isna().all() and out.loc[1, "estimate"] == 0.2
-    assert out.loc[0, "n"] == 3
+def test_the_suppression_threshold_is_the_disclosure_rule_for_leadership_tables():
+    assert demand.leadership_threshold() == 10  # domain.md §6, assumptions.yaml disclosure section
 
 
 def test_sample_size_for_five_points_follows_the_design_effect():

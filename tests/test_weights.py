@@ -120,3 +120,37 @@ def test_household_weight_is_the_mean_of_its_members_weights():
 def test_kish_design_effect_due_to_weighting():
     summary = weights.weight_summary(pd.Series([1.0, 1.0, 2.0, 4.0]), "x").set_index("category")["value"]
     assert summary["kish_deff"] == pytest.approx(4 * 22 / 64)
+
+
+@pytest.fixture(scope="module")
+def simulated_weights():
+    from analysis import simulate
+
+    population = simulate.build_population(5, scale=0.1)
+    sample = simulate.draw_sample(population, 1)
+    frame = simulate.population_frame(population)
+    return frame, weights.build_weights(sample.households, sample.persons, sample.design, frame, replicates=20)
+
+
+def test_raking_reproduces_the_frame_margins_in_the_sample_and_every_replicate(simulated_weights):
+    frame, built = simulated_weights
+    replicate_matrix = built.person_replicates.drop(columns="person_id").to_numpy()
+    assert replicate_matrix.shape[1] == 20
+    for var, totals in weights.frame_margins(frame).items():
+        target = pd.Series(totals)
+        got = built.persons.groupby(var)["weight"].sum().reindex(target.index)
+        np.testing.assert_allclose(got, target, rtol=1e-8)
+        per_replicate = pd.DataFrame(replicate_matrix).groupby(built.persons[var].to_numpy()).sum()
+        np.testing.assert_allclose(per_replicate.reindex(target.index), np.tile(target.to_numpy()[:, None], 20),
+                                   rtol=1e-6)
+
+
+def test_household_weights_and_replicates_follow_their_members(simulated_weights):
+    _, built = simulated_weights
+    mean = built.persons.groupby("household_id")["weight"].mean()
+    np.testing.assert_allclose(built.households.set_index("household_id")["weight"], mean.reindex(
+        built.households["household_id"]))
+    assert built.household_replicates["household_id"].tolist() == built.households["household_id"].tolist()
+    assert (built.person_replicates.drop(columns="person_id").to_numpy() >= 0).all()
+    summary = built.diagnostics.query("section == 'weights' and category == 'kish_deff'")
+    assert set(summary["stage"]) == {"base", "nonresponse", "trimmed", "raked", "household_final"}
