@@ -130,7 +130,10 @@ def _person_context(households: pd.DataFrame, persons: pd.DataFrame) -> pd.DataF
 
 
 def _present(values: pd.Series) -> pd.Series:
-    return values.notna() & (_text(values) != "")
+    """Answered: not missing and, for text, not blank."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        return values.notna()
+    return (values.notna() & (values.astype("string").str.strip().fillna("") != "")).astype(bool)
 
 
 def _table_rows(form: Form, households: pd.DataFrame, persons: pd.DataFrame):
@@ -170,27 +173,33 @@ def check_duplicate_uuid(households: pd.DataFrame) -> pd.DataFrame:
                 "remove_survey", copies.index)
 
 
-def _comparable(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
-    """Answers compared for soft duplicates, as cleaningtools does (no metadata, notes, calculates,
-    select_multiple children, personal data or all-missing columns; text lower-cased), plus the roster:
-    one column per member slot and member question, so a copied interview is compared whole.
-    Missing answers are ''."""
+def _comparable(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Answer codes and answered flags compared for soft duplicates, as cleaningtools does (no metadata,
+    notes, calculates, select_multiple children, personal data or all-missing columns; text lower-cased),
+    plus the roster: one column per member slot and member question, so a copied interview is compared
+    whole. Returns (codes, answered), one row per household; a missing answer has code -1."""
     fields = _fields(form)
     usable = ~fields["base_type"].isin(METADATA_TYPES | {"calculate", "note"}) & ~fields["pii"]
     cols = [c for c in fields.loc[usable & fields["repeat"].isna(), "name"] if c in households]
-    table = households[cols].apply(lambda c: _text(c).str.lower())
+    parts = [households[cols]]
     member_cols = [c for c in fields.loc[usable & fields["repeat"].notna(), "name"] if c in persons]
     if len(persons) and member_cols:
-        wide = persons.set_index(["uuid", "member"])[member_cols].apply(lambda c: _text(c).str.lower())
-        wide = wide.unstack("member")
-        wide.columns = [f"{q}#{m}" for q, m in wide.columns]
-        table = pd.concat([table, wide.reindex(households["uuid"]).set_axis(households.index)], axis=1)
-    table = table.fillna("")
-    return table.loc[:, (table != "").any()]
+        wide = persons.set_index(["uuid", "member"])[member_cols].unstack("member")
+        parts.append(wide.reindex(households["uuid"]).set_axis(households.index))
+    codes = []
+    for part in parts:
+        for _, values in part.items():
+            if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values)):
+                values = values.astype("string").str.strip().str.lower().replace("", None)
+            code = pd.factorize(values)[0]
+            if (code >= 0).any():
+                codes.append(code)
+    codes = np.column_stack(codes).astype(np.int32) if codes else np.empty((len(households), 0), np.int32)
+    return codes, codes >= 0
 
 
 def check_soft_duplicates(form: Form, households: pd.DataFrame, persons: pd.DataFrame, match: float = 0.85,
-                          block: str | None = "psu", chunk: int = 256) -> pd.DataFrame:
+                          block: str | None = "psu", chunk: int = 100_000) -> pd.DataFrame:
     """Interviews that repeat another one: the share of answered questions on which two submissions
     agree (percent match, Kuriakose & Robbins 2016, "Don't get duped", Stat. J. IAOS 32:283) is above
     ``match`` (their 85% threshold). The number of differing answers is reported as cleaningtools'
@@ -198,32 +207,30 @@ def check_soft_duplicates(form: Form, households: pd.DataFrame, persons: pd.Data
     is removed. Pairs are sought within ``block`` (the sampling unit, where a copy would be made), so the
     cost grows with block size, not with the square of the survey.
     """
-    table = _comparable(form, households, persons)
-    if table.shape[0] < 2 or table.shape[1] == 0:
+    codes, answered = _comparable(form, households, persons)
+    if codes.shape[0] < 2 or codes.shape[1] == 0:
         return _empty_log()
-    codes = np.column_stack([pd.factorize(table[c])[0] for c in table.columns]).astype(np.int32)
-    answered = (table != "").to_numpy()
     groups = (households[block].fillna("").astype(str).to_numpy() if block and block in households
               else np.zeros(len(households), dtype=int))
-    order = households["start"].rank(method="first").to_numpy() if "start" in households \
-        else np.arange(len(households), dtype=float)
-    order = np.where(np.isnan(order), np.arange(len(households)) + len(households), order)
+    rows = pd.DataFrame({"g": pd.factorize(groups)[0], "row": np.arange(len(households))})
+    pairs = rows.merge(rows, on="g")
+    pairs = pairs[pairs["row_x"] < pairs["row_y"]]
+    a_all, b_all = pairs["row_x"].to_numpy(), pairs["row_y"].to_numpy()
     found = []
-    for _, members in pd.Series(np.arange(len(households))).groupby(groups):
-        rows = members.to_numpy()
-        if len(rows) < 2:
-            continue
-        for start in range(0, len(rows), chunk):
-            left = rows[start:start + chunk]
-            differ = (codes[left][:, None, :] != codes[rows][None, :, :]).sum(axis=2)
-            either = (answered[left][:, None, :] | answered[rows][None, :, :]).sum(axis=2)
-            share = 1 - differ / np.maximum(either, 1)
-            share[left[:, None] == rows[None, :]] = -1
-            i, j = np.nonzero(share > match)
-            found.append(pd.DataFrame({"a": left[i], "b": rows[j], "differ": differ[i, j], "share": share[i, j]}))
+    for start in range(0, len(a_all), chunk):  # bounded memory: chunk pairs × columns booleans
+        a, b = a_all[start:start + chunk], b_all[start:start + chunk]
+        differ = (codes[a] != codes[b]).sum(axis=1)
+        either = (answered[a] | answered[b]).sum(axis=1)
+        share = 1 - differ / np.maximum(either, 1)
+        hit = share > match
+        found.append(pd.DataFrame({"a": a[hit], "b": b[hit], "differ": differ[hit], "share": share[hit],
+                                   "columns": either[hit]}))
     pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
     if pairs.empty:
         return _empty_log()
+    order = (households["start"].rank(method="first").to_numpy() if "start" in households
+             else np.arange(len(households), dtype=float))
+    order = np.where(np.isnan(order), np.arange(len(households)) + len(households), order)
     later_is_b = order[pairs["b"]] > order[pairs["a"]]
     pairs = pairs.assign(later=np.where(later_is_b, pairs["b"], pairs["a"]),
                          first=np.where(later_is_b, pairs["a"], pairs["b"]))
@@ -231,7 +238,8 @@ def check_soft_duplicates(form: Form, households: pd.DataFrame, persons: pd.Data
     first_uuid = households["uuid"].to_numpy()[pairs["first"]]
     later = households.iloc[pairs["later"].to_numpy()]
     issue = [f"soft duplicate: agrees with submission {u} on {s:.0%} of answered questions "
-             f"({d} of {table.shape[1]} answers differ)" for u, s, d in zip(first_uuid, pairs["share"], pairs["differ"])]
+             f"({d} of {c} answers differ)"
+             for u, s, d, c in zip(first_uuid, pairs["share"], pairs["differ"], pairs["columns"])]
     return _log(later["uuid"].to_numpy(), None, None, None, None, issue, "soft_duplicate", "remove_survey")
 
 
@@ -621,11 +629,12 @@ def _cast(values: pd.Series, like: pd.Series) -> pd.Series:
     return values.astype(object)
 
 
-def _rebuild_dummies(form: Form, table: pd.DataFrame, raw_table: pd.DataFrame) -> pd.DataFrame:
-    """``<name>.<option>`` columns recomputed from changed select_multiple summaries (asked/not asked kept
-    from the raw dummies; a blanked question becomes not asked)."""
+def _rebuild_dummies(form: Form, table: pd.DataFrame, raw_table: pd.DataFrame, changed: set) -> pd.DataFrame:
+    """``<name>.<option>`` columns recomputed from the changed select_multiple summaries in ``changed``
+    (asked/not asked kept from the raw dummies; a blanked question becomes not asked)."""
     table = table.copy()
-    for name in [c for c in _fields(form).loc[lambda f: f["base_type"] == "select_multiple", "name"] if c in table]:
+    multi = _fields(form).loc[lambda f: f["base_type"] == "select_multiple", "name"]
+    for name in [c for c in multi if c in table and c in changed]:
         options = form.choice_names(name)
         cols = [f"{name}.{o}" for o in options if f"{name}.{o}" in table]
         if not cols:
@@ -667,8 +676,9 @@ def apply_log(form: Form, raw: RawExport, log: pd.DataFrame) -> tuple[pd.DataFra
         if table[question].dtype == object or pd.api.types.is_string_dtype(table[question]):
             table[question] = table[question].astype(object)
         table.loc[hit, question] = updated.to_numpy()
-    hh = _rebuild_dummies(form, hh, raw.households)
-    ps = _rebuild_dummies(form, ps, raw.persons)
+    changed = set(changes["question"])
+    hh = _rebuild_dummies(form, hh, raw.households, changed)
+    ps = _rebuild_dummies(form, ps, raw.persons, changed)
 
     reasons = remove.groupby("uuid", sort=False).agg(check_id=("check_id", lambda s: ";".join(dict.fromkeys(s))),
                                                      issue=("issue", lambda s: " | ".join(dict.fromkeys(s))))
@@ -702,16 +712,19 @@ def review_cleaning(form: Form, raw: RawExport, households: pd.DataFrame, person
     findings.append(deletion[deletion["uuid"].isin(households["uuid"])].assign(finding="deleted_survey_present"))
     changes = log[log["change_type"].isin(["change_response", "blank_response"]) & q.isin(questions)
                   & ~log["uuid"].isin(set(deletion["uuid"]) | {"all_data"})]
+    where = {True: pd.Index(persons["person_id"]), False: pd.Index(households["uuid"])}
     for (question, is_person), rows in changes.groupby([changes["question"], changes["person_id"].notna()]):
-        table, key = (persons, "person_id") if is_person else (households, "uuid")
+        table = persons if is_person else households
         if question not in table:
             continue
         target = rows["person_id"] if is_person else rows["uuid"]
         last = rows.assign(_target=target.to_numpy()).drop_duplicates("_target", keep="last")
-        actual = _text(table.set_index(key)[question]).reindex(last["_target"])
+        position = where[bool(is_person)].get_indexer(last["_target"])
+        present = _text(table[question].iloc[np.maximum(position, 0)]).to_numpy() if len(table) else ""
+        actual = np.where(position >= 0, present, "<row missing>")
         wanted = last["new_value"].where(last["change_type"] == "change_response", "").fillna("")
         wanted = _text(_cast(wanted.replace("", None), table[question])).to_numpy()
-        differs = actual.to_numpy() != wanted
+        differs = actual != wanted
         findings.append(last[differs].drop(columns="_target").assign(finding="change_not_applied"))
     out = pd.concat(findings, ignore_index=True) if findings else pd.DataFrame()
     return out.reindex(columns=["uuid", "person_id", "question", "finding"]).reset_index(drop=True)

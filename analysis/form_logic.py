@@ -175,7 +175,7 @@ def references(text: str) -> set[str]:
 
 # ----- values -----------------------------------------------------------------------------------------
 # Every node evaluates to a pandas Series aligned to the frame's index: float for numbers (NaN = empty),
-# bool for booleans, object/str for strings ('' = empty).
+# bool for booleans, pandas string dtype for strings ('' = empty).
 
 def _as_number(values: pd.Series) -> pd.Series:
     if pd.api.types.is_bool_dtype(values):
@@ -193,7 +193,7 @@ def _as_string(values: pd.Series) -> pd.Series:
         whole = numbers.notna() & (numbers == np.round(numbers))
         text = numbers.astype(object).where(~whole, numbers.round().astype("Int64").astype(object))
         return text.map(lambda v: "" if pd.isna(v) else str(v)).astype(object)
-    return values.astype("string").fillna("").astype(object)
+    return values.astype("string").fillna("")
 
 
 def _as_bool(values: pd.Series) -> pd.Series:
@@ -221,7 +221,10 @@ def _compare(op: str, left: pd.Series, right: pd.Series) -> pd.Series:
             equal = _as_bool(left) == _as_bool(right)
         elif _is_numeric(left) or _is_numeric(right):
             a, b = _as_number(left), _as_number(right)
-            equal = (a == b) | (a.isna() & b.isna() & (_as_string(left) == _as_string(right)))
+            equal = a == b
+            both_blank = a.isna() & b.isna()
+            if both_blank.any():  # two non-numbers: compare them as text
+                equal |= both_blank & (_as_string(left[both_blank]) == _as_string(right[both_blank]))
         else:
             equal = _as_string(left) == _as_string(right)
         return (equal if op == "=" else ~equal).astype(bool)
@@ -231,7 +234,7 @@ def _compare(op: str, left: pd.Series, right: pd.Series) -> pd.Series:
 
 
 def _constant(frame: pd.DataFrame, value) -> pd.Series:
-    dtype = bool if isinstance(value, bool) else (float if isinstance(value, float) else object)
+    dtype = bool if isinstance(value, bool) else (float if isinstance(value, float) else "string")
     return pd.Series(value, index=frame.index, dtype=dtype)
 
 
