@@ -75,12 +75,16 @@ def _codes(df: pd.DataFrame, columns: list[str], role: str) -> np.ndarray:
                 hint=f"every row needs a {role}",
             )
         codes, uniques = pd.factorize(col, sort=False)
+        if len(columns) == 1:
+            return codes.astype(np.int64)
         combined = combined * len(uniques) + codes
     return pd.factorize(combined, sort=False)[0].astype(np.int64)
 
 
 def _combine(*codes: np.ndarray) -> np.ndarray:
     """Codes of the combination of several code vectors (order of first appearance)."""
+    if len(codes) == 1:
+        return codes[0]
     combined = np.zeros(len(codes[0]), dtype=np.int64)
     for c in codes:
         combined = combined * (int(c.max()) + 1 if len(c) else 1) + c
@@ -350,7 +354,7 @@ class _Cols:
     def gsum(self, x: np.ndarray, codes: np.ndarray, size: int) -> np.ndarray:
         """Sums of x (n×v) within groups ``codes`` for every column: size × (D·v)."""
         v = x.shape[1]
-        key = codes * self.D + self.dom
+        key = codes if self.D == 1 else codes * self.D + self.dom
         out = np.empty((size, self.D, v))
         for j in range(v):
             out[:, :, j] = np.bincount(key, weights=x[:, j], minlength=size * self.D).reshape(size, self.D)
@@ -360,7 +364,7 @@ class _Cols:
         """Column sums of x over each column's domain: D·v."""
         if self.D == 1:
             return x.sum(axis=0)
-        return self.gsum(x, np.zeros_like(self.dom), 1)[0]
+        return np.column_stack([np.bincount(self.dom, weights=x[:, j], minlength=self.D) for j in range(x.shape[1])]).ravel()
 
     def per_row(self, values: np.ndarray) -> np.ndarray:
         """For each row and variable, the value of the row's own column (n×v); NaN read as 0."""
@@ -386,15 +390,30 @@ class _Estimators:
         if not by:
             return np.zeros(len(self.data), dtype=np.int64), pd.DataFrame(index=[0])
         _check_columns(self.data, by, "by")
-        keep = self.weights > 0
-        grouped = self.data.groupby(by, sort=True, observed=True, dropna=True)
-        codes = grouped.ngroup().to_numpy()
-        labels = grouped.size().index.to_frame(index=False)[by]
-        present = np.zeros(len(labels), dtype=bool)
-        present[np.unique(codes[(codes >= 0) & keep])] = True
+        missing = np.zeros(len(self.data), dtype=bool)
+        combined = np.zeros(len(self.data), dtype=np.int64)
+        uniques = []
+        for name in by:  # sorted levels (category order for categoricals), as svyby
+            c, u = pd.factorize(self.data[name], sort=True)
+            missing |= c < 0
+            combined = combined * len(u) + np.maximum(c, 0)
+            uniques.append(u)
+        keys, codes = np.unique(combined, return_inverse=True) if len(by) > 1 else (None, combined)
+        size = len(uniques[0]) if keys is None else len(keys)
+        codes = np.where(missing, -1, codes)
+        present = np.bincount(codes[(codes >= 0) & (self.weights > 0)], minlength=size) > 0
         remap = np.cumsum(present) - 1
-        codes = np.where((codes >= 0) & present[np.maximum(codes, 0)], remap[np.maximum(codes, 0)], -1)
-        return codes, labels[present].reset_index(drop=True)
+        codes = np.where(codes >= 0, np.where(present[np.maximum(codes, 0)], remap[np.maximum(codes, 0)], -1), -1)
+        keys = np.arange(size) if keys is None else keys
+        parts, rest = [], keys[present]
+        for u in reversed(uniques):
+            rest, r = np.divmod(rest, len(u))
+            parts.append(np.asarray(u)[r])
+        labels = pd.DataFrame(dict(zip(by, reversed(parts))))
+        for name in by:
+            if isinstance(self.data[name].dtype, pd.CategoricalDtype):
+                labels[name] = pd.Categorical(labels[name], categories=self.data[name].cat.categories)
+        return codes, labels
 
     def _values(self, name: str, na_rm: bool) -> np.ndarray:
         _check_columns(self.data, [name], "analysis variable")
@@ -649,14 +668,14 @@ class Design(_Estimators):
                 unit = _combine(*stratum_codes[: min(s + 1, len(stratum_codes))], unit)
             units.append(unit)
         if not nest and strata:
-            per_cluster = pd.Series(stratum_codes[0]).groupby(units[0]).nunique()
-            if (per_cluster > 1).any():
+            first = stratum_codes[0][_first_rows(units[0])]
+            if (stratum_codes[0] != first[units[0]]).any():
                 raise DesignError(
                     "clusters are not nested in strata: a cluster id appears in more than one stratum",
                     column=ids[0] if ids else None,
                     hint="pass nest=True if cluster ids restart within each stratum",
                 )
-        if len(np.unique(units[0])) == 1 and not (nest and strata):
+        if units[0].max() == 0 and not (nest and strata):
             raise DesignError("the design has only one primary sampling unit", column=ids[0] if ids else None)
         for s in range(n_stages):
             if s == 0:
@@ -758,7 +777,7 @@ class Design(_Estimators):
         st = self._stages[0]
         inset = (cols.ok & (self.weights[:, None] > 0)).astype(float)
         psu = cols.gsum(inset, st.unit, len(st.unit_first)) > 0
-        strata = cols.gsum(inset, st.stratum, len(st.n_units)) > 0
+        strata = _groupsum(psu.astype(float), st.stratum[st.unit_first], len(st.n_units)) > 0
         return psu.sum(axis=0) - strata.sum(axis=0)
 
     @property
@@ -829,7 +848,7 @@ class Design(_Estimators):
             contrib = _groupsum(scale[:, None] * dev**2, unit_stratum, H)  # H×k
             zero_f = np.bincount(st.stratum, weights=(f_row >= _FPC_ZERO).astype(float), minlength=H) == 0
             contrib[zero_f] = 0.0
-            if present is None:
+            if present is None or (cols.D == 1 and present.all()):
                 active = np.ones((H, k), dtype=bool)
             else:
                 active = cols.gsum(present.astype(float), st.stratum, H) > 0  # H×k

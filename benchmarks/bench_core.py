@@ -194,10 +194,10 @@ def main(argv=None) -> int:
     r_version = None
     if rscript:
         r_version = subprocess.run([rscript, "-e", "cat(R.version.string, as.character(packageVersion('survey')))"],
-                                   capture_output=True, text=True).stdout.strip() or None
+                                   capture_output=True, text=True, check=False).stdout.strip() or None
         if r_version is None:
             rscript = None
-    svy_ok = subprocess.run([sys.executable, "-c", "import svy"], capture_output=True).returncode == 0
+    svy_ok = subprocess.run([sys.executable, "-c", "import svy"], capture_output=True, check=False).returncode == 0
     notes = []
     if not rscript:
         notes.append("R survey skipped: Rscript (with the survey and jsonlite packages) was not found.")
@@ -284,16 +284,22 @@ def markdown(res: dict) -> str:
     lines = [
         "# Estimator core benchmark",
         "",
-        "Written by `python benchmarks/bench_core.py`; design construction + operation, median of the runs "
-        "shown, peak memory of the process (includes reading the CSV). Speed-up = R time / our time. "
-        f"Agreement: estimate and SE within {res['agreement_tolerance']:g} relative of R "
-        "(bootstrap: R's SE from our replicate factors, since replicates are random).",
+        (
+            "Written by `python benchmarks/bench_core.py`; design construction + operation, median of the runs "
+            "shown, peak memory of the process (includes reading the CSV). Speed-up = peer time / our time. "
+            f"Agreement: estimate and SE within {res['agreement_tolerance']:g} relative of R "
+            "(bootstrap: R's SE from our replicate factors, since replicates are random)."
+        ),
         "",
-        f"Machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, load average "
-        f"{res['machine']['load_average_1min_at_start']} at start (shared with other work). R: {res['r']}.",
+        (
+            f"Machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, load average "
+            f"{res['machine']['load_average_1min_at_start']:.1f} at start (shared with other work). R: {res['r']}."
+        ),
         "",
-        "| rows | operation | ours (s) | ours MB | R survey (s) | R runs | R MB | svy (s) | svy MB "
-        "| speed-up vs R | vs svy | ours = R | svy = R |",
+        (
+            "| rows | operation | ours (s) | ours MB | R survey (s) | R runs | R MB | svy (s) | svy MB "
+            "| speed-up vs R | vs svy | ours = R | svy = R |"
+        ),
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
 
