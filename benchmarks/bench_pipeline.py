@@ -1,0 +1,299 @@
+"""Benchmark of the pipeline stages on simulated surveys of growing size, and of the whole report.
+
+    python benchmarks/bench_pipeline.py [--sizes 1500 15000 150000] [--cache DIR] [--out FILE.json]
+
+Surveys: ``analysis.simulate`` with seed 2012 and about ``n`` responding households (the population is
+scaled up so that 150,000 households can be sampled), generated once, untimed, into a cache folder
+outside git (default ``$XDG_CACHE_HOME/leliu-bench`` or ``~/.cache/leliu-bench``), keyed by size,
+scale and a hash of the generator and instrument. Only the Kobo CSV export and the frame files are
+written: ``write_survey`` also writes the .xlsx and 问卷星 copies, and openpyxl needs several minutes
+per 15,000 households for those, which would not fit the 15-minute budget of ``make bench``.
+
+Stages, each in a fresh process that reads what the stage before it wrote (docs/contracts.md) and
+writes its own outputs, as notebooks 01–04 do:
+``clean`` (ingest the Kobo CSV export + checks + clean tables), ``weights`` (design weights,
+nonresponse, raking, 200 bootstrap replicates with raking redone), ``demand`` (``run_demand``) and
+``sizing`` (the staffing chain at the point estimate and over the 200 replicate drivers, tornado,
+break-evens, tables). Each stage reports its work time (inside the process, after imports), the
+process wall time (start-up, imports, reading and writing included) and peak RSS (``ru_maxrss`` of
+the process from ``wait4``). The scaling exponent k is the least-squares slope of log(work time) on
+log(responding households).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+FORM = ROOT / "survey" / "instrument" / "leliu_needs_survey.xlsx"
+SIZES = (1_500, 15_000, 150_000)
+STAGES = ("clean", "weights", "demand", "sizing")
+SEED = 2012
+REPLICATES = 200
+REPLICATE_SEED = 20120411  # as notebooks/02_weight.ipynb
+BREAK_EVEN_KEYS = 12  # as notebooks/04_team_sizing.ipynb (n_break_even)
+POPULATION_HOUSEHOLDS = 91_607  # households at scale 1 (survey/raw/PROVENANCE.json)
+
+
+def default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "leliu-bench"
+
+
+def scale_for(n: int) -> float:
+    """Population scale so that ~n respondents (issued n / 0.6) are at most ~30% of all households."""
+    return float(max(1, int(np.ceil(n / 0.6 / 0.3 / POPULATION_HOUSEHOLDS))))
+
+
+def generator_hash() -> str:
+    """Hash of everything the simulated survey depends on: a change regenerates the cached surveys."""
+    digest = hashlib.sha256()
+    files = [ROOT / "analysis" / "simulate.py", ROOT / "analysis" / "simulation.yaml",
+             *sorted((ROOT / "survey" / "instrument").glob("*.csv"))]
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def write_csv_survey(n: int, scale: float, out_dir: Path) -> dict:
+    """The sequence of ``simulate.write_survey`` up to the Kobo tables; writes the Kobo CSV export,
+    PROVENANCE.json and the frame files (not the .xlsx, 问卷星, truth or fault files)."""
+    from analysis import simulate
+    from analysis.instrument import load_form
+
+    form = load_form(ROOT / "survey" / "instrument")
+    population = simulate.build_population(SEED, scale=scale)
+    population.params = simulate._sample_params(population.params, n, len(population.groups))
+    sample = simulate.draw_sample(population, SEED + 1)
+    rng = np.random.default_rng(SEED + 2)
+    records, persons = simulate._records(sample, population, rng)
+    records, persons, _ = simulate._inject_faults(records, persons, population, rng, form)
+    kobo_hh, kobo_roster = simulate.kobo_tables(records, persons, form)
+    (out_dir / "raw" / "kobo").mkdir(parents=True, exist_ok=True)
+    (out_dir / "frame").mkdir(parents=True, exist_ok=True)
+    kobo_hh.to_csv(out_dir / "raw" / "kobo" / "leliu_needs.csv", index=False, encoding="utf-8-sig", lineterminator="\n")
+    kobo_roster.to_csv(out_dir / "raw" / "kobo" / "roster.csv", index=False, encoding="utf-8-sig", lineterminator="\n")
+    simulate.population_frame(population).to_csv(out_dir / "frame" / "population_frame.csv", index=False)
+    sample.design.to_csv(out_dir / "frame" / "sample_design.csv", index=False)
+    provenance = {"simulated": True, "seed": SEED, "generator": "analysis.simulate", "scale": scale,
+                  "target_households": n, "households_responding": len(sample.households),
+                  "submissions": len(kobo_hh), "roster_rows": len(kobo_roster),
+                  "note": "SIMULATED DATA for benchmarks/bench_pipeline.py"}
+    (out_dir / "raw" / "PROVENANCE.json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
+    return provenance
+
+
+def survey_dir(n: int, cache: Path) -> tuple[Path, float | None]:
+    """The cached survey of about n households, generated (untimed) when absent; (folder, seconds spent
+    generating it in this call or None when it was cached)."""
+    scale = scale_for(n)
+    folder = cache / f"survey_n{n}_scale{scale:g}_seed{SEED}_{generator_hash()}"
+    seconds = None
+    if not (folder / "raw" / "PROVENANCE.json").exists():
+        started = time.perf_counter()
+        print(f"  generating the {n:,}-household survey (scale {scale:g}) into {folder} ...", end=" ", flush=True)
+        tmp = folder.with_name(folder.name + ".partial")
+        code = subprocess.call([sys.executable, __file__, "--generate", str(n), str(scale), str(tmp)])
+        if code != 0:
+            raise RuntimeError(f"survey generation for n={n} failed (exit {code})")
+        tmp.rename(folder)
+        seconds = time.perf_counter() - started
+        print(f"{seconds:.0f} s", flush=True)
+    return folder, seconds
+
+
+# -- one stage, run in a child process ---------------------------------------------------------------
+
+
+def stage_clean(survey: Path, work: Path) -> dict:
+    from analysis.clean import clean_survey
+
+    result = clean_survey(FORM, survey / "raw" / "kobo" / "leliu_needs.csv", work)
+    return {"counts": {k: int(v) for k, v in result.counts.items()}}
+
+
+def stage_weights(survey: Path, work: Path) -> dict:
+    import pandas as pd
+
+    from analysis import weights
+
+    households = pd.read_parquet(work / "clean" / "households.parquet")
+    persons = pd.read_parquet(work / "clean" / "persons.parquet")
+    sample_design = pd.read_csv(survey / "frame" / "sample_design.csv")
+    frame = pd.read_csv(survey / "frame" / "population_frame.csv")
+    built = weights.build_weights(households, persons, sample_design, frame, trim_max_ratio=None,
+                                  replicates=REPLICATES, seed=REPLICATE_SEED)
+    out = work / "weights"
+    out.mkdir(parents=True, exist_ok=True)
+    built.households.to_parquet(out / "households.parquet", index=False)
+    built.persons.to_parquet(out / "persons.parquet", index=False)
+    built.person_replicates.to_parquet(out / "person_replicates.parquet", index=False)
+    built.household_replicates.to_parquet(out / "household_replicates.parquet", index=False)
+    built.diagnostics.to_csv(out / "diagnostics.csv", index=False)
+    return {"counts": {"persons": len(built.persons), "replicates": built.person_replicates.shape[1] - 1}}
+
+
+def stage_demand(survey: Path, work: Path) -> dict:
+    import pandas as pd
+
+    from analysis import demand, indicators
+
+    households = pd.read_parquet(work / "weights" / "households.parquet")
+    persons = pd.read_parquet(work / "weights" / "persons.parquet")
+    replicates = pd.read_parquet(work / "weights" / "person_replicates.parquet")
+    frame = pd.read_csv(survey / "frame" / "population_frame.csv")
+    run = demand.run_demand(households, persons, frame, indicators.load_needs(), replicates)
+    out = work / "demand"
+    out.mkdir(parents=True, exist_ok=True)
+    run.results.to_csv(out / "results.csv", index=False)
+    run.drivers.to_csv(out / "drivers.csv", index=False)
+    run.drivers_replicates.to_parquet(out / "drivers_replicates.parquet", index=False)
+    run.precision.to_csv(out / "precision.csv", index=False)
+    run.ranked.to_csv(out / "services_ranked.csv", index=False)
+    run.cunju_sample.to_csv(out / "cunju_sample.csv", index=False)
+    return {"counts": {"estimates": len(run.results)}}
+
+
+def stage_sizing(survey: Path, work: Path) -> dict:
+    import pandas as pd
+
+    from analysis import staffing
+
+    assumptions = staffing.load_assumptions()
+    drivers = pd.read_csv(work / "demand" / "drivers.csv")
+    drivers_replicates = pd.read_parquet(work / "demand" / "drivers_replicates.parquet")
+    point = staffing.run_chain(drivers, assumptions)
+    replicates = staffing.run_chain(drivers_replicates, assumptions)
+    summary = staffing.replicate_summary(replicates["allocation"], assumptions)
+    sensitivity = staffing.tornado(point["demand"], assumptions)
+    breaks = staffing.break_evens(point["demand"], assumptions,
+                                  keys=sensitivity["assumption"].head(BREAK_EVEN_KEYS).tolist())
+    staffing.leader_sentence(point["allocation"], summary, assumptions, "zh")
+    tables = staffing.staffing_tables(point, replicates, sensitivity, breaks, assumptions)
+    staffing.write_tables(tables, work)
+    return {"counts": {"replicates": int(summary["replicates"])}}
+
+
+STAGE_FUNCTIONS = {"clean": stage_clean, "weights": stage_weights, "demand": stage_demand, "sizing": stage_sizing}
+STAGE_MODULES = {"clean": ["analysis.clean"], "weights": ["analysis.weights"],
+                 "demand": ["analysis.demand", "analysis.indicators"], "sizing": ["analysis.staffing"]}
+
+
+def run_stage(stage: str, survey: Path, work: Path) -> dict:
+    """Import the stage's modules, then time the stage (reading its inputs and writing its outputs included)."""
+    import importlib
+
+    for module in ["pandas", "pyarrow", *STAGE_MODULES[stage]]:
+        importlib.import_module(module)
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = STAGE_FUNCTIONS[stage](survey, work)
+    return {"seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu, **result}
+
+
+# -- the parent side ------------------------------------------------------------------------------
+
+
+def run_child(cmd: list[str], timeout: float) -> tuple[int, float, int, float]:
+    """Run ``cmd``; return (exit code, wall seconds, peak RSS in bytes of the largest process among it and
+    its waited-for children, CPU seconds user + system)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(cmd, cwd=ROOT)
+    deadline = started + timeout
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            process.kill()
+            pid, status, usage = os.wait4(process.pid, 0)
+            return -9, time.perf_counter() - started, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+        time.sleep(0.05)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return (process.returncode, time.perf_counter() - started, usage.ru_maxrss * 1024,
+            usage.ru_utime + usage.ru_stime)
+
+
+def fit_exponent(n: list[float], seconds: list[float]) -> float | None:
+    """Least-squares slope of log(seconds) on log(n): time ∝ n^k."""
+    if len(n) < 2:
+        return None
+    return float(np.polyfit(np.log(n), np.log(seconds), 1)[0])
+
+
+def run_pipeline(sizes: list[int], cache: Path, work_root: Path, timeout: float = 900.0) -> dict:
+    """Every stage at every size; a failing stage is recorded and the later stages of that size skipped."""
+    runs = []
+    for n in sizes:
+        survey, generated = survey_dir(n, cache)
+        provenance = json.loads((survey / "raw" / "PROVENANCE.json").read_text(encoding="utf-8"))
+        work = work_root / f"n{n}"
+        work.mkdir(parents=True, exist_ok=True)
+        for stage in STAGES:
+            result_file = work / f"{stage}.json"
+            result_file.unlink(missing_ok=True)
+            print(f"  n={n:,} {stage} ...", end=" ", flush=True)
+            code, wall, rss, cpu = run_child([sys.executable, __file__, "--child", stage, str(survey), str(work),
+                                         str(result_file)], timeout)
+            entry = {"size": n, "stage": stage, "scale": provenance["scale"],
+                     "submissions": provenance["submissions"], "generated_seconds": generated, "exit_code": code,
+                     "process_seconds": wall, "process_cpu_seconds": cpu, "peak_rss_bytes": rss}
+            if code == 0 and result_file.exists():
+                entry.update(json.loads(result_file.read_text()))
+                print(f"{entry['seconds']:.1f} s work, {wall:.1f} s process, {rss / 2**30:.2f} GiB", flush=True)
+            else:
+                entry["error"] = "timed out" if code == -9 else f"exit code {code}"
+                print(entry["error"], flush=True)
+            runs.append(entry)
+            if "error" in entry:
+                break
+    households = {r["size"]: r["counts"]["clean_households"] for r in runs if r["stage"] == "clean" and "counts" in r}
+    for r in runs:
+        r["households"] = households.get(r["size"])
+    scaling = {}
+    for stage in STAGES:
+        ok = [r for r in runs if r["stage"] == stage and "seconds" in r and r["households"]]
+        scaling[stage] = {"k": fit_exponent([r["households"] for r in ok], [r["seconds"] for r in ok]),
+                          "k_cpu": fit_exponent([r["households"] for r in ok], [r["cpu_seconds"] for r in ok])}
+    return {"runs": runs, "scaling": scaling, "replicates": REPLICATES, "cache": str(cache)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    ap.add_argument("--cache", type=Path, default=default_cache())
+    ap.add_argument("--work", type=Path, default=None, help="folder for stage outputs (default: a temp folder)")
+    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    ap.add_argument("--child", nargs=4, metavar=("STAGE", "SURVEY", "WORK", "RESULT"), help=argparse.SUPPRESS)
+    ap.add_argument("--generate", nargs=3, metavar=("N", "SCALE", "DIR"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.generate:
+        n, scale, folder = args.generate
+        write_csv_survey(int(n), float(scale), Path(folder))
+        return 0
+    if args.child:
+        stage, survey, work, result = args.child
+        Path(result).write_text(json.dumps(run_stage(stage, Path(survey), Path(work))))
+        return 0
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="leliu-bench-") as tmp:
+        results = run_pipeline(args.sizes, args.cache, args.work or Path(tmp))
+    text = json.dumps(results, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
