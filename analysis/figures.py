@@ -363,8 +363,9 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
                     threshold: int = 10, size: tuple = SLIDE_INCHES) -> Figure:
     """Heat map of the share in need per 村居 (rows) and team (columns).
 
-    Cells suppressed by disclosure control, or with fewer than ``threshold`` respondents (10 for
-    leadership tables, domain.md §6), are drawn hatched grey and labelled "<threshold", never with a value.
+    Cells suppressed by disclosure control (primary or secondary), or with fewer than ``threshold``
+    respondents (10 for leadership tables, domain.md §6), are drawn hatched grey and labelled "not shown",
+    never with a value.
     """
     rows = _rows(results, analysis_type="prop", variable=variable, group="cunju")
     rows = rows.assign(hidden=_suppressed(rows, threshold), group_value=rows["group_value"].astype(str))
@@ -383,7 +384,7 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     for r, c in zip(rr, cc):
         ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor=SUPPRESSED, edgecolor="#9E9E9E",
                                hatch="///", linewidth=0))
-        ax.text(c, r, f"<{threshold}", ha="center", va="center", fontsize=11, color="#404040")
+        ax.text(c, r, labels("suppressed_cell"), ha="center", va="center", fontsize=11, color="#404040")
     rr, cc = np.nonzero(~hidden.to_numpy())
     for r, c in zip(rr, cc):
         v = values[r, c]

@@ -131,7 +131,7 @@ def test_english_figures_use_english_labels(form, note):
 
 def test_suppressed_cells_never_show_a_value(form, note):
     """A cell flagged suppressed (with its estimate still present) and a cell under the respondent
-    threshold but not flagged are both drawn as "<10", never as a percentage."""
+    threshold but not flagged are both drawn as "not shown", never as a percentage."""
     results = fx.results()
     cells = (results["group"] == "cunju") & (results["team"] == "elderly")
     flagged = results.index[cells & ~results["suppressed"]][0]
@@ -143,7 +143,7 @@ def test_suppressed_cells_never_show_a_value(form, note):
     assert "78%" not in text and "67%" not in text
     hidden = (results.loc[results["group"] == "cunju", "suppressed"]
               | (results.loc[results["group"] == "cunju", "n"] < 10)).sum()
-    assert text.count("<10") == hidden
+    assert text.count("不公布") == hidden
     shown = results[(results["group"] == "cunju") & ~results["suppressed"] & (results["n"] >= 10)]
     cell_text = [t.get_text() for t in fig.axes[0].texts]
     assert sum(bool(re.fullmatch(r"\d+%", t)) for t in cell_text) == len(shown)
@@ -213,7 +213,7 @@ def test_a_suppressed_team_gets_no_bar_and_no_number(form, note):
     results.loc[row, ["estimate", "n"]] = [0.919, 7]  # under the threshold, estimate still present
     fig = figures.unmet_need(results, figures.load_labels("zh", form), note, threshold=10)
     text = _all_text(fig)
-    assert "92%" not in text and "样本少于10，不公布" in text
+    assert "92%" not in text and "不公布：样本少于10，或为防止由合计反推" in text
     assert len(fig.axes[0].patches) == 3
 
 
@@ -225,7 +225,7 @@ def test_figures_accept_results_after_disclosure_control(form, note):
     fig = figures.demand_by_cunju(protected, figures.load_labels("zh", form), note, threshold=10)
     shown = protected[(protected["group"] == "cunju") & ~protected["suppressed"]]
     cells = [t.get_text() for t in fig.axes[0].texts]
-    assert cells.count("<10") == int(protected.loc[protected["group"] == "cunju", "suppressed"].sum())
+    assert cells.count("不公布") == int(protected.loc[protected["group"] == "cunju", "suppressed"].sum())
     assert sum(bool(re.fullmatch(r"\d+%", t)) for t in cells) == len(shown)
 
 
