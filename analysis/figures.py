@@ -390,7 +390,7 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
         v = values[r, c]
         ax.text(c, r, f"{v:.0f}%", ha="center", va="center", fontsize=11,
                 color="white" if v < 0.55 * vmax else "#1a1a1a")
-    ax.set_xticks(np.arange(len(teams)), [labels.team(t) for t in teams], fontsize=16 if labels.lang == "zh" else 13)
+    ax.set_xticks(np.arange(len(teams)), [labels.team(t) for t in teams], fontsize=16)
     ax.xaxis.tick_top()
     ax.tick_params(axis="x", length=0)
     for tick, team in zip(ax.get_xticklabels(), teams):
@@ -404,7 +404,7 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     bar.ax.tick_params(labelsize=14)
     bar.outline.set_visible(False)
     ax.legend([Patch(facecolor=SUPPRESSED, edgecolor="#9E9E9E", hatch="///")], [extra],
-              loc="upper left", bbox_to_anchor=(1.12, 1.0), fontsize=13)
+              loc="upper left", bbox_to_anchor=(0.0, 0.0), fontsize=13, borderaxespad=0.3)
     return fig
 
 
