@@ -163,21 +163,21 @@ def _check_headers(headers: list[str], path: Path, sheet: str | None = None) -> 
 def _read_csv(path: Path) -> pd.DataFrame:
     """All-string table from a CSV in any supported encoding; headers checked for duplicates."""
     text, _ = _decode(path)
-    try:
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error as exc:
-        raise IngestError(f"not a readable CSV ({exc})", file=path) from exc
-    if not rows:
+    header = next(csv.reader(io.StringIO(text)), None)
+    if not header:
         raise IngestError("the file is empty", file=path)
-    headers = [h.strip() for h in rows[0]]
+    headers = [h.strip() for h in header]
     _check_headers(headers, path)
-    width = len(headers)
-    bad = next((i for i, r in enumerate(rows[1:], start=2) if len(r) > width and any(x.strip() for x in r[width:])),
-               None)
-    if bad is not None:
-        raise IngestError(f"row has more values than the header has columns ({width})", file=path, row=bad)
-    body = [r[:width] + [""] * (width - len(r)) for r in rows[1:] if any(x.strip() for x in r)]
-    return pd.DataFrame(body, columns=headers, dtype=object)
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, header=0,
+                            skip_blank_lines=True, engine="c")
+    except (pd.errors.ParserError, ValueError) as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        raise IngestError(f"not a readable CSV ({str(exc).strip()})", file=path,
+                          row=int(line.group(1)) if line else None) from exc
+    frame.columns = headers
+    frame = frame.astype(object)
+    return frame[frame.ne("").any(axis=1)].reset_index(drop=True)
 
 
 def _cell_text(values: pd.Series) -> pd.Series:
@@ -310,15 +310,33 @@ def _to_choice(values: pd.Series, lookup: dict[str, str], names: list[str]) -> p
 
 def _select_multiple(summary: pd.Series | None, dummy_cols: dict[str, pd.Series], options: list[str],
                      lookup: dict[str, str], multi_sep: str | None) -> pd.Series:
-    """One space-separated summary column (choice names in form order) from summary and/or 0/1 columns."""
+    """One space-separated summary column (choice names in form order) from summary and/or 0/1 columns.
+
+    Options are picked with one vectorised test per option; only answers holding labels (问卷星 ``┋``
+    text) or tokens that are not options are handled token by token, and unknown tokens are kept at the
+    end for the checks to see."""
     if summary is not None and (summary != "").any() or not dummy_cols:
         text = summary if summary is not None else pd.Series("", index=next(iter(dummy_cols.values())).index)
-        tokens = text.str.split(multi_sep) if multi_sep else text.str.split()
-        tokens = tokens.map(lambda items: [lookup.get(t.strip(), t.strip()) for t in items if t.strip()])
-        known = set(options)
-        order = {o: i for i, o in enumerate(options)}
-        return tokens.map(lambda items: " ".join(sorted(dict.fromkeys(items),
-                                                        key=lambda t: (t not in known, order.get(t, 0), t))))
+        text = text.fillna("").astype(str)
+        if multi_sep or not text.str.fullmatch(r"[\s\w.-]*").all():
+            splitter = multi_sep or None
+            text = text.map(lambda v: " ".join(lookup.get(t.strip(), t.strip()).replace(" ", "_")
+                                               for t in v.split(splitter) if t.strip()))
+        padded = " " + text.str.split().str.join(" ").fillna("") + " "
+        out = np.full(len(text), "", dtype=object)
+        n_known = np.zeros(len(text), dtype=int)
+        for option in options:
+            hit = padded.str.contains(f" {option} ", regex=False).to_numpy(dtype=bool)
+            out = out + np.where(hit, option + " ", "")
+            n_known += hit
+        out = pd.Series(out, index=text.index).str.strip()
+        unknown = text.str.split().str.len().fillna(0).to_numpy() > n_known
+        if unknown.any():  # keep tokens that are not options, after the options, for the checks
+            known = set(options)
+            out[unknown] = [" ".join([o for o in options if o in set(t.split())] +
+                                     [x for x in dict.fromkeys(t.split()) if x not in known])
+                            for t in text[unknown]]
+        return out
     picked = pd.DataFrame({o: dummy_cols[o].str.strip().str.lower().isin(["1", "1.0", "true"])
                            for o in options if o in dummy_cols})
     answered = pd.DataFrame({o: dummy_cols[o].str.strip() != "" for o in dummy_cols}).any(axis=1)
@@ -698,10 +716,16 @@ def read_export(path: str | Path, form: Form, group_sep: str | None = None) -> R
                               hint="re-export with all questions, or check --form")
 
     # personal data: free text scrubbed of phones, IDs and the household's own personal answers
-    text_fields = data.loc[(data["base_type"] == "text") & ~data["pii"], "name"]
+    # free text: text questions without a constraint (codes such as the enumerator id are constrained)
+    text_fields = data.loc[(data["base_type"] == "text") & ~data["pii"] & (data["constraint"] == ""), "name"]
     pii_persons = (pd.concat(pii_person_frames, ignore_index=True) if pii_person_frames
                    else pd.DataFrame({"_parent": []}))
-    own = _own_secrets(pii_top, pii_persons)
+    with_text = households[[c for c in text_fields if c in households]].notna().any(axis=1)
+    if len(persons) and any(c in persons for c in text_fields):
+        with_text |= households.index.isin(persons.loc[persons[[c for c in text_fields if c in persons]]
+                                                       .notna().any(axis=1), "_parent"])
+    own = _own_secrets(pii_top[with_text], pii_persons[pii_persons["_parent"].isin(households.index[with_text])]
+                       ).reindex(pii_top.index).map(lambda v: v if isinstance(v, tuple) else ())
     redactions = []
     hh_text = [c for c in text_fields if c in households]
     if hh_text:
