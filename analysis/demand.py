@@ -38,7 +38,6 @@ RESULT_COLUMNS = ["analysis_type", "team", "variable", "value", "universe", "uni
 PERSON_GROUPS = {"cunju": "cunju", "registration": "registration", "sex": "sex", "age_band": "age_band"}
 HOUSEHOLD_GROUPS = {"cunju": "cunju", "registration": "hh_registration"}  # household registration type
 SERVICE_MEASURES = ("need", "receiving", "would_use")
-HOUSEHOLD_KEYS = ["household_id", "cunju", "psu", "hh_registration"]
 
 
 def estimation_table(households: pd.DataFrame, persons: pd.DataFrame, definitions: dict) -> pd.DataFrame:
@@ -301,7 +300,7 @@ def drivers(table: pd.DataFrame, columns: pd.DataFrame, replicate_weights: np.nd
     })
 
 
-def precision(results: pd.DataFrame, table: pd.DataFrame, definitions: dict, margin: float = 0.05,
+def precision(results: pd.DataFrame, table: pd.DataFrame, margin: float = 0.05,
               level: float = 0.95) -> pd.DataFrame:
     """Achieved margin of error and design effect of each headline prevalence, and the next wave's size.
 
@@ -398,7 +397,7 @@ def run_demand(households: pd.DataFrame, persons: pd.DataFrame, frame: pd.DataFr
         estimates=raw,
         drivers=drivers(table, columns),
         drivers_replicates=drivers(table, columns, reps.to_numpy()),
-        precision=precision(raw, table, definitions, level=level),
+        precision=precision(raw, table, level=level),
         ranked=rank_services(raw),
         cunju_sample=cunju_sample(table, min_households),
     )
@@ -415,7 +414,7 @@ def headline(results: pd.DataFrame) -> pd.DataFrame:
     return wide[order].join(n).reset_index().round({c: 3 for c in order[:3]} | {c: 0 for c in order[3:]})
 
 
-def indicator_table(results: pd.DataFrame, definitions: dict) -> pd.DataFrame:
+def indicator_table(results: pd.DataFrame) -> pd.DataFrame:
     """Each team's indicators (share of its target group, number of people or households), all of Leliu."""
     rows = results[(results["group"] == "all") & (results["value"] == "1")]
     wide = rows.pivot_table(index=["team", "variable", "universe"], columns="analysis_type",

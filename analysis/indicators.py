@@ -153,7 +153,11 @@ def k6(households: pd.DataFrame, cutoff: int = 13) -> pd.DataFrame:
 
 
 def youth_flags(persons: pd.DataFrame) -> pd.DataFrame:
-    """Youth need flags from the youth module (instrument, docs/contracts.md; design from domain.md §1.5, §4.5).
+    """Youth need flags from the youth module (instrument, docs/contracts.md).
+
+    These are the project's own short items, not a validated scale (domain.md §4.5 lists SDQ/CES-D,
+    which are longer or licensed); counting "often" (not "sometimes") as a need is an assumption.
+    The migrant work/integration item follows domain.md §1.5 (Leliu's youth are largely migrants).
 
     - ``youth_afterschool``: needs after-school care (asked at 6–14);
     - ``youth_study_pressure``, ``youth_conflict``: "often" (vs sometimes/never) (asked at 10–24);
@@ -174,7 +178,9 @@ def youth_flags(persons: pd.DataFrame) -> pd.DataFrame:
 
 
 def family_flags(households: pd.DataFrame, heavy_care_hours: float = 20) -> pd.DataFrame:
-    """Household family and caregiving need flags (family module; domain.md §0, §2.3 on family services).
+    """Household family and caregiving need flags from the family module (instrument, docs/contracts.md).
+
+    The project's own items, not a validated scale; the thresholds below are assumptions (needs.yaml).
 
     - ``care_dependent``: a member depends on others' care (yes/no);
     - ``caregiver_strain``: caregiver reports strain, or cares ``heavy_care_hours``+ hours a week

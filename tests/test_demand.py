@@ -124,7 +124,7 @@ def test_sample_size_for_five_points_follows_the_design_effect():
                             "estimate": [0.5], "se": [np.sqrt(2.0 * 0.25 / 400)], "ci_low": [0.44],
                             "ci_high": [0.56], "n": [400]})
     table = pd.DataFrame({"household_id": [f"h{i}" for i in range(1000)]})
-    out = demand.precision(results, table, {}).iloc[0]
+    out = demand.precision(results, table).iloc[0]
     assert out["deff"] == pytest.approx(2.0)  # variance twice that of a simple random sample of 400
     assert out["n_required"] == np.ceil(2.0 * 1.959964**2 * 0.25 / 0.0025)  # 769
     assert out["households_required"] == np.ceil(769 / 0.4)
