@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.errors import AnalysisError, ConfigError
+from analysis.errors import ConfigError
 from analysis.form_logic import ExpressionError, evaluate_bool
 from analysis.ingest import RawExport, read_export, sha256
 from analysis.instrument import METADATA_TYPES, Form, load_form
@@ -188,7 +188,7 @@ def _comparable(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -> 
         parts.append(wide.reindex(households["uuid"]).set_axis(households.index))
     codes = []
     for part in parts:
-        for _, values in part.items():
+        for values in (part[c] for c in part.columns):
             if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values)):
                 values = values.astype("string").str.strip().str.lower().replace("", None)
             code = pd.factorize(values)[0]
@@ -494,7 +494,7 @@ def check_other_text(form: Form, households: pd.DataFrame, persons: pd.DataFrame
             else:
                 new = matched[hit]
             out.append(_log(table.loc[hit, "uuid"], person, select, _text(old), new,
-                            f"'other' text names an existing choice: recoded", "other_recode", "change_response",
+                            "'other' text names an existing choice: recoded", "other_recode", "change_response",
                             old.index))
             out.append(_log(table.loc[hit, "uuid"], person, text, _text(table.loc[hit, text]), None,
                             "'other' text recoded to an existing choice", "other_recode", "blank_response",
@@ -686,8 +686,8 @@ def apply_log(form: Form, raw: RawExport, log: pd.DataFrame) -> tuple[pd.DataFra
     deletion = pd.DataFrame({
         "uuid": deleted["uuid"],
         "household_id": deleted["household_id"],
-        "enumerator": deleted["enumerator"] if "enumerator" in deleted else None,
-        "deviceid": deleted["deviceid"] if "deviceid" in deleted else None,
+        "enumerator": deleted.get("enumerator"),
+        "deviceid": deleted.get("deviceid"),
         "check_id": deleted["uuid"].map(reasons["check_id"]),
         "issue": deleted["uuid"].map(reasons["issue"]),
         "reason": "remove_survey",
@@ -867,7 +867,7 @@ def fault_detection(result: CleanResult, faults: pd.DataFrame) -> tuple[pd.DataF
     faults = faults.assign(field=faults["field"].fillna("").astype(str))
     member = pd.to_numeric(faults["member"], errors="coerce") if "member" in faults else pd.Series(np.nan,
                                                                                                  index=faults.index)
-    found = [(u in whole) or ((u, f) in cells) or (m == m and (u, int(m)) in members)
+    found = [(u in whole) or ((u, f) in cells) or (pd.notna(m) and (u, int(m)) in members)
              for u, f, m in zip(faults["uuid"], faults["field"], member)]
     faults = faults.assign(found=found, member=member.fillna(0))
     # one fault = one planted event: a kind in a submission (and member); some change two cells, e.g. an

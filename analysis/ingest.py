@@ -370,7 +370,7 @@ def _typed(raw: pd.DataFrame, dummy_cols: dict[str, dict[str, pd.Series]], field
     multi = fields[fields["base_type"] == "select_multiple"]
     for row in fields[fields["base_type"] != "select_multiple"].itertuples(index=False):  # per field, not row
         name, base = row.name, row.base_type
-        values = raw[name] if name in raw else None
+        values = raw.get(name)
         if values is None:
             continue
         if base in ("integer", "decimal", "range"):
@@ -379,7 +379,7 @@ def _typed(raw: pd.DataFrame, dummy_cols: dict[str, dict[str, pd.Series]], field
             lookup = _choice_lookup(form, name)
             if positional and values.str.fullmatch(r"\d+").fillna(True).all():
                 by_position = {str(i): n for i, n in enumerate(form.choice_names(name), start=1)}
-                values = values.map(lambda v: by_position.get(v.strip(), v))
+                values = values.str.strip().map(by_position).fillna(values)
             out[name] = _to_choice(values, lookup, form.choice_names(name)).replace("", None)
         elif base in ("start", "end", "today", "date", "datetime"):
             out[name] = _datetime(values)
@@ -389,7 +389,7 @@ def _typed(raw: pd.DataFrame, dummy_cols: dict[str, dict[str, pd.Series]], field
     summaries = {}
     for row in multi.itertuples(index=False):
         options = form.choice_names(row.name)
-        summaries[row.name] = _select_multiple(raw[row.name] if row.name in raw else None,
+        summaries[row.name] = _select_multiple(raw.get(row.name),
                                                dummy_cols.get(row.name, {}), options,
                                                _choice_lookup(form, row.name), multi_sep).replace("", None)
     context = pd.concat([typed, pd.DataFrame(summaries, index=raw.index)], axis=1)
@@ -594,7 +594,7 @@ def _frame_for(table: pd.DataFrame, mapping: _Mapping, fields: pd.DataFrame, for
     for header, name in headers.items():  # SPSS value labels: code -> label (choice label)
         value_labels = labels.get(label_prefix + header)
         if value_labels and form.field(name)["base_type"] in ("select_one", "select_multiple"):
-            raw[name] = raw[name].map(lambda v: value_labels.get(v, v))
+            raw[name] = raw[name].map(value_labels).fillna(raw[name])
     dummy_cols: dict[str, dict[str, pd.Series]] = {}
     dummies = {h: t for h, t in mapping.dummies.items() if t[0] in wanted}
     if dummies:

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import ingest_fixtures as fx
 import pandas as pd
 import pytest
 
-import ingest_fixtures as fx
-from analysis.clean import (apply_log, check_choices, check_other_text, check_roster, check_skip_logic,
-                            check_soft_duplicates, clean_raw, clean_survey, fault_detection, review_cleaning,
-                            Settings)
+from analysis.clean import (
+    Settings,
+    apply_log,
+    check_choices,
+    check_other_text,
+    check_roster,
+    check_skip_logic,
+    check_soft_duplicates,
+    clean_raw,
+    clean_survey,
+    fault_detection,
+    review_cleaning,
+)
 from analysis.errors import ConfigError
 from analysis.ingest import read_export
 
@@ -94,7 +104,7 @@ def test_every_raw_submission_is_clean_or_deleted_with_a_reason(bundled):
 
 
 def test_no_output_contains_personal_data_from_the_raw_export(bundled):
-    result, out = bundled
+    _, out = bundled
     raw = pd.read_csv(BUNDLED, dtype=str, keep_default_na=False)
     roster = pd.read_csv(BUNDLED.with_name("roster.csv"), dtype=str, keep_default_na=False)
     secrets = set()
