@@ -248,3 +248,14 @@ def test_apply_log_blanks_and_recodes_and_rebuilds_option_columns(form, tmp_path
     assert row["need_youth.other"] == 0 and pd.isna(row["need_youth_other"])
     clean, _, deletion = apply_log(form, raw, result.cleaning_log)
     assert len(clean) + len(deletion) == len(raw.households)
+
+
+def test_a_decision_for_all_data_applies_to_every_interview(form, small):
+    path, tmp = small
+    raw = read_export(path, form)
+    added = pd.DataFrame([{"uuid": "all_data", "person_id": "", "question": "aware_centre", "old_value": "",
+                           "new_value": "yes", "issue": "centre publicised to everyone", "check_id": "manual",
+                           "change_type": "change_response"}])
+    result = clean_raw(form, raw, decisions=added)
+    assert (result.households["aware_centre"] == "yes").all()
+    assert result.review.empty

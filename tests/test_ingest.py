@@ -188,3 +188,13 @@ def test_bundled_wjx_export_reads_to_the_same_answers_as_the_bundled_kobo_export
     _same(kobo.persons.drop(columns=keys, errors="ignore"), wjx.persons.drop(columns=keys, errors="ignore"))
     variants = kobo.households["cunju"].fillna("") != wjx.households["cunju"].fillna("")
     assert variants.sum() <= 14 and not kobo.households.loc[variants, "cunju"].str.fullmatch(r"c\d\d").any()
+
+
+def test_wjx_xlsx_reads_like_the_wjx_csv(form, rows, reads, tmp_path):
+    csv_path = fx.write_wjx_csv(form, *rows, tmp_path / "wjx.csv")
+    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="gb18030")
+    table.to_excel(tmp_path / "wjx.xlsx", index=False)
+    other = read_export(tmp_path / "wjx.xlsx", form)
+    assert other.source_format == "wjx_xlsx"
+    _same(reads["wjx_csv"].households, other.households)
+    _same(reads["wjx_csv"].persons, other.persons)
