@@ -251,7 +251,7 @@ def test_apply_log_blanks_and_recodes_and_rebuilds_option_columns(form, tmp_path
 
 
 def test_a_decision_for_all_data_applies_to_every_interview(form, small):
-    path, tmp = small
+    path, _ = small
     raw = read_export(path, form)
     added = pd.DataFrame([{"uuid": "all_data", "person_id": "", "question": "aware_centre", "old_value": "",
                            "new_value": "yes", "issue": "centre publicised to everyone", "check_id": "manual",
