@@ -5,11 +5,14 @@ Formats (shared domain.md §5.4–5.5):
 - KoboToolbox / ODK ``.xlsx``: the first sheet holds submissions, one sheet per repeat group (named after
   the repeat) holds its rows, linked by ``_index`` / ``_parent_index`` (or ``_submission__uuid``).
 - Kobo CSVs: ``<form>.csv`` plus ``<repeat>.csv`` in the same folder.
-- 问卷星 (Wenjuanxing) text ("按选项文本") or code ("按选项序号") file as CSV or xlsx: metadata columns
-  ``序号, 提交答卷时间, 所用时间, …``; questions headed ``"<n>、<label>"``; multi-choice joined by ``┋``
-  (text file) or one 0/1 column per option ``"第<n>题(<option>)"`` (code file); ``-2``/``-3`` are
-  structural missing. 问卷星 has no repeat groups: roster members are columns headed ``"<k>、<label>"``
-  prefixed with the member number ``成员<j>`` (``"成员2-年龄"`` style, see :func:`wjx_column`).
+- 问卷星 (Wenjuanxing) text file ("按选项文本") as CSV or xlsx: metadata columns ``序号, 提交答卷时间,
+  所用时间, …``; questions headed ``"<n>、<label>"`` (matched to the form's labels in form order, so
+  repeated labels go to successive questions); multi-choice joined by ``┋``; ``-2``/``-3``/``(空)`` are
+  structural missing; a custom-parameter column ``自定义字段`` (or ``uuid``) is taken as the submission id,
+  else ``序号``. 问卷星 has no repeat groups: roster members are blocks of columns ``"<n>、成员<j>：<label>"``.
+  The code file ("按选项序号") is read for single-choice position codes; its multi-choice option columns
+  ``"第<n>题(<option>)"`` are mapped only when question ``<n>`` also has its own column (a code file
+  without them reports those columns as unmapped — not tested on a real code file).
 - SPSS ``.sav`` (value labels kept): ``<stem>.sav`` plus ``<stem>_<repeat>.sav``.
 
 Group separators ``/`` (Kobo), ``.`` (R's ``read.csv``) and ``-`` (ODK Briefcase) are detected.
