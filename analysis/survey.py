@@ -181,7 +181,7 @@ def _cells(df: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, list]:
         codes, uniques = pd.factorize(df[name], sort=True)
         per_column.append([str(u) for u in uniques])
         combined = combined * len(uniques) + codes
-    keys, cells = np.unique(combined, return_inverse=True)
+    cells, keys = pd.factorize(combined, sort=True)
     labels = []
     for key in keys:
         parts = []
@@ -244,35 +244,44 @@ class _CalStep:
     new_weights: tuple[np.ndarray, ...]  # post: (after,); rake: per margin, after its last step; greg: (g·√w,)
     recipe: tuple  # (kind, [(columns, population)] or totals, options) to replay on replicate designs
     basis: np.ndarray | None = None  # greg: orthonormal basis of √w·X (R keeps its QR)
+    joint: np.ndarray | None = None  # rake: joint cell of each row (new_weights are joint-cell multipliers)
 
 
 def _rake_weights(weights, margins, tol, max_iter, on_step=None):
     """Iterative proportional fitting as R ``rake``: convergence when the joint table of all margin
-    variables moves by less than ``tol`` × Σ weights in one sweep (R's ``epsilon < 1`` rule)."""
+    variables moves by less than ``tol`` × Σ weights in one sweep (R's ``epsilon < 1`` rule).
+
+    Every row of a joint cell (a combination of margin levels) gets the same multiplier, so the
+    fitting runs on the joint table and touches the rows once. Returns the joint cell of each row,
+    the raked weights and, per margin, the joint-cell multiplier after its step in the last sweep.
+    """
     joint = _combine(*[m.cells for m in margins])
     size = int(joint.max()) + 1
+    first = _first_rows(joint)
+    cells = [m.cells[first] for m in margins]
+    base = np.bincount(joint, weights=weights, minlength=size)
     eps = tol * weights.sum()
-    old = np.bincount(joint, weights=weights, minlength=size)
-    w = weights
+    mult = np.ones(size)
+    old = base
     for _ in range(max_iter):
         after = []
-        for m in margins:
-            totals = np.bincount(m.cells, weights=w, minlength=len(m.population))
-            w = w * m.factor(totals)[m.cells]
-            after.append(w)
+        for m, c in zip(margins, cells):
+            totals = np.bincount(c, weights=base * mult, minlength=len(m.population))
+            mult = mult * m.factor(totals)[c]
+            after.append(mult)
             if on_step is not None:
                 on_step(m)
-        new = np.bincount(joint, weights=w, minlength=size)
+        new = base * mult
         if np.max(np.abs(old - new)) < eps:
-            for m in margins:
-                got = np.bincount(m.cells, weights=w, minlength=len(m.population))
+            for m, c in zip(margins, cells):
+                got = np.bincount(c, weights=new, minlength=len(m.population))
                 if np.max(np.abs(got - m.population)) > 1e-6 * m.population.sum():
                     raise DesignError(
                         "raking settled on weights that miss this margin: no weights meet all margins",
                         column=",".join(m.columns),
                         hint="a combination of levels needed by the margins has no sampled rows; collapse levels",
                     )
-            return w, tuple(after)
+            return joint, weights * mult[joint], tuple(after)
         old = new
     names = "; ".join(",".join(m.columns) for m in margins)
     raise DesignError(
@@ -367,8 +376,10 @@ class _Cols:
         return np.column_stack([np.bincount(self.dom, weights=x[:, j], minlength=self.D) for j in range(x.shape[1])]).ravel()
 
     def per_row(self, values: np.ndarray) -> np.ndarray:
-        """For each row and variable, the value of the row's own column (n×v); NaN read as 0."""
-        return np.nan_to_num(values.reshape(self.D, -1), nan=0.0, posinf=0.0, neginf=0.0)[self.dom]
+        """For each row and variable, the value of the row's own column (n×v, or 1×v when there is
+        one domain); NaN read as 0."""
+        table = np.nan_to_num(values.reshape(self.D, -1), nan=0.0, posinf=0.0, neginf=0.0)
+        return table if self.D == 1 else table[self.dom]
 
     def dense(self, x: np.ndarray) -> np.ndarray:
         """x spread into its columns: n × (D·v), zero outside each column's domain."""
@@ -803,11 +814,23 @@ class Design(_Estimators):
                 U = X / wcal[:, None]
                 X = (U - q @ (q.T @ U)) * wcal[:, None]
             else:
-                counts = [np.bincount(m.cells, minlength=len(m.population)) for m in step.margins]
+                # R sweeps x <- x - psw * ave(x / psw, margin) ten times, psw = w0 * multiplier of the
+                # row's joint cell; the sweeps only move per-joint-cell sums, so run them on those
+                joint, w0 = step.joint, step.old_weights
+                J = len(step.new_weights[0])
+                first = _first_rows(joint)
+                n_j = np.bincount(joint, minlength=J).astype(float)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    S = _groupsum(np.where(w0[:, None] > 0, X / w0[:, None], 0.0), joint, J)
+                shift = np.zeros_like(S)
                 for _ in range(_RAKE_RESIDUAL_SWEEPS):
-                    for m, psw, cnt in zip(step.margins, step.new_weights, counts):
-                        ave = _groupsum(X / psw[:, None], m.cells, len(m.population)) / cnt[:, None]
-                        X = X - psw[:, None] * ave[m.cells]
+                    for m, mult in zip(step.margins, step.new_weights):
+                        c = m.cells[first]
+                        C = len(m.population)
+                        ave = _groupsum(S / mult[:, None], c, C) / np.bincount(c, weights=n_j, minlength=C)[:, None]
+                        S = S - (n_j * mult)[:, None] * ave[c]
+                        shift = shift + mult[:, None] * ave[c]
+                X = X - w0[:, None] * shift[joint]
         return X
 
     def _variance(self, Z: np.ndarray, cols: _Cols) -> np.ndarray:
@@ -834,10 +857,11 @@ class Design(_Estimators):
             U = len(st.unit_first)
             first_unit = st.unit_first
             unit_stratum = st.stratum[first_unit]
-            f_row = np.ones(len(X)) if st.popsize is None else np.where(
-                np.isinf(st.popsize), 1.0, (st.popsize - st.n_units[st.stratum]) / st.popsize
-            )
-            f_unit = f_row[first_unit]
+            if st.popsize is None:
+                f_unit = np.ones(U)
+            else:
+                f_row = np.where(np.isinf(st.popsize), 1.0, (st.popsize - st.n_units[st.stratum]) / st.popsize)
+                f_unit = f_row[first_unit]
             nh = st.n_units.astype(float)
             lonely = nh == 1
             uncentred = lonely[unit_stratum] & (self.lonely_psu == "adjust")
@@ -846,7 +870,10 @@ class Design(_Estimators):
             dev = np.where(uncentred[:, None], T, T - means[unit_stratum])
             scale = np.where(lonely[unit_stratum], f_unit, f_unit * nh[unit_stratum] / np.maximum(nh - 1, 1)[unit_stratum])
             contrib = _groupsum(scale[:, None] * dev**2, unit_stratum, H)  # H×k
-            zero_f = np.bincount(st.stratum, weights=(f_row >= _FPC_ZERO).astype(float), minlength=H) == 0
+            if st.popsize is None:
+                zero_f = np.zeros(H, dtype=bool)
+            else:
+                zero_f = np.bincount(st.stratum, weights=(f_row >= _FPC_ZERO).astype(float), minlength=H) == 0
             contrib[zero_f] = 0.0
             if present is None or (cols.D == 1 and present.all()):
                 active = np.ones((H, k), dtype=bool)
@@ -922,9 +949,9 @@ class Design(_Estimators):
         """
         built = [_Margin.build(self.data, self.weights, list(_as_list(c)), p) for c, p in margins.items()]
         _check_margin_totals(built, tol)
-        new, after = _rake_weights(self.weights, built, tol, max_iter)
+        joint, new, after = _rake_weights(self.weights, built, tol, max_iter)
         recipe = ("rake", tuple((tuple(_as_list(c)), p) for c, p in margins.items()), {"tol": tol, "max_iter": max_iter})
-        step = _CalStep("rake", tuple(built), None, after, recipe)
+        step = _CalStep("rake", tuple(built), self.weights, after, recipe, joint=joint)
         return self._copy(new, self._calibration + (step,))
 
     def calibrate(self, totals: dict) -> Design:
@@ -1239,7 +1266,7 @@ class ReplicateDesign(_Estimators):
             f = state["F"]
             state["F"] = f * m.factor(_groupsum(base_sum[:, None] * f, c, len(m.population)))[c]
 
-        w, _ = _rake_weights(self.weights, built, tol, max_iter, on_step=step)
+        _, w, _ = _rake_weights(self.weights, built, tol, max_iter, on_step=step)
         return self._copy(weights=w, _groups=groups, _F=state["F"], calibrated=True)
 
     def calibrate(self, totals: dict) -> ReplicateDesign:
