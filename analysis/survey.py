@@ -1190,8 +1190,8 @@ class ReplicateDesign(_Estimators):
     def _degf(self, cols: _Cols) -> np.ndarray:
         """Rank of the replicate weights of each column's rows − 1 (R ``degf``: QR rank, tol 1e-5).
 
-        The rank is read from the eigenvalues of the R × R cross-product of the distinct factor
-        rows (rows scaled by their base weight keep the rank): those above 1e-10 of the largest,
+        The rank is read from the eigenvalues of the smaller cross-product of the factor rows in
+        use (rows scaled by their base weight keep the rank): those above 1e-10 of the largest,
         i.e. singular values above 1e-5 of the largest.
         """
         K = self._F.shape[0]
@@ -1205,7 +1205,8 @@ class ReplicateDesign(_Estimators):
                 if len(sub) == 0:
                     cache[key] = -1
                 else:
-                    eig = np.linalg.eigvalsh(sub.T @ sub)
+                    gram = sub.T @ sub if sub.shape[1] <= sub.shape[0] else sub @ sub.T
+                    eig = np.linalg.eigvalsh(gram)
                     cache[key] = int((eig > 1e-10 * eig.max()).sum()) - 1
             out[j] = cache[key]
         return out
