@@ -846,7 +846,8 @@ def _records(sample: Sample, population: Population, rng) -> tuple[pd.DataFrame,
     day = records["_psu"].map(psu_day).to_numpy() + (rng.random(n) < p["next_day_share"])
     start = (pd.Timestamp(p["first_day"]) + pd.to_timedelta(day, unit="D")
              + pd.to_timedelta(rng.integers(9 * 3600, 19 * 3600, n), unit="s"))
-    minutes = p["duration_median_min"] * np.exp(rng.normal(0, p["duration_sigma"], n))
+    minutes = np.clip(p["duration_median_min"] * np.exp(rng.normal(0, p["duration_sigma"], n)),
+                      p["duration_min"], p["duration_max"])
     minutes = np.where(records["consent"] == "no", rng.uniform(1, 4, n), minutes)
     records["start"] = start
     records["end"] = start + pd.to_timedelta(np.round(minutes * 60), unit="s")
