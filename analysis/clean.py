@@ -509,6 +509,14 @@ def check_redactions(raw: RawExport) -> pd.DataFrame:
                 "pii_in_text", "no_action", r.index)
 
 
+def check_conversions(raw: RawExport) -> pd.DataFrame:
+    """Numeric answers ingest read from something other than a plain number (full-width digits, an Excel
+    date, text that was blanked), so each is in the log with what was read."""
+    c = raw.conversions
+    return _log(c["uuid"], c["person_id"], c["question"], c["old_value"], c["new_value"], c["issue"],
+                "number_format", "no_action", c.index)
+
+
 def with_duration(raw: RawExport) -> RawExport:
     """The export with ``duration_min`` (end − start in minutes, 0.1 min) after ``end``, when both exist."""
     hh = raw.households
@@ -562,6 +570,7 @@ def run_checks(form: Form, raw: RawExport, settings: Settings = Settings(),
         check_roster(hh_k, ps_k, s),
         check_outliers(form, hh_k, ps_k, s.outlier_sd, s.outlier_min_unique, s.outliers_on_constrained),
         check_redactions(raw)[lambda d: d["uuid"].isin(keep_uuid)],
+        check_conversions(raw)[lambda d: d["uuid"].isin(keep_uuid)],
     ], ignore_index=True)
     # one decision per answer cell: the first check in the order above wins (a sentinel 999 is not also
     # blanked as a constraint violation); later rows for the same cell stay as review notes

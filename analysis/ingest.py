@@ -33,6 +33,7 @@ import hashlib
 import io
 import json
 import re
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,9 @@ SYSTEM_ALIASES = {
     "_parent_index": "parent_index", "X_parent_index": "parent_index", "parent_index": "parent_index",
     "_submission__uuid": "parent_uuid", "X_submission__uuid": "parent_uuid", "parent_uuid": "parent_uuid",
 }
+CONVERSION_COLUMNS = ["uuid", "person_id", "question", "old_value", "new_value", "issue"]
+EXCEL_EPOCH = pd.Timestamp("1899-12-30")  # day 0 of Excel's 1900 date system for serials from 61 on
+EXCEL_LEAP_BUG = pd.Timestamp("1900-03-01")  # before it, serials are one less (Excel counts a 1900-02-29)
 MIN_MAPPED_SHARE = 0.5  # below this share of form fields found, the file is another survey's export
 
 
@@ -69,7 +73,9 @@ class RawExport:
     ``households``: ``uuid``, ``household_id``, ``row`` (1-based submission number in the file), then
     the household fields by bare name; ``persons``: ``uuid``, ``household_id``, ``person_id``, ``member``
     (1-based order in the household), then repeat fields. ``redactions``: one row per free-text answer
-    from which personal data was removed (uuid, person_id, question, issue).
+    from which personal data was removed (uuid, person_id, question, issue). ``conversions``: one row per
+    numeric answer that was not a plain number (full-width digits, an Excel date, text), with what was
+    read (uuid, person_id, question, old_value, new_value, issue).
     """
 
     households: pd.DataFrame
@@ -82,6 +88,7 @@ class RawExport:
     missing_columns: tuple[str, ...]
     redactions: pd.DataFrame
     provenance: dict = field(default_factory=dict)
+    conversions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CONVERSION_COLUMNS))
 
 
 class _Schema:
@@ -147,8 +154,22 @@ def _decode(path: Path) -> tuple[str, str]:
             return data.decode(encoding), encoding
         except UnicodeDecodeError:
             continue
+    lines = data.split(b"\n")
+    utf8 = np.array([_decodes(line, "utf-8") for line in lines])
+    if utf8.any() and any(not line.isascii() for line in np.array(lines, dtype=object)[utf8]):
+        raise IngestError("mixed text encodings: this line is not UTF-8 but others are (two exports pasted "
+                          "together?)", file=path, row=int(np.flatnonzero(~utf8)[0]) + 1,
+                          hint="save the whole file again as UTF-8")
     raise IngestError("unknown text encoding (neither UTF-8 nor GBK/GB18030)", file=path,
                       hint="save the CSV as UTF-8")
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _check_headers(headers: list[str], path: Path, sheet: str | None = None) -> None:
@@ -585,6 +606,45 @@ def _wjx_to_kobo(table: pd.DataFrame, form: Form) -> tuple[pd.DataFrame, dict[st
     return renamed, repeats, unmapped
 
 
+# ----- numbers ------------------------------------------------------------------------------------------
+
+def _numbers(table: pd.DataFrame, headers: dict[str, str], fields: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Numeric answers as plain number text, and a note for each one that was not.
+
+    Full-width digits (１２, typed with a Chinese input method) are folded to ASCII (NFKC); a date where a
+    number belongs (an Excel cell formatted as a date: 45 shows as 1900-02-14) becomes its Excel serial;
+    anything else that is not a number is left to be blanked. ``headers``: column -> bare field name.
+    Returns the table and notes (row position, question, old_value, new_value, issue).
+    """
+    numeric = set(fields.loc[fields["base_type"].isin(["integer", "decimal", "range"]) & ~fields["pii"], "name"])
+    table = table.copy()
+    notes = []
+    for header, name in headers.items():
+        if name not in numeric or header not in table:
+            continue
+        text = table[header].astype(str).str.strip()
+        folded = text.map(lambda v: unicodedata.normalize("NFKC", v) if not v.isascii() else v)
+        number = pd.to_numeric(folded.replace("", None), errors="coerce")
+        date = pd.to_datetime(folded.where(number.isna() & folded.str.match(r"^\d{4}-\d{2}-\d{2}")),
+                              errors="coerce", format="mixed")
+        days = (date - EXCEL_EPOCH) / pd.Timedelta(days=1) - (date < EXCEL_LEAP_BUG)  # Excel's 1900-02-29
+        serial = days.map(lambda v: f"{v:g}", na_action="ignore")
+        new = folded.where(date.isna(), serial)
+        kinds = [("full-width digits read as a number", (folded != text) & number.notna(), new),
+                 ("a date where a number belongs (Excel date-formatted cell): read as its Excel serial number; "
+                  "check the value", date.notna(), new),
+                 ("not a number: the answer is left blank", number.isna() & date.isna() & (folded != ""),
+                  pd.Series(None, index=new.index, dtype=object))]
+        for issue, hit, value in kinds:
+            notes.append(pd.DataFrame({"position": np.flatnonzero(hit), "question": name,
+                                       "old_value": text[hit].to_numpy(), "new_value": value[hit].to_numpy(),
+                                       "issue": issue}))
+        table[header] = new
+    notes = pd.concat(notes, ignore_index=True) if notes else pd.DataFrame(
+        columns=["position", "question", "old_value", "new_value", "issue"])
+    return table, notes
+
+
 # ----- assembly ----------------------------------------------------------------------------------------
 
 def _frame_for(table: pd.DataFrame, mapping: _Mapping, fields: pd.DataFrame, form: Form, multi_sep: str | None,
@@ -650,6 +710,7 @@ def read_export(path: str | Path, form: Form, group_sep: str | None = None) -> R
 
     pii_names = set(data.loc[data["pii"], "name"])
     top_fields = top[~top["pii"]]
+    main, hh_notes = _numbers(main, mapping.fields, top)
     households = _frame_for(main, mapping, top_fields, form, multi_sep, positional, labels)
     pii_top = _frame_for(main, mapping, top[top["pii"]], form, multi_sep, positional, labels)
 
@@ -673,7 +734,7 @@ def read_export(path: str | Path, form: Form, group_sep: str | None = None) -> R
         households["start"] = households["end"] - pd.to_timedelta(seconds, unit="s")
 
     unmapped = [h for h in mapping.unmapped if h not in WJX_META.values()] + unmapped_extra
-    person_frames, pii_person_frames = [], []
+    person_frames, pii_person_frames, person_notes = [], [], []
     for repeat_name, table in repeats.items():
         rep_fields = data[data["repeat"] == repeat_name]
         _, rep_map = _best_mapping(list(table.columns), form, sep)
@@ -689,6 +750,8 @@ def read_export(path: str | Path, form: Form, group_sep: str | None = None) -> R
         else:
             raise IngestError(f"repeat table '{repeat_name}' has no _parent_index column linking it to submissions",
                               file=path, column="_parent_index")
+        table, rep_notes = _numbers(table, rep_map.fields, rep_fields)
+        person_notes.append(rep_notes.assign(source=repeat_name + ":" + rep_notes["position"].astype(str)))
         orphans = parent.isna()
         if orphans.any():
             raise IngestError(f"repeat '{repeat_name}' row has no matching submission", file=path,
@@ -696,6 +759,7 @@ def read_export(path: str | Path, form: Form, group_sep: str | None = None) -> R
         frame = _frame_for(table, rep_map, rep_fields[~rep_fields["pii"]], form, multi_sep, positional, labels,
                            f"{repeat_name}:")
         frame.insert(0, "_parent", parent.astype(int).values)
+        frame["_source"] = repeat_name + ":" + pd.Series(np.arange(len(frame)), index=frame.index).astype(str)
         person_frames.append(frame)
         pii_person_frames.append(_frame_for(table, rep_map, rep_fields[rep_fields["pii"]], form, multi_sep,
                                             positional, labels, f"{repeat_name}:").assign(_parent=parent.values))
@@ -711,12 +775,25 @@ def read_export(path: str | Path, form: Form, group_sep: str | None = None) -> R
     persons.insert(1, "household_id", persons["_parent"].map(ids["household_id"]))
     persons.insert(2, "person_id", persons["household_id"] + "-" + member.astype(str).str.zfill(2))
     persons.insert(3, "member", member.astype(int))
+    person_notes = pd.concat(person_notes, ignore_index=True) if person_notes else hh_notes.iloc[:0].assign(source="")
+    by_source = persons.set_index("_source") if "_source" in persons else pd.DataFrame(columns=["uuid", "person_id"])
+    conversions = pd.concat([
+        hh_notes.assign(uuid=ids["uuid"].to_numpy()[hh_notes["position"].astype(int)], person_id=None),
+        person_notes.assign(uuid=person_notes["source"].map(by_source["uuid"]),
+                            person_id=person_notes["source"].map(by_source["person_id"])),
+    ], ignore_index=True)[CONVERSION_COLUMNS]
 
     for name in top.loc[top["required"] & ~top["pii"], "name"]:
         if name not in households:
             raise IngestError(f"missing required column for field '{name}'", file=path, row=1,
                               column=form.export_column(name, sep),
                               hint="re-export with all questions, or check --form")
+    absent = [r for r in _repeat_names(form) if r not in repeats]
+    if absent:
+        raise IngestError(f"no table for the repeat group '{absent[0]}' (its sheet or {absent[0]}.csv is missing "
+                          f"or renamed), so its rows would be lost", file=path,
+                          hint=f"export with every repeat group: a sheet, or a CSV beside this one, named "
+                               f"'{absent[0]}'")
 
     # personal data: free text scrubbed of phones, IDs and the household's own personal answers
     # free text: text questions without a constraint (codes such as the enumerator id are constrained)
@@ -770,6 +847,7 @@ def read_export(path: str | Path, form: Form, group_sep: str | None = None) -> R
         missing_columns=missing,
         redactions=redactions,
         provenance=provenance,
+        conversions=conversions,
     )
 
 
