@@ -62,10 +62,13 @@ def base_weights(households: pd.DataFrame, sample_design: pd.DataFrame) -> pd.Se
             f"(first: {households.loc[unknown, PSU].iloc[0]!r})",
             file="sample_design.csv", column=PSU, hint="every responding household's psu must be a sampled PSU",
         )
+    for column in ("p_psu", "p_hh"):  # each stage's probability, not only their product
+        stage = households[PSU].map(design[column])
+        bad = ~((stage > 0) & (stage <= 1))
+        if bad.any():
+            raise DesignError(f"selection probabilities must be in (0, 1] (PSU {households.loc[bad, PSU].iloc[0]}: "
+                              f"{stage[bad].iloc[0]})", file="sample_design.csv", column=column)
     probability = households[PSU].map(design["p_psu"] * design["p_hh"])
-    if not ((probability > 0) & (probability <= 1)).all():
-        raise DesignError("selection probabilities must be in (0, 1]", file="sample_design.csv",
-                          column="p_psu, p_hh")
     return (1.0 / probability).rename("weight_base")
 
 
