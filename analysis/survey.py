@@ -20,8 +20,26 @@ Conventions (as R ``survey``):
   ``"logit"`` and ``"beta"`` (``svyciprop``, t quantile with the domain's df); quantiles use
   Woodruff's interval with the t quantile (``svyquantile``, ``qrule="math"``, ``interval.type="mean"``).
 - Design effects as ``deff=TRUE``: variance over that of a without-replacement SRS of the same size.
-- Post-stratification and raking return a new design whose variance accounts for the calibration
-  (residuals within cells, as ``postStratify``/``rake``); replicate designs recalibrate every replicate.
+- Post-stratification, raking and linear (GREG) calibration return a new design whose variance
+  accounts for the calibration (residuals as ``postStratify``/``rake``/``calibrate``); replicate
+  designs recalibrate every replicate (R's ``rake`` rakes replicates in lock step with the sample).
+  ``rake(tol=)`` is relative to Σ weights (R ``control$epsilon < 1``); unlike R, failing to
+  converge, an empty margin cell or margins no weights can meet raise :class:`DesignError`.
+- Lonely PSUs: ``lonely_psu`` = fail (default, error naming the stratum), remove, certainty (both add
+  no variance, as in R's code), adjust (centre on zero, i.e. the grand mean), average (mean of the
+  other strata); replicate jackknives follow R's ``jknweights`` for each rule.
+- Replicates: ``replicate("JK1"|"JKn"|"bootstrap")``. The bootstrap is Rao–Wu's rescaling bootstrap
+  (n_h − 1 PSUs drawn with replacement), which is R's ``type="subbootstrap"``; R's
+  ``type="bootstrap"`` (Canty–Davison, n_h draws) is not provided. Variance = scale × Σ rscales ×
+  (θ_r − mean θ_r)², or around θ with ``mse=True`` (``svrVar``).
+- Quirks kept for agreement: ``svyciprop(method="beta")`` counts all rows of a calibrated design as
+  its n; ``svyquantile`` uses the df of the domain after removing missing values.
+
+Results are tidy DataFrames: the ``by`` columns, ``variable`` (and ``level`` or ``quantile``), then
+``estimate, se, ci_low, ci_high, df, deff, n`` (n = rows of the domain used). For replicate-weight
+work downstream: :meth:`ReplicateDesign.replicate_weights` (n × R array),
+:meth:`ReplicateDesign.replicate_totals` (W.T @ y without forming W) and
+:meth:`ReplicateDesign.replicate_variance`.
 """
 
 from __future__ import annotations
