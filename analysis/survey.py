@@ -427,7 +427,7 @@ class _Estimators:
             missing |= c < 0
             combined = combined * len(u) + np.maximum(c, 0)
             uniques.append(u)
-        keys, codes = np.unique(combined, return_inverse=True) if len(by) > 1 else (None, combined)
+        codes, keys = pd.factorize(combined, sort=True) if len(by) > 1 else (combined, None)
         size = len(uniques[0]) if keys is None else len(keys)
         codes = np.where(missing, -1, codes)
         present = np.bincount(codes[(codes >= 0) & (self.weights > 0)], minlength=size) > 0
