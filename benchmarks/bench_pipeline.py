@@ -229,8 +229,13 @@ def fit_exponent(n: list[float], seconds: list[float]) -> float | None:
     return float(np.polyfit(np.log(n), np.log(seconds), 1)[0])
 
 
-def run_pipeline(sizes: list[int], cache: Path, work_root: Path, timeout: float = 900.0) -> dict:
-    """Every stage at every size; a failing stage is recorded and the later stages of that size skipped."""
+def run_pipeline(sizes: list[int], cache: Path, work_root: Path, timeout: float = 900.0,
+                 deadline: float | None = None) -> dict:
+    """Every stage at every size; a failing stage is recorded and the later stages of that size skipped.
+
+    A stage gets at most ``timeout`` seconds and never runs past ``deadline`` (a ``time.perf_counter``
+    value). A stage stopped there is recorded as timed out, with its work time as a lower bound.
+    """
     runs = []
     for n in sizes:
         survey, generated = survey_dir(n, cache)
@@ -238,31 +243,47 @@ def run_pipeline(sizes: list[int], cache: Path, work_root: Path, timeout: float 
         work = work_root / f"n{n}"
         work.mkdir(parents=True, exist_ok=True)
         for stage in STAGES:
+            entry = {"size": n, "stage": stage, "scale": provenance["scale"],
+                     "households": provenance["households_responding"], "submissions": provenance["submissions"],
+                     "generated_seconds": generated}
+            runs.append(entry)
+            limit = timeout if deadline is None else min(timeout, deadline - time.perf_counter())
+            if limit < 5:
+                entry["error"] = "not run: the time budget of the run was used up"
+                print(f"  n={n:,} {stage}: {entry['error']}", flush=True)
+                break
             result_file = work / f"{stage}.json"
             result_file.unlink(missing_ok=True)
             print(f"  n={n:,} {stage} ...", end=" ", flush=True)
             code, wall, rss, cpu = run_child([sys.executable, __file__, "--child", stage, str(survey), str(work),
-                                         str(result_file)], timeout)
-            entry = {"size": n, "stage": stage, "scale": provenance["scale"],
-                     "submissions": provenance["submissions"], "generated_seconds": generated, "exit_code": code,
-                     "process_seconds": wall, "process_cpu_seconds": cpu, "peak_rss_bytes": rss}
+                                              str(result_file)], limit)
+            entry.update(exit_code=code, process_seconds=wall, process_cpu_seconds=cpu, peak_rss_bytes=rss)
             if code == 0 and result_file.exists():
                 entry.update(json.loads(result_file.read_text()))
-                print(f"{entry['seconds']:.1f} s work, {wall:.1f} s process, {rss / 2**30:.2f} GiB", flush=True)
+                print(f"{entry['seconds']:.1f} s work ({entry['cpu_seconds']:.1f} s CPU), {wall:.1f} s process, "
+                      f"{rss / 1e9:.2f} GB", flush=True)
+                continue
+            if code == -9:
+                startup = max((r["process_seconds"] - r["seconds"] for r in runs if r["stage"] == stage
+                               and "seconds" in r), default=0.0)
+                entry.update(error=f"stopped after {wall:.0f} s", timed_out=True,
+                             seconds_at_least=max(wall - startup, 0.0))
             else:
-                entry["error"] = "timed out" if code == -9 else f"exit code {code}"
-                print(entry["error"], flush=True)
-            runs.append(entry)
-            if "error" in entry:
-                break
-    households = {r["size"]: r["counts"]["clean_households"] for r in runs if r["stage"] == "clean" and "counts" in r}
-    for r in runs:
-        r["households"] = households.get(r["size"])
+                entry["error"] = f"exit code {code}"
+            print(entry["error"], flush=True)
+            break
     scaling = {}
     for stage in STAGES:
-        ok = [r for r in runs if r["stage"] == stage and "seconds" in r and r["households"]]
-        scaling[stage] = {"k": fit_exponent([r["households"] for r in ok], [r["seconds"] for r in ok]),
-                          "k_cpu": fit_exponent([r["households"] for r in ok], [r["cpu_seconds"] for r in ok])}
+        done = [r for r in runs if r["stage"] == stage and "seconds" in r]
+        bound = [r for r in runs if r["stage"] == stage and r.get("timed_out")]
+        n = [r["households"] for r in done]
+        scaling[stage] = {"k": fit_exponent(n, [r["seconds"] for r in done]),
+                          "k_cpu": fit_exponent(n, [r["cpu_seconds"] for r in done]),
+                          "sizes": [r["size"] for r in done]}
+        if bound and done:  # a timed-out size: its lower-bound time gives a lower bound on k
+            scaling[stage]["k_at_least"] = fit_exponent(n + [r["households"] for r in bound],
+                                                        [r["seconds"] for r in done]
+                                                        + [r["seconds_at_least"] for r in bound])
     return {"runs": runs, "scaling": scaling, "replicates": REPLICATES, "cache": str(cache)}
 
 
