@@ -30,6 +30,7 @@ lab: $(STAMP)
 
 ## bench: speed, memory and scaling against R survey and svy; writes benchmarks/results.md
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) benchmarks/run.py --out benchmarks
 
 ## notebooks: re-execute the committed notebooks in place (after changing analysis/)

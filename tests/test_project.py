@@ -23,7 +23,8 @@ def _requirement(text: str) -> tuple[str, str]:
 
 def test_environment_yml_and_pyproject_list_the_same_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    from_pyproject = dict(_requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"])
+    from_pyproject = dict(_requirement(r) for r in project["dependencies"]
+                          + project["optional-dependencies"]["dev"] + project["optional-dependencies"]["bench"])
 
     environment = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
     from_conda: dict[str, str] = {}
