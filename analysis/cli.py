@@ -16,6 +16,7 @@ from analysis.errors import AnalysisError
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT / "survey" / "raw" / "kobo" / "leliu_needs_survey.xlsx"
 DEFAULT_FORM = ROOT / "survey" / "instrument" / "leliu_needs_survey.xlsx"
+USER_ERRORS = {cls.__name__ for cls in (AnalysisError, *AnalysisError.__subclasses__())}
 
 
 def notebook_parameters(data: Path, form: Path, out: Path, figures: Path, lang: str) -> dict[str, str]:
@@ -48,7 +49,8 @@ def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_
 
     Executed copies go to ``out/notebooks`` and the committed notebooks are not touched, unless
     ``in_place`` (used by ``make notebooks`` to refresh the committed outputs with the notebooks' own
-    default parameters). Returns 0 when every notebook ran, 1 at the first failing cell (named on stderr).
+    default parameters). Returns 0 when every notebook ran, 1 at the first failing cell (named on stderr),
+    or 2 when that cell raised an AnalysisError (the user's input: its one-line message is printed).
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -73,6 +75,11 @@ def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_
             )
         except PapermillExecutionError as error:
             print("failed")
+            if error.ename in USER_ERRORS:  # the user's input, not the notebook: one line, no failed copy
+                if not in_place:
+                    (executed_dir / notebook.name).unlink(missing_ok=True)
+                print(f"error: {notebook.name}: {error.evalue}", file=sys.stderr)
+                return 2
             print(
                 f"{notebook.name}: cell {error.cell_index} (execution count {error.exec_count}) raised "
                 f"{error.ename}: {error.evalue}\n  executed copy: {executed_dir / notebook.name}",
