@@ -99,3 +99,17 @@ def test_valid_sample_cleans(tmp_path):
     result = clean_survey(bad_inputs.FORM, bad_inputs.write_kobo(tmp_path / "in", hh, roster), tmp_path / "out")
     assert result.counts["raw_households"] == 20
     assert pd.read_csv(tmp_path / "out" / "clean" / "households.csv").shape[0] == result.counts["clean_households"]
+
+
+def test_run_with_a_bad_export_exits_2_and_leaves_no_files(tmp_path):
+    """The main job on a zero-byte export: exit 2, the message names the file, no traceback, no files."""
+    case = next(c for c in CASES if c.name == "zero_byte_csv")
+    data = case.make(tmp_path / "in")["data_path"]
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "analysis", "run", "--data", str(data), "--out", str(out),
+                           "--figures", str(out / "figures")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 01_clean.ipynb: ") and data.name in last and "empty" in last, last
+    assert not [p for p in out.rglob("*") if p.is_file()], list(out.rglob("*"))
