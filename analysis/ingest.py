@@ -631,8 +631,8 @@ def _numbers(table: pd.DataFrame, headers: dict[str, str], fields: pd.DataFrame)
         serial = days.map(lambda v: f"{v:g}", na_action="ignore")
         new = folded.where(date.isna(), serial)
         kinds = [("full-width digits read as a number", (folded != text) & number.notna(), new),
-                 ("a date where a number belongs (Excel date-formatted cell): read as its Excel serial number; "
-                  "check the value", date.notna(), new),
+                 (("a date where a number belongs (Excel date-formatted cell): read as its Excel serial number; "
+                   "check the value"), date.notna(), new),
                  ("not a number: the answer is left blank", number.isna() & date.isna() & (folded != ""),
                   pd.Series(None, index=new.index, dtype=object))]
         for issue, hit, value in kinds:
