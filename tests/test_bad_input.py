@@ -11,16 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bad_inputs
 import pandas as pd
 import pytest
+from bad_inputs import ROOT, Case
 
 from analysis.clean import clean_survey
 from analysis.errors import AnalysisError
 from analysis.staffing import load_assumptions
 from analysis.survey import Design
 from analysis.weights import build_weights
-import bad_inputs
-from bad_inputs import ROOT, Case
 
 CASES = bad_inputs.all_cases()
 CLI_CASES = ["zero_byte_csv", "truncated_xlsx", "other_survey_kobo", "mixed_encodings", "roster_orphan_row"]
@@ -83,7 +83,7 @@ def test_cli_exit_2_one_line_no_traceback(name, tmp_path):
     args = case.make(tmp_path / "in")
     done = subprocess.run([sys.executable, "-m", "analysis", "clean", "--form", str(args["form_path"]),
                            "--data", str(args["data_path"]), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+                          check=False, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
@@ -107,7 +107,7 @@ def test_run_with_a_bad_export_exits_2_and_leaves_no_files(tmp_path):
     data = case.make(tmp_path / "in")["data_path"]
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-m", "analysis", "run", "--data", str(data), "--out", str(out),
-                           "--figures", str(out / "figures")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+                           "--figures", str(out / "figures")], check=False, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
