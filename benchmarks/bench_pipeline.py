@@ -26,9 +26,11 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +108,9 @@ def survey_dir(n: int, cache: Path) -> tuple[Path, float | None]:
         if code != 0:
             raise RuntimeError(f"survey generation for n={n} failed (exit {code})")
         tmp.rename(folder)
+        for stale in cache.glob(f"survey_n{n}_scale{scale:g}_seed{SEED}_*"):  # older generator versions
+            if stale != folder:
+                shutil.rmtree(stale)
         seconds = time.perf_counter() - started
         print(f"{seconds:.0f} s", flush=True)
     return folder, seconds
@@ -229,6 +234,26 @@ def fit_exponent(n: list[float], seconds: list[float]) -> float | None:
     return float(np.polyfit(np.log(n), np.log(seconds), 1)[0])
 
 
+def fit_scaling(runs: list[dict]) -> dict:
+    """Per stage: k and k_cpu over every size that finished, the slope between each pair of consecutive
+    sizes (``k_steps``), and ``k_at_least`` when the largest size was stopped (its lower-bound time)."""
+    scaling = {}
+    for stage in STAGES:
+        done = [r for r in runs if r["stage"] == stage and "seconds" in r]
+        bound = [r for r in runs if r["stage"] == stage and r.get("timed_out")]
+        n = [r["households"] for r in done]
+        scaling[stage] = {"k": fit_exponent(n, [r["seconds"] for r in done]),
+                          "k_cpu": fit_exponent(n, [r["cpu_seconds"] for r in done]),
+                          "sizes": [r["size"] for r in done],
+                          "k_steps": [fit_exponent([a["households"], b["households"]], [a["seconds"], b["seconds"]])
+                                      for a, b in pairwise(done)]}
+        if bound and done:  # a timed-out size: its lower-bound time gives a lower bound on k
+            scaling[stage]["k_at_least"] = fit_exponent(n + [r["households"] for r in bound],
+                                                        [r["seconds"] for r in done]
+                                                        + [r["seconds_at_least"] for r in bound])
+    return scaling
+
+
 def run_pipeline(sizes: list[int], cache: Path, work_root: Path, timeout: float = 900.0,
                  deadline: float | None = None) -> dict:
     """Every stage at every size; a failing stage is recorded and the later stages of that size skipped.
@@ -272,18 +297,7 @@ def run_pipeline(sizes: list[int], cache: Path, work_root: Path, timeout: float 
                 entry["error"] = f"exit code {code}"
             print(entry["error"], flush=True)
             break
-    scaling = {}
-    for stage in STAGES:
-        done = [r for r in runs if r["stage"] == stage and "seconds" in r]
-        bound = [r for r in runs if r["stage"] == stage and r.get("timed_out")]
-        n = [r["households"] for r in done]
-        scaling[stage] = {"k": fit_exponent(n, [r["seconds"] for r in done]),
-                          "k_cpu": fit_exponent(n, [r["cpu_seconds"] for r in done]),
-                          "sizes": [r["size"] for r in done]}
-        if bound and done:  # a timed-out size: its lower-bound time gives a lower bound on k
-            scaling[stage]["k_at_least"] = fit_exponent(n + [r["households"] for r in bound],
-                                                        [r["seconds"] for r in done]
-                                                        + [r["seconds_at_least"] for r in bound])
+    scaling = fit_scaling(runs)
     return {"runs": runs, "scaling": scaling, "replicates": REPLICATES, "cache": str(cache)}
 
 
