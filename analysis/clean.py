@@ -742,7 +742,8 @@ def review_cleaning(form: Form, raw: RawExport, households: pd.DataFrame, person
 # ----- the stage ----------------------------------------------------------------------------------------
 
 def _versions() -> dict[str, str]:
-    names = ["pandas", "numpy", "pyarrow", "openpyxl", "pyreadstat", "pyxform"]
+    names = ["leliu-needs", "pandas", "numpy", "scipy", "pyarrow", "openpyxl", "pyreadstat", "pyxform",
+             "pyyaml", "matplotlib", "seaborn", "papermill"]
     out = {"python": sys.version.split()[0]}
     for name in names:
         try:

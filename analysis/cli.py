@@ -44,6 +44,14 @@ def strip_run_metadata(notebook: Path) -> None:
     notebook.write_text(json.dumps(content, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
+def declared_parameters(notebook: Path, parameters: dict[str, str]) -> dict[str, str]:
+    """The subset of ``parameters`` that the notebook's tagged parameters cell declares."""
+    import papermill
+
+    declared = papermill.inspect_notebook(str(notebook))
+    return {name: value for name, value in parameters.items() if name in declared}
+
+
 def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_place: bool = False) -> int:
     """Execute every notebook in ``notebook_dir`` in name order with papermill.
 
@@ -68,7 +76,7 @@ def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_
             papermill.execute_notebook(
                 str(notebook),
                 str(executed_dir / notebook.name),
-                parameters=None if in_place else parameters,
+                parameters=None if in_place else declared_parameters(notebook, parameters),
                 cwd=str(notebook_dir),
                 progress_bar=False,
                 kernel_name="python3",
