@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from analysis.config import read_yaml
 from analysis.errors import ConfigError
 
 NEEDS_FILE = Path(__file__).with_name("needs.yaml")
@@ -238,10 +238,7 @@ def any_flag(flags: pd.DataFrame) -> pd.Series:
 def load_needs(path: str | Path = NEEDS_FILE) -> dict:
     """Read and check the need definitions (``analysis/needs.yaml`` by default)."""
     path = Path(path)
-    try:
-        definitions = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"cannot read need definitions: {error}", file=str(path)) from None
+    definitions = read_yaml(path, "need definitions")
     teams = (definitions or {}).get("teams")
     if not isinstance(teams, dict) or not teams:
         raise ConfigError("no 'teams' section", file=str(path), hint="see analysis/needs.yaml")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from analysis.config import read_yaml
 from analysis.errors import ConfigError
 
 PARAMS_FILE = Path(__file__).with_name("simulation.yaml")
@@ -49,10 +49,7 @@ RELATION_ORDER = ["head", "spouse", "child", "child_in_law", "grandchild", "pare
 def load_params(path: str | Path = PARAMS_FILE) -> dict:
     """Read the simulation parameters (``analysis/simulation.yaml`` by default)."""
     path = Path(path)
-    try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"cannot read simulation parameters: {error}", file=str(path)) from None
+    params = read_yaml(path, "simulation parameters")
     for key in ("population", "households", "disability", "elderly", "youth", "family", "services", "sample",
                 "interview", "faults", "service_drivers"):
         if key not in (params or {}):
@@ -483,7 +480,7 @@ def build_population(seed: int, params: dict | None = None, scale: float = 1.0) 
     households["hh_registration"] = np.select([n_local == households["hh_size"], n_local == 0],
                                               ["local", "nonlocal"], "mixed")
 
-    cunju, group, n_groups = _assign_places(rng, households, p, pp["n_cunju"])
+    cunju, group, _n_groups = _assign_places(rng, households, p, pp["n_cunju"])
     order = np.lexsort((np.arange(n), group, cunju))  # households sorted by 村居, group, then random order
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
@@ -606,7 +603,7 @@ def _select_psus(rng, groups: pd.DataFrame, allocation: pd.Series, method: str) 
                 certain |= prob >= 1
             order = rng.permutation(np.flatnonzero(~certain))
             cum = np.cumsum(prob[order])
-            points = rng.random() + np.arange(int(round(cum[-1]))) if len(order) else np.array([])
+            points = rng.random() + np.arange(round(cum[-1])) if len(order) else np.array([])
             pick = np.r_[np.flatnonzero(certain), order[np.searchsorted(cum, points, side="right")]].astype(int)
         chosen.append(frame.iloc[np.sort(pick)].assign(stratum_psus=len(frame), sampled_psus=n_h,
                                                         p_psu=prob[np.sort(pick)]))
@@ -895,7 +892,7 @@ def _inject_faults(records, persons, population, rng, form):
     n_ok = len(ok_idx)
 
     def take(rate):
-        k = max(1, int(round(rate * n_ok)))
+        k = max(1, round(rate * n_ok))
         picked = [pool.pop() for _ in range(min(k, len(pool)))]
         return picked
 
@@ -974,13 +971,13 @@ def _inject_faults(records, persons, population, rng, form):
         set_value(i, "comments", f"有需要请打电话{phone}找{records.at[i, 'resp_name']}", "pii_in_text")
 
     # duplicates copy households that carry no other fault, so each planted fault is listed exactly once
-    originals = np.array([pool.pop() for _ in range(max(1, int(round(f["exact_duplicate"] * n_ok))))])
+    originals = np.array([pool.pop() for _ in range(max(1, round(f["exact_duplicate"] * n_ok)))])
     extra, extra_persons = [], []
     for i in originals:
         extra.append(records.loc[[i]])
         extra_persons.append(persons[persons["_uuid"] == records.at[i, "_uuid"]])
         _fault(rows, records.at[i, "_uuid"], "record", "exact_duplicate", "", "second identical submission")
-    soft = np.array([pool.pop() for _ in range(max(1, int(round(f["soft_duplicate"] * n_ok))))])
+    soft = np.array([pool.pop() for _ in range(max(1, round(f["soft_duplicate"] * n_ok)))])
     new_ids = _uuids(rng, len(soft))
     for i, new_id in zip(soft, new_ids):
         copy = records.loc[[i]].copy()
@@ -1227,11 +1224,11 @@ def write_survey(seed: int, out_dir: str | Path, n_households: int | None = None
         "parameters_sha256": hashlib.sha256(json.dumps(population.params, sort_keys=True, ensure_ascii=False)
                                             .encode()).hexdigest(),
         "scale": scale,
-        "residents": int(len(population.persons)),
-        "households": int(len(population.households)),
-        "households_issued": int(len(sample.issued)),
-        "households_responding": int(len(sample.households)),
-        "submissions": int(len(kobo_hh)),
+        "residents": len(population.persons),
+        "households": len(population.households),
+        "households_issued": len(sample.issued),
+        "households_responding": len(sample.households),
+        "submissions": len(kobo_hh),
         "note": "SIMULATED DATA: generated from public population figures and assumptions; not real Leliu responses.",
         "files": {name: hashlib.sha256(path.read_bytes()).hexdigest()
                   for name, path in sorted(paths.items()) if name != "provenance"},

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from analysis.config import read_yaml
 from analysis.errors import AnalysisError, ConfigError
 
 ASSUMPTIONS_PATH = Path(__file__).with_name("assumptions.yaml")
@@ -303,13 +303,7 @@ def validate_assumptions(raw: Any, file: str | Path = "assumptions.yaml") -> dic
 def load_assumptions(path: str | Path = ASSUMPTIONS_PATH) -> dict:
     """Read and validate ``assumptions.yaml`` (default: the one bundled with the package)."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("assumptions file not found", file=path) from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"not valid YAML ({error.__class__.__name__})", file=path) from None
-    return validate_assumptions(raw, path)
+    return validate_assumptions(read_yaml(path, "assumptions"), path)
 
 
 def value(assumptions: dict, key: str) -> float:

@@ -8,8 +8,15 @@ import pandas as pd
 import pytest
 
 from analysis.instrument import load_form
-from analysis.simulate import (FAULT_KINDS, age_band, build_population, draw_sample, population_frame, truth,
-                               write_survey)
+from analysis.simulate import (
+    FAULT_KINDS,
+    age_band,
+    build_population,
+    draw_sample,
+    population_frame,
+    truth,
+    write_survey,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 FORM = load_form(ROOT / "survey" / "instrument")
@@ -77,7 +84,7 @@ def test_sample_tables_are_clean_and_follow_the_contract(population):
     assert hh["household_id"].is_unique and persons["person_id"].is_unique
     assert not {"resp_name", "phone", "address", "id_number", "member_name"} & (set(hh.columns) | set(persons.columns))
     for option in FORM.choice_names("need_elderly"):
-        selected = hh["need_elderly"].str.split().apply(lambda names: option in names)
+        selected = hh["need_elderly"].str.split().apply(lambda names, option=option: option in names)
         assert (selected.astype(int) == hh[f"need_elderly.{option}"]).all()
     for column in ["wg_seeing", "adl_bathing", "iadl_transport", "relation", "sex"]:
         assert set(persons[column].dropna()) <= set(FORM.choice_names(column))
@@ -155,7 +162,7 @@ def test_wjx_export_has_the_same_responses_in_gb18030(small_survey):
     assert list(wjx.columns[:6]) == ["序号", "提交答卷时间", "所用时间", "来源", "来源详情", "来自IP"]
     assert len(wjx) == len(kobo) and (wjx["序号"] == kobo["_index"]).all()
     assert wjx["所用时间"].str.fullmatch(r"\d+秒").all()
-    priorities = [c for c in wjx.columns if c.endswith("最应优先发展哪些服务？（最多选三项）")][0]
+    priorities = next(c for c in wjx.columns if c.endswith("最应优先发展哪些服务？（最多选三项）"))
     assert wjx[priorities].str.contains("┋").any()
     assert (wjx.isin(["-2"]).any(axis=None)) and (wjx.isin(["-3"]).any(axis=None))
 
