@@ -217,8 +217,8 @@ def _cell_text(values: pd.Series) -> pd.Series:
     return values.map(one).astype(object)
 
 
-def _read_xlsx(path: Path) -> dict[str, pd.DataFrame]:
-    """All sheets of a workbook as all-string tables (headers checked)."""
+def _open_workbook(path: Path):
+    """An openpyxl read-only workbook, or an IngestError for an empty, damaged or truncated file."""
     if path.stat().st_size == 0:
         raise IngestError("the file is empty", file=path)
     if not zipfile.is_zipfile(path):
@@ -226,7 +226,32 @@ def _read_xlsx(path: Path) -> dict[str, pd.DataFrame]:
                           hint="download the export again")
     try:
         import openpyxl
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        return openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl and zipfile raise many unrelated types for damaged files
+        raise IngestError(f"not a readable .xlsx ({type(exc).__name__}: {exc})", file=path,
+                          hint="download the export again") from exc
+
+
+def _xlsx_first_headers(path: Path) -> list[str]:
+    """Header row of the first non-empty sheet, read without loading the data (format detection)."""
+    book = _open_workbook(path)
+    try:
+        for ws in book.worksheets:
+            first = next(ws.iter_rows(max_row=1, values_only=True), None)
+            if first:
+                return ["" if h is None else str(h).strip() for h in first]
+    except Exception as exc:  # see _open_workbook
+        raise IngestError(f"not a readable .xlsx ({type(exc).__name__}: {exc})", file=path,
+                          hint="download the export again") from exc
+    finally:
+        book.close()
+    raise IngestError("the workbook has no data", file=path)
+
+
+def _read_xlsx(path: Path) -> dict[str, pd.DataFrame]:
+    """All sheets of a workbook as all-string tables (headers checked)."""
+    book = _open_workbook(path)
+    try:
         sheets = {}
         for ws in book.worksheets:
             rows = list(ws.iter_rows(values_only=True))
@@ -493,9 +518,7 @@ def detect_format(path: Path) -> str:
     if suffix == ".sav":
         return "spss"
     if suffix in (".xlsx", ".xlsm"):
-        sheets = _read_xlsx(path)
-        first = next(iter(sheets.values()))
-        return "wjx_xlsx" if "序号" in first.columns else "kobo_xlsx"
+        return "wjx_xlsx" if "序号" in _xlsx_first_headers(path) else "kobo_xlsx"
     if suffix in (".csv", ".txt"):
         text, _ = _decode(path)
         header = next(csv.reader(io.StringIO(text)), [])

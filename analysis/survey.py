@@ -725,7 +725,8 @@ class Design(_Estimators):
             elif s == 0:
                 label = ["(all)"]
             else:
-                label = [f"within PSU {df[ids[s - 1]].to_numpy()[r]!r}" for r in first_row]
+                parent_ids = df[ids[s - 1]].to_numpy()[first_row]
+                label = [f"within PSU {v!r}" for v in parent_ids]
             stages.append(_Stage(units[s], strat[s], n_units, None, group, label, first_unit, first_row))
         if fpc:
             stages = self._attach_fpc(df, fpc, stages)
