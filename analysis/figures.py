@@ -25,6 +25,7 @@ import yaml
 from matplotlib import font_manager, ticker
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from analysis.errors import AnalysisError, ConfigError
@@ -360,12 +361,14 @@ def unmet_need(results: pd.DataFrame, labels: Labels, note: Note, variable: str 
 
 @styled
 def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "in_need_{team}",
-                    threshold: int = 10, size: tuple = SLIDE_INCHES) -> Figure:
+                    threshold: int = 10, size: tuple = SLIDE_INCHES, imprecise_width: float = 0.30) -> Figure:
     """Heat map of the share in need per 村居 (rows) and team (columns).
 
     Cells suppressed by disclosure control (primary or secondary), or with fewer than ``threshold``
     respondents (10 for leadership tables, domain.md §6), are drawn hatched grey and labelled "not shown",
-    never with a value.
+    never with a value. Shown cells whose 95% CI is wider than ``imprecise_width`` (a proportion: 0.30 =
+    30 percentage points; the leadership brief's rule, not a published standard) get a small "±" marker,
+    explained in the key under the map, below the hatch key.
     """
     rows = _rows(results, analysis_type="prop", variable=variable, group="cunju")
     rows = rows.assign(hidden=_suppressed(rows, threshold), group_value=rows["group_value"].astype(str))
@@ -374,6 +377,9 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     share = rows.pivot(index="group_value", columns="team", values="estimate").reindex(index=codes, columns=teams)
     hidden = rows.pivot(index="group_value", columns="team", values="hidden").reindex(index=codes, columns=teams)
     hidden = hidden.fillna(True).astype(bool)
+    width = (rows["ci_high"].astype(float) - rows["ci_low"].astype(float)).rename("width")
+    width = rows.assign(width=width).pivot(index="group_value", columns="team", values="width")
+    imprecise = (width.reindex(index=codes, columns=teams) > imprecise_width).to_numpy() & ~hidden.to_numpy()
     values = np.ma.masked_array(share.to_numpy(float) * 100, mask=hidden.to_numpy())
     extra = labels("suppressed", threshold=threshold)
     fig = new_figure(labels("figures.demand_by_cunju.title"), note, labels, extra, size)
@@ -390,6 +396,10 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
         v = values[r, c]
         ax.text(c, r, f"{v:.0f}%", ha="center", va="center", fontsize=11,
                 color="white" if v < 0.55 * vmax else "#1a1a1a")
+    rr, cc = np.nonzero(imprecise)
+    for r, c in zip(rr, cc):
+        ax.annotate("±", (c, r), xytext=(12, 0), textcoords="offset points", ha="left", va="center",
+                    fontsize=10, color="white" if values[r, c] < 0.55 * vmax else "#1a1a1a")
     ax.set_xticks(np.arange(len(teams)), [labels.team(t) for t in teams], fontsize=16)
     ax.xaxis.tick_top()
     ax.tick_params(axis="x", length=0)
@@ -398,13 +408,16 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     ax.set_yticks(np.arange(len(codes)), [labels.cunju(c) for c in codes], fontsize=11)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    bar = fig.colorbar(image, ax=ax, shrink=0.8, aspect=25, pad=0.02)
+    bar = fig.colorbar(image, ax=ax, fraction=0.03, aspect=30, pad=0.01)
     bar.set_label(labels("figures.demand_by_cunju.colorbar"), fontsize=15)
     bar.ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:.0f}%"))
     bar.ax.tick_params(labelsize=14)
     bar.outline.set_visible(False)
-    ax.legend([Patch(facecolor=SUPPRESSED, edgecolor="#9E9E9E", hatch="///")], [extra],
-              loc="upper left", bbox_to_anchor=(0.0, 0.0), fontsize=13, borderaxespad=0.3)
+    marker = Line2D([], [], linestyle="none", marker="$±$", markersize=9, markeredgewidth=0, color="#1a1a1a")
+    ax.legend([Patch(facecolor=SUPPRESSED, edgecolor="#9E9E9E", hatch="///"), marker],
+              [extra, labels("figures.demand_by_cunju.imprecise", width=round(imprecise_width * 100))],
+              loc="upper left", bbox_to_anchor=(0.0, 0.0), fontsize=12, borderaxespad=0.3, frameon=False,
+              handlelength=1.6, labelspacing=0.3)
     return fig
 
 

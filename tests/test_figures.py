@@ -266,3 +266,19 @@ def test_cleaning_funnel_accounts_for_every_raw_submission(form, note):
     assert raw == len(c["households"]) + len(c["deletion_log"]) and clean == len(c["households"])
     assert raw - sum(steps) == clean and steps == [31, 22, 17, 4]  # each deletion once, by its first check
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()][1] == "Duplicate uuid"
+
+
+def test_imprecise_cunju_cells_are_marked_and_keyed(form, note):
+    """Shown 村居 cells whose 95% CI is wider than the limit carry a "±"; suppressed cells never do."""
+    results = fx.results()
+    cells = results[(results["group"] == "cunju") & (results["variable"] == "in_need_" + results["team"])
+                    & (results["analysis_type"] == "prop")]
+    shown = ~cells["suppressed"] & (cells["n"] >= 10) & cells["estimate"].notna()
+    width = cells["ci_high"] - cells["ci_low"]
+    zh = figures.load_labels("zh", form)
+    for limit in (0.10, 0.30):
+        fig = figures.demand_by_cunju(results, zh, note, threshold=10, imprecise_width=limit)
+        marks = [t.get_text() for t in fig.axes[0].texts].count("±")
+        assert marks == int((shown & (width > limit)).sum())
+        assert f"95%置信区间宽于{round(limit * 100)}个百分点，估计不精确" in _all_text(fig)
+    assert (shown & (width > 0.10)).sum() > (shown & (width > 0.30)).sum()  # the fixture tells the limits apart
