@@ -52,6 +52,23 @@ def declared_parameters(notebook: Path, parameters: dict[str, str]) -> dict[str,
     return {name: value for name, value in parameters.items() if name in declared}
 
 
+def local_kernel_manager():
+    """A Jupyter kernel manager that talks to its kernel over local IPC sockets instead of TCP.
+
+    The kernel only ever runs on this machine; IPC keeps it off the network and stops ipykernel's
+    "running over TCP without encryption" warning from cluttering every notebook's progress line.
+    """
+    from jupyter_client.manager import KernelManager
+    from traitlets import default
+
+    class LocalKernelManager(KernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc"
+
+    return LocalKernelManager
+
+
 def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_place: bool = False) -> int:
     """Execute every notebook in ``notebook_dir`` in name order with papermill.
 
@@ -80,6 +97,7 @@ def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_
                 cwd=str(notebook_dir),
                 progress_bar=False,
                 kernel_name="python3",
+                kernel_manager_class=local_kernel_manager(),
             )
         except PapermillExecutionError as error:
             print("failed")
