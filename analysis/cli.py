@@ -150,7 +150,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
               f"{out / 'clean' / 'provenance.json'}); results will be recomputed from the new file")
     figures = Path(args.figures).resolve()
     parameters = notebook_parameters(data, Path(args.form).resolve(), out, figures, args.lang)
-    return run_notebooks(Path(args.notebooks).resolve(), out, parameters, in_place=args.in_place)
+    status = run_notebooks(Path(args.notebooks).resolve(), out, parameters, in_place=args.in_place)
+    if status == 0 and not args.in_place:
+        write_data_source_note(out)
+    return status
+
+
+SIMULATED_NOTE = (
+    "模拟数据 / SIMULATED DATA\n"
+    "本文件夹中的所有表格、图表和简报均由模拟调查数据生成（见 survey/raw/PROVENANCE.json），不描述勒流的真实居民。\n"
+    "Every table, figure and brief in this folder was made from a simulated survey (survey/raw/PROVENANCE.json);\n"
+    "none of it describes real Leliu residents.\n"
+)
+
+
+def write_data_source_note(out: Path) -> None:
+    """Say in the output folder itself whether its tables come from simulated data.
+
+    Figures and the brief carry the mark on the page; CSV and Parquet tables cannot, so a note sits
+    beside them. The flag is the one the clean stage recorded from the export's PROVENANCE.json.
+    """
+    import json
+
+    provenance = out / "clean" / "provenance.json"
+    if not provenance.exists():
+        return
+    note = out / "DATA_SOURCE.txt"
+    if json.loads(provenance.read_text(encoding="utf-8")).get("simulated", False):
+        note.write_text(SIMULATED_NOTE, encoding="utf-8")
+    else:
+        note.unlink(missing_ok=True)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:

@@ -99,3 +99,17 @@ def test_missing_export_is_one_line_and_exit_2(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "nope.xlsx" in result.stderr
+
+
+def test_output_folder_says_when_its_tables_come_from_simulated_data(tmp_path):
+    from analysis.cli import write_data_source_note
+
+    (tmp_path / "clean").mkdir()
+    provenance = tmp_path / "clean" / "provenance.json"
+    provenance.write_text(json.dumps({"simulated": True}), encoding="utf-8")
+    write_data_source_note(tmp_path)
+    assert "模拟数据 / SIMULATED DATA" in (tmp_path / "DATA_SOURCE.txt").read_text(encoding="utf-8")
+
+    provenance.write_text(json.dumps({"simulated": False}), encoding="utf-8")
+    write_data_source_note(tmp_path)
+    assert not (tmp_path / "DATA_SOURCE.txt").exists()

@@ -260,6 +260,7 @@ def test_two_runs_give_identical_bytes(tmp_path):
     print(f"two runs: {seconds[0]:.0f} s and {seconds[1]:.0f} s; compared {len(compared)} files")
     assert {Path(c).suffix for c in compared} >= {".csv", ".png", ".svg", ".json", ".html", ".ipynb"}
     assert not differ, f"files that differ between two runs: {differ}"
+    assert "SIMULATED DATA" in (first / "DATA_SOURCE.txt").read_text(encoding="utf-8")
     committed = sorted((ROOT / "figures").glob("*.png")) + sorted((ROOT / "figures").glob("*.svg"))
     stale = [f.name for f in committed if f.read_bytes() != (first / "figures" / f.name).read_bytes()]
     assert committed and not stale, f"committed figures/ out of date with the code (run `make report`): {stale}"
