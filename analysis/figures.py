@@ -15,12 +15,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pandas as pd
+import seaborn
 import yaml
 from matplotlib import font_manager, ticker
 from matplotlib.figure import Figure
@@ -516,6 +518,36 @@ def sensitivity_tornado(sensitivity: pd.DataFrame, labels: Labels, note: Note, t
             va="bottom", fontsize=15)
     ax.set_ylim(-0.6, y.max() + 1.4)
     ax.legend(loc="lower right")
+    return fig
+
+
+WEIGHT_STAGES = {"weight_base": "design", "weight_nr": "nonresponse", "weight": "raked"}
+
+
+@styled
+def weight_distribution(persons: pd.DataFrame, labels: Labels, note: Note, size: tuple = SLIDE_INCHES) -> Figure:
+    """Person weights after each weighting step (design, nonresponse, raking), one box each (for researchers).
+
+    Drawn with seaborn. seaborn 0.13 passes matplotlib's ``vert=`` to ``boxplot``, which matplotlib 3.11
+    deprecates; that one warning is filtered here, by message and module, and nothing else.
+    """
+    for column in WEIGHT_STAGES:
+        if column not in persons.columns:
+            raise AnalysisError("weighted persons table lacks a weight column", file="weights/persons.parquet",
+                                column=column, hint="run notebook 02_weight first")
+    long = persons[list(WEIGHT_STAGES)].rename(columns=WEIGHT_STAGES).melt(var_name="stage", value_name="weight")
+    long["stage"] = long["stage"].map(lambda s: labels(f"figures.weight_distribution.{s}"))
+    fig = new_figure(labels("figures.weight_distribution.title"), note, labels, size=size)
+    ax = fig.add_subplot()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"vert: bool was deprecated", category=DeprecationWarning,
+                                module="seaborn")
+        seaborn.boxplot(data=long, x="weight", y="stage", hue="stage", ax=ax, legend=False, width=0.55,
+                        palette=[NEUTRAL, "#56B4E9", "#0072B2"], fliersize=3, linewidth=1.5)
+    ax.set_xlabel(labels("figures.weight_distribution.xlabel"))
+    ax.set_ylabel("")
+    ax.tick_params(axis="y", labelsize=16, length=0)
+    ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
     return fig
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import figures_fixtures as fx
 import matplotlib
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from matplotlib import font_manager
@@ -242,7 +244,10 @@ def test_committed_figures_are_up_to_date_with_the_code(tmp_path, form):
     disclosure = pytest.importorskip("analysis.disclosure")
     staffing = pytest.importorskip("analysis.staffing")
     threshold = disclosure.thresholds(staffing.load_assumptions())["leadership"]
-    figures.save_figures(figures.make_figures(outputs, figures.load_labels("zh", form), note, threshold), tmp_path)
+    labels = figures.load_labels("zh", form)
+    figures.save_figures(figures.make_figures(outputs, labels, note, threshold), tmp_path)
+    weighted = pd.read_parquet(build / "weights" / "persons.parquet")  # notebook 02's figure
+    figures.save_figure(figures.weight_distribution(weighted, labels, note), tmp_path, "weight_distribution")
     stale = [f.name for f in files if not (tmp_path / f.name).exists()
              or (tmp_path / f.name).read_bytes() != f.read_bytes()]
     assert stale == [], "out of date with the code: rerun `make report` (or notebook 05) and commit figures/"
@@ -282,3 +287,23 @@ def test_imprecise_cunju_cells_are_marked_and_keyed(form, note):
         assert marks == int((shown & (width > limit)).sum())
         assert f"95%置信区间宽于{round(limit * 100)}个百分点，估计不精确" in _all_text(fig)
     assert (shown & (width > 0.10)).sum() > (shown & (width > 0.30)).sum()  # the fixture tells the limits apart
+
+
+def test_weight_distribution_draws_one_box_per_weighting_step_without_warnings(form, note):
+    rng = np.random.default_rng(7)
+    persons = pd.DataFrame({"weight_base": rng.uniform(30, 50, 200), "weight_nr": rng.uniform(40, 130, 200),
+                            "weight": rng.uniform(20, 180, 200)})
+    labels = figures.load_labels("zh", form)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the seaborn/matplotlib deprecation is filtered precisely, nothing else
+        fig = figures.weight_distribution(persons, labels, note)
+        texts = _all_text(fig)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        labels("figures.weight_distribution.design"), labels("figures.weight_distribution.nonresponse"),
+        labels("figures.weight_distribution.raked")]
+    assert labels("mark.simulated") in texts
+    low, high = ax.get_xlim()
+    assert low <= persons.min().min() and high >= persons.max().max()
+    with pytest.raises(figures.AnalysisError, match="weight_nr"):
+        figures.weight_distribution(persons.drop(columns="weight_nr"), labels, note)
