@@ -774,6 +774,54 @@ def data_dictionary(form: Form, households: pd.DataFrame, persons: pd.DataFrame)
     return out[["table", "variable", "label_zh", "label_en", "type", "values", "universe"]].fillna("")
 
 
+def contract_schemas(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -> dict:
+    """pandera schemas of the clean tables (docs/contracts.md), built from the form.
+
+    Keys are unique and never missing; every select_one answer is one of the form's choice names; every
+    select_multiple option column holds 0, 1 or missing; every person belongs to a clean household.
+    """
+    import pandera.pandas as pa
+
+    def columns(table: pd.DataFrame, key: str) -> dict:
+        cols = {key: pa.Column(None, nullable=False, unique=True)}
+        for question in form.survey.loc[form.survey["base_type"] == "select_one", "name"]:
+            if question in table.columns:
+                cols[question] = pa.Column(None, pa.Check.isin(form.choice_names(question)), nullable=True)
+        for question in form.survey.loc[form.survey["base_type"] == "select_multiple", "name"]:
+            for column in table.columns[table.columns.str.startswith(f"{question}.")]:
+                cols[column] = pa.Column(None, pa.Check.isin([0, 1]), nullable=True)
+        return cols
+
+    known = set(households["household_id"])
+    member = pa.Column(None, pa.Check(lambda ids: ids.isin(known), error="belongs to a clean household"),
+                       nullable=False)
+    return {
+        "households": pa.DataFrameSchema(columns(households, "household_id")),
+        "persons": pa.DataFrameSchema({**columns(persons, "person_id"), "household_id": member}),
+    }
+
+
+def validate_clean(form: Form, households: pd.DataFrame, persons: pd.DataFrame, source: Path) -> None:
+    """Check the clean tables against :func:`contract_schemas`; the first failure names table, column and row.
+
+    Default rules never break these; an edited decision whose ``new_value`` is not one of the form's
+    choices does, and is reported here instead of reaching the estimates.
+    """
+    import pandera.pandas as pa
+
+    for name, table in (("households", households), ("persons", persons)):
+        try:
+            contract_schemas(form, households, persons)[name].validate(table, lazy=True)
+        except pa.errors.SchemaErrors as errors:
+            first = errors.failure_cases.iloc[0]
+            row = first["index"]
+            uuid = table["uuid"].iloc[int(row)] if "uuid" in table.columns and pd.notna(row) else None
+            raise ConfigError(f"clean {name} table breaks the contract: value {first['failure_case']!r} fails "
+                              f"{first['check']}" + (f" (uuid {uuid})" if uuid else ""), file=source,
+                              column=str(first["column"]), row=None if pd.isna(row) else int(row) + 2,
+                              hint="a decision's new_value must be one of the form's choice names") from None
+
+
 def _write(out_dir: Path, result: CleanResult, form_path: Path, decisions: Path | None) -> None:
     """Write every output into a temporary folder beside ``out_dir/clean`` and move it into place."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -857,6 +905,7 @@ def clean_survey(form_path: str | Path, data_path: str | Path, out_dir: str | Pa
     if len(result.review):
         first = result.review.iloc[0]
         raise AssertionError(f"review_cleaning found {len(result.review)} problem(s), first: {first.to_dict()}")
+    validate_clean(form, result.households, result.persons, Path(decisions) if decisions else data_path)
     result.out_dir = out_dir / "clean"
     _write(out_dir, result, form_path, Path(decisions) if decisions else None)
     return result

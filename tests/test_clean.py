@@ -184,6 +184,20 @@ def test_a_decision_for_a_question_that_does_not_exist_is_refused(small):
     assert not (tmp / "second" / "clean").exists()
 
 
+def test_a_decision_setting_a_value_outside_the_forms_choices_is_refused(small):
+    path, tmp = small
+    first = clean_survey(fx.FORM_DIR, path, tmp / "first")
+    log = pd.read_csv(tmp / "first" / "clean" / "cleaning_log.csv", dtype=str, keep_default_na=False)
+    uuid = first.households["uuid"].iloc[0]
+    typo = log.iloc[[0]].assign(uuid=uuid, question="housing", old_value="", check_id="manual",
+                                change_type="change_response", new_value="flat")
+    pd.concat([log, typo]).to_csv(tmp / "decisions.csv", index=False)
+    with pytest.raises(ConfigError, match="'flat'") as error:
+        clean_survey(fx.FORM_DIR, path, tmp / "second", decisions=tmp / "decisions.csv")
+    assert error.value.column == "housing" and uuid in str(error.value)
+    assert not (tmp / "second" / "clean").exists()
+
+
 def test_review_finds_a_change_not_applied_and_a_deleted_survey_still_present(form, small):
     path, _ = small
     raw = read_export(path, form)
