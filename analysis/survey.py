@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, stats
 
 from analysis.errors import DesignError
 
@@ -57,6 +57,7 @@ LONELY_PSU = ("fail", "remove", "adjust", "average", "certainty")
 RESULT_COLUMNS = ["estimate", "se", "ci_low", "ci_high", "df", "deff", "n"]
 _FPC_ZERO = 1e-7  # R survey: a stratum whose fpc factor is below this adds no variance (onestrat)
 _RAKE_RESIDUAL_SWEEPS = 10  # R survey's svyrecvar projects raking residuals with 10 sweeps
+_CHUNK_COLUMNS = 64  # calibrated variance: columns of the n × columns influence matrix held at once
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,10 +121,17 @@ def _first_rows(codes: np.ndarray) -> np.ndarray:
 
 
 def _groupsum(x: np.ndarray, codes: np.ndarray, size: int) -> np.ndarray:
-    """Column sums of ``x`` (n or n×k) within groups ``codes`` (0..size-1): size×k."""
+    """Column sums of ``x`` (n or n×k) within groups ``codes`` (0..size-1): size×k.
+
+    One sparse product (size × n indicator matrix times x) for all columns; each sum adds the rows
+    in their order, as ``np.bincount`` would, so the result is the same to the last bit.
+    """
+    x = np.asarray(x, dtype=float)
     if x.ndim == 1:
-        return np.bincount(codes, weights=x, minlength=size)[:, None]
-    return np.column_stack([np.bincount(codes, weights=x[:, j], minlength=size) for j in range(x.shape[1])])
+        x = x[:, None]
+    n = len(codes)
+    indicator = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(size, n))
+    return np.asarray(indicator @ np.ascontiguousarray(x))
 
 
 def _numeric(df: pd.DataFrame, name: str) -> np.ndarray:
@@ -380,18 +388,14 @@ class _Cols:
 
     def gsum(self, x: np.ndarray, codes: np.ndarray, size: int) -> np.ndarray:
         """Sums of x (n×v) within groups ``codes`` for every column: size × (D·v)."""
-        v = x.shape[1]
         key = codes if self.D == 1 else codes * self.D + self.dom
-        out = np.empty((size, self.D, v))
-        for j in range(v):
-            out[:, :, j] = np.bincount(key, weights=x[:, j], minlength=size * self.D).reshape(size, self.D)
-        return out.reshape(size, self.D * v)
+        return _groupsum(x, key, size * self.D).reshape(size, self.D * x.shape[1])
 
     def total(self, x: np.ndarray) -> np.ndarray:
         """Column sums of x over each column's domain: D·v."""
         if self.D == 1:
             return x.sum(axis=0)
-        return np.column_stack([np.bincount(self.dom, weights=x[:, j], minlength=self.D) for j in range(x.shape[1])]).ravel()
+        return _groupsum(x, self.dom, self.D).ravel()
 
     def per_row(self, values: np.ndarray) -> np.ndarray:
         """For each row and variable, the value of the row's own column (n×v, or 1×v when there is
@@ -399,12 +403,12 @@ class _Cols:
         table = np.nan_to_num(values.reshape(self.D, -1), nan=0.0, posinf=0.0, neginf=0.0)
         return table if self.D == 1 else table[self.dom]
 
-    def dense(self, x: np.ndarray) -> np.ndarray:
-        """x spread into its columns: n × (D·v), zero outside each column's domain."""
-        n, v = x.shape
-        out = np.zeros((n, self.D, v))
-        out[np.arange(n), self.dom] = x
-        return out.reshape(n, self.D * v)
+    def dense(self, x: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Columns lo..hi-1 (all by default) of x spread into its columns: n × (hi − lo), zero
+        outside each column's domain."""
+        v = x.shape[1]
+        index = np.arange(lo, self.D * v if hi is None else hi)
+        return np.where(self.dom[:, None] == index // v, x[:, index % v], 0.0)
 
 
 class _Estimators:
@@ -856,10 +860,15 @@ class Design(_Estimators):
         """Variance of the column totals of the influence values Z (n×v, laid out as ``cols``)."""
         if not self.calibrated:
             return self._multistage(Z, cols, cols.ok)
-        # calibration residuals spread beyond the domain: work on the dense n × columns matrix
-        X = self._residualise(cols.dense(Z))
-        flat = _Cols(X, X, np.ones((len(X), 1), dtype=bool), np.zeros(len(X), dtype=np.int64), 1)
-        return self._multistage(X, flat, None)
+        # calibration residuals spread beyond the domain: work on the dense n × columns matrix, a
+        # chunk of columns at a time (never fewer than two columns, so sums keep one order)
+        k = cols.D * Z.shape[1]
+        var = np.empty(k)
+        for part in np.array_split(np.arange(k), -(-k // _CHUNK_COLUMNS)):
+            X = self._residualise(cols.dense(Z, part[0], part[-1] + 1))
+            flat = _Cols(X, X, np.ones((len(X), 1), dtype=bool), np.zeros(len(X), dtype=np.int64), 1)
+            var[part[0] : part[-1] + 1] = self._multistage(X, flat, None)
+        return var
 
     def _multistage(self, X: np.ndarray, cols: _Cols, present) -> np.ndarray:
         """Multistage with-/without-replacement variance (R ``multistage``/``onestage``/``onestrat``).
