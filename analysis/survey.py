@@ -5,7 +5,7 @@ Mirrors R's ``survey`` package (Lumley; conventions of version 4.1-1, the refere
 one or more stages of clusters, fpc as population sizes or sampling fractions per stage),
 :class:`ReplicateDesign` is ``svrepdesign`` / ``as.svrepdesign``. Every estimator is a ratio of
 weighted totals, so the whole core is sums of per-row contributions reduced with group sums
-(``np.bincount``) to PSU totals: no loop runs over rows, and the same sums map onto partitioned data.
+(sparse indicator products) to PSU totals: no loop runs over rows, and the same sums map onto partitioned data.
 
 Conventions (as R ``survey``):
 
@@ -126,12 +126,19 @@ def _groupsum(x: np.ndarray, codes: np.ndarray, size: int) -> np.ndarray:
     One sparse product (size × n indicator matrix times x) for all columns; each sum adds the rows
     in their order, as ``np.bincount`` would, so the result is the same to the last bit.
     """
-    x = np.asarray(x, dtype=float)
-    if x.ndim == 1:
-        x = x[:, None]
+    return _summed(_indicator(codes, size), x)
+
+
+def _indicator(codes: np.ndarray, size: int) -> sparse.csr_matrix:
+    """The size × n matrix with a 1 at (code of row i, i): its product with x sums x by group."""
     n = len(codes)
-    indicator = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(size, n))
-    return np.asarray(indicator @ np.ascontiguousarray(x))
+    return sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(size, n))
+
+
+def _summed(indicator: sparse.csr_matrix, x: np.ndarray) -> np.ndarray:
+    """Group sums of x (n or n×k) with a prebuilt :func:`_indicator`: size×k."""
+    x = np.asarray(x, dtype=float)
+    return np.asarray(indicator @ np.ascontiguousarray(x[:, None] if x.ndim == 1 else x))
 
 
 def _numeric(df: pd.DataFrame, name: str) -> np.ndarray:
@@ -406,9 +413,13 @@ class _Cols:
     def dense(self, x: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
         """Columns lo..hi-1 (all by default) of x spread into its columns: n × (hi − lo), zero
         outside each column's domain."""
-        v = x.shape[1]
-        index = np.arange(lo, self.D * v if hi is None else hi)
-        return np.where(self.dom[:, None] == index // v, x[:, index % v], 0.0)
+        n, v = x.shape
+        hi = self.D * v if hi is None else hi
+        out = np.zeros((n, hi - lo))
+        column = self.dom[:, None] * v + np.arange(v) - lo  # n×v: each value's column in the chunk
+        inside = (column >= 0) & (column < hi - lo)
+        out[np.nonzero(inside)[0], column[inside]] = x[inside]
+        return out
 
 
 class _Estimators:
@@ -844,16 +855,21 @@ class Design(_Estimators):
                 first = _first_rows(joint)
                 n_j = np.bincount(joint, minlength=J).astype(float)
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    S = _groupsum(np.where(w0[:, None] > 0, X / w0[:, None], 0.0), joint, J)
+                    per_weight = X / w0[:, None]
+                per_weight[~(w0 > 0)] = 0.0
+                S = _groupsum(per_weight, joint, J)
+                del per_weight
                 shift = np.zeros_like(S)
+                margins = [(m.cells[first], len(m.population)) for m in step.margins]
+                sums = [(c, _indicator(c, C), np.bincount(c, weights=n_j, minlength=C)[:, None]) for c, C in margins]
                 for _ in range(_RAKE_RESIDUAL_SWEEPS):
-                    for m, mult in zip(step.margins, step.new_weights):
-                        c = m.cells[first]
-                        C = len(m.population)
-                        ave = _groupsum(S / mult[:, None], c, C) / np.bincount(c, weights=n_j, minlength=C)[:, None]
+                    for (c, indicator, count), mult in zip(sums, step.new_weights):
+                        ave = _summed(indicator, S / mult[:, None]) / count
                         S = S - (n_j * mult)[:, None] * ave[c]
                         shift = shift + mult[:, None] * ave[c]
-                X = X - w0[:, None] * shift[joint]
+                moved = shift[joint]
+                moved *= w0[:, None]
+                X = np.subtract(X, moved, out=moved)
         return X
 
     def _variance(self, Z: np.ndarray, cols: _Cols) -> np.ndarray:
@@ -863,11 +879,12 @@ class Design(_Estimators):
         # calibration residuals spread beyond the domain: work on the dense n × columns matrix, a
         # chunk of columns at a time (never fewer than two columns, so sums keep one order)
         k = cols.D * Z.shape[1]
+        m = max(1, -(-k // _CHUNK_COLUMNS))
         var = np.empty(k)
-        for part in np.array_split(np.arange(k), -(-k // _CHUNK_COLUMNS)):
-            X = self._residualise(cols.dense(Z, part[0], part[-1] + 1))
+        for lo, hi in [(i * k // m, (i + 1) * k // m) for i in range(m)]:
+            X = self._residualise(cols.dense(Z, lo, hi))
             flat = _Cols(X, X, np.ones((len(X), 1), dtype=bool), np.zeros(len(X), dtype=np.int64), 1)
-            var[part[0] : part[-1] + 1] = self._multistage(X, flat, None)
+            var[lo:hi] = self._multistage(X, flat, None)
         return var
 
     def _multistage(self, X: np.ndarray, cols: _Cols, present) -> np.ndarray:
