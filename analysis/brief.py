@@ -31,7 +31,7 @@ FONT_FAMILY = "Leliu Noto Sans SC"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars", "--mute-audio")
-FIXED_PDF_DATE = b"D:20120411000000+00'00'"  # the centre's opening day (domain.md §1.1)
+FIXED_PDF_DATE = b"D:20120411000000+00'00'"  # the centre's opening day (docs/sources.md §1.1)
 
 
 def key_numbers(results: pd.DataFrame, allocation: pd.DataFrame, replicates: pd.DataFrame) -> dict:

@@ -1,7 +1,7 @@
 """Checks, cleaning and deletion logs, decisions and clean tables, following IMPACT's ``cleaningtools``.
 
 Every check returns cleaning-log rows ``uuid, person_id, question, old_value, new_value, issue, check_id,
-change_type`` (shared domain.md §5.1; ``person_id`` is added for repeat-group rows, as cleaningtools adds
+change_type`` (shared docs/sources.md §5.1; ``person_id`` is added for repeat-group rows, as cleaningtools adds
 ``cols_to_add_cleaning_log``). ``change_type`` is one of change_response / blank_response / remove_survey /
 no_action. The default decision of each check is a rule in this module; a person edits the log (CSV or
 XLSX), passes it back as ``decisions`` and their change_type/new_value win (:func:`apply_decisions`).
@@ -44,7 +44,7 @@ class Settings:
     """Thresholds and the survey-specific field names the checks use.
 
     Defaults: duration 25–90 minutes and sentinel codes 99/999/88/888 are cleaningtools' defaults;
-    3 SD outliers on raw and log(x+1) scales as cleaningtools' ``check_outliers`` (domain.md §5.1), by
+    3 SD outliers on raw and log(x+1) scales as cleaningtools' ``check_outliers`` (docs/sources.md §5.1), by
     default only on numeric fields whose range the form does not fix with a constraint (a constrained
     field's valid range is the form's; its violations are constraint rows). Soft duplicates: percent
     match above 85% (Kuriakose & Robbins 2016), sought within the PSU. cleaningtools' own soft-duplicate

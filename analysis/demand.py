@@ -231,7 +231,7 @@ def estimate(design, table: pd.DataFrame, specs: pd.DataFrame, level: float = 0.
 
 def leadership_threshold(path: str | Path = ASSUMPTIONS_FILE) -> int:
     """Respondents below which a published cell is suppressed: ``disclosure.leadership_threshold`` in
-    ``analysis/assumptions.yaml`` (10, domain.md §6), the rule the figures and brief also use."""
+    ``analysis/assumptions.yaml`` (10, docs/sources.md §6), the rule the figures and brief also use."""
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         return disclosure.thresholds(raw)["leadership"]

@@ -1,4 +1,4 @@
-"""Statistical disclosure control for the tables and microdata the project publishes (domain.md §6).
+"""Statistical disclosure control for the tables and microdata the project publishes (docs/sources.md §6).
 
 - :func:`suppress`: primary suppression of cells with fewer than ``threshold`` respondents (10 for
   leadership or public tables, 5 for internal ones: ONS CeLSIUS, Washington State DOH, OECD glossary),
@@ -190,7 +190,7 @@ def suppress_results(results: pd.DataFrame, threshold: int, count_col: str = "n"
 
 
 def k_anonymity(df: pd.DataFrame, keys: list[str], k: int = 3, raise_error: bool = False) -> pd.DataFrame:
-    """Combinations of the key variables that occur fewer than ``k`` times (domain.md §6: k ≥ 3 on
+    """Combinations of the key variables that occur fewer than ``k`` times (docs/sources.md §6: k ≥ 3 on
     村居 × age band × disability for shared microdata).
 
     Missing key values form their own category. Returns the violating combinations with their

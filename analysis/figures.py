@@ -367,7 +367,7 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     """Heat map of the share in need per 村居 (rows) and team (columns).
 
     Cells suppressed by disclosure control (primary or secondary), or with fewer than ``threshold``
-    respondents (10 for leadership tables, domain.md §6), are drawn hatched grey and labelled "not shown",
+    respondents (10 for leadership tables, docs/sources.md §6), are drawn hatched grey and labelled "not shown",
     never with a value. Shown cells whose 95% CI is wider than ``imprecise_width`` (a proportion: 0.30 =
     30 percentage points; the leadership brief's rule, not a published standard) get a small "±" marker,
     explained in the key under the map, below the hatch key.

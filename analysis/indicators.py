@@ -7,7 +7,7 @@ Flags are float Series: 1.0 = has the need, 0.0 = does not, NaN = outside the qu
 (e.g. ADL for a person under 60) or not answered. Design-based estimators then treat NaN rows as
 out of domain, so a prevalence is always "among the people the question applies to".
 
-Sources are cited as in the shared domain brief (``domain.md``); section numbers refer to it.
+Sources are cited by section of ``docs/sources.md``.
 ``add_need_flags`` adds every flag named in the need definitions (``analysis/needs.yaml``).
 """
 
@@ -28,7 +28,7 @@ ADL_ITEMS = ["adl_bathing", "adl_dressing", "adl_toileting", "adl_transferring",
 K6_ITEMS = ["k6_nervous", "k6_hopeless", "k6_restless", "k6_depressed", "k6_effort", "k6_worthless"]
 
 # Lawton–Brody IADL: for each domain, the answer codes (1 = most independent) that score 1.
-# domain.md §4.3 (Lawton & Brody, Gerontologist 1969; scoring tables in BJA 2015 / Mt Sinai J Med 2012).
+# docs/sources.md §4.3 (Lawton & Brody, Gerontologist 1969; scoring tables in BJA 2015 / Mt Sinai J Med 2012).
 IADL_INDEPENDENT_CODES = {
     "iadl_telephone": (1, 2, 3),  # 4 levels: uses phone on own initiative .. does not use at all
     "iadl_shopping": (1,),  # 4 levels: only "takes care of all shopping independently" scores 1
@@ -68,7 +68,7 @@ def _flag(condition: pd.Series, known: pd.Series) -> pd.Series:
 
 
 def wg_disability(persons: pd.DataFrame, cutoff: str = "disability3") -> pd.Series:
-    """Washington Group Short Set disability identifier (domain.md §4.1; washingtongroup-disability.com).
+    """Washington Group Short Set disability identifier (docs/sources.md §4.1; washingtongroup-disability.com).
 
     Six domains coded 1 no difficulty, 2 some, 3 a lot, 4 cannot do at all; asked of members aged 5+.
     ``cutoff``:
@@ -95,7 +95,7 @@ def wg_disability(persons: pd.DataFrame, cutoff: str = "disability3") -> pd.Seri
 
 
 def wg_domain_difficulty(persons: pd.DataFrame) -> pd.DataFrame:
-    """Per-domain flags "a lot of difficulty or cannot do" (code >= 3), for the type mix (domain.md §4.1).
+    """Per-domain flags "a lot of difficulty or cannot do" (code >= 3), for the type mix (docs/sources.md §4.1).
 
     Columns are named ``<domain>_alot`` (e.g. ``wg_walking_alot``); unanswered -> NaN.
     """
@@ -106,11 +106,11 @@ def wg_domain_difficulty(persons: pd.DataFrame) -> pd.DataFrame:
 
 
 def katz_adl(persons: pd.DataFrame) -> pd.DataFrame:
-    """Katz Index of Independence in ADL (Katz et al. JAMA 1963; domain.md §4.2).
+    """Katz Index of Independence in ADL (Katz et al. JAMA 1963; docs/sources.md §4.2).
 
     Six items scored 1 independent / 0 dependent; ``adl_score`` is their sum, 0–6, 6 = fully
     independent; NaN unless all six are answered (asked of members aged 60+). ``adl_level``:
-    "independent" (6), "moderate" (4–5), "severe" (0–3), the common bands in domain.md §4.2.
+    "independent" (6), "moderate" (4–5), "severe" (0–3), the common bands in docs/sources.md §4.2.
     """
     codes = _codes(persons, ADL_ITEMS)
     valid = codes.isin([0, 1])
@@ -123,7 +123,7 @@ def katz_adl(persons: pd.DataFrame) -> pd.DataFrame:
 
 
 def lawton_iadl(persons: pd.DataFrame) -> pd.DataFrame:
-    """Lawton–Brody IADL score (Lawton & Brody, Gerontologist 1969; domain.md §4.3).
+    """Lawton–Brody IADL score (Lawton & Brody, Gerontologist 1969; docs/sources.md §4.3).
 
     Each of eight domains is collapsed to 1/0 by ``IADL_INDEPENDENT_CODES``; ``iadl_score`` is the sum,
     0–8, 8 = independent. All eight domains are scored for men and women alike (modern practice; the
@@ -139,7 +139,7 @@ def lawton_iadl(persons: pd.DataFrame) -> pd.DataFrame:
 
 
 def k6(households: pd.DataFrame, cutoff: int = 13) -> pd.DataFrame:
-    """Kessler K6 psychological distress of the adult respondent (Kessler et al. 2002; domain.md §4.4).
+    """Kessler K6 psychological distress of the adult respondent (Kessler et al. 2002; docs/sources.md §4.4).
 
     Six items coded 0 (none of the time) .. 4 (all of the time); ``k6_score`` 0–24, NaN unless all six
     are answered; ``k6_distress`` = score >= ``cutoff`` (13, serious psychological distress).
@@ -155,9 +155,9 @@ def k6(households: pd.DataFrame, cutoff: int = 13) -> pd.DataFrame:
 def youth_flags(persons: pd.DataFrame) -> pd.DataFrame:
     """Youth need flags from the youth module (instrument, docs/contracts.md).
 
-    These are the project's own short items, not a validated scale (domain.md §4.5 lists SDQ/CES-D,
+    These are the project's own short items, not a validated scale (docs/sources.md §4.5 lists SDQ/CES-D,
     which are longer or licensed); counting "often" (not "sometimes") as a need is an assumption.
-    The migrant work/integration item follows domain.md §1.5 (Leliu's youth are largely migrants).
+    The migrant work/integration item follows docs/sources.md §1.5 (Leliu's youth are largely migrants).
 
     - ``youth_afterschool``: needs after-school care (asked at 6–14);
     - ``youth_study_pressure``, ``youth_conflict``: "often" (vs sometimes/never) (asked at 10–24);
@@ -209,7 +209,7 @@ def family_flags(households: pd.DataFrame, heavy_care_hours: float = 20) -> pd.D
 
 
 def living_arrangement(persons: pd.DataFrame, min_age: int = 60) -> pd.DataFrame:
-    """Older people living alone or in an "empty nest" (空巢), from the household roster (domain.md §1.4).
+    """Older people living alone or in an "empty nest" (空巢), from the household roster (docs/sources.md §1.4).
 
     - ``living_alone``: aged ``min_age``+ and the only member on the roster;
     - ``empty_nest``: aged ``min_age``+ and every roster member is the head or the head's spouse

@@ -1,6 +1,6 @@
 """Read a raw survey export into household and person tables keyed to the XLSForm, dropping personal data.
 
-Formats (shared domain.md §5.4–5.5):
+Formats (shared docs/sources.md §5.4–5.5):
 
 - KoboToolbox / ODK ``.xlsx``: the first sheet holds submissions, one sheet per repeat group (named after
   the repeat) holds its rows, linked by ``_index`` / ``_parent_index`` (or ``_submission__uuid``).
@@ -315,7 +315,7 @@ def _map_headers(headers: list[str], form: Form, sep: str) -> _Mapping:
         elif len(parts) > 1 and parts[-2] in multi and parts[-1] in multi[parts[-2]]:
             dummies[header] = (parts[-2], parts[-1])
         elif header.startswith(("_", "X_", "meta", "formhub", "__")) or header == "":
-            continue  # Kobo/ODK system columns (domain.md §5.4); not survey answers
+            continue  # Kobo/ODK system columns (docs/sources.md §5.4); not survey answers
         else:
             unmapped.append(header)
     return _Mapping(fields, dummies, system, unmapped)

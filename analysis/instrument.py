@@ -3,7 +3,7 @@
 The reviewable source is one UTF-8 CSV per XLSForm sheet in ``survey/instrument/`` (survey, choices,
 settings); ``build_xlsx`` turns them into the deployable ``.xlsx`` with identical bytes on every run.
 Language columns follow the XLSForm convention ``label::Chinese (zh)`` / ``label::English (en)``
-(ODK "Form Language"; domain.md §5.3). Fields holding personal data carry ``pii = yes``; pyxform
+(ODK "Form Language"; docs/sources.md §5.3). Fields holding personal data carry ``pii = yes``; pyxform
 ignores unknown columns, so the flag travels with the form without affecting the XForm.
 """
 

@@ -7,8 +7,8 @@ assumptions in ``analysis/assumptions.yaml``:
 1. ``team_demand``: residents in need per team and the survey take-up (would use / need).
 2. ``workload``: annual workload of each activity (casework contacts, home visits, group sessions,
    community events) per team.
-3. ``required_staff``: WHO WISN (shared domain.md §3) -> required social workers per team.
-4. ``allocate``: apportion the plan's 10 social workers and 15 other staff (domain.md §7).
+3. ``required_staff``: WHO WISN (shared docs/sources.md §3) -> required social workers per team.
+4. ``allocate``: apportion the plan's 10 social workers and 15 other staff (docs/sources.md §7).
 
 Every step works on all bootstrap replicates at once (a ``replicate`` column), so the uncertainty of
 the survey flows through to the allocation (``replicate_summary``); ``tornado`` and ``break_even``
@@ -32,12 +32,12 @@ METHODS = ("hamilton", "webster", "huntington_hill", "jefferson")
 
 
 # --------------------------------------------------------------------------------------------------
-# Apportionment (domain.md §7)
+# Apportionment (docs/sources.md §7)
 # --------------------------------------------------------------------------------------------------
 
 
 def _divisor_priority(weights: np.ndarray, counts: np.ndarray, method: str) -> np.ndarray:
-    """Priority w / d(n) of the next seat for each unit; d(n) per domain.md §7.
+    """Priority w / d(n) of the next seat for each unit; d(n) per docs/sources.md §7.
 
     Huntington–Hill's d(0) = 0 gives a unit with positive weight and no seat infinite priority
     (so every such unit is seated first); a unit with zero weight never has priority above 0.
@@ -118,7 +118,7 @@ def apportion_many(weights: np.ndarray, seats: int, method: str = "hamilton", mi
 
 
 def apportion(weights: dict[str, float], seats: int, method: str = "hamilton", minimum: int = 0) -> dict[str, int]:
-    """Divide ``seats`` whole posts among teams in proportion to ``weights`` (domain.md §7).
+    """Divide ``seats`` whole posts among teams in proportion to ``weights`` (docs/sources.md §7).
 
     ``method``: "hamilton" (largest remainder, default), "webster" (Sainte-Laguë, d(n) = n + 1/2),
     "huntington_hill" (d(n) = sqrt(n(n+1))) or "jefferson" (D'Hondt, d(n) = n + 1). Every team first
@@ -132,7 +132,7 @@ def apportion(weights: dict[str, float], seats: int, method: str = "hamilton", m
 
 
 # --------------------------------------------------------------------------------------------------
-# WISN (domain.md §3)
+# WISN (docs/sources.md §3)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -146,18 +146,18 @@ def available_working_time(
     other_leave: float = 0,
     hours_per_day: float = 8,
 ):
-    """Available working time AWT = [A − (B + C + D + E)] × F (WHO WISN; domain.md §3.1).
+    """Available working time AWT = [A − (B + C + D + E)] × F (WHO WISN; docs/sources.md §3.1).
 
     A = weeks × days_per_week possible working days; B public holidays; C annual leave; D sick leave;
     E other leave (training); F hours per day. Pass ``hours_per_day=1`` to keep AWT in days (the Kenya
-    example, domain.md §3.2). Works element-wise on arrays.
+    example, docs/sources.md §3.2). Works element-wise on arrays.
     """
     return (weeks * days_per_week - (public_holidays + annual_leave + sick_leave + other_leave)) * hours_per_day
 
 
 def allowance_factors(awt, cas_hours, cas_per, ias_hours, hours_per_day: float = 8, days_per_week: float = 5
                       ) -> tuple[np.ndarray, float, float, float]:
-    """Category and individual allowance factors (domain.md §3.1 steps 4 and 6).
+    """Category and individual allowance factors (docs/sources.md §3.1 steps 4 and 6).
 
     Each category allowance standard (CAS) becomes a share of working time: hours per ``day`` ÷ hours
     per day, per ``week`` ÷ weekly hours, per ``year`` ÷ AWT (in the unit AWT is kept in). Returns
@@ -185,7 +185,7 @@ def wisn(
     hours_per_day: float = 8,
     days_per_week: float = 5,
 ) -> dict[str, Any]:
-    """WHO Workload Indicators of Staffing Need for one staff category (domain.md §3.1, steps 5–8).
+    """WHO Workload Indicators of Staffing Need for one staff category (docs/sources.md §3.1, steps 5–8).
 
     ``activities``: rows with ``activity``, ``annual_workload`` (units per year) and ``unit_time``
     (hours per unit, or days if AWT is in days). ``category_allowances``: rows with ``name``,
@@ -423,7 +423,7 @@ def workload(demand: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
 
 
 def awt_hours(assumptions: dict) -> float:
-    """Available working time of one full-time social worker, hours per year (domain.md §3.1)."""
+    """Available working time of one full-time social worker, hours per year (docs/sources.md §3.1)."""
     v = {k: value(assumptions, f"working_time.{k}") for k in WORKING_TIME_KEYS}
     return available_working_time(weeks=v["weeks_per_year"], days_per_week=v["days_per_week"],
                                   public_holidays=v["public_holidays"], annual_leave=v["annual_leave"],
@@ -436,7 +436,7 @@ def required_staff(work: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
 
     Same formulas as :func:`wisn`, vectorised over teams and replicates: staff per activity =
     workload ÷ (AWT ÷ unit time); required = Σ staff × CAF + IAF. Also the caseload cross-check:
-    active cases ÷ the caseload norm of domain.md §2.5.
+    active cases ÷ the caseload norm of docs/sources.md §2.5.
     """
     keys = _keys(work)
     names = teams(assumptions)

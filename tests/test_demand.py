@@ -115,7 +115,7 @@ def test_point_estimates_differ_between_unweighted_and_weighted():
 
 
 def test_the_suppression_threshold_is_the_disclosure_rule_for_leadership_tables():
-    assert demand.leadership_threshold() == 10  # domain.md §6, assumptions.yaml disclosure section
+    assert demand.leadership_threshold() == 10  # docs/sources.md §6, assumptions.yaml disclosure section
 
 
 def test_sample_size_for_five_points_follows_the_design_effect():

@@ -1,4 +1,4 @@
-"""Need indicators reproduce their published scoring rules on hand-made rows (domain.md §4)."""
+"""Need indicators reproduce their published scoring rules on hand-made rows (docs/sources.md §4)."""
 
 from __future__ import annotations
 

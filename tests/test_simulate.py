@@ -59,7 +59,7 @@ def test_needs_are_correlated_as_the_brief_says(population):
     persons = population.persons
     old = persons["age"] >= 60
     assert persons.loc[old, "disabled"].mean() > 3 * persons.loc[~old, "disabled"].mean()
-    assert 0.04 < persons["disabled"].mean() < 0.06  # domain.md §1.3: ~4.5–5.5% of residents
+    assert 0.04 < persons["disabled"].mean() < 0.06  # docs/sources.md §1.3: ~4.5–5.5% of residents
     young = persons[(persons["age"] >= 10) & (persons["age"] <= 24)]
     internet = young["youth_internet"] == "yes"
     assert internet[young["registration"] == "nonlocal"].mean() > internet[young["registration"] == "local"].mean()

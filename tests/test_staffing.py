@@ -1,4 +1,4 @@
-"""Team sizing: apportionment and WISN reproduce the published fixtures of the domain brief (§3, §7),
+"""Team sizing: apportionment and WISN reproduce the published fixtures of docs/sources.md (§3, §7),
 and the sizing chain turns demand drivers into a staffing allocation that reacts to demand as it should."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from analysis.staffing import (
     write_tables,
 )
 
-# ---- apportionment fixtures (domain.md §7) -------------------------------------------------------
+# ---- apportionment fixtures (docs/sources.md §7) -------------------------------------------------------
 
 TOY = {"A": 6100, "B": 5000, "C": 900}
 
@@ -157,7 +157,7 @@ def test_apportion_many_matches_row_by_row():
         np.testing.assert_array_equal(many, single)
 
 
-# ---- WISN fixtures (domain.md §3.2, §3.4) --------------------------------------------------------
+# ---- WISN fixtures (docs/sources.md §3.2, §3.4) --------------------------------------------------------
 
 
 def test_wisn_kenya_clinic_burmen_2017():
