@@ -51,7 +51,7 @@ def key_numbers(results: pd.DataFrame, allocation: pd.DataFrame, replicates: pd.
     top = (persons if persons["estimate"].notna().any() else rows).pipe(lambda r: r.loc[r["estimate"].idxmax()])
     figures.require_columns(allocation, "allocation")
     figures.require_columns(replicates, "replicate_allocations")
-    order = [t for t in figures.TEAMS if t in set(allocation["team"])]
+    order = list(allocation["team"])
     split = allocation.set_index("team").loc[order, "social_workers"].astype(int)
     wide = replicates.pivot(index="replicate", columns="team", values="social_workers")[order]
     agree = float((wide.to_numpy() == split.to_numpy()).all(axis=1).mean())

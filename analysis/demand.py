@@ -25,13 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import stats
 
-from analysis import disclosure, indicators, weights
-from analysis.errors import AnalysisError, ConfigError
-
-ASSUMPTIONS_FILE = Path(__file__).with_name("assumptions.yaml")
+from analysis import config, disclosure, indicators, weights
+from analysis.errors import AnalysisError
 
 RESULT_COLUMNS = ["analysis_type", "team", "variable", "value", "universe", "unit", "group", "group_value",
                   "estimate", "se", "ci_low", "ci_high", "n", "n_weighted", "suppressed"]
@@ -229,15 +226,10 @@ def estimate(design, table: pd.DataFrame, specs: pd.DataFrame, level: float = 0.
     return results.reindex(columns=RESULT_COLUMNS[:-1] + ["df", "deff"])
 
 
-def leadership_threshold(path: str | Path = ASSUMPTIONS_FILE) -> int:
+def leadership_threshold(path: str | Path = config.ASSUMPTIONS_PATH) -> int:
     """Respondents below which a published cell is suppressed: ``disclosure.leadership_threshold`` in
     ``analysis/assumptions.yaml`` (10, docs/sources.md §6), the rule the figures and brief also use."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        return disclosure.thresholds(raw)["leadership"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
-        raise ConfigError(f"cannot read the disclosure threshold: {error!r}", file=str(path),
-                          column="disclosure.leadership_threshold") from None
+    return disclosure.thresholds(config.load_assumptions(path))["leadership"]
 
 
 def cunju_sample(table: pd.DataFrame, min_households: int) -> pd.DataFrame:
