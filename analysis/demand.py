@@ -365,17 +365,37 @@ class DemandRun:
     cunju_sample: pd.DataFrame
 
 
-def run_demand(households: pd.DataFrame, persons: pd.DataFrame, frame: pd.DataFrame, definitions: dict,
-               person_replicates: pd.DataFrame, level: float = 0.95, min_households: int = 30,
+def stored_design(table: pd.DataFrame, margins: dict[str, dict[str, float]], tol: float = 1e-10,
+                  agree: float = 1e-6):
+    """The design of the weights stage's person weights (``weight``) with their calibration to ``margins``.
+
+    Raking the stored weights again to the margins they were raked to leaves them in place (one sweep;
+    they move by less than the raking tolerance) and gives the design the calibration its standard
+    errors must account for. Weights that move by more than ``agree`` (relative) were not raked to these
+    margins and are refused.
+    """
+    weights.check_rake_cells(table, margins)
+    design = weights.design_for(table, "weight").rake(margins, tol=tol)
+    moved = float(np.max(np.abs(np.asarray(design.weights) / table["weight"].to_numpy(float) - 1)))
+    if moved > agree:
+        raise AnalysisError(f"the person weights are not calibrated to the frame margins of the weights stage "
+                            f"(raking them again moves a weight by {moved:.1e})", file="weights/persons.parquet",
+                            column="weight", hint="rerun the weights stage")
+    return design
+
+
+def run_demand(households: pd.DataFrame, persons: pd.DataFrame, margins: dict[str, dict[str, float]],
+               definitions: dict, person_replicates: pd.DataFrame, level: float = 0.95, min_households: int = 30,
                threshold: int | None = None) -> DemandRun:
-    """Everything stage 03 writes, from the stage 02 tables and the population frame.
+    """Everything stage 03 writes, from what stage 02 wrote: the weighted tables, the frame ``margins`` their
+    person weights were raked to (``weights/diagnostics.csv``) and the replicate weights.
 
     ``person_replicates`` (person_id + one column per replicate) must list the persons of ``persons``.
     Cells with fewer than ``threshold`` respondents (default :func:`leadership_threshold`) are
     suppressed with secondary suppression (:func:`analysis.disclosure.suppress_results`).
     """
     table, specs = prepare(households, persons, definitions)
-    design = weights.rake_persons(table, frame)
+    design = stored_design(table, margins)
     raw = estimate(design, table, specs, level=level, breakdowns=definitions.get("breakdowns"))
     threshold = leadership_threshold() if threshold is None else threshold
     results = disclosure.suppress_results(raw.assign(suppressed=False), threshold)
