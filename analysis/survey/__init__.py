@@ -14,11 +14,18 @@ Conventions (as R ``survey``):
 - Domains (``by=``) keep the full design: rows outside the domain contribute zero. With
   ``na_rm=True`` missing values are out of the domain. As ``svyby`` on an uncalibrated design, strata
   without any domain row are left out of the lonely-PSU rules; a calibrated design keeps them all.
-- Degrees of freedom = PSUs − strata among the rows of the domain with positive weight
-  (``degf``); replicate designs: rank of the replicate weights − 1.
-- Intervals: ``ci="wald"`` is estimate ± normal quantile × SE (``confint``); proportions also take
-  ``"logit"`` and ``"beta"`` (``svyciprop``, t quantile with the domain's df); quantiles use
-  Woodruff's interval with the t quantile (``svyquantile``, ``qrule="math"``, ``interval.type="mean"``).
+- Degrees of freedom (the ``df`` column) = PSUs − strata among the rows of the domain with positive
+  weight (``degf`` of the domain's subset); replicate designs: rank of the replicate weights − 1.
+- Intervals (all rules in :mod:`analysis.survey.intervals`): means, totals and ratios get
+  estimate ± quantile × SE (``confint``); proportions ``ci="logit"`` (default) or ``"beta"``
+  (``svyciprop``) or ``"wald"``; quantiles Woodruff's interval (``svyquantile``,
+  ``interval.type="mean"``, ``qrule="math"`` or ``"school"``). ``df=`` chooses the quantile:
+  ``"z"`` (normal), ``"design"`` (the whole design's df, ``confint(df=degf(design))``, srvyr),
+  ``"domain"`` (the domain's df) or a number. Defaults are R's: z for means, totals, ratios and
+  Wald proportions; the domain's df for logit/beta proportions and quantiles.
+- select_multiple questions: ``proportion(question, options=[0/1 columns], respondents=...)``, the
+  share choosing each option among the question's respondents (``svymean`` on their subset).
+- Ratios take analysistools' missing-value options ``numerator_na_to_0`` and ``filter_denominator_0``.
 - Design effects as ``deff=TRUE``: variance over that of a without-replacement SRS of the same size.
 - Post-stratification, raking and linear (GREG) calibration return a new design whose variance
   accounts for the calibration (residuals as ``postStratify``/``rake``/``calibrate``); replicate
