@@ -32,6 +32,9 @@ TRADITIONAL = dict(zip(
 TRADITIONAL_TABLE = str.maketrans(TRADITIONAL)
 
 
+MOSTLY_UNANSWERED = 0.5  # a required question empty in more than this share of its interviews: a form matter
+
+
 def normalise_name(values: pd.Series) -> pd.Series:
     """Text for matching names/labels: NFKC width folding, traditional → simplified for the characters in
     :data:`TRADITIONAL`, no spaces or punctuation, lower case."""
@@ -61,12 +64,12 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _condition(expression: str, context: pd.DataFrame, notes: list | None, check_id: str, what: str,
-               current: pd.Series | None = None) -> pd.Series | None:
+               current: pd.Series | None = None, question: str = "") -> pd.Series | None:
     """An expression evaluated row by row, or None (with a note) when it cannot be evaluated here."""
     try:
         return evaluate_bool(expression, context, current=current)
     except ExpressionError as error:
-        skip(notes, check_id, f"{what} not checked: {error.problem}", status="partial")
+        skip(notes, check_id, f"{what} not evaluated: {error.problem}", status="partial", question=question)
         return None
 
 
@@ -118,7 +121,7 @@ def _invalid_share_error(column: str, list_name: str, values: pd.Series, answere
 
 
 def check_choices(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
-                  settings: Choices | None = None) -> pd.DataFrame:
+                  settings: Choices | None = None, notes: list | None = None) -> pd.DataFrame:
     """select_one answers that are not choice names: recoded when they are a variant of a choice's name or
     label (spacing, width, traditional characters, e.g. 村居 names; see :func:`match_choice`), otherwise
     blanked. A column where more than ``max_invalid_share`` of the answers match nothing stops the cleaning
@@ -143,13 +146,17 @@ def check_choices(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
         share = unmatched.sum() / max(int(answered.sum()), 1)
         if rule is None and unmatched.sum() >= settings.min_invalid_count and share > settings.max_invalid_share:
             raise _invalid_share_error(row.name, row.list_name, old[unmatched], int(answered.sum()), share)
-        keep = rule is not None and rule.action == "keep"
-        issue = np.where(~unmatched, "variant of a choice recoded to its code",
-                         "not one of the form's choices" + (": kept (cleaning settings)" if keep else ""))
+        if rule is not None and rule.action == "keep":  # the person's decision, stated once in the summary
+            skip(notes, "invalid_choice", f"{int(unmatched.sum())} answers outside the choice list kept as they "
+                 "are (cleaning settings)", status="partial", question=row.name)
+            bad &= ~values.index.isin(unmatched.index[unmatched])
+            matched, old = matched[~unmatched], old[~unmatched]
+            unmatched = unmatched[~unmatched]
         out.append(log_rows(table.loc[bad, "uuid"], None if person is None else person[bad], row.name, old,
-                            matched.fillna(""), issue, np.where(~unmatched, "choice_variant", "invalid_choice"),
-                            np.where(~unmatched, "change_response", "no_action" if keep else "blank_response"),
-                            values[bad].index))
+                            matched.fillna(""), np.where(~unmatched, "variant of a choice recoded to its code",
+                                                         "not one of the form's choices"),
+                            np.where(~unmatched, "choice_variant", "invalid_choice"),
+                            np.where(~unmatched, "change_response", "blank_response"), values[bad].index))
     return _concat(out)
 
 
@@ -167,7 +174,7 @@ def check_sentinels(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
         hit = values.isin(list(codes))
         if not hit.any():
             continue
-        allowed = (_condition(row.constraint, context, notes, "sentinel", f"constraint of '{row.name}'", values)
+        allowed = (_condition(row.constraint, context, notes, "sentinel", "constraint", values, row.name)
                    if row.constraint else None)
         allowed = pd.Series(False, index=values.index) if allowed is None else allowed
         action = np.where(allowed[hit], "no_action", "blank_response")
@@ -186,7 +193,7 @@ def check_constraints(form: Form, households: pd.DataFrame, persons: pd.DataFram
         if not row.constraint:
             continue
         values = table[row.name]
-        ok = _condition(row.constraint, context, notes, "constraint", f"constraint of '{row.name}'", values)
+        ok = _condition(row.constraint, context, notes, "constraint", "constraint", values, row.name)
         if ok is None:
             continue
         bad = present(values) & ~ok
@@ -207,7 +214,7 @@ def check_skip_logic(form: Form, households: pd.DataFrame, persons: pd.DataFrame
         if not row.relevant_all or row.base_type in METADATA_TYPES:
             continue
         values = table[row.name]
-        relevant = _condition(row.relevant_all, context, notes, "skip_logic", f"relevance of '{row.name}'")
+        relevant = _condition(row.relevant_all, context, notes, "skip_logic", "relevance", question=row.name)
         if relevant is None:
             continue
         bad = present(values) & ~relevant
@@ -223,7 +230,9 @@ def check_required(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
                    notes: list | None = None) -> pd.DataFrame:
     """Required questions left unanswered although shown: XLSForm ``required`` means "must answer when
     shown" (relevance true), so an empty required answer where the question was not shown is fine, and a
-    question absent from the export is listed as absent, not flagged here. Flagged for review."""
+    question absent from the export is listed as absent, not flagged here. Flagged for review; a question
+    unanswered in most interviews where it was shown (:data:`MOSTLY_UNANSWERED`) points at the form
+    version rather than at the interviews, and is noted once in the check summary instead."""
     out = []
     for row, table, context, person in table_rows(form, households, persons):
         if not row.required or row.pii or row.base_type in METADATA_TYPES | {"calculate", "note"}:
@@ -233,11 +242,15 @@ def check_required(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
         if not missing.any():
             continue
         if row.relevant_all:
-            shown = _condition(row.relevant_all, context, notes, "required", f"relevance of '{row.name}'")
+            shown = _condition(row.relevant_all, context, notes, "required", "relevance", question=row.name)
             if shown is None:
                 continue
             missing &= shown
-        if missing.any():
+        shown_rows = int(shown.sum()) if row.relevant_all else len(values)
+        if missing.sum() > MOSTLY_UNANSWERED * max(shown_rows, 1):
+            skip(notes, "required", "unanswered in most interviews where shown (a form version without it?)",
+                 status="partial", question=row.name)
+        elif missing.any():
             out.append(log_rows(table.loc[missing, "uuid"], None if person is None else person[missing], row.name,
                                 "", None, "required question not answered although it was shown", "required",
                                 "no_action", values[missing].index))

@@ -16,10 +16,10 @@ from analysis.clean.log import empty_log, log_rows, text
 from analysis.instrument import METADATA_TYPES, Form
 
 
-def skip(notes: list | None, check_id: str, detail: str, status: str = "skipped") -> None:
-    """Record that a check (or part of it) did not run, and why."""
+def skip(notes: list | None, check_id: str, detail: str, status: str = "skipped", question: str = "") -> None:
+    """Record that a check (or, for ``question``, part of it) did not run, and why."""
     if notes is not None:
-        notes.append({"check_id": check_id, "status": status, "detail": detail})
+        notes.append({"check_id": check_id, "status": status, "detail": detail, "question": question})
 
 
 def check_duplicate_uuid(households: pd.DataFrame) -> pd.DataFrame:

@@ -157,6 +157,9 @@ class Settings(_Section):
     logic_checks: list[LogicCheck] = []
     required_answers: bool = True
     absent_repeats: list[str] = []
+    skip_checks: list[Literal["duplicate_uuid", "test_submission", "no_consent", "duration", "logic", "soft_duplicate",
+                              "choices", "sentinel", "constraint", "skip_logic", "required", "other_recode", "roster",
+                              "outlier", "pii_in_text", "number_format"]] = []
 
     @model_validator(mode="after")
     def _unique_logic_ids(self):

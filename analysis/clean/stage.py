@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 
 from analysis.clean import answers, checks
-from analysis.clean.log import LOG_COLUMNS, apply_decisions, apply_log, read_decisions, review_cleaning
+from analysis.clean.log import (
+    LOG_COLUMNS,
+    apply_decisions,
+    apply_log,
+    empty_log,
+    read_decisions,
+    review_cleaning,
+)
 from analysis.clean.output import validate_clean, write_outputs
 from analysis.clean.settings import DEFAULT_SETTINGS, Settings, load_settings
 from analysis.errors import AnalysisError, ConfigError
@@ -77,16 +84,44 @@ def as_settings(settings: Settings | str | Path | None) -> Settings:
 
 
 def _removal_checks(form: Form, settings: Settings, notes: list) -> list:
+    """(check id, check on households and persons) for the checks that remove whole interviews, in order."""
     s = settings
     return [
-        lambda h, p: checks.check_duplicate_uuid(h),
-        lambda h, p: checks.check_test_submissions(form, h, s.test_pattern),
-        lambda h, p: checks.check_no_consent(h, s.consent.field, s.consent.accept, notes),
-        lambda h, p: checks.check_duration(h, s.duration.min_minutes, s.duration.max_minutes, notes),
-        lambda h, p: answers.check_logic(h, p, s, ("remove_survey",), notes),
-        lambda h, p: checks.check_soft_duplicates(form, h, p, s.soft_duplicates.match, s.soft_duplicates.block,
-                                                  max_differing=s.soft_duplicates.max_differing, notes=notes),
+        ("duplicate_uuid", lambda h, p: checks.check_duplicate_uuid(h)),
+        ("test_submission", lambda h, p: checks.check_test_submissions(form, h, s.test_pattern)),
+        ("no_consent", lambda h, p: checks.check_no_consent(h, s.consent.field, s.consent.accept, notes)),
+        ("duration", lambda h, p: checks.check_duration(h, s.duration.min_minutes, s.duration.max_minutes, notes)),
+        ("logic", lambda h, p: answers.check_logic(h, p, s, ("remove_survey",), notes)),
+        ("soft_duplicate", lambda h, p: checks.check_soft_duplicates(
+            form, h, p, s.soft_duplicates.match, s.soft_duplicates.block,
+            max_differing=s.soft_duplicates.max_differing, notes=notes)),
     ]
+
+
+def _value_checks(form: Form, raw: RawExport, settings: Settings, notes: list, keep_uuid: set) -> list:
+    """(check id, check on the kept households and persons) for the checks of single answers, in order."""
+    s = settings
+    return [
+        ("choices", lambda h, p: answers.check_choices(form, h, p, s.choices, notes)),
+        ("sentinel", lambda h, p: answers.check_sentinels(form, h, p, s.sentinels, notes)),
+        ("constraint", lambda h, p: answers.check_constraints(form, h, p, notes)),
+        ("skip_logic", lambda h, p: answers.check_skip_logic(form, h, p, notes)),
+        ("required", lambda h, p: answers.check_required(form, h, p, notes) if s.required_answers else None),
+        ("other_recode", lambda h, p: answers.check_other_text(form, h, p, s.choices)),
+        ("roster", lambda h, p: answers.check_roster(h, p, s.roster, s.design.household_size, notes)),
+        ("outlier", lambda h, p: answers.check_outliers(form, h, p, s.outliers, notes)),
+        ("logic", lambda h, p: answers.check_logic(h, p, s, ("no_action", "blank_response"), notes)),
+        ("pii_in_text", lambda h, p: answers.check_redactions(raw)[lambda d: d["uuid"].isin(keep_uuid)]),
+        ("number_format", lambda h, p: answers.check_conversions(raw)[lambda d: d["uuid"].isin(keep_uuid)]),
+    ]
+
+
+def _switched_off(check_id: str, settings: Settings, notes: list) -> bool:
+    """True (and noted) when the settings' ``skip_checks`` turn this check off."""
+    if check_id in settings.skip_checks:
+        checks.skip(notes, check_id, "turned off in the cleaning settings (skip_checks)")
+        return True
+    return False
 
 
 def run_checks(form: Form, raw: RawExport, settings: Settings | None = None, kept: pd.Series | None = None,
@@ -96,39 +131,34 @@ def run_checks(form: Form, raw: RawExport, settings: Settings | None = None, kep
     Removal checks run in order, each on the submissions the earlier ones keep (an empty no-consent
     record is not also "too short", and such records would all "match" each other as soft duplicates).
     Value-level checks run on the submissions in ``kept`` (uuids not removed), so a removed interview
-    does not fill the log with answer-by-answer rows.
+    does not fill the log with answer-by-answer rows. Checks named in the settings' ``skip_checks`` do
+    not run; the check summary says so.
     """
     s = settings or Settings()
     notes = [] if notes is None else notes
     hh, ps = raw.households, raw.persons
+    for warning in getattr(form, "warnings", ()):
+        checks.skip(notes, "form", warning, status="partial")
     for role in ("stratum", "psu"):
         name = getattr(s.design, role)
         if name and name not in hh:
             checks.skip(notes, "design", f"{role} field '{name}' is not in the export (the weights stage needs it)")
     found = []
     left = pd.Series(True, index=hh.index)
-    for check in _removal_checks(form, s, notes):
+    for check_id, check in _removal_checks(form, s, notes):
+        if _switched_off(check_id, s, notes):
+            continue
         rows = check(hh[left], ps[ps["uuid"].isin(set(hh.loc[left, "uuid"]))])
         found.append(rows)
         left &= ~hh["uuid"].isin(set(rows.loc[rows["change_type"] == "remove_survey", "uuid"]))
-    removals = pd.concat(found, ignore_index=True)
+    removals = pd.concat(found, ignore_index=True) if found else empty_log()
     if kept is None:
         kept = ~hh["uuid"].isin(set(removals.loc[removals["change_type"] == "remove_survey", "uuid"]))
     keep_uuid = set(hh.loc[kept, "uuid"])
     hh_k, ps_k = hh[kept], ps[ps["uuid"].isin(keep_uuid)]
-    values = pd.concat([
-        answers.check_choices(form, hh_k, ps_k, s.choices),
-        answers.check_sentinels(form, hh_k, ps_k, s.sentinels, notes),
-        answers.check_constraints(form, hh_k, ps_k, notes),
-        answers.check_skip_logic(form, hh_k, ps_k, notes),
-        answers.check_required(form, hh_k, ps_k, notes) if s.required_answers else None,
-        answers.check_other_text(form, hh_k, ps_k, s.choices),
-        answers.check_roster(hh_k, ps_k, s.roster, s.design.household_size, notes),
-        answers.check_outliers(form, hh_k, ps_k, s.outliers, notes),
-        answers.check_logic(hh_k, ps_k, s, ("no_action", "blank_response"), notes),
-        answers.check_redactions(raw)[lambda d: d["uuid"].isin(keep_uuid)],
-        answers.check_conversions(raw)[lambda d: d["uuid"].isin(keep_uuid)],
-    ], ignore_index=True)
+    values = [check(hh_k, ps_k) for check_id, check in _value_checks(form, raw, s, notes, keep_uuid)
+              if not _switched_off(check_id, s, notes)]
+    values = pd.concat([v for v in values if v is not None] or [empty_log()], ignore_index=True)
     values = _without_consequences(form, values)
     # one decision per answer cell: the first check in the order above wins (a sentinel 999 is not also
     # blanked as a constraint violation); later rows for the same cell stay as review notes
@@ -156,18 +186,24 @@ def _without_consequences(form: Form, values: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_summary(log: pd.DataFrame, notes: list, settings: Settings) -> pd.DataFrame:
-    """One row per check: ran / partial / skipped, the log rows it wrote, and why it did not fully run."""
+    """One row per check: ran / partial / skipped, the log rows it wrote, and why it did not fully run
+    (the questions a reason applies to are counted and the first few named)."""
     ids = list(REMOVAL_CHECKS) + list(VALUE_CHECKS) + [f"logic:{c.id}" for c in settings.logic_checks]
     if not settings.required_answers:
         ids.remove("required")
-    noted = pd.DataFrame(notes, columns=["check_id", "status", "detail"])
+    noted = pd.DataFrame(notes, columns=["check_id", "status", "detail", "question"])
     counts = log["check_id"].value_counts()
     rows = []
     for check_id in ids + [i for i in noted["check_id"].unique() if i not in ids]:
         mine = noted[noted["check_id"] == check_id]
-        status = ("skipped" if (mine["status"] == "skipped").any() else "partial" if len(mine) else "ran")
+        status = "skipped" if (mine["status"] == "skipped").any() else "partial" if len(mine) else "ran"
+        details = []
+        for detail, group in mine.groupby("detail", sort=False):
+            questions = list(dict.fromkeys(q for q in group["question"] if q))
+            shown = ", ".join(questions[:5]) + (", …" if len(questions) > 5 else "")
+            details.append(f"{len(questions)} question(s) ({shown}): {detail}" if questions else detail)
         rows.append({"check_id": check_id, "status": status, "rows": int(counts.get(check_id, 0)),
-                     "detail": "; ".join(dict.fromkeys(mine["detail"]))})
+                     "detail": "; ".join(details)})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 

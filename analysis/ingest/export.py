@@ -25,6 +25,7 @@ from analysis.ingest.headers import (
     check_duplicate_targets,
     clean_header,
     metadata_name,
+    system_columns,
 )
 from analysis.ingest.privacy import household_keys, own_secrets, redact, unique_uuids
 from analysis.ingest.schema import Schema, as_schema, repeat_names
@@ -141,7 +142,7 @@ def submission_ids(main: pd.DataFrame, mapping: Mapping, fmt: str, form: Schema,
     The uuid column is the one structural column every export needs; 问卷星 without a custom uuid
     parameter is keyed on its serial number.
     """
-    system = {v: main[h].astype(str).str.strip() for h, v in mapping.system.items()}
+    system = system_columns(main, mapping)
     if fmt.startswith("wjx") and "uuid" not in system:
         system["uuid"] = "wjx-" + main["index"].astype(str)
     if "uuid" not in system:
@@ -182,7 +183,7 @@ def link_repeats(repeats: dict[str, pd.DataFrame], data: pd.DataFrame, form: Sch
         _, rep_map = best_mapping(list(table.columns), form, sep)
         check_duplicate_targets(rep_map, path)
         out.unmapped += [f"{repeat_name}:{h}" for h in rep_map.unmapped]
-        rep_system = {v: table[h].astype(str).str.strip() for h, v in rep_map.system.items()}
+        rep_system = system_columns(table, rep_map)
         by_uuid = dict(zip(system["uuid"].str.replace(r"^uuid:", "", regex=True)[~uuid.str.contains("#")],
                            ids.index[~uuid.str.contains("#")]))
         if "parent_index" in rep_system and "index" in system:

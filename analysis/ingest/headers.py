@@ -92,3 +92,15 @@ def check_duplicate_targets(mapping: Mapping, path: Path) -> None:
             raise IngestError(f"columns '{seen[target]}' and '{header}' both hold field {target}", file=path,
                               row=1, column=header, hint="remove one of the duplicated columns")
         seen[target] = header
+
+
+UUID_PRIORITY = ("_uuid", "X_uuid", "meta/instanceID", "instanceID", "KEY", "uuid")  # first found is the id
+
+
+def system_columns(table, mapping: Mapping) -> dict:
+    """Structural columns by role (uuid, index, parent_index, parent_uuid) as stripped text; of several
+    submission-id columns the first in :data:`UUID_PRIORITY` wins (a plain ``uuid`` column may hold the
+    form's id, as ``formhub/uuid`` does)."""
+    rank = {h: UUID_PRIORITY.index(h) if h in UUID_PRIORITY else len(UUID_PRIORITY) for h in mapping.system}
+    ordered = sorted(mapping.system.items(), key=lambda hv: -rank[hv[0]])
+    return {role: table[h].astype(str).str.strip() for h, role in ordered}

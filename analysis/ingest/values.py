@@ -68,10 +68,13 @@ def timestamps(values: pd.Series) -> pd.Series:
 
 def typed(raw: pd.DataFrame, dummy_cols: dict[str, dict[str, pd.Series]], fields: pd.DataFrame, form: Schema,
            multi_sep: str | None, positional: bool) -> pd.DataFrame:
-    """Typed columns by bare field name: numbers as float, selects as choice names, times as datetimes.
+    """Typed columns by bare field name: numbers as float, selects as choice names, times as datetimes,
+    text stripped with line breaks written ``\\n``.
 
     select_multiple fields come last so that their relevance (was the question shown?) can be evaluated
-    on the other answers: an unanswered question that was shown gets 0 in every option column.
+    on the other answers: an unanswered question that was shown gets 0 in every option column. Where the
+    export's own option columns hold answers they are kept as written, and an option left blank beside
+    answered ones stays blank (added in a later form version, it was not offered to that respondent).
     """
     out = {}
     multi = fields[fields["base_type"] == "select_multiple"]
@@ -90,8 +93,8 @@ def typed(raw: pd.DataFrame, dummy_cols: dict[str, dict[str, pd.Series]], fields
             out[name] = to_choice(values, lookup, form.choice_names(name)).replace("", None)
         elif base in ("start", "end", "today", "date", "datetime"):
             out[name] = timestamps(values)
-        else:
-            out[name] = values.str.strip().replace("", None)
+        else:  # text; line breaks as "\n" whichever way the file wrote them ("\r\n" in a CSV, "\n" in xlsx)
+            out[name] = values.str.replace("\r\n?", "\n", regex=True).str.strip().replace("", None)
     typed = pd.DataFrame(out, index=raw.index)
     summaries = {}
     for row in multi.itertuples(index=False):
@@ -107,7 +110,14 @@ def typed(raw: pd.DataFrame, dummy_cols: dict[str, dict[str, pd.Series]], fields
         except ExpressionError:  # relevance refers to a question outside this table: count answers only
             asked = pd.Series(False, index=raw.index)
         parts.append(summaries[row.name].rename(row.name).to_frame())
-        parts.append(option_columns(summaries[row.name], form.choice_names(row.name), row.name, asked))
+        options = option_columns(summaries[row.name], form.choice_names(row.name), row.name, asked)
+        written = {o: c.str.strip().str.lower() for o, c in dummy_cols.get(row.name, {}).items()}
+        answered = pd.DataFrame({o: c != "" for o, c in written.items()}, index=raw.index).any(axis=1)
+        for option, flag in written.items():  # an option blank beside answered ones was not offered: blank
+            column = f"{row.name}.{option}"
+            options[column] = options[column].where(~answered, np.where(
+                flag.isin(["1", "1.0", "true"]), 1.0, np.where(flag.isin(["0", "0.0", "false"]), 0.0, np.nan)))
+        parts.append(options)
     return pd.concat(parts, axis=1)
 
 
