@@ -112,12 +112,20 @@ def match_choice(normalised: pd.Series, index: dict[str, str], min_length: int =
     return exact.where(~todo, normalised[todo].map(fuzzy))
 
 
-def _invalid_share_error(column: str, list_name: str, values: pd.Series, answered: int, share: float) -> ConfigError:
+def _invalid_share_error(column: str, list_name: str, values: pd.Series, answered: int, share: float,
+                         row: int | None) -> ConfigError:
     examples = ", ".join(repr(v) for v in values.value_counts().index[:5])
     return ConfigError(f"{share:.0%} of the answers ({len(values)} of {answered}) are not in the choice list "
                        f"'{list_name}' (e.g. {examples}); blanking them would empty most of the column",
-                       column=column, hint=f"fix the form's choice list, or set choices.columns.{column}.action "
-                                           f"to keep, blank or map (with a recode table) in the cleaning settings")
+                       column=column, row=row,
+                       hint=f"fix the form's choice list, or set choices.columns.{column}.action "
+                            f"to keep, blank or map (with a recode table) in the cleaning settings")
+
+
+def _file_row(households: pd.DataFrame, uuid: str) -> int | None:
+    """The row of a submission in the raw export as a spreadsheet shows it (header = row 1)."""
+    rows = households.set_index("uuid")["row"] if "row" in households else pd.Series(dtype=float)
+    return int(rows[uuid]) + 1 if uuid in rows.index else None
 
 
 def check_choices(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
@@ -145,7 +153,9 @@ def check_choices(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
         unmatched = matched.isna()
         share = unmatched.sum() / max(int(answered.sum()), 1)
         if rule is None and unmatched.sum() >= settings.min_invalid_count and share > settings.max_invalid_share:
-            raise _invalid_share_error(row.name, row.list_name, old[unmatched], int(answered.sum()), share)
+            first = table.loc[unmatched.index[unmatched][0], "uuid"]
+            raise _invalid_share_error(row.name, row.list_name, old[unmatched], int(answered.sum()), share,
+                                       _file_row(households, first))
         if rule is not None and rule.action == "keep":  # the person's decision, stated once in the summary
             skip(notes, "invalid_choice", f"{int(unmatched.sum())} answers outside the choice list kept as they "
                  "are (cleaning settings)", status="partial", question=row.name)
