@@ -19,7 +19,6 @@ the counts the staffing model needs, the latter as replicate-weight totals W.T @
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -436,67 +435,3 @@ def by_group(results: pd.DataFrame, group: str) -> pd.DataFrame:
                    & (results["variable"] == "in_need_" + results["team"])]
     return rows[["team", "group", "group_value", "estimate", "ci_low", "ci_high", "n", "suppressed"]].round(
         {"estimate": 3, "ci_low": 3, "ci_high": 3}).reset_index(drop=True)
-
-
-def is_simulated(provenance: str | Path) -> bool:
-    """True when the clean stage recorded that the data are simulated (``provenance.json``)."""
-    path = Path(provenance)
-    if not path.exists():
-        return False
-    return bool(json.loads(path.read_text(encoding="utf-8")).get("simulated", False))
-
-
-def read_truth(path: str | Path, definitions: dict) -> pd.DataFrame:
-    """The planted truth file (``survey/simulation/truth.csv``) in the results' terms (``truth_table``)."""
-    try:
-        raw = pd.read_csv(path, dtype={"group_value": str})
-    except OSError as error:
-        raise AnalysisError(f"cannot read the planted truth: {error}", file=str(path)) from None
-    missing = {"team", "variable", "group", "group_value", "count", "denominator", "proportion"} - set(raw.columns)
-    if missing:
-        raise AnalysisError(f"truth table lacks columns {sorted(missing)}", file=str(path))
-    return truth_table(raw, definitions)
-
-
-def truth_table(raw: pd.DataFrame, definitions: dict) -> pd.DataFrame:
-    """The planted truth (:func:`analysis.simulate.truth`) in the results' terms.
-
-    Returns team, variable, value, group, group_value, analysis_type (prop/total) and ``truth``.
-    Service rows ``need:<service>`` become variable ``need_<team>``, value ``<service>``; the truth's
-    ``unmet_<team>`` share (of the whole target group) is turned into the share of those in need,
-    as estimated here.
-    """
-    raw = raw[raw["team"].isin(list(definitions["teams"]))]
-    service = raw["variable"].str.contains(":")
-    measure = raw["variable"].str.split(":").str[0]
-    raw = raw.assign(variable=np.where(service, measure + "_" + raw["team"], raw["variable"]),
-                     value=np.where(service, raw["variable"].str.split(":").str[-1], "1"))
-    keys = ["team", "group", "group_value"]
-    in_need = raw[raw["variable"] == "in_need_" + raw["team"]].set_index(keys)["count"]
-    unmet = raw["variable"] == "unmet_" + raw["team"]
-    need_count = pd.MultiIndex.from_frame(raw.loc[unmet, keys]).map(in_need.to_dict())
-    need_count = pd.Series(np.asarray(need_count, dtype=float), index=raw.index[unmet])
-    raw.loc[unmet, "proportion"] = raw.loc[unmet, "count"] / need_count.where(need_count > 0)
-    long = pd.concat([raw.assign(analysis_type="prop", truth=raw["proportion"]),
-                      raw.assign(analysis_type="total", truth=raw["count"])], ignore_index=True)
-    return long[["team", "variable", "value", "group", "group_value", "analysis_type", "truth"]]
-
-
-def compare_with_truth(results: pd.DataFrame, truth: pd.DataFrame, level: float = 0.99) -> pd.DataFrame:
-    """Headline estimates (each team's ``in_need`` and ``unmet``, share and number, all of Leliu) beside
-    the planted truth, with the ``level`` interval (logit for shares, Wald for numbers) and whether it
-    covers the truth. ``results`` must still carry ``df`` (the unsuppressed estimates)."""
-    headline_row = (results["variable"] == "in_need_" + results["team"]) | (
-        results["variable"] == "unmet_" + results["team"])
-    head = results[(results["group"] == "all") & headline_row]
-    keys = ["team", "variable", "value", "group", "group_value", "analysis_type"]
-    out = head.merge(truth, on=keys, how="left", validate="one_to_one")
-    pct = round(level * 100)
-    z = stats.norm.ppf(0.5 + level / 2)
-    low, high = logit_interval(out["estimate"], out["se"], out["df"], level)
-    prop = (out["analysis_type"] == "prop").to_numpy()
-    out[f"ci{pct}_low"] = np.where(prop, low, out["estimate"] - z * out["se"])
-    out[f"ci{pct}_high"] = np.where(prop, high, out["estimate"] + z * out["se"])
-    out[f"inside_{pct}"] = (out["truth"] >= out[f"ci{pct}_low"]) & (out["truth"] <= out[f"ci{pct}_high"])
-    return out[["team", "variable", "analysis_type", "universe", "estimate", "se", f"ci{pct}_low", f"ci{pct}_high",
-                "truth", f"inside_{pct}", "n"]]

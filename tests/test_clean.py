@@ -20,13 +20,13 @@ from analysis.clean import (
     check_soft_duplicates,
     clean_raw,
     clean_survey,
-    fault_detection,
     load_settings,
     review_cleaning,
 )
 from analysis.clean.answers import match_choice, normalise_name
 from analysis.clean.settings import LogicCheck
 from analysis.errors import ConfigError
+from analysis.validation import fault_detection
 from analysis.ingest import read_export
 
 ROOT = Path(__file__).resolve().parent.parent
