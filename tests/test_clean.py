@@ -26,8 +26,8 @@ from analysis.clean import (
 from analysis.clean.answers import match_choice, normalise_name
 from analysis.clean.settings import LogicCheck
 from analysis.errors import ConfigError
-from analysis.validation import fault_detection
 from analysis.ingest import read_export
+from analysis.validation import fault_detection
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "survey" / "raw" / "kobo" / "leliu_needs.csv"
