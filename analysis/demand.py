@@ -234,7 +234,7 @@ def rank_services(results: pd.DataFrame) -> pd.DataFrame:
     Columns: team, service, need, receiving, would_use, unmet_need (household totals), rank.
     """
     rows = results[(results["analysis_type"] == "total") & (results["group"] == "all") & (results["value"] != "1")]
-    measure = rows["variable"].str.replace(r"_(elderly|disability|youth|family)$", "", regex=True)
+    measure = [variable.removesuffix(f"_{team}") for variable, team in zip(rows["variable"], rows["team"])]
     wide = rows.assign(measure=measure).pivot_table(index=["team", "value"], columns="measure",
                                                     values="estimate", aggfunc="first", sort=False)
     wide = wide.reindex(columns=["need", "receiving", "would_use", "unmet_need"]).reset_index()
@@ -423,7 +423,7 @@ def indicator_table(results: pd.DataFrame) -> pd.DataFrame:
 def service_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per team and service line: need, receiving, would use (shares of households) and unmet need."""
     rows = results[(results["group"] == "all") & (results["analysis_type"] == "prop") & (results["value"] != "1")]
-    measure = rows["variable"].str.replace(r"_(elderly|disability|youth|family)$", "", regex=True)
+    measure = [variable.removesuffix(f"_{team}") for variable, team in zip(rows["variable"], rows["team"])]
     wide = rows.assign(measure=measure).pivot_table(index=["team", "value"], columns="measure",
                                                     values="estimate", aggfunc="first", sort=False)
     return wide.reindex(columns=["need", "receiving", "would_use", "unmet_need"]).reset_index()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -567,6 +568,17 @@ def weight_distribution(persons: pd.DataFrame, labels: Labels, note: Note, size:
     return fig
 
 
+def first_reasons(deletion_log: pd.DataFrame, reason: str | None = None) -> pd.Series:
+    """Deleted submissions per reason, each counted once under its first check (``check_id`` is a ";"-list
+    as the clean stage writes it; else ``reason`` or ``issue``, as cleaningtools), most frequent first."""
+    reason = reason or next((c for c in ("check_id", "reason", "issue") if c in deletion_log.columns), None)
+    if reason is None:
+        raise AnalysisError("deletion log has no 'check_id', 'reason' or 'issue' column",
+                            file="clean/deletion_log.csv", column="check_id")
+    first = deletion_log[reason].astype(str).str.split(";").str[0].str.strip()
+    return first.value_counts().sort_index().sort_values(ascending=False, kind="stable")
+
+
 @styled
 def cleaning_funnel(households: pd.DataFrame, deletion_log: pd.DataFrame, labels: Labels, note: Note,
                     reason: str | None = None, size: tuple = SLIDE_INCHES) -> Figure:
@@ -576,12 +588,7 @@ def cleaning_funnel(households: pd.DataFrame, deletion_log: pd.DataFrame, labels
     submission counts once, under its first check (``check_id``, a ";"-list, as the clean stage writes
     it), else under ``reason`` or ``issue`` (cleaningtools).
     """
-    reason = reason or next((c for c in ("check_id", "reason", "issue") if c in deletion_log.columns), None)
-    if reason is None:
-        raise AnalysisError("deletion log has no 'check_id', 'reason' or 'issue' column",
-                            file="clean/deletion_log.csv", column="check_id")
-    first = deletion_log[reason].astype(str).str.split(";").str[0].str.strip()
-    counts = first.value_counts().sort_index().sort_values(ascending=False, kind="stable")
+    counts = first_reasons(deletion_log, reason)
     clean, raw = len(households), len(households) + int(counts.sum())
     steps = [labels("figures.cleaning_funnel.raw")] + [
         labels.get(f"deletion_reason.{r}", r) for r in counts.index] + [labels("figures.cleaning_funnel.clean")]
@@ -618,6 +625,22 @@ def save_figure(fig: Figure, fig_dir: str | Path, name: str, formats: tuple = FO
     return paths
 
 
+def preview(paths: Path | list[Path], width: int = 1200):
+    """A saved figure, scaled to ``width`` pixels, as an image a notebook shows (keeps notebooks small;
+    the full-size files are in ``figures/``). ``paths`` may be the list :func:`save_figure` returns."""
+    from IPython.display import Image as Shown
+    from PIL import Image
+
+    path = next(p for p in ([paths] if isinstance(paths, str | Path) else paths) if Path(p).suffix == ".png")
+    with Image.open(path) as image:
+        small = image.convert("RGB").resize((width, round(image.height * width / image.width)),
+                                            Image.Resampling.LANCZOS)
+    small = small.quantize(128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)  # a quarter the bytes
+    buffer = io.BytesIO()
+    small.save(buffer, format="PNG", optimize=True)
+    return Shown(data=buffer.getvalue(), format="png")
+
+
 def read_outputs(out_dir: str | Path) -> dict:
     """The stage outputs the figures and the brief read, from ``out_dir`` (docs/contracts.md).
 
@@ -650,7 +673,7 @@ def read_outputs(out_dir: str | Path) -> dict:
 def make_figures(outputs: dict, labels: Labels, note: Note, threshold: int = 10,
                  names: tuple | None = None, size: tuple = SLIDE_INCHES) -> dict[str, Figure]:
     """The figures ``names`` (default: the whole set), by file name, from :func:`read_outputs`' dict."""
-    results = outputs["results"]
+    results = outputs.get("results")
     makers = {
         "demand_by_team": lambda: demand_by_team(results, labels, note, threshold=threshold, size=size),
         "top_services": lambda: top_services(results, labels, note, threshold=threshold, size=size),

@@ -698,9 +698,9 @@ def staffing_tables(point: dict[str, pd.DataFrame], replicates: dict[str, pd.Dat
     }
 
 
-def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
-    """Write each table as ``<out_dir>/staffing/<name>.csv`` (UTF-8, fixed float format) and list them."""
-    folder = Path(out_dir) / "staffing"
+def write_tables(tables: dict[str, pd.DataFrame], folder: str | Path) -> list[Path]:
+    """Write each table as ``<folder>/<name>.csv`` (UTF-8, fixed float format) and list them."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in tables.items():
