@@ -4,7 +4,8 @@ Built from the stage outputs only (demand results, staffing tables, clean data):
 page is computed here from those tables, none is typed in. Chinese first, English alongside. The HTML is
 self-contained so a planner can email it: figures are embedded PNGs and the Chinese font is embedded as
 a subset of Noto Sans CJK SC holding exactly the characters the page uses, so it renders on a machine
-without Chinese fonts. A PDF is printed with headless Chromium when it is installed.
+without Chinese fonts. The page is the jinja2 template ``template.html`` with autoescaping on; a PDF is
+printed with headless Chromium (``chromium.py``) when it is installed.
 """
 
 from __future__ import annotations
@@ -13,25 +14,22 @@ import base64
 import html
 import io
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
-from string import Template
 
+import jinja2
 import pandas as pd
+from markupsafe import Markup
 
-from analysis import figures
+from analysis import config, figures
+from analysis.brief.chromium import print_pdf
 from analysis.errors import AnalysisError
 
-TEMPLATE_PATH = Path(__file__).with_name("brief_template.html")
+TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True,
+                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                               keep_trailing_newline=True)
 BRIEF_INCHES = (9.0, 5.0625)  # 16:9, two per row on A4
 BRIEF_DPI = 200
 FONT_FAMILY = "Leliu Noto Sans SC"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--mute-audio")
-FIXED_PDF_DATE = b"D:20120411000000+00'00'"  # the centre's opening day (docs/sources.md §1.1)
 
 
 def key_numbers(results: pd.DataFrame, allocation: pd.DataFrame, replicates: pd.DataFrame) -> dict:
@@ -119,9 +117,11 @@ def _sc_face_index(path) -> int:
     return names.index(figures.CJK_FAMILY)
 
 
-def render_brief(outputs: dict, form, note: figures.Note, threshold: int = 10) -> str:
-    """The brief as one self-contained HTML string (Chinese first, English alongside)."""
-    zh, en = figures.load_labels("zh", form), figures.load_labels("en", form)
+def render_brief(outputs: dict, form, note: figures.Note, threshold: int = 10, needs: dict | None = None) -> str:
+    """The brief as one self-contained HTML string (Chinese first, English alongside), from the template
+    with every value escaped by jinja2. Team names and colours come from ``needs`` (default needs.yaml)."""
+    needs = config.load_needs() if needs is None else needs
+    zh, en = figures.load_labels("zh", form, needs=needs), figures.load_labels("en", form, needs=needs)
     numbers = key_numbers(outputs["results"], outputs["allocation"], outputs["replicate_allocations"])
     results, size = outputs["results"], BRIEF_INCHES
     made = {
@@ -131,51 +131,36 @@ def render_brief(outputs: dict, form, note: figures.Note, threshold: int = 10) -
         "staffing_vs_even": figures.staffing_vs_even(outputs["allocation"], outputs["replicate_allocations"], zh,
                                                      note, categories=("social_workers",), size=size),
     }
-    cards = []
-    for value, key, colour in (
-        (f"{numbers['estimate']:,.0f}", "brief.largest_need", f"var(--{numbers['team']})"),
-        (f"{numbers['required']:.1f}", "brief.required", "var(--grey)"),
-        (f"{numbers['share']:.0%}", "brief.stability", "var(--grey)"),
-    ):
-        text = {}
-        for labels in (zh, en):
-            values = {"team": labels.team(numbers["team"]), "unit": labels(f"units.{numbers['unit']}"),
-                      "estimate": numbers["estimate"], "low": numbers["low"], "high": numbers["high"],
-                      "required": numbers["required"], "planned": numbers["planned"], "share": numbers["share"]}
-            text[labels.lang] = labels(key, **values)
-        cards.append(f'  <div class="number" style="border-top-color: {colour}">'
-                     f'<div class="value">{html.escape(value)}</div>'
-                     f'<p>{html.escape(text["zh"])}</p><p class="en">{html.escape(text["en"])}</p></div>')
-    sentence = {labels.lang: labels("brief.sentence", planned=numbers["planned"],
-                                    split=split_text(numbers["split"], labels), share=numbers["share"],
-                                    even=numbers["even"]) for labels in (zh, en)}
-    images = [f'  <figure style="margin:0"><img src="{figure_uri(fig)}" alt="{html.escape(name)}" '
-              f'data-figure="{name}"></figure>' for name, fig in made.items()]
-    items = {labels.lang: assumption_items(outputs["sensitivity"], labels) + [
-        labels("brief.weighting", weighted_to=labels("footnote.default_weighted_to")),
-        labels("brief.disclosure", threshold=threshold)] + ([labels("brief.simulated")] if note.simulated else [])
-        for labels in (zh, en)}
-    footer = {labels.lang: figures.footnote_text(note, labels).replace("\n", "；" if labels.lang == "zh" else "; ")
-              for labels in (zh, en)}
+    values = {labels.lang: {"team": labels.team(numbers["team"]), "unit": labels(f"units.{numbers['unit']}"),
+                            "estimate": numbers["estimate"], "low": numbers["low"], "high": numbers["high"],
+                            "required": numbers["required"], "planned": numbers["planned"],
+                            "share": numbers["share"]} for labels in (zh, en)}
+    cards = [{"value": value, "colour": colour, **{labels.lang: labels(key, **values[labels.lang]) for labels in (zh, en)}}
+             for value, key, colour in ((f"{numbers['estimate']:,.0f}", "brief.largest_need", numbers["team"]),
+                                        (f"{numbers['required']:.1f}", "brief.required", "grey"),
+                                        (f"{numbers['share']:.0%}", "brief.stability", "grey"))]
     fields = {
-        "title_zh": zh("brief.title"), "title_en": en("brief.title"),
-        "numbers_zh": zh("brief.numbers"), "numbers_en": en("brief.numbers"),
-        "figures_zh": zh("brief.figures"), "figures_en": en("brief.figures"),
-        "assumptions_zh": zh("brief.assumptions"), "assumptions_en": en("brief.assumptions"),
-        "sentence_zh": sentence["zh"], "sentence_en": sentence["en"],
-        "footer_zh": footer["zh"], "footer_en": footer["en"],
+        "title": {labels.lang: labels("brief.title") for labels in (zh, en)},
+        "headings": {part: {labels.lang: labels(f"brief.{part}") for labels in (zh, en)}
+                     for part in ("numbers", "figures", "assumptions")},
+        "simulated": zh("mark.simulated") if note.simulated else None,
+        "teams": [{"name": team, "colour": spec["colour"]} for team, spec in needs["teams"].items()],
+        "font_family": FONT_FAMILY,
+        "cards": cards,
+        "sentence": {labels.lang: labels("brief.sentence", planned=numbers["planned"],
+                                         split=split_text(numbers["split"], labels), share=numbers["share"],
+                                         even=numbers["even"]) for labels in (zh, en)},
+        "figures": [{"name": name, "uri": figure_uri(fig)} for name, fig in made.items()],
+        "assumptions": {labels.lang: assumption_items(outputs["sensitivity"], labels) + [
+            labels("brief.weighting", weighted_to=labels("footnote.default_weighted_to")),
+            labels("brief.disclosure", threshold=threshold)] + ([labels("brief.simulated")] if note.simulated else [])
+            for labels in (zh, en)},
+        "footer": {labels.lang: figures.footnote_text(note, labels).replace("\n", "；" if labels.lang == "zh" else "; ")
+                   for labels in (zh, en)},
     }
-    fields = {k: html.escape(v) for k, v in fields.items()}
-    fields["simulated_mark"] = (f'<div class="simulated">{html.escape(zh("mark.simulated"))}</div>'
-                                if note.simulated else "")
-    fields["numbers"] = "\n".join(cards)
-    fields["figures"] = "\n".join(images)
-    fields["assumptions_list_zh"] = "\n".join(f"    <li>{html.escape(i)}</li>" for i in items["zh"])
-    fields["assumptions_list_en"] = "\n".join(f"    <li>{html.escape(i)}</li>" for i in items["en"])
-    fields["font_face"] = ""
-    page = Template(TEMPLATE_PATH.read_text(encoding="utf-8")).substitute(fields)
-    fields["font_face"] = font_face(visible_text(page))
-    return Template(TEMPLATE_PATH.read_text(encoding="utf-8")).substitute(fields)
+    template = TEMPLATES.get_template("template.html")
+    without_font = template.render(**fields, font_face="")
+    return template.render(**fields, font_face=Markup(font_face(visible_text(without_font))))
 
 
 def visible_text(page: str) -> str:
@@ -193,65 +178,8 @@ def write_brief(page: str, brief_dir: str | Path) -> Path:
     return path
 
 
-def chromium() -> str | None:
-    """Path of the Chromium browser (Debian package ``chromium``), or None when it is not installed."""
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def run_chromium(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run headless Chromium with a throw-away profile and the flags that keep it offline and quiet."""
-    browser = chromium()
-    if browser is None:
-        raise AnalysisError("Chromium is not installed", hint="apt-get install chromium (Debian package)")
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                              capture_output=True, timeout=timeout, check=False)
-
-
-def print_pdf(html_path: str | Path, pdf_path: str | Path | None = None) -> Path | None:
-    """Print the brief to PDF with headless Chromium; None (and a message) when Chromium is absent.
-
-    Chromium stamps the current time into the PDF; it is replaced by a fixed date of the same length
-    so that the bytes do not depend on when the brief was printed.
-    """
-    html_path = Path(html_path).resolve()
-    pdf_path = Path(pdf_path or html_path.with_suffix(".pdf")).resolve()
-    if chromium() is None:
-        print("Chromium not found: brief.pdf not written (apt-get install chromium to print it)")
-        return None
-    done = run_chromium(["--no-pdf-header-footer", f"--print-to-pdf={pdf_path}", html_path.as_uri()])
-    if not pdf_path.exists():
-        raise AnalysisError(f"Chromium did not write the PDF: {done.stderr.decode(errors='replace')[-300:]}",
-                            file=str(html_path))
-    data = re.sub(rb"D:\d{14}[+\-Z][0-9']*", lambda m: FIXED_PDF_DATE[:len(m.group())].ljust(len(m.group()), b"0"),
-                  pdf_path.read_bytes())
-    pdf_path.write_bytes(data)
-    return pdf_path
-
-
-def screenshot(html_path: str | Path, png_path: str | Path, width: int = 1240, height: int = 1754) -> Path:
-    """A PNG screenshot of the page as headless Chromium renders it (A4 proportions by default)."""
-    png_path = Path(png_path).resolve()
-    run_chromium([f"--screenshot={png_path}", f"--window-size={width},{height}",
-                  "--virtual-time-budget=5000", Path(html_path).resolve().as_uri()])
-    if not png_path.exists():
-        raise AnalysisError("Chromium did not write the screenshot", file=str(html_path))
-    return png_path
-
-
-def page_count(pdf_path: str | Path) -> int:
-    """Number of pages in a PDF Chromium wrote (counts its /Type /Page objects)."""
-    return len(re.findall(rb"/Type\s*/Page[^s]", Path(pdf_path).read_bytes()))
-
-
-def build(outputs: dict, form, brief_dir: str | Path, threshold: int = 10) -> dict:
+def build(outputs: dict, form, brief_dir: str | Path, threshold: int = 10, needs: dict | None = None) -> dict:
     """Write ``brief.html`` (and ``brief.pdf`` when Chromium is installed) into ``brief_dir``."""
     note = figures.data_note(outputs["households"], outputs["persons"], outputs["provenance"])
-    path = write_brief(render_brief(outputs, form, note, threshold=threshold), brief_dir)
+    path = write_brief(render_brief(outputs, form, note, threshold=threshold, needs=needs), brief_dir)
     return {"html": path, "pdf": print_pdf(path)}
-
-
