@@ -430,7 +430,7 @@ def brief(out: str | Path, form: str | Path = Inputs().form, needs: str | Path =
     outputs = figures.read_outputs(out)
     threshold = disclosure.thresholds(config.load_assumptions(assumptions))["leadership"]
     with publishing(out, "brief") as tmp:
-        drafted = leadership.build(outputs, load_form(form), tmp, threshold=threshold)
+        drafted = leadership.build(outputs, load_form(form), tmp, threshold=threshold, needs=config.load_needs(needs))
     written = {kind: (None if path is None else out / "brief" / path.name) for kind, path in drafted.items()}
     numbers = leadership.key_numbers(outputs["results"], outputs["allocation"], outputs["replicate_allocations"])
     return BriefStage(numbers, written)
