@@ -7,7 +7,7 @@ assumptions in ``analysis/assumptions.yaml``:
 1. ``team_demand``: residents in need per team and the survey take-up (would use / need).
 2. ``workload``: annual workload of each activity (casework contacts, home visits, group sessions,
    community events) per team.
-3. ``required_staff``: WHO WISN (shared docs/sources.md §3) -> required social workers per team.
+3. ``required_staff``: WHO WISN (docs/sources.md §3) -> required social workers per team.
 4. ``allocate``: apportion the plan's 10 social workers and 15 other staff (docs/sources.md §7).
 
 Every step works on all bootstrap replicates at once (a ``replicate`` column), so the uncertainty of
