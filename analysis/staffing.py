@@ -1,5 +1,10 @@
 """Team sizing: WISN workload -> required social workers per team -> apportionment of the fixed posts.
 
+Owns: the WISN arithmetic, the apportionment methods, the chain over replicates, the sensitivity and
+break-even searches, the staffing tables and the sentence for leaders. Reading assumptions.yaml is
+:mod:`analysis.config`'s (validated there); which files the stage reads and writes is
+:mod:`analysis.pipeline`'s.
+
 The chain (notebook ``04_team_sizing``) reads the demand stage's drivers (``demand/drivers.csv``, one
 row per team and driver; ``drivers_replicates.parquet`` adds a ``replicate`` column) and the planning
 assumptions in ``analysis/assumptions.yaml``:
