@@ -5,9 +5,9 @@
 Surveys: ``analysis.simulate`` with seed 2012 and about ``n`` responding households (the population is
 scaled up so that 150,000 households can be sampled), generated once, untimed, into a cache folder
 outside git (default ``$XDG_CACHE_HOME/leliu-bench`` or ``~/.cache/leliu-bench``), keyed by size,
-scale and a hash of the generator and instrument. Only the Kobo CSV export and the frame files are
-written: ``write_survey`` also writes the .xlsx and 问卷星 copies, and openpyxl needs several minutes
-per 15,000 households for those, which would not fit the 15-minute budget of ``make bench``.
+scale and a hash of the generator and instrument. Only the Kobo CSV export is written
+(``write_survey(formats=("kobo_csv",))``): openpyxl needs several minutes per 15,000 households for the
+.xlsx copy, which would not fit the 15-minute budget of ``make bench``.
 
 Stages, each in a fresh process that reads what the stage before it wrote (docs/contracts.md) and
 writes its own outputs, as notebooks 01–04 do:
@@ -59,7 +59,7 @@ def scale_for(n: int) -> float:
 def generator_hash() -> str:
     """Hash of everything the simulated survey depends on: a change regenerates the cached surveys."""
     digest = hashlib.sha256()
-    files = [ROOT / "analysis" / "simulate.py", ROOT / "analysis" / "simulation.yaml",
+    files = [*sorted((ROOT / "analysis" / "simulate").glob("*.py")), ROOT / "analysis" / "simulation.yaml",
              *sorted((ROOT / "survey" / "instrument").glob("*.csv"))]
     for path in files:
         digest.update(path.read_bytes())
@@ -67,31 +67,12 @@ def generator_hash() -> str:
 
 
 def write_csv_survey(n: int, scale: float, out_dir: Path) -> dict:
-    """The sequence of ``simulate.write_survey`` up to the Kobo tables; writes the Kobo CSV export,
-    PROVENANCE.json and the frame files (not the .xlsx, 问卷星, truth or fault files)."""
+    """``simulate.write_survey`` with the Kobo CSV export only (no .xlsx or 问卷星 copies), the frame,
+    truth and fault files; returns its PROVENANCE.json."""
     from analysis import simulate
-    from analysis.instrument import load_form
 
-    form = load_form(ROOT / "survey" / "instrument")
-    population = simulate.build_population(SEED, scale=scale)
-    population.params = simulate._sample_params(population.params, n, len(population.groups))
-    sample = simulate.draw_sample(population, SEED + 1)
-    rng = np.random.default_rng(SEED + 2)
-    records, persons = simulate._records(sample, population, rng)
-    records, persons, _ = simulate._inject_faults(records, persons, population, rng, form)
-    kobo_hh, kobo_roster = simulate.kobo_tables(records, persons, form)
-    (out_dir / "raw" / "kobo").mkdir(parents=True, exist_ok=True)
-    (out_dir / "frame").mkdir(parents=True, exist_ok=True)
-    kobo_hh.to_csv(out_dir / "raw" / "kobo" / "leliu_needs.csv", index=False, encoding="utf-8-sig", lineterminator="\n")
-    kobo_roster.to_csv(out_dir / "raw" / "kobo" / "roster.csv", index=False, encoding="utf-8-sig", lineterminator="\n")
-    simulate.population_frame(population).to_csv(out_dir / "frame" / "population_frame.csv", index=False)
-    sample.design.to_csv(out_dir / "frame" / "sample_design.csv", index=False)
-    provenance = {"simulated": True, "seed": SEED, "generator": "analysis.simulate", "scale": scale,
-                  "target_households": n, "households_responding": len(sample.households),
-                  "submissions": len(kobo_hh), "roster_rows": len(kobo_roster),
-                  "note": "SIMULATED DATA for benchmarks/bench_pipeline.py"}
-    (out_dir / "raw" / "PROVENANCE.json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
-    return provenance
+    paths = simulate.write_survey(SEED, out_dir, n_households=n, scale=scale, formats=("kobo_csv",))
+    return json.loads(paths["provenance"].read_text(encoding="utf-8"))
 
 
 def survey_dir(n: int, cache: Path) -> tuple[Path, float | None]:
