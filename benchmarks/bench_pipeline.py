@@ -43,7 +43,7 @@ SEED = 2012
 REPLICATES = 200
 REPLICATE_SEED = 20120411  # as notebooks/02_weight.ipynb
 BREAK_EVEN_KEYS = 12  # as notebooks/04_team_sizing.ipynb (n_break_even)
-POPULATION_HOUSEHOLDS = 91_607  # households at scale 1 (survey/raw/PROVENANCE.json)
+POPULATION_HOUSEHOLDS = 92_496  # households at scale 1 (survey/raw/PROVENANCE.json)
 
 
 def default_cache() -> Path:
