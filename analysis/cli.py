@@ -195,7 +195,9 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     from analysis.clean import clean_survey
 
     result = clean_survey(Path(args.form), Path(args.data), Path(args.out),
-                          decisions=Path(args.decisions) if args.decisions else None)
+                          decisions=Path(args.decisions) if args.decisions else None,
+                          settings=Path(args.settings) if args.settings else None,
+                          apply_log=Path(args.apply_log) if args.apply_log else None)
     print(result)
     return 0
 
@@ -239,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--form", default=str(DEFAULT_FORM))
     clean.add_argument("--data", required=True)
     clean.add_argument("--decisions", default=None, help="an edited cleaning log (CSV or XLSX) whose decisions win")
+    clean.add_argument("--apply-log", default=None,
+                       help="apply a reviewed cleaning log alone, none of the checks (cleaningtools create_clean_data)")
+    clean.add_argument("--settings", default=None, help="cleaning settings YAML (default survey/cleaning.yaml)")
     clean.add_argument("--out", required=True)
     clean.set_defaults(func=_cmd_clean)
 

@@ -30,6 +30,7 @@ from scipy import stats
 
 from analysis import disclosure, indicators, weights
 from analysis.errors import AnalysisError, ConfigError
+from analysis.survey import logit_interval
 
 ASSUMPTIONS_FILE = Path(__file__).with_name("assumptions.yaml")
 
@@ -166,22 +167,6 @@ def _design_rows(result: pd.DataFrame, group_column: str | None, kind: str) -> p
     group_value = "all" if group_column is None else result[group_column].astype(str)
     keep = result[["estimate", "se", "ci_low", "ci_high", "df", "deff"]]
     return keep.assign(key=key.to_numpy(), group_value=group_value, analysis_type=kind)
-
-
-def logit_interval(estimate, se, df, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Confidence interval of a proportion on the logit scale, as R ``svyciprop(method="logit")``.
-
-    expit(logit p ± t_df · se / (p(1−p))), t with the design's degrees of freedom. Unlike the Wald
-    interval it stays inside [0, 1] and is asymmetric near 0 and 1, where small domains make the
-    Wald interval cover too rarely. p = 0 or 1 gives the degenerate interval [p, p].
-    """
-    p, se = np.asarray(estimate, dtype=float), np.asarray(se, dtype=float)
-    q = stats.t.ppf(0.5 + level / 2, np.asarray(df, dtype=float))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eta, half = np.log(p / (1 - p)), q * se / (p * (1 - p))
-        low, high = 1 / (1 + np.exp(-(eta - half))), 1 / (1 + np.exp(-(eta + half)))
-    edge = (p <= 0) | (p >= 1)
-    return np.where(edge, p, low), np.where(edge, p, high)
 
 
 def estimate(design, table: pd.DataFrame, specs: pd.DataFrame, level: float = 0.95,
