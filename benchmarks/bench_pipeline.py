@@ -44,7 +44,7 @@ SEED = 2012
 REPLICATES = 200
 REPLICATE_SEED = 20120411  # as analysis.pipeline.REPLICATE_SEED
 BREAK_EVEN_KEYS = 12  # as analysis.pipeline.BREAK_EVEN_KEYS
-POPULATION_HOUSEHOLDS = 91_607  # households at scale 1 (survey/raw/PROVENANCE.json)
+POPULATION_HOUSEHOLDS = 92_496  # households at scale 1 (survey/raw/PROVENANCE.json)
 
 
 def default_cache() -> Path:

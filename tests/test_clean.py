@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "survey" / "raw" / "kobo" / "leliu_needs.csv"
 FAULTS = ROOT / "survey" / "simulation" / "faults.csv"
 OUTPUTS = ["households.parquet", "households.csv", "persons.parquet", "persons.csv", "cleaning_log.csv",
-           "deletion_log.csv", "data_dictionary.csv", "provenance.json"]
+           "deletion_log.csv", "data_dictionary.csv", "provenance.json", "check_summary.csv", "other_texts.csv"]
 
 
 @pytest.fixture(scope="module")
