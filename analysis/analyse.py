@@ -126,7 +126,7 @@ def check_loa(loa: pd.DataFrame, data: pd.DataFrame, source: str | None = None) 
     columns = {str(c).strip(): c for c in loa.columns}
     if "analysis_type" not in columns:
         raise AnalysisError("the list of analyses has no analysis_type column", file=source, column="analysis_type",
-                            hint=f"columns are analysistools': analysis_type, analysis_var, group_var, level, ...")
+                            hint="columns are analysistools': analysis_type, analysis_var, group_var, level, ...")
     known = set(data.columns)
 
     def cell(i: int, name: str) -> str:
@@ -443,11 +443,18 @@ def _sums(codes: np.ndarray, size: int, values: np.ndarray, weights: np.ndarray)
             np.bincount(codes, weights=values * weights, minlength=size))
 
 
-def _interval(estimate, se, df, level, method):
-    if method == "logit":
-        return logit_interval(estimate, se, df, level)
+def interval(estimate, se, df, level, method):
+    """Interval per estimate: ``method`` "wald" (estimate ± t_df·se) or "logit" (:func:`logit_interval`),
+    a name or one per estimate; df = inf gives the normal quantile."""
+    estimate, se = np.asarray(estimate, dtype=float), np.asarray(se, dtype=float)
+    df, level = np.broadcast_to(np.asarray(df, dtype=float), estimate.shape), np.broadcast_to(level, estimate.shape)
+    method = np.broadcast_to(np.asarray(method), estimate.shape)
     q = stats.t.ppf(0.5 + level / 2, df)
-    return estimate - q * se, estimate + q * se
+    low, high = estimate - q * se, estimate + q * se
+    logit = method == "logit"
+    if logit.any():
+        low[logit], high[logit] = logit_interval(estimate[logit], se[logit], df[logit], level[logit])
+    return low, high
 
 
 def run(design, loa: pd.DataFrame, form=None, source: str | None = None) -> pd.DataFrame:
@@ -534,12 +541,7 @@ def _batch(work, plan: _Plan, batch: pd.DataFrame, estimator: str, by: list[str]
     if estimator == "median":
         low, high = lines["ci_low"].to_numpy(dtype=float), lines["ci_high"].to_numpy(dtype=float)
     else:
-        low, high = np.full(len(lines), np.nan), np.full(len(lines), np.nan)
-        for method in CI_METHODS:
-            pick = (lines["ci"] == method).to_numpy()
-            if pick.any():
-                low[pick], high[pick] = _interval(estimate[pick], se[pick], df[pick],
-                                                  lines["level"].to_numpy(dtype=float)[pick], method)
+        low, high = interval(estimate, se, df, lines["level"].to_numpy(dtype=float), lines["ci"].to_numpy())
     out = pd.DataFrame({"_loa": lines["loa"], "_group": g, "_order": lines["order"], "analysis_var_value": lines["value"],
                         "stat": estimate, "stat_low": low, "stat_upp": high, "n": n, "n_total": n_total,
                         "n_w": n_w, "n_w_total": n_w_total, "se": se, "df": df})

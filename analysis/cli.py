@@ -203,7 +203,7 @@ def _cmd_clean(args: argparse.Namespace) -> int:
 def _cmd_analyse(args: argparse.Namespace) -> int:
     from analysis.analyse import analyse_files
 
-    split = lambda text: [part.strip() for part in text.split(",")] if text else None  # noqa: E731
+    split = lambda text: [part.strip() for part in text.split(",")] if text else None
     results = analyse_files(args.data, args.loa, args.out, form=args.form, weights=args.weights,
                             strata=args.strata, ids=split(args.ids), fpc=split(args.fpc))
     print(f"{len(results)} results from {args.loa} written to {args.out}")
