@@ -49,10 +49,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse
 
 from analysis.errors import AnalysisError
-from analysis.survey import Design
+from analysis.survey import Design, intervals
 
 TYPES = ("mean", "median", "prop_select_one", "prop_select_multiple", "ratio", "total")
 RESULT_COLUMNS = ["analysis_type", "analysis_var", "analysis_var_value", "group_var", "group_var_value", "stat",
@@ -124,13 +124,14 @@ def check_loa(loa: pd.DataFrame, data: pd.DataFrame, source: str | None = None) 
     the row and the column of the list.
     """
     columns = {str(c).strip(): c for c in loa.columns}
+    records = loa.to_dict("records")
     if "analysis_type" not in columns:
         raise AnalysisError("the list of analyses has no analysis_type column", file=source, column="analysis_type",
                             hint="columns are analysistools': analysis_type, analysis_var, group_var, level, ...")
     known = set(data.columns)
 
     def cell(i: int, name: str) -> str:
-        return _text(loa.iloc[i][columns[name]]) if name in columns else ""
+        return _text(records[i][columns[name]]) if name in columns else ""
 
     def fail(problem: str, i: int, column: str, hint: str | None = None):
         raise AnalysisError(problem, file=source, row=i + 2, column=column, hint=hint)
@@ -207,6 +208,15 @@ def as_text(values: pd.Series) -> pd.Series:
     return values.astype(object).map(lambda v: None if pd.isna(v) else (
         "TRUE" if v is True else "FALSE" if v is False else as_text(pd.Series([v])).iloc[0]
         if isinstance(v, (int, float, np.number)) else str(v))).astype(object)
+
+
+def coded(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Codes 0..k−1 of the distinct values in sorted order (numbers numerically; −1 = missing) and their text."""
+    try:
+        codes, uniques = pd.factorize(values, sort=True)
+    except TypeError:  # numbers and text mixed: sort their text
+        codes, uniques = pd.factorize(as_text(values), sort=True)
+    return codes.astype(np.int64), as_text(pd.Series(uniques)).tolist()
 
 
 def _numeric(data: pd.DataFrame, name: str, row: int, column: str, source: str | None) -> np.ndarray:
@@ -295,7 +305,8 @@ class _Item:
     value: object  # analysis_var_value (None = missing)
     order: int  # position of the value within the list row
     column: str
-    denominator: str | None = None
+    denominator: str = ""
+    flags: tuple = ()  # a ratio's (numerator_NA_to_0, filter_denominator_0)
     hits: str | None = None  # column whose 1s n counts (select questions); None = the rows used
 
 
@@ -307,40 +318,37 @@ class _Plan:
         self.columns: dict[str, np.ndarray] = {}
         self.items: list[_Item] = []
         self.missing: dict[int, str] = {}  # list position -> column marking the rows without an answer
-        self._cache: dict[tuple, str] = {}
-        self._content: dict[bytes, str] = {}
+        self._cache: dict[tuple, object] = {}
 
-    def add(self, key: tuple, label: str, make, share: bool = False) -> str:
-        """The working column for ``key`` (built once by ``make()``); ``share`` reuses equal content."""
-        if key in self._cache:
-            return self._cache[key]
-        values = np.asarray(make(), dtype=float)
-        name = None
-        if share:
-            name = self._content.get(values.tobytes())
-        if name is None:
+    def add(self, key: tuple, label: str, make) -> str:
+        """The working column for ``key``, built once by ``make()``."""
+        if key not in self._cache:
             name = f"loa:{len(self.columns)}:{label}"
-            self.columns[name] = values
-            if share:
-                self._content[values.tobytes()] = name
-        self._cache[key] = name
-        return name
+            self.columns[name] = np.asarray(make(), dtype=float)
+            self._cache[key] = name
+        return self._cache[key]
+
+    def number(self, var: str, row: int, column: str) -> str:
+        return self.add(("num", var), var, lambda: _numeric(self.data, var, row, column, self.source))
 
     def plan(self, i: int, spec) -> None:
         kind, var = spec.analysis_type, spec.analysis_var
         if kind in ("mean", "median", "total"):
-            column = self.add(("num", var), var, lambda: _numeric(self.data, var, spec.row, "analysis_var", self.source))
-            self.items.append(_Item(i, None, 0, column))
+            self.items.append(_Item(i, None, 0, self.number(var, spec.row, "analysis_var")))
         elif kind == "ratio":
-            self._ratio(i, spec)
+            numerator = self.number(spec.numerator, spec.row, RATIO_COLUMNS[0])
+            denominator = self.number(spec.denominator, spec.row, RATIO_COLUMNS[1])
+            flags = (bool(spec.numerator_NA_to_0), bool(spec.filter_denominator_0))
+            self.items.append(_Item(i, "NA %/% NA", 0, numerator, denominator, flags))
         elif kind == "prop_select_one":
-            values = as_text(self.data[var])
-            levels = _levels(self.data[var])
+            if ("coded", var) not in self._cache:
+                self._cache[("coded", var)] = coded(self.data[var])
+            codes, levels = self._cache[("coded", var)]
             for order, level in enumerate(levels):
                 column = self.add(("level", var, level), f"{var}={level}",
-                                  lambda lv=level: np.where(values.isna(), np.nan, (values == lv).astype(float)))
+                                  lambda k=order: np.where(codes < 0, np.nan, codes == k))
                 self.items.append(_Item(i, level, order, column, hits=column))
-            self.missing[i] = self.add(("missing", var), f"{var}=NA", lambda: values.isna().astype(float))
+            self.missing[i] = self.add(("missing", var), f"{var}=NA", lambda: codes < 0)
         else:
             options, respondents = self._options(spec)
             for order, option in enumerate(options.columns):
@@ -360,29 +368,14 @@ class _Plan:
             self._cache[key] = (options, respondents)
         return self._cache[key]
 
-    def _ratio(self, i: int, spec) -> None:
-        num = _numeric(self.data, spec.numerator, spec.row, RATIO_COLUMNS[0], self.source)
-        den = _numeric(self.data, spec.denominator, spec.row, RATIO_COLUMNS[1], self.source)
-        if spec.numerator_NA_to_0:
-            num = np.nan_to_num(num, nan=0.0)
-        keep = ~np.isnan(den) & ~np.isnan(num)
-        if spec.filter_denominator_0:
-            keep &= den != 0
-        flags = (spec.numerator_NA_to_0, spec.filter_denominator_0)
-        numerator = self.add(("ratio", spec.numerator, spec.denominator, flags), spec.numerator,
-                             lambda: np.where(keep, num, np.nan))
-        denominator = self.add(("ratio-den", spec.numerator, spec.denominator, flags), spec.denominator,
-                               lambda: np.where(keep, den, np.nan), share=True)
-        self.items.append(_Item(i, "NA %/% NA", 0, numerator, denominator))
-
-
-def _levels(values: pd.Series) -> list[str]:
-    """Answers seen, in sorted order (numbers numerically), as text."""
-    seen = pd.Series(values.dropna().unique())
-    if pd.api.types.is_numeric_dtype(seen) or pd.api.types.is_bool_dtype(seen):
-        seen = seen.sort_values()
-        return as_text(seen).tolist()
-    return sorted(as_text(seen).tolist())
+    def used(self, column: str, denominator: str = "", flags: tuple = ()) -> np.ndarray:
+        """Rows an estimate of ``column`` uses (a ratio's after its missing-value options)."""
+        values = self.columns[column]
+        if not denominator:
+            return ~np.isnan(values)
+        den = self.columns[denominator]
+        keep = ~np.isnan(den) & (~np.isnan(values) | flags[0])
+        return keep & (den != 0) if flags[1] else keep
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -393,68 +386,67 @@ ESTIMATORS = {"mean": "mean", "total": "total", "prop_select_one": "mean", "prop
               "ratio": "ratio", "median": "median"}
 
 
-def _core(design, estimator: str, columns: list[str], denominator: str | None, by: list[str],
-          level: float) -> pd.DataFrame:
-    """Estimate, se, ci_low, ci_high, df (the domain's) and n per group and column (``variable``)."""
+def _core(design, frame: pd.DataFrame, estimator: str, columns: list[str], by: list[str], level: float,
+          denominator: str = "", flags: tuple = (), df="domain") -> pd.DataFrame:
+    """Estimate, se, ci_low, ci_high, df (the domain's) and n per group and column (``variable``).
+
+    The design reads its variables from ``frame`` (the working columns: R's ``update(design, ...)``);
+    a select question's share is the mean of its 0/1 column among the rows answering, as
+    ``Design.proportion`` computes it; medians use ``qrule="school"`` with Woodruff's interval.
+    """
+    work = copy.copy(design)
+    work.data = frame
     by = by or None
-    if estimator == "mean":
-        return design.mean(columns, by=by, na_rm=True, level=level)
-    if estimator == "total":
-        return design.total(columns, by=by, na_rm=True, level=level)
+    if estimator in ("mean", "total"):
+        return getattr(work, estimator)(columns, by=by, na_rm=True, level=level)
     if estimator == "ratio":
-        out = design.ratio(columns, denominator, by=by, na_rm=True, level=level)
+        out = work.ratio(columns, denominator, by=by, na_rm=True, level=level, numerator_na_to_0=flags[0],
+                         filter_denominator_0=flags[1])
         return out.assign(variable=out["variable"].str.slice(stop=-len(denominator) - 1))
-    return design.quantile(columns, 0.5, by=by, na_rm=True, level=level)
+    return work.quantile(columns, 0.5, by=by, na_rm=True, level=level, df=df, qrule="school")
 
 
-def logit_interval(estimate, se, df, level):
-    """Logit interval of a proportion (R ``svyciprop(method = "logit")``); p = 0 or 1 gives [p, p]."""
-    p, se = np.asarray(estimate, dtype=float), np.asarray(se, dtype=float)
-    q = stats.t.ppf(0.5 + np.asarray(level) / 2, np.asarray(df, dtype=float))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eta, half = np.log(p / (1 - p)), q * se / (p * (1 - p))
-        low, high = 1 / (1 + np.exp(-(eta - half))), 1 / (1 + np.exp(-(eta + half)))
-    edge = (p <= 0) | (p >= 1)
-    return np.where(edge, p, low), np.where(edge, p, high)
-
-
-def _with_columns(design, table: pd.DataFrame):
-    """A copy of ``design`` whose data also holds the working columns (R's ``update(design, ...)``)."""
-    new = copy.copy(design)
-    new.data = table
-    return new
+def interval(estimate, se, df, level, method):
+    """Interval per estimate: ``method`` "wald" (estimate ± q·se) or "logit" (R ``svyciprop``), one name or one
+    per estimate; q is the t quantile with ``df`` (normal where df is infinite)."""
+    estimate, se = np.asarray(estimate, dtype=float), np.asarray(se, dtype=float)
+    df = np.broadcast_to(np.asarray(df, dtype=float), estimate.shape)
+    level = np.broadcast_to(np.asarray(level, dtype=float), estimate.shape)
+    method = np.broadcast_to(np.asarray(method), estimate.shape)
+    low, high = np.full(estimate.shape, np.nan), np.full(estimate.shape, np.nan)
+    for value in np.unique(level):
+        for name in CI_METHODS:
+            pick = (level == value) & (method == name)
+            if not pick.any():
+                continue
+            if name == "logit":
+                low[pick], high[pick] = intervals.logit_interval(estimate[pick], se[pick], df[pick], value)
+            else:
+                low[pick], high[pick] = intervals.wald(estimate[pick], se[pick], intervals.critical(value, df[pick]))
+    return low, high
 
 
 # ---------------------------------------------------------------------------------------------------
 # running a list
 
 
-def _groups_of(table: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
-    """Group code of every row (groups in sorted order) and the groups' values, one column each."""
-    if not columns:
-        return np.zeros(len(table), dtype=np.int64), pd.DataFrame(index=[0])
-    grouped = table[columns].groupby(columns, sort=True)
-    labels = grouped.size().index.to_frame(index=False)
-    return grouped.ngroup().to_numpy(), labels
+def _groups_of(codes: dict, groups: tuple[str, ...], n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Group of every row (groups in sorted order) and each group's code of every grouping variable."""
+    if not groups:
+        return np.zeros(n, dtype=np.int64), {}
+    key = _combined({g: codes[g][0] for g in groups}, codes)
+    uniques, rows_group = np.unique(key, return_inverse=True)
+    first = np.zeros(len(uniques), dtype=np.int64)
+    first[rows_group[::-1]] = np.arange(n)[::-1]
+    return rows_group.astype(np.int64), {g: codes[g][0][first] for g in groups}
 
 
-def _sums(codes: np.ndarray, size: int, values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return (np.bincount(codes, weights=values, minlength=size),
-            np.bincount(codes, weights=values * weights, minlength=size))
-
-
-def interval(estimate, se, df, level, method):
-    """Interval per estimate: ``method`` "wald" (estimate ± t_df·se) or "logit" (:func:`logit_interval`),
-    a name or one per estimate; df = inf gives the normal quantile."""
-    estimate, se = np.asarray(estimate, dtype=float), np.asarray(se, dtype=float)
-    df, level = np.broadcast_to(np.asarray(df, dtype=float), estimate.shape), np.broadcast_to(level, estimate.shape)
-    method = np.broadcast_to(np.asarray(method), estimate.shape)
-    q = stats.t.ppf(0.5 + level / 2, df)
-    low, high = estimate - q * se, estimate + q * se
-    logit = method == "logit"
-    if logit.any():
-        low[logit], high[logit] = logit_interval(estimate[logit], se[logit], df[logit], level[logit])
-    return low, high
+def _combined(by_codes: dict[str, np.ndarray], codes: dict) -> np.ndarray:
+    """One integer per combination of group codes, ordered as the combinations sort."""
+    key = np.zeros(len(next(iter(by_codes.values()))), dtype=np.int64)
+    for g, code in by_codes.items():
+        key = key * (len(codes[g][1]) + 1) + np.asarray(code, dtype=np.int64)
+    return key
 
 
 def run(design, loa: pd.DataFrame, form=None, source: str | None = None) -> pd.DataFrame:
@@ -474,92 +466,114 @@ def run(design, loa: pd.DataFrame, form=None, source: str | None = None) -> pd.D
     plan = _Plan(data, form, source)
     for i, spec in enumerate(checked.itertuples(index=False)):
         plan.plan(i, spec)
-    grouping = sorted({g for groups in checked["groups"] for g in groups})
-    group_column = {g: f"loa:group:{g}" for g in grouping}
-    texts = {group_column[g]: as_text(data[g]).fillna("NA").astype(object) for g in grouping}
-    table = pd.concat([data, pd.DataFrame({**plan.columns, **texts}, index=data.index)], axis=1)
-    work = _with_columns(design, table)
-    weights = np.asarray(design.weights, dtype=float)
-
-    items = pd.DataFrame([vars(item) for item in plan.items])
-    if items.empty:
+    if not plan.items:
         return pd.DataFrame(columns=RESULT_COLUMNS + EXTRA_COLUMNS)
+    codes = {}  # group variable -> (code per row, text per code); a missing value is the group "NA"
+    for g in sorted({g for groups in checked["groups"] for g in groups}):
+        code, text = coded(data[g])
+        codes[g] = (np.where(code < 0, len(text), code), np.array([*text, "NA"], dtype=object))
+    weights = np.asarray(design.weights, dtype=float)
+    items = pd.DataFrame([vars(item) for item in plan.items])
     spec = checked.iloc[items["loa"]].reset_index(drop=True)
     items = pd.concat([items, spec[["analysis_type", "groups", "level", "df", "ci"]]], axis=1)
     items["estimator"] = items["analysis_type"].map(ESTIMATORS)
-    items["batch_level"] = np.where(items["estimator"] == "median", items["level"], 0.95)
-    items["batch_df"] = np.where(items["estimator"] == "median", items["df"], "")
-    items["batch_den"] = items["denominator"].fillna("")
+    median = items["estimator"] == "median"
+    items["batch_level"] = np.where(median, items["level"], 0.95)  # the level changes only a median's se
+    items["batch_df"] = np.where(median, items["df"], "")
+    design_df = _design_df(design, plan, items[items["df"] == "design"])
     pieces, group_cache = [], {}
-    keys = ["estimator", "groups", "batch_level", "batch_df", "batch_den"]
-    for (estimator, groups, level, rule, denominator), batch in items.groupby(keys, sort=False):
-        by = [group_column[g] for g in groups]
+    keys = ["estimator", "groups", "batch_level", "batch_df", "denominator", "flags"]
+    for (estimator, groups, level, rule, denominator, flags), batch in items.groupby(keys, sort=False):
         if groups not in group_cache:
-            group_cache[groups] = _groups_of(table, by)
-        codes, labels = group_cache[groups]
-        pieces.append(_batch(work, plan, batch, estimator, by, level, rule, denominator or None,
-                             codes, labels, weights))
-    missing = [_missing_lines(plan, checked, i, group_column, group_cache, table, weights) for i in plan.missing]
-    out = pd.concat(pieces + missing, ignore_index=True)
-    out = out.sort_values(["_loa", "_group", "_order"], kind="stable", ignore_index=True)
-    return _finish(out, checked)
+            group_cache[groups] = _groups_of(codes, groups, len(data))
+        pieces.append(_batch(design, plan, batch, estimator, groups, level, rule, denominator, flags,
+                             group_cache[groups], codes, weights, design_df))
+    for i, column in plan.missing.items():
+        groups = checked.at[i, "groups"]
+        rows_group, label_codes = group_cache[groups]
+        size = len(next(iter(label_codes.values()))) if groups else 1
+        count = np.bincount(rows_group, weights=plan.columns[column], minlength=size)
+        seen = np.flatnonzero(count > 0)
+        value = None if checked.at[i, "analysis_type"] == "prop_select_one" else "NA"
+        pieces.append({"_loa": np.full(len(seen), i), "_group": seen, "_order": np.full(len(seen), np.iinfo(np.int32).max),
+                       "analysis_var_value": np.full(len(seen), value, dtype=object), "n": count[seen],
+                       **{g: label_codes[g][seen] for g in groups}})
+    return _finish(pieces, checked, codes)
 
 
-def _batch(work, plan: _Plan, batch: pd.DataFrame, estimator: str, by: list[str], level: float, rule: str,
-           denominator: str | None, codes: np.ndarray, labels: pd.DataFrame, weights: np.ndarray) -> pd.DataFrame:
-    """The lines of one batch: core estimates per group merged with counts and intervals."""
+def _batch(design, plan: _Plan, batch: pd.DataFrame, estimator: str, groups: tuple, level: float, rule: str,
+           denominator: str, flags: tuple, grouping: tuple, group_codes: dict, weights: np.ndarray,
+           design_df: dict) -> dict:
+    """The lines of one batch: core estimates per group and column, with counts and intervals."""
+    rows_group, label_codes = grouping
+    by, size = list(groups), (len(next(iter(label_codes.values()))) if groups else 1)
     columns = list(dict.fromkeys(batch["column"]))
-    result = _core(work, estimator, columns, denominator, by, level)
-    design_df = None
-    if (batch["df"] == "design").any() and by and estimator != "median":
-        overall = _core(work, estimator, columns, denominator, [], level)
-        design_df = overall.set_index("variable")["df"]
-    elif not by:
-        design_df = result.set_index("variable")["df"]
-    size = len(labels)
-    code_of = labels.assign(_group=np.arange(size))
-    result = result.merge(code_of, on=by, how="left") if by else result.assign(_group=0)
-    den = plan.columns[denominator] if denominator else None
-    position = {c: j for j, c in enumerate(columns)}
-    used_n, used_w, hit_n, hit_w = (np.zeros((size, len(columns))) for _ in range(4))
-    for column, j in position.items():
-        values = plan.columns[column]
-        used = ~np.isnan(values) if den is None else ~np.isnan(values) & ~np.isnan(den)
-        used_n[:, j], used_w[:, j] = _sums(codes, size, used.astype(float), weights)
-        hit_n[:, j], hit_w[:, j] = _sums(codes, size, np.where(used, values == 1, 0.0), weights)
-    lines = batch.merge(result, left_on="column", right_on="variable", how="inner")
-    g, j = lines["_group"].to_numpy(), lines["column"].map(position).to_numpy()
-    select = lines["hits"].notna().to_numpy()
-    n_total, n_w_total = used_n[g, j], used_w[g, j]
-    n = np.where(select, hit_n[g, j], n_total)
-    n_w = np.where(select, hit_w[g, j], n_w_total)
-    df = lines["df_y"].to_numpy(dtype=float)
-    if design_df is not None:
-        df = np.where(lines["df_x"] == "design", lines["column"].map(design_df).to_numpy(dtype=float), df)
-    df = np.where(lines["df_x"] == "z", np.inf, df)
-    estimate, se = lines["estimate"].to_numpy(dtype=float), lines["se"].to_numpy(dtype=float)
+    used = {c: plan.used(c, denominator, flags) for c in columns}
+    masks = np.column_stack([used[c] for c in columns]).astype(float)
+    hits = np.column_stack([plan.columns[c] == 1 for c in columns]) * masks
+    rows = (rows_group, np.arange(len(rows_group)))
+    count, weigh = (sparse.csr_matrix((v, rows), shape=(size, len(rows_group))) for v in (np.ones(len(weights)), weights))
+    used_n, hit_n, used_w, hit_w = (np.asarray(m @ x) for m in (count, weigh) for x in (masks, hits))
+    by_codes = {g: group_codes[g][0] for g in by}
+    alone = []  # medians run one variable at a time where a group has none of its values (R's subset)
     if estimator == "median":
-        low, high = lines["ci_low"].to_numpy(dtype=float), lines["ci_high"].to_numpy(dtype=float)
+        weight_of = np.bincount(rows_group, weights, size)
+        alone = [c for j, c in enumerate(columns) if rule == "design" or ((weight_of > 0) & (used_w[:, j] == 0)).any()]
+    together = [c for c in columns if c not in alone]
+    parts = []
+    if together:
+        variables = {c: plan.columns[c] for c in [*together, denominator] if c}
+        parts.append(_core(design, pd.DataFrame({**variables, **by_codes}, copy=False), estimator, together, by, level,
+                           denominator, flags, df=rule))
+    for c in alone:
+        masked = {g: np.where(used[c], by_codes[g], np.nan) for g in by}
+        parts.append(_core(design, pd.DataFrame({c: plan.columns[c], **masked}), estimator, [c], by, level,
+                           df=design_df[(c, denominator, flags)] if rule == "design" else rule))
+    result = pd.concat(parts, ignore_index=True)
+    table = {k: np.full((size, len(columns)), np.nan) for k in ("estimate", "se", "ci_low", "ci_high", "df")}
+    gid = (pd.Index(_combined({g: label_codes[g] for g in by}, group_codes)).get_indexer(
+        _combined({g: result[g].to_numpy() for g in by}, group_codes)) if by else np.zeros(len(result), dtype=int))
+    cid = pd.Index(columns).get_indexer(result["variable"])
+    for k, values in table.items():
+        values[gid, cid] = result[k].to_numpy(dtype=float)
+    item = np.repeat(np.arange(len(batch)), size)
+    g = np.tile(np.arange(size), len(batch))
+    j = pd.Index(columns).get_indexer(batch["column"])[item]
+    select = batch["hits"].notna().to_numpy()[item]
+    n_total, n_w_total = used_n[g, j], used_w[g, j]
+    n, n_w = np.where(select, hit_n[g, j], n_total), np.where(select, hit_w[g, j], n_w_total)
+    estimate, se, df = table["estimate"][g, j], table["se"][g, j], table["df"][g, j]
+    if estimator == "median":
+        low, high = table["ci_low"][g, j], table["ci_high"][g, j]
     else:
-        low, high = interval(estimate, se, df, lines["level"].to_numpy(dtype=float), lines["ci"].to_numpy())
-    out = pd.DataFrame({"_loa": lines["loa"], "_group": g, "_order": lines["order"], "analysis_var_value": lines["value"],
-                        "stat": estimate, "stat_low": low, "stat_upp": high, "n": n, "n_total": n_total,
-                        "n_w": n_w, "n_w_total": n_w_total, "se": se, "df": df})
-    out = pd.concat([out, lines[by].reset_index(drop=True)], axis=1) if by else out
+        choice = batch["df"].to_numpy()[item]
+        if (choice == "design").any():
+            own = np.array([design_df.get((c, denominator, flags), np.nan) for c in columns])[j]
+            df = np.where(choice == "design", own, df)
+        df = np.where(choice == "z", np.inf, df)
+        low, high = interval(estimate, se, df, batch["level"].to_numpy(dtype=float)[item], batch["ci"].to_numpy()[item])
     keep = ~select | (n > 0)  # an answer not seen in a group has no line, as in analysistools
-    return out[keep]
+    out = {"_loa": batch["loa"].to_numpy()[item], "_group": g, "_order": batch["order"].to_numpy()[item],
+           "analysis_var_value": batch["value"].to_numpy(dtype=object)[item], "stat": estimate, "stat_low": low,
+           "stat_upp": high, "n": n, "n_total": n_total, "n_w": n_w, "n_w_total": n_w_total, "se": se, "df": df,
+           **{name: label_codes[name][g] for name in by}}
+    return {k: v[keep] for k, v in out.items()}
 
 
-def _missing_lines(plan: _Plan, checked: pd.DataFrame, i: int, group_column: dict, group_cache: dict,
-                   table: pd.DataFrame, weights: np.ndarray) -> pd.DataFrame:
-    """The line counting the rows without an answer, per group (select questions; only where any)."""
-    groups = checked.iloc[i]["groups"]
-    codes, labels = group_cache[groups]
-    count = np.bincount(codes, weights=plan.columns[plan.missing[i]], minlength=len(labels))
-    value = None if checked.iloc[i]["analysis_type"] == "prop_select_one" else "NA"
-    out = labels.assign(_loa=i, _group=np.arange(len(labels)), _order=np.iinfo(np.int32).max,
-                        analysis_var_value=value, n=count)
-    return out[count > 0]
+def _design_df(design, plan: _Plan, items: pd.DataFrame) -> dict[tuple, float]:
+    """srvyr's df for each (column, denominator, flags) of ``items``: the design's degrees of freedom over the
+    rows the estimate uses (all groups together); one core call for every distinct set of rows."""
+    keys = list(dict.fromkeys(zip(items["column"], items["denominator"], items["flags"])))
+    masks, column_of = {}, {}
+    for key in keys:
+        rows = plan.used(*key)
+        column_of[key] = masks.setdefault(rows.tobytes(), (f"rows{len(masks)}", rows))[0]
+    if not masks:
+        return {}
+    frame = pd.DataFrame({name: np.where(rows, 1.0, np.nan) for name, rows in masks.values()})
+    out = _core(design, frame, "mean", list(frame.columns), [], 0.95)
+    df = dict(zip(out["variable"], out["df"].astype(float)))
+    return {key: df[name] for key, name in column_of.items()}
 
 
 def _join(parts: list, sep: str):
@@ -569,31 +583,38 @@ def _join(parts: list, sep: str):
     return joined
 
 
-def _finish(out: pd.DataFrame, checked: pd.DataFrame) -> pd.DataFrame:
-    """analysistools' columns and analysis_key for the lines of ``run``."""
-    spec = checked.iloc[out["_loa"]].reset_index(drop=True)
+def _finish(pieces: list[dict], checked: pd.DataFrame, codes: dict) -> pd.DataFrame:
+    """analysistools' columns and analysis_key for the lines of ``run``, in the list's order."""
+    def stack(key, fill):
+        return np.concatenate([p[key] if key in p else np.full(len(p["_loa"]), fill) for p in pieces])
+
+    order = np.lexsort((stack("_order", 0), stack("_group", 0), stack("_loa", 0)))
+    loa = stack("_loa", 0)[order]
+    spec = checked.iloc[loa].reset_index(drop=True)
     ratio = (spec["analysis_type"] == "ratio").to_numpy()
-    variable = np.where(ratio, spec["numerator"] + " %/% " + spec["denominator"], spec["analysis_var"])
-    group_var = pd.Series(np.nan, index=out.index, dtype=object)
-    group_value = pd.Series(np.nan, index=out.index, dtype=object)
-    group_key = pd.Series("NA %/% NA", index=out.index, dtype=object)
+    kind = spec["analysis_type"].to_numpy(dtype=object)
+    variable = np.where(ratio, spec["numerator"] + " %/% " + spec["denominator"], spec["analysis_var"]).astype(object)
+    group_var = np.full(len(loa), np.nan, dtype=object)
+    group_value = np.full(len(loa), np.nan, dtype=object)
+    group_key = np.full(len(loa), "NA %/% NA", dtype=object)
+    group_codes = {g: stack(g, -1)[order] for g in codes}
     for groups, rows in pd.Series(range(len(spec))).groupby(spec["groups"].map(",".join)).indices.items():
         if not groups:
             continue
         names = groups.split(",")
-        values = [out[f"loa:group:{g}"].iloc[rows].astype(str).to_numpy(dtype=object) for g in names]
-        group_var.iloc[rows] = " %/% ".join(names)
-        group_value.iloc[rows] = _join(values, " %/% ")
-        group_key.iloc[rows] = _join([names[k] + " %/% " + values[k] for k in range(len(names))], " -/- ")
-    value = out["analysis_var_value"]
-    value_text = value.where(value.notna(), "NA").astype(str)
-    kind = spec["analysis_type"]
-    key = np.where(ratio, kind + " @/@ " + spec["numerator"] + " %/% NA -/- " + spec["denominator"] + " %/% NA @/@ ",
-                   kind + " @/@ " + pd.Series(variable) + " %/% " + value_text + " @/@ ") + pd.Series(group_key)
+        values = [codes[g][1][group_codes[g][rows]] for g in names]
+        group_var[rows] = " %/% ".join(names)
+        group_value[rows] = _join(values, " %/% ")
+        group_key[rows] = _join([names[k] + " %/% " + values[k] for k in range(len(names))], " -/- ")
+    value = stack("analysis_var_value", None)[order]
+    value_text = np.where(pd.isna(value), "NA", value).astype(object)
+    numerator, denominator = spec["numerator"].to_numpy(dtype=object), spec["denominator"].to_numpy(dtype=object)
+    key = np.where(ratio, kind + " @/@ " + numerator + " %/% NA -/- " + denominator + " %/% NA @/@ ",
+                   kind + " @/@ " + variable + " %/% " + value_text + " @/@ ") + group_key
     result = pd.DataFrame({"analysis_type": kind, "analysis_var": variable, "analysis_var_value": value,
                            "group_var": group_var, "group_var_value": group_value})
     for column in ["stat", "stat_low", "stat_upp", "n", "n_total", "n_w", "n_w_total", "se", "df"]:
-        result[column] = out[column].to_numpy(dtype=float) if column in out else np.nan
+        result[column] = stack(column, np.nan)[order].astype(float)
     result["analysis_key"] = key
     empty = result["n_total"] == 0  # analysistools' correct_nan_total_is_0
     result.loc[empty, ["stat", "stat_low", "stat_upp", "se"]] = np.nan

@@ -13,7 +13,6 @@ import pytest
 from analysis import analyse
 from analysis.errors import AnalysisError
 from analysis.instrument import write_xlsx
-from analysis.survey import Design
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "analysistools"
@@ -202,16 +201,3 @@ def test_cli_bad_list_exits_2_with_one_line(tmp_path):
     assert len(lines) == 1 and "row 3" in lines[0] and "analysis_var_denominator" in lines[0], done.stderr
     assert not (tmp_path / "r.csv").exists()
 
-
-def test_logit_interval_matches_the_core_proportion_interval():
-    rng = np.random.default_rng(3)
-    sample = pd.DataFrame({"stratum": np.repeat(["a", "b"], 60), "psu": np.repeat(np.arange(12), 10),
-                           "w": rng.uniform(1, 3, 120), "y": (rng.random(120) < 0.15).astype(float)})
-    design = Design(sample, weights="w", strata="stratum", ids=["psu"])
-    mean = design.mean("y").iloc[0]
-    low, high = analyse.logit_interval([mean["estimate"]], [mean["se"]], [mean["df"]], 0.95)
-    reference = design.proportion("y", ci="logit")  # the core's svyciprop(method="logit")
-    yes = reference[reference["level"] == 1.0].iloc[0]
-    assert low[0] == pytest.approx(yes["ci_low"], rel=1e-9) and high[0] == pytest.approx(yes["ci_high"], rel=1e-9)
-    assert 0 < low[0] < mean["estimate"] < high[0] < 1
-    assert analyse.logit_interval([0.0], [0.0], [10], 0.95)[0][0] == 0.0

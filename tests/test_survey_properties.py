@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from analysis.errors import DesignError
 from analysis.survey import Design, ReplicateDesign
@@ -252,3 +253,76 @@ def test_lonely_psu_rules_differ_and_fail_is_the_default(df):
            for rule in ("remove", "certainty", "adjust", "average")}
     assert ses["remove"] == ses["certainty"] < ses["average"]
     assert ses["adjust"] != ses["remove"]
+
+
+# -- options of the list-of-analyses engine: df, qrule, select_multiple, ratio missing values ----
+
+
+def test_df_option_chooses_the_quantile_of_every_interval(df):
+    d = Design(df, weights="w", strata="stratum", ids="psu")
+    z = d.mean("y", by="g")
+    assert z.equals(d.mean("y", by="g", df="z"))  # R's confint default
+    design = d.mean("y", by="g", df="design")
+    half = (design["ci_high"] - design["estimate"]) / design["se"]
+    assert half.to_numpy() == pytest.approx(stats.t.ppf(0.975, d.degf))  # 60 PSUs − 10 strata
+    five = d.total("y", df=5)
+    assert ((five["ci_high"] - five["estimate"]) / five["se"]).iloc[0] == pytest.approx(stats.t.ppf(0.975, 5))
+    # a domain inside few PSUs gets a wide interval from its own df
+    one = df.assign(small=np.where(df["psu"] < 2, "few", "many"))
+    dom = Design(one, weights="w", strata="stratum", ids="psu").mean("y", by="small", df="domain")
+    assert list(dom["df"]) == [1, 48]  # PSUs 0–1 in one stratum; 58 PSUs in 10 strata
+    assert ((dom["ci_high"] - dom["estimate"]) / dom["se"]).to_numpy() == pytest.approx(stats.t.ppf(0.975, [1, 48]))
+    for bad in ("t", -1, True):
+        with pytest.raises(DesignError, match="unknown df"):
+            d.mean("y", df=bad)
+
+
+def test_school_quantile_rule_takes_the_midpoint_on_an_exact_tie():
+    d = Design(pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.0]}))
+    assert d.quantile("y", q=0.5, qrule="school")["estimate"].iloc[0] == 2.5
+    assert d.quantile("y", q=0.5)["estimate"].iloc[0] == 2.0  # R's qrule="math"
+    with pytest.raises(DesignError, match="unknown qrule"):
+        d.quantile("y", qrule="hf7")
+
+
+def test_the_school_reference_cases_include_exact_ties():
+    """The R reference cases for qrule='school' would not test the rule if no cumulative share hit
+    q exactly; on apisrs (equal weights, 200 rows) some do, and there the rules differ."""
+    from test_survey_reference import design as reference_design
+    d = reference_design("srs")
+    school = d.quantile("api00", q=[0.1, 0.25, 0.5, 0.75], qrule="school")
+    math = d.quantile("api00", q=[0.1, 0.25, 0.5, 0.75])
+    assert (school["estimate"] != math["estimate"]).any()
+
+
+def test_select_multiple_shares_are_among_the_question_respondents(df):
+    asked = df["psu"] % 3 != 0
+    opts = pd.DataFrame({f"q/{k}": np.where(asked, (df["y"] > c).astype(float), np.nan)
+                         for k, c in {"a": 9.0, "b": 11.0}.items()})
+    data = pd.concat([df, opts], axis=1).assign(one=1.0)
+    d = Design(data, weights="w", strata="stratum", ids="psu")
+    out = d.proportion("q", options=["q/a", "q/b"], by="g", ci="wald")
+    assert list(out["level"]) == ["a", "b", "a", "b"]
+    inside = d.mean(["q/a", "q/b"], by="g", na_rm=True)  # the same domain estimate
+    np.testing.assert_allclose(out["estimate"], inside["estimate"], rtol=1e-12)
+    np.testing.assert_allclose(out["se"], inside["se"], rtol=1e-12)
+    named = d.proportion("q", options={"q/a": "above 9"}, respondents=asked.to_numpy())
+    assert named["level"].tolist() == ["above 9"] and named["n"].iloc[0] == asked.sum()
+    with pytest.raises(DesignError, match="0 or 1") as err:
+        Design(data.assign(**{"q/a": data["q/a"] * 2}), weights="w").proportion("q", options=["q/a"])
+    assert err.value.column == "q/a"
+    with pytest.raises(DesignError, match="missing values among the question's respondents"):
+        d.proportion("q", options=["q/a"], respondents=np.ones(len(df), dtype=bool))
+
+
+def test_ratio_missing_value_options_follow_analysistools():
+    """analysistools' own example: 1 child attending of 5 (NA attending counted as 0, the household
+    without children left out); without NA → 0 the household with 2 children drops out: 1 of 3."""
+    school = pd.DataFrame({"num_children": [3, 0, 2, np.nan], "num_attending": [1, np.nan, np.nan, np.nan]})
+    d = Design(school)
+    both = d.ratio("num_attending", "num_children", na_rm=True, numerator_na_to_0=True, filter_denominator_0=True)
+    assert both["estimate"].iloc[0] == pytest.approx(0.2) and both["n"].iloc[0] == 2
+    kept = d.ratio("num_attending", "num_children", na_rm=True, numerator_na_to_0=True)
+    assert kept["estimate"].iloc[0] == pytest.approx(0.2) and kept["n"].iloc[0] == 3
+    plain = d.ratio("num_attending", "num_children", na_rm=True)
+    assert plain["estimate"].iloc[0] == pytest.approx(1 / 3) and plain["n"].iloc[0] == 1

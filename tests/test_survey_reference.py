@@ -38,7 +38,19 @@ def load(name: str) -> pd.DataFrame:
     for c in schema["columns"]:
         if c["r_class"] == "factor":
             df[c["name"]] = pd.Categorical(df[c["name"]], categories=c["levels"])
-    return df
+    return derive(df) if name.startswith("api") else df
+
+
+def derive(df: pd.DataFrame) -> pd.DataFrame:
+    """The columns the R script adds to the api data sets: a select_multiple question "prog" asked
+    where sch.wide is Yes (three 0/1 options, missing for the others), a ratio numerator skipped
+    where ell > 30 and a denominator set to 0 where meals < 20."""
+    answered = (df["sch.wide"] == "Yes").to_numpy()
+    options = {"awards": df["awards"] == "Yes", "meals": df["meals"] > 50, "ell": df["ell"] > 20}
+    extra = {f"prog/{k}": np.where(answered, v.astype(float), np.nan) for k, v in options.items()}
+    extra["num_na"] = np.where(df["ell"] > 30, np.nan, df["api.stu"])
+    extra["den0"] = np.where(df["meals"] < 20, 0.0, df["enroll"])
+    return df.assign(answered=answered, **extra)
 
 
 def lone_data() -> pd.DataFrame:
