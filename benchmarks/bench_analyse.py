@@ -28,7 +28,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis import analyse  # noqa: E402
+from analysis import analyse
 
 GOALS = {"loa_500": 2.0, "groups_6760": 0.5}
 SEED = 2012

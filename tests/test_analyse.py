@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import analyse
+from analysis import analyse, loa
 from analysis.errors import AnalysisError
 from analysis.instrument import write_xlsx
 
@@ -171,10 +171,10 @@ def test_a_ratio_list_without_the_denominator_column_is_refused():
 
 
 def test_values_print_as_r_prints_them():
-    numbers = analyse.as_text(pd.Series([1.0, 2.5, np.nan, 1e6]))
+    numbers = loa.as_text(pd.Series([1.0, 2.5, np.nan, 1e6]))
     assert numbers[:2].tolist() == ["1", "2.5"] and pd.isna(numbers[2]) and numbers[3] == "1000000"
-    assert analyse.as_text(pd.Series([True, False])).tolist() == ["TRUE", "FALSE"]
-    mixed = analyse.as_text(pd.Series(["a", None, 3.0], dtype=object))
+    assert loa.as_text(pd.Series([True, False])).tolist() == ["TRUE", "FALSE"]
+    mixed = loa.as_text(pd.Series(["a", None, 3.0], dtype=object))
     assert mixed[0] == "a" and pd.isna(mixed[1]) and mixed[2] == "3"
 
 
