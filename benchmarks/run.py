@@ -333,9 +333,9 @@ def notes(results: dict) -> list[str]:
     m = results["machine"]
     out = [(f"The machine is shared: load average {m['load_average_1min_at_start']:.1f} on {m['usable_cores']} "
            "cores at start. Wall times include waiting for a CPU; the CPU-seconds column does not."),
-           ("Ingest reads the Kobo CSV export. The .xlsx export is not benchmarked: `simulate.write_survey` always "
-           "writes it (with openpyxl, minutes per 15,000 households), so the surveys here are written by "
-           "`bench_pipeline.write_csv_survey` (the same generator calls, CSV and frame files only)."),
+           ("Ingest reads the Kobo CSV export. The .xlsx export is not benchmarked (openpyxl writes it in minutes "
+           "per 15,000 households), so the surveys here are written by `simulate.write_survey` with "
+           "`formats=(\"kobo_csv\",)`."),
            ("Peak memory is per stage process; the 150,000-household end-to-end memory figure is the largest of "
            "the four stages (each stage reads its input from files, as the notebooks do).")]
     generated = [(r["size"], r["generated_seconds"]) for r in results["pipeline"]["runs"]

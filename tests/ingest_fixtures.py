@@ -1,7 +1,8 @@
 """A small export of the project's instrument written in every supported format, for ingest/clean tests.
 
 The responses are drawn from the form itself (choice names, numeric ranges), so the same rows can be
-written as a Kobo .xlsx, Kobo CSVs, a 问卷星 GB18030 text-file CSV and SPSS .sav files.
+written as a Kobo .xlsx, Kobo CSVs, a 问卷星 GB18030 text-file CSV and SPSS .sav files — by the same
+writers the simulator uses (:mod:`analysis.simulate.exports`; SPSS by the ingest package's ``write_sav``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.ingest import wjx_column, write_sav
-from analysis.instrument import Form, load_form, write_xlsx
+from analysis.ingest import write_sav
+from analysis.instrument import Form, load_form
+from analysis.simulate import exports
 
 ROOT = Path(__file__).resolve().parent.parent
 FORM_DIR = ROOT / "survey" / "instrument"
@@ -91,77 +93,25 @@ def responses(form: Form, n: int = 12, seed: int = 3) -> tuple[pd.DataFrame, pd.
 
 def kobo_tables(form: Form, hh: pd.DataFrame, people: pd.DataFrame, sep: str = "/") -> tuple[pd.DataFrame,
                                                                                                pd.DataFrame]:
-    """Kobo headers (group path + separator), select_multiple as summary plus 0/1 columns."""
-    def kobo(frame: pd.DataFrame) -> pd.DataFrame:
-        out = {}
-        for col in frame.columns:
-            if col.startswith("_") or col not in set(form.survey["name"]):
-                out[col] = frame[col]
-                continue
-            header = form.export_column(col, sep)
-            out[header] = frame[col]
-            if form.field(col)["base_type"] == "select_multiple":
-                padded = " " + frame[col].fillna("") + " "
-                for option in form.choice_names(col):
-                    out[f"{header}{sep}{option}"] = padded.str.contains(f" {option} ", regex=False).astype(int)
-        return pd.DataFrame(out)
-    main = kobo(hh)
-    roster = kobo(people)
-    roster["_submission__uuid"] = people["_parent_index"].map(dict(zip(hh["_index"], hh["_uuid"])))
-    return main, roster
+    """The rows as Kobo text tables (the simulator's writer, :func:`analysis.simulate.exports.kobo_tables`)."""
+    return exports.kobo_tables(hh, people, form, sep)
 
 
 def write_kobo_xlsx(form: Form, hh: pd.DataFrame, people: pd.DataFrame, path: Path) -> Path:
-    main, roster = kobo_tables(form, hh, people)
-    return write_xlsx({"leliu_needs": main, "roster": roster}, path)
+    return exports.write_kobo_xlsx(*kobo_tables(form, hh, people), form, path)
 
 
 def write_kobo_csv(form: Form, hh: pd.DataFrame, people: pd.DataFrame, folder: Path, sep: str = "/") -> Path:
-    main, roster = kobo_tables(form, hh, people, sep)
-    folder.mkdir(parents=True, exist_ok=True)
-    main.to_csv(folder / "leliu_needs.csv", index=False, encoding="utf-8-sig")
-    roster.to_csv(folder / "roster.csv", index=False, encoding="utf-8-sig")
-    return folder / "leliu_needs.csv"
+    return exports.write_kobo_csv(*kobo_tables(form, hh, people, sep), folder, form)[0]
 
 
 def write_wjx_csv(form: Form, hh: pd.DataFrame, people: pd.DataFrame, path: Path, with_uuid: bool = True) -> Path:
-    """A 问卷星 text-file export: labels, ┋ multi-select, 所用时间 '…秒', roster as 成员<j>- columns, GB18030.
-
-    ``with_uuid`` adds the submission id as 问卷星's custom parameter column 自定义字段 (how a survey sent
-    from a sample list carries its respondent key)."""
-    def label(name: str, values: pd.Series) -> pd.Series:
-        row = form.field(name)
-        if row["base_type"] not in ("select_one", "select_multiple"):
-            return values
-        chosen = form.choices[form.choices["list_name"] == row["list_name"]]
-        to_label = dict(zip(chosen["name"], chosen["label_zh"]))
-        return values.astype(object).fillna("").astype(str).str.split().map(lambda t: "┋".join(to_label[x] for x in t))
-
-    end = pd.to_datetime(hh["end"])
-    out = {"序号": range(1, len(hh) + 1), "提交答卷时间": end.dt.strftime("%Y/%m/%d %H:%M:%S"),
-           "所用时间": ((end - pd.to_datetime(hh["start"])).dt.total_seconds().astype(int).astype(str) + "秒"),
-           "来源": "手机提交", "来源详情": "直接访问", "来自IP": "113.1.1.1(广东-佛山)"}
-    if with_uuid:
-        out["自定义字段"] = hh["_uuid"]
-    number = 0
-    data = form.data_fields()
-    for row in data.itertuples(index=False):
-        if row.base_type in ("start", "end") or row.repeat:
-            continue
-        number += 1
-        if row.name in hh:
-            out[wjx_column(row.label_zh or row.name, number)] = label(row.name, hh[row.name])
-    members = people.assign(member=people.groupby("_parent_index").cumcount() + 1)
-    for j in sorted(members["member"].unique()):
-        mine = members[members["member"] == j].set_index("_parent_index")
-        for row in data[data["repeat"].notna()].itertuples(index=False):
-            number += 1
-            values = mine[row.name] if row.name in mine else pd.Series(dtype=object)
-            column = label(row.name, values.reindex(hh["_index"]).reset_index(drop=True))
-            out[wjx_column(row.label_zh, number, j)] = column.astype(object).replace("", "-3").fillna("-3")
-    frame = pd.DataFrame(out).astype(object).fillna("")
-    frame.to_csv(path, index=False, encoding="gb18030")
-    return path
+    """A 问卷星 text-file export (GB18030); ``with_uuid`` adds the submission id as 问卷星's custom parameter
+    column 自定义字段 (how a survey sent from a sample list carries its respondent key). The date and device
+    questions are kept as ordinary questions, so every format holds the same fields."""
+    table = exports.wjx_table(*kobo_tables(form, hh, people), form, respondent_key=with_uuid,
+                              unrecorded=("start", "end"))
+    return exports.write_wjx_csv(table, path)
 
 
 def write_all(form: Form, hh: pd.DataFrame, people: pd.DataFrame, folder: Path) -> dict[str, Path]:

@@ -326,3 +326,48 @@ def test_ratio_missing_value_options_follow_analysistools():
     assert kept["estimate"].iloc[0] == pytest.approx(0.2) and kept["n"].iloc[0] == 3
     plain = d.ratio("num_attending", "num_children", na_rm=True)
     assert plain["estimate"].iloc[0] == pytest.approx(1 / 3) and plain["n"].iloc[0] == 1
+
+
+# -- change between waves ------------------------------------------------------------------------
+
+
+def two_waves(df, fresh: bool) -> pd.DataFrame:
+    """Two waves of the stratified sample: the second revisits the same PSUs (y moves by a PSU
+    effect plus noise), or draws fresh PSUs (new ids, each wave its own strata)."""
+    rng = np.random.default_rng(8)
+    later = df.assign(y=df["y"] + 1 + rng.normal(0, 0.5, len(df)), wave=2013)
+    if fresh:
+        later = later.assign(psu=later["psu"] + 1000, stratum=later["stratum"] + 100)
+    return pd.concat([df.assign(wave=2012), later], ignore_index=True)
+
+
+def test_change_in_revisited_psus_carries_their_covariance(df):
+    d = Design(two_waves(df, fresh=False), weights="w", strata="stratum", ids="psu")
+    change = d.compare("y", by="wave", domains="g")
+    per_wave = d.mean("y", by=["g", "wave"]).set_index(["g", "wave"])
+    naive = np.sqrt(per_wave["se"].xs(2012, level="wave") ** 2 + per_wave["se"].xs(2013, level="wave") ** 2)
+    expected = per_wave["estimate"].xs(2013, level="wave") - per_wave["estimate"].xs(2012, level="wave")
+    np.testing.assert_allclose(change["estimate"], expected.to_numpy(), rtol=1e-12)
+    assert (change["se"].to_numpy() < 0.5 * naive.to_numpy()).all()  # the PSU effects cancel
+
+
+def test_change_between_independent_samples_adds_the_variances(df):
+    d = Design(two_waves(df, fresh=True), weights="w", strata="stratum", ids="psu")
+    change = d.compare("y", by="wave", statistic="total")
+    per_wave = d.total("y", by="wave")
+    assert change["se"].iloc[0] == pytest.approx(np.sqrt((per_wave["se"] ** 2).sum()), rel=1e-12)
+    assert change["df"].iloc[0] == 120 - 20
+
+
+def test_compare_refuses_unclear_waves(df):
+    d = Design(two_waves(df, fresh=False), weights="w", strata="stratum", ids="psu")
+    with pytest.raises(DesignError, match="no wave 2014") as err:
+        d.compare("y", by="wave", first=2012, second=2014)
+    assert err.value.column == "wave"
+    with pytest.raises(DesignError, match="unknown statistic"):
+        d.compare("y", statistic="median")
+    three = Design(pd.concat([two_waves(df, False), df.assign(wave=2014)], ignore_index=True), weights="w",
+                   strata="stratum", ids="psu")
+    with pytest.raises(DesignError, match="say which two"):
+        three.compare("y")
+    assert three.compare("y", first=2012, second=2014)["n"].iloc[0] == 2 * len(df)

@@ -26,6 +26,8 @@ Conventions (as R ``survey``):
 - select_multiple questions: ``proportion(question, options=[0/1 columns], respondents=...)``, the
   share choosing each option among the question's respondents (``svymean`` on their subset).
 - Ratios take analysistools' missing-value options ``numerator_na_to_0`` and ``filter_denominator_0``.
+- Change between waves: ``compare(variable, by="wave", first=, second=)`` on one design holding
+  both waves (``svyby(covmat=TRUE)`` then ``svycontrast``); units in both waves carry their covariance.
 - Design effects as ``deff=TRUE``: variance over that of a without-replacement SRS of the same size.
 - Post-stratification, raking and linear (GREG) calibration return a new design whose variance
   accounts for the calibration (residuals as ``postStratify``/``rake``/``calibrate``); replicate
@@ -51,7 +53,8 @@ work downstream: :meth:`ReplicateDesign.replicate_weights` (n × R array),
 Layout (after R ``survey``'s files): ``design`` (svydesign: structure, fpc, lonely PSUs, degf),
 ``variance`` (multistage Taylor variance, svrVar), ``estimators`` (mean, total, ratio, proportion,
 domains), ``quantile`` (svyquantile), ``intervals`` (every interval rule), ``calibration``
-(postStratify, rake, calibrate), ``replicates`` (svrepdesign: JK1, JKn, Rao–Wu bootstrap);
+(postStratify, rake, calibrate), ``replicates`` (svrepdesign: JK1, JKn, Rao–Wu bootstrap),
+``compare`` (svycontrast of two waves);
 ``columns`` and ``groups`` hold the column layout and the group sums they all share.
 """
 

@@ -203,20 +203,30 @@ class Design(Estimators):
     def _variance(self, Z: np.ndarray, cols: Columns) -> np.ndarray:
         return taylor_variance(self, Z, cols)
 
-    def _core(self, cols: Columns, total: bool) -> dict:
+    def _influence(self, cols: Columns, total: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Estimates (D·v) and each row's influence value on its own column (n×v)."""
         w = self.weights[:, None]
         TA = cols.total(w * cols.a)
         if total:
-            est = TA
-            Z = w * cols.a
-        else:
-            TB = cols.total(w * cols.b)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                est = TA / TB
-                Z = np.where(cols.ok, w * (cols.a - cols.per_row(est) * cols.b) / cols.per_row(TB), 0.0)
+            return TA, w * cols.a
+        TB = cols.total(w * cols.b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            est = TA / TB
+            return est, np.where(cols.ok, w * (cols.a - cols.per_row(est) * cols.b) / cols.per_row(TB), 0.0)
+
+    def _core(self, cols: Columns, total: bool) -> dict:
+        est, Z = self._influence(cols, total)
         var = self._variance(Z, cols)
         n = cols.total(cols.ok.astype(float)).astype(np.int64)
         return {"estimate": est, "se": np.sqrt(var), "df": self._degf(cols), "n": n, "reps": None}
+
+    def _difference(self, cols: Columns, total: bool, sign: np.ndarray, target: Columns, plus, minus):
+        """Estimates and SEs of est[plus] − est[minus] (columns of ``cols``) laid out as ``target``:
+        the variance of the signed influence values over the whole design (R ``svyby(covmat=TRUE)``
+        then ``svycontrast``), so units in both columns carry their covariance."""
+        est, Z = self._influence(cols, total)
+        var = taylor_variance(self, Z * sign[:, None], target, whole=True)
+        return est[plus] - est[minus], np.sqrt(var)
 
     def _beta_rows(self, cols: Columns):
         """Rows R's ``svyciprop(method="beta")`` counts: the domain's, or all rows once calibrated."""

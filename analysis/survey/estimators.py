@@ -9,6 +9,7 @@ import pandas as pd
 from analysis.errors import DesignError
 from analysis.survey import intervals
 from analysis.survey.columns import Columns
+from analysis.survey.compare import compare
 from analysis.survey.groups import as_list, check_columns, numeric
 from analysis.survey.quantile import woodruff
 
@@ -279,3 +280,16 @@ class Estimators:
         pairs = [({"variable": v, "quantile": p}, y, np.ones_like(y)) for v, y in ys for p in qs]
         cols, rows, labels = self._columns(pairs, by)
         return self._frame(labels, rows, woodruff(self, pairs, cols, level, df, qrule))
+
+    def compare(self, variable, by: str = "wave", first=None, second=None, statistic: str = "mean",
+                domains=None, na_rm: bool = False, level: float = 0.95, df="z") -> pd.DataFrame:
+        """Change of a mean, total or proportion from wave ``first`` to wave ``second`` of column ``by``,
+        from one design holding both waves (R ``svyby(~y, ~wave, design, svymean, covmat=TRUE)`` then
+        ``svycontrast(..., c(-1, 1))``): units sampled in both waves (same ids) carry their covariance.
+
+        One row per domain of ``domains`` (and per level for ``statistic="proportion"``):
+        ``estimate`` = second − first, ``se``, ``ci_low``, ``ci_high`` (Wald; ``df`` as the other
+        estimators, default z as R's ``confint``), ``df`` (the domain's df over both waves) and
+        ``n`` (rows of both waves used). Without ``first``/``second`` the two waves of ``by`` in order.
+        """
+        return compare(self, variable, by, first, second, statistic, domains, na_rm, level, df)

@@ -282,6 +282,13 @@ class ReplicateDesign(Estimators):
     def _beta_rows(self, cols: Columns):
         return cols.total(cols.ok.astype(float))
 
+    def _difference(self, cols: Columns, total: bool, sign: np.ndarray, target: Columns, plus, minus):
+        """Estimates and SEs of est[plus] − est[minus]: the replicate variance of the replicate
+        differences (R ``svyby(covmat=TRUE)`` then ``svycontrast`` on a replicate design)."""
+        res = self._core(cols, total)
+        est = res["estimate"][plus] - res["estimate"][minus]
+        return est, np.sqrt(self._rep_var(res["reps"][:, plus] - res["reps"][:, minus], est))
+
     # -- calibration of every replicate -------------------------------------------------------
 
     def _regroup(self, margins: list[Margin]):

@@ -29,10 +29,15 @@ def taylor_degf(design, cols: Columns) -> np.ndarray:
 
 
 
-def taylor_variance(design, Z: np.ndarray, cols: Columns) -> np.ndarray:
-    """Variance of the column totals of the influence values Z (n×v, laid out as ``cols``)."""
+def taylor_variance(design, Z: np.ndarray, cols: Columns, whole: bool = False) -> np.ndarray:
+    """Variance of the column totals of the influence values Z (n×v, laid out as ``cols``).
+
+    A domain's variance visits the strata holding its rows, as R's subset does; ``whole`` visits
+    every stratum, as R's ``svyby(covmat=TRUE)`` does for the covariance of domain estimates (the
+    two differ only under the lonely-PSU rules).
+    """
     if not design.calibrated:
-        return multistage(design, Z, cols, cols.ok)
+        return multistage(design, Z, cols, None if whole else cols.ok)
     # calibration residuals spread beyond the domain: work on the dense n × columns matrix, a
     # chunk of columns at a time (never fewer than two columns, so sums keep one order)
     k = cols.D * Z.shape[1]

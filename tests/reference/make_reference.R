@@ -263,6 +263,54 @@ for (dn in c("srs", "strat", "clus1", "clus2", "clus1_ps", "clus1_rake", "clus1_
       sapply(by_stype(kept), degf))
 }
 
+# ---- change between two waves: one stacked design, svyby(covmat = TRUE) then svycontrast -----------
+# The same schools measured in 1999 (api99) and 2000 (api00), stacked: clusters (districts, or the
+# schools themselves in the stratified sample) keep their ids, so the two waves' estimates covary.
+stack_waves <- function(d) {
+  a <- d; a$wave <- 1999; a$y <- a$api99
+  b <- d; b$wave <- 2000; b$y <- b$api00
+  s <- rbind(a, b)
+  s$band <- cut(s$y, c(-Inf, 600, 750, Inf), labels = c("low", "mid", "high"))
+  s
+}
+designs$clus1_waves <- svydesign(ids = ~dnum, weights = ~pw, fpc = ~fpc, data = stack_waves(apiclus1))
+designs$strat_waves <- svydesign(ids = ~snum, strata = ~stype, weights = ~pw, fpc = ~fpc, data = stack_waves(apistrat))
+designs$clus2_waves <- svydesign(ids = ~dnum + snum, fpc = ~fpc1 + fpc2, data = stack_waves(apiclus2))
+designs$clus1_waves_jk1 <- as.svrepdesign(designs$clus1_waves, type = "JK1")
+designs$strat_waves_jkn <- as.svrepdesign(designs$strat_waves, type = "JKn")
+# rows of svycontrast(b, second − first) for each (first, second) pair of svyby coefficient names;
+# the interval with df[i] (Inf: R's default normal quantile)
+rows_contrast <- function(b, pairs, df = rep(Inf, length(pairs))) {
+  nm <- names(coef(b))
+  do.call(rbind, lapply(seq_along(pairs), function(i) {
+    con <- setNames(numeric(length(nm)), nm)
+    con[pairs[[i]][1]] <- -1
+    con[pairs[[i]][2]] <- 1
+    x <- svycontrast(b, con)
+    ci <- confint(x, df = df[i])
+    data.frame(estimate = as.vector(coef(x)), se = as.vector(SE(x)), ci_low = ci[, 1], ci_high = ci[, 2], deff = NA)
+  }))
+}
+stypes <- levels(apiclus1$stype)
+for (dn in c("clus1_waves", "strat_waves", "clus2_waves", "clus1_waves_jk1", "strat_waves_jkn")) {
+  d <- designs[[dn]]
+  dd <- d[!is.na(d$variables$enroll), ]
+  sub_df <- sapply(stypes, function(s) degf(d[which(d$variables$stype == s), ]))
+  args <- list(by = "wave", first = 1999, second = 2000)
+  add(paste(dn, "compare mean"), dn, "compare", c(list(variable = "y"), args),
+      rows_contrast(svyby(~y, ~wave, d, svymean, covmat = TRUE), list(c("1999", "2000"))), degf(d))
+  add(paste(dn, "compare total by stype df=domain"), dn, "compare",
+      c(list(variable = "y", statistic = "total", domains = "stype", df = "domain"), args),
+      rows_contrast(svyby(~y, ~wave + stype, d, svytotal, covmat = TRUE),
+                    lapply(stypes, function(s) paste(c(1999, 2000), s, sep = ".")), sub_df), sub_df)
+  add(paste(dn, "compare mean by stype"), dn, "compare", c(list(variable = "y", domains = "stype"), args),
+      rows_contrast(svyby(~y, ~wave + stype, d, svymean, covmat = TRUE),
+                    lapply(stypes, function(s) paste(c(1999, 2000), s, sep = "."))), sub_df)
+  add(paste(dn, "compare proportion"), dn, "compare", c(list(variable = "band", statistic = "proportion"), args),
+      rows_contrast(svyby(~band, ~wave, d, svymean, covmat = TRUE),
+                    lapply(c("low", "mid", "high"), function(l) paste0(c(1999, 2000), ":band", l))), degf(d))
+}
+
 d <- designs$mu284
 add("mu284 mean", "mu284", "mean", list(variables = "y1"), rows_stat(svymean(~y1, d, deff = TRUE)), degf(d))
 add("mu284 total", "mu284", "total", list(variables = "y1"), rows_stat(svytotal(~y1, d, deff = TRUE)), degf(d))
