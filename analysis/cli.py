@@ -1,4 +1,4 @@
-"""Command line: ``python -m analysis {run,simulate,clean,instrument} ...``.
+"""Command line: ``python -m analysis {run,simulate,clean,analyse,instrument} ...``.
 
 Owns: parsing arguments, running the stages (:mod:`analysis.pipeline`) headless or through their
 notebooks with papermill, and turning errors into one line. User-caused problems
@@ -199,6 +199,16 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analyse(args: argparse.Namespace) -> int:
+    from analysis.analyse import analyse_files
+
+    split = lambda text: [part.strip() for part in text.split(",")] if text else None
+    results = analyse_files(args.data, args.loa, args.out, form=args.form, weights=args.weights,
+                            strata=args.strata, ids=split(args.ids), fpc=split(args.fpc))
+    print(f"{len(results)} results from {args.loa} written to {args.out}")
+    return 0
+
+
 def _cmd_instrument(args: argparse.Namespace) -> int:
     from analysis.instrument import build_xlsx, validate_form
 
@@ -253,6 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--settings", default=None, help="cleaning settings YAML (default survey/cleaning.yaml)")
     clean.add_argument("--out", required=True)
     clean.set_defaults(func=_cmd_clean)
+
+    analyse = commands.add_parser("analyse", help="run a list of analyses (analysistools' loa) on a clean table")
+    analyse.add_argument("--data", required=True, help="clean table (CSV, Parquet or .xlsx)")
+    analyse.add_argument("--loa", required=True, help="list of analyses (CSV or .xlsx, analysistools' columns)")
+    analyse.add_argument("--out", required=True, help="results CSV to write")
+    analyse.add_argument("--form", default=None, help="XLSForm (.xlsx or folder of sheet CSVs) for select_multiple options")
+    analyse.add_argument("--weights", default=None, help="weight column (default: equal weights)")
+    analyse.add_argument("--strata", default=None, help="stratum column")
+    analyse.add_argument("--ids", default=None, help="cluster column(s), outermost first, comma-separated")
+    analyse.add_argument("--fpc", default=None, help="fpc column(s), one per stage, comma-separated")
+    analyse.set_defaults(func=_cmd_analyse)
 
     instrument = commands.add_parser("instrument", help="build the XLSForm .xlsx from its CSV source and validate it")
     instrument.add_argument("action", choices=["build"])
