@@ -178,3 +178,18 @@ def test_bad_input_to_the_model_is_a_clear_error(args, message):
         sae.fay_herriot(*args)
     with pytest.raises(FitError, match="not one of"):
         sae.fay_herriot([1.0, 2.0, 3.0], [0.1, 0.1, 0.1], np.ones((3, 1)), method="EB")
+
+
+def test_results_gain_model_rows_and_the_model_row_is_preferred():
+    estimates = synthetic_estimates(outlier="c07")
+    rows = sae.cunju_estimates(estimates, FRAME, definitions=DEFINITIONS, replicates=20)
+    results = estimates.assign(suppressed=False)
+    combined = sae.with_model_rows(results, rows)
+    assert list(combined.columns) == [*results.columns, "method"]
+    assert (combined["method"] == "direct").sum() == len(results)
+    assert (combined["method"] == "fh").sum() == (rows["method"] == "fh").sum()
+    chosen = sae.preferred(combined)
+    cunju = chosen[chosen["group"] == "cunju"]
+    assert not cunju.duplicated(["team", "group_value"]).any() and len(cunju) == 4 * 22
+    assert set(cunju.loc[cunju["group_value"] == "c07", "method"]) == {"direct"}
+    assert (chosen["group"] == "all").sum() == 4

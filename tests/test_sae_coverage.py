@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from analysis import demand, indicators, sae, simulate, weights
 
 POPULATION_SEED = 2012
 SAMPLES = int(os.environ.get("SAE_COVERAGE_SAMPLES", "200"))
+WORKERS = min(2, os.cpu_count() or 1)  # samples are independent: two processes halve the wall time
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "tests" / "results" / "sae_coverage.json"
 FRESH = ROOT / "build" / "results" / "sae_coverage.json"
@@ -50,20 +52,36 @@ def direct_estimates(population: simulate.Population, frame: pd.DataFrame, defin
                            breakdowns={"indicators": ["cunju"], "services": []})
 
 
-def run(samples: int = SAMPLES) -> dict:
-    """Simulate ``samples`` surveys, fit the 村居 models, and summarise error and coverage against truth."""
+_WORLD: dict = {}
+
+
+def _setup() -> None:
+    """The population, its frame and the need definitions, once per process."""
     population = simulate.build_population(POPULATION_SEED)
-    frame = simulate.population_frame(population)
-    definitions = indicators.load_needs()
-    truth = simulate.truth(population, definitions)
+    _WORLD.update(population=population, frame=simulate.population_frame(population),
+                  definitions=indicators.load_needs())
+
+
+def _sample_areas(seed: int) -> pd.DataFrame:
+    """The per-村居 table of :func:`analysis.sae.fit_cunju` for sample ``seed``."""
+    population, frame, definitions = _WORLD["population"], _WORLD["frame"], _WORLD["definitions"]
+    estimates = direct_estimates(population, frame, definitions, seed)
+    fit = sae.fit_cunju(estimates, frame, definitions, cunju_table=population.cunju)
+    return fit.areas.assign(sample=seed)
+
+
+def run(samples: int = SAMPLES, workers: int = WORKERS) -> dict:
+    """Simulate ``samples`` surveys, fit the 村居 models, and summarise error and coverage against truth."""
+    _setup()
+    truth = simulate.truth(_WORLD["population"], _WORLD["definitions"])
     truth = truth[(truth["group"] == "cunju") & (truth["variable"] == "in_need_" + truth["team"])]
     truth = truth.rename(columns={"group_value": "cunju", "proportion": "truth"})[["team", "cunju", "truth"]]
-
-    runs = []
-    for seed in range(1, samples + 1):
-        estimates = direct_estimates(population, frame, definitions, seed)
-        fit = sae.fit_cunju(estimates, frame, definitions, cunju_table=population.cunju)
-        runs.append(fit.areas.assign(sample=seed))
+    seeds = range(1, samples + 1)
+    if workers > 1:
+        with ProcessPoolExecutor(workers, initializer=_setup) as pool:
+            runs = list(pool.map(_sample_areas, seeds, chunksize=10))
+    else:
+        runs = [_sample_areas(seed) for seed in seeds]
     runs = pd.concat(runs, ignore_index=True).merge(truth, on=["team", "cunju"], validate="many_to_one")
     fh = runs["method"] == "fh"
     runs["covered"] = ((runs["estimate"] - Z * runs["se"] <= runs["truth"])
