@@ -2,8 +2,10 @@
 
 The reviewable source is one UTF-8 CSV per XLSForm sheet in ``survey/instrument/`` (survey, choices,
 settings); ``build_xlsx`` turns them into the deployable ``.xlsx`` with identical bytes on every run.
-Language columns follow the XLSForm convention ``label::Chinese (zh)`` / ``label::English (en)``
-(ODK "Form Language"; docs/sources.md §5.3). Fields holding personal data carry ``pii = yes``; pyxform
+Language columns follow the XLSForm convention ``label::<language>`` (this project: ``label::Chinese (zh)``
+and ``label::English (en)``; ODK "Form Language"; docs/sources.md §5.3) or a plain ``label``; any
+languages are read: ``label_zh`` holds the Chinese labels (else the form's first language), ``label_en``
+the English ones (else the plain or first label), and every language is kept as ``label::<language>``. Fields holding personal data carry ``pii = yes``; pyxform
 ignores unknown columns, so the flag travels with the form without affecting the XForm.
 """
 
@@ -21,6 +23,8 @@ from analysis.errors import IngestError
 
 SHEETS = ("survey", "choices", "settings")
 ZH, EN = "Chinese (zh)", "English (en)"
+CHINESE = re.compile(r"chinese|中文|汉语|漢語|\bzh\b", re.IGNORECASE)
+ENGLISH = re.compile(r"english|\ben\b", re.IGNORECASE)
 # Fixed timestamp written into every xlsx so that builds are byte-identical (the centre opened April 2012).
 FIXED_ZIP_TIME = (2012, 4, 11, 0, 0, 0)
 FIXED_CORE_TIME = "2012-04-11T00:00:00Z"
@@ -38,11 +42,13 @@ class Form:
     relevant_all (own relevance and-ed with every enclosing group's), constraint, required, pii,
     calculation, appearance. ``group`` is the slash path of enclosing groups and repeats ("roster/wg");
     ``repeat`` the name of the enclosing repeat or None. ``choices`` has list_name, name, label_zh, label_en.
+    ``warnings``: what was wrong with the form but could be read around (a repeated field name).
     """
 
     survey: pd.DataFrame
     choices: pd.DataFrame
     settings: dict
+    warnings: tuple = ()
 
     def field(self, name: str) -> pd.Series:
         """The survey row of field ``name``; IngestError if the form has no such field."""
@@ -119,7 +125,8 @@ def _read_sheets(path: Path) -> dict[str, pd.DataFrame]:
     try:
         sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False)
     except Exception as exc:  # openpyxl raises several unrelated types for a damaged file
-        raise IngestError(f"cannot read the workbook ({exc})", file=path, hint="is it an XLSForm .xlsx?") from exc
+        raise IngestError(f"cannot read the workbook ({exc})", file=path,
+                          hint="is it an XLSForm? save it as .xlsx (the old .xls format is not read)") from exc
     missing = [s for s in ("survey", "choices") if s not in sheets]
     if missing:
         raise IngestError(f"workbook has no sheet(s) {', '.join(missing)}", file=path)
@@ -129,6 +136,36 @@ def _read_sheets(path: Path) -> dict[str, pd.DataFrame]:
 
 def _col(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name].astype(str).str.strip() if name in frame else pd.Series("", index=frame.index)
+
+
+def _languages(frame: pd.DataFrame, kind: str) -> dict[str, str]:
+    """Language name -> column for ``<kind>::<language>`` columns, plus "" for a plain ``<kind>`` column."""
+    out = {}
+    for column in frame.columns:
+        name = str(column).strip()
+        if name.lower() == kind:
+            out[""] = column
+        elif name.lower().startswith(kind + "::"):
+            out[name.split("::", 1)[1].strip()] = column
+    return out
+
+
+def _in_language(frame: pd.DataFrame, kind: str, pattern: re.Pattern, plain_first: bool) -> pd.Series:
+    """The ``kind`` text in the language matching ``pattern``; else the plain column (when ``plain_first``)
+    or the first language column; else empty."""
+    languages = _languages(frame, kind)
+    chosen = next((c for lang, c in languages.items() if lang and pattern.search(lang)), None)
+    if chosen is None and plain_first and "" in languages:
+        chosen = languages[""]
+    if chosen is None and languages:
+        chosen = next(iter(languages.values()))
+    return _col(frame, chosen) if chosen is not None else pd.Series("", index=frame.index)
+
+
+def _all_labels(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """Every label column as ``label::<language>`` (a plain ``label`` as ``label``)."""
+    return {f"label::{lang}" if lang else "label": _col(frame, column)
+            for lang, column in _languages(frame, "label").items()}
 
 
 def _nesting(types: list[str], names: list[str], relevants: list[str]) -> tuple[list, list, list]:
@@ -172,21 +209,22 @@ def load_form(path: str | Path) -> Form:
     survey = pd.DataFrame({
         "type": types,
         "base_type": base,
-        "list_name": types.str.split(" ").str[1].fillna("").where(base.str.startswith("select_"), ""),
+        "list_name": types.map(lambda t: t.split(" ")[1] if " " in t else "").where(base.str.startswith("select_"), ""),
         "name": _col(raw, "name"),
         "group": groups,
         "repeat": pd.Series(repeats, dtype=object),
-        "label_zh": _col(raw, f"label::{ZH}"),
-        "label_en": _col(raw, f"label::{EN}"),
-        "hint_zh": _col(raw, f"hint::{ZH}"),
-        "hint_en": _col(raw, f"hint::{EN}"),
+        "label_zh": _in_language(raw, "label", CHINESE, plain_first=False),
+        "label_en": _in_language(raw, "label", ENGLISH, plain_first=True),
+        "hint_zh": _in_language(raw, "hint", CHINESE, plain_first=False),
+        "hint_en": _in_language(raw, "hint", ENGLISH, plain_first=True),
         "relevant": relevant,
         "relevant_all": relevant_all,
         "constraint": _col(raw, "constraint"),
-        "required": _col(raw, "required").str.lower().isin(["yes", "true", "true()"]),
+        "required": _col(raw, "required").str.lower().isin(["yes", "true", "true()", "1"]),
         "pii": _col(raw, "pii").str.lower().isin(["yes", "true", "1"]),
         "calculation": _col(raw, "calculation"),
         "appearance": _col(raw, "appearance"),
+        **_all_labels(raw),
     })
     survey = survey[~survey["base_type"].isin(["end_group", "end_repeat"])].reset_index(drop=True)
     ch = sheets["choices"]
@@ -194,15 +232,19 @@ def load_form(path: str | Path) -> Form:
     choices = pd.DataFrame({
         "list_name": _col(ch, "list_name"),
         "name": _col(ch, "name"),
-        "label_zh": _col(ch, f"label::{ZH}"),
-        "label_en": _col(ch, f"label::{EN}"),
+        "label_zh": _in_language(ch, "label", CHINESE, plain_first=False),
+        "label_en": _in_language(ch, "label", ENGLISH, plain_first=True),
+        **_all_labels(ch),
     }).reset_index(drop=True)
     settings = sheets["settings"].iloc[0].to_dict() if len(sheets["settings"]) else {}
-    dup = survey["name"][survey["name"].duplicated() & (survey["name"] != "")]
-    if len(dup):
-        raise IngestError(f"duplicate field name '{dup.iloc[0]}'", file=path, column=dup.iloc[0],
-                          hint="field names must be unique across the form")
-    return Form(survey=survey, choices=choices, settings=settings)
+    # groups may share a name; an answer field named twice (pyxform refuses it, yet deployed forms have it)
+    # cannot be told apart in an export: the first row is kept and the form's warnings say so
+    answer = ~survey["base_type"].isin(NON_DATA_TYPES) & (survey["name"] != "")
+    repeated = answer & survey["name"].where(answer).duplicated()
+    warnings = tuple(f"field name '{n}' is used twice in the form; its later row is ignored"
+                     for n in dict.fromkeys(survey.loc[repeated, "name"]))
+    survey = survey[~repeated].reset_index(drop=True)
+    return Form(survey=survey, choices=choices, settings=settings, warnings=warnings)
 
 
 def xlsx_bytes(sheets: dict[str, pd.DataFrame]) -> bytes:

@@ -184,8 +184,10 @@ def _logged(result, check_id: str) -> pd.DataFrame:
 def _check_fullwidth(result) -> None:
     hh, roster = bundled()
     raw = result.raw
-    assert raw.households["hh_size"].head(10).tolist() == hh["household/hh_size"].head(10).astype(float).tolist()
-    assert raw.persons["age"].head(10).tolist() == roster["roster/age"].head(10).astype(float).tolist()
+    def numbers(values: pd.Series) -> np.ndarray:  # a refused submission has no household size
+        return pd.to_numeric(values.head(10).replace("", None)).to_numpy(dtype=float)
+    np.testing.assert_array_equal(numbers(raw.households["hh_size"]), numbers(hh["household/hh_size"]))
+    np.testing.assert_array_equal(numbers(raw.persons["age"]), numbers(roster["roster/age"]))
     log = _logged(result, "number_format")
     assert log["issue"].str.contains("full-width").all() and set(log["question"]) == {"hh_size", "age"}
 
@@ -208,9 +210,73 @@ def _check_duplicate_uuid(result) -> None:
     assert result.deletion_log["issue"].str.contains("duplicate", case=False).any(), result.deletion_log
 
 
+def _check_absent(question: str):
+    """A question without a column is not fatal: it is listed as absent, in the run summary and in the
+    data dictionary, and a check that needs it says so in the check summary."""
+    def check(result) -> None:
+        assert question in result.raw.missing_columns
+        assert question in str(result)
+        dictionary = pd.read_csv(result.out_dir / "data_dictionary.csv", dtype=str, keep_default_na=False)
+        assert dictionary.loc[dictionary["variable"] == question, "in_export"].tolist() == ["no"]
+        summary = result.check_summary
+        if question == "age":  # the roster's age checks name the field they lack
+            assert summary.loc[summary["check_id"] == "roster_generation", "detail"].str.contains("'age'").all()
+    return check
+
+
 def _check_no_consent(result) -> None:
     assert result.counts["clean_households"] == 0
     assert result.counts["deleted_households"] == 20
+
+
+def _with_settings(text: str, change=None) -> Callable[[Path], dict]:
+    """The bundled sample (``change``d) cleaned with a settings file holding ``text``."""
+    def make(folder: Path) -> dict:
+        hh, roster = change(*bundled()) if change else bundled()
+        path = write_kobo(folder / "data", hh, roster)
+        (folder / "cleaning.yaml").write_text(text, encoding="utf-8")
+        return _clean_args(path, settings=folder / "cleaning.yaml")
+    return make
+
+
+def _reviewed_log(rows: list[dict]) -> Callable[[Path], dict]:
+    """The bundled sample with a reviewed log in cleaningtools' column names, applied alone (--apply-log)."""
+    def make(folder: Path) -> dict:
+        hh, roster = bundled()
+        path = write_kobo(folder / "data", hh, roster)
+        pd.DataFrame(rows).to_csv(folder / "reviewed.csv", index=False)
+        return _clean_args(path, apply_log=folder / "reviewed.csv")
+    return make
+
+
+def _foreign_codes(hh, roster):
+    """Five of 20 村居 answers written as codes the form does not have (another sample's area codes)."""
+    hh = hh.copy()
+    hh.loc[[3, 7, 11, 15, 17], "location/cunju"] = ["A2", "tr2", "A2", "A2", "b7"]
+    return hh, roster
+
+
+def _check_codes_kept(result) -> None:
+    assert result.households["cunju"].isin(["A2", "tr2", "b7"]).sum() == 5 - result.deletion_log["uuid"].isin(
+        bundled()[0].loc[[3, 7, 11, 15, 17], "_uuid"]).sum()
+    summary = result.check_summary.set_index("check_id")
+    assert "kept as they are" in summary.loc["invalid_choice", "detail"]
+
+
+def _check_option_columns_absent(result) -> None:
+    assert "need_elderly" in result.raw.missing_columns and "need_elderly" not in result.households
+    assert result.counts["raw_households"] == 20
+
+
+def _check_roster_absent(result) -> None:
+    assert result.raw.persons.empty and result.counts["clean_persons"] == 0
+    assert "age" in result.raw.missing_columns
+
+
+def _check_removed_by_reviewer(uuid: str):
+    def check(result) -> None:
+        assert result.deletion_log.set_index("uuid").loc[uuid, "issue"] == "removed by reviewer"
+    return check
 
 
 def _decisions(rows: list[dict]) -> Callable[[Path], dict]:
@@ -244,6 +310,7 @@ def _duplicate_column(hh, roster):
 def clean_cases() -> list[Case]:
     """Cases for the cleaning stage (read + clean + write)."""
     first_uuid = bundled()[0].loc[0, "_uuid"]
+    kept_uuid = bundled()[0].loc[3, "_uuid"]  # a submission no check removes (the first is a test submission)
     return [
         Case("zero_byte_csv", "clean", _raw_bytes(MAIN, b""), "error", (MAIN, "empty")),
         Case("whitespace_csv", "clean", _raw_bytes(MAIN, b" \r\n\r\n "), "error", (MAIN, "empty")),
@@ -266,12 +333,12 @@ def clean_cases() -> list[Case]:
         Case("header_only", "clean", _kobo_case(lambda hh, r: (hh.head(0), r.head(0))), "error",
              (MAIN, "no submissions")),
         Case("duplicate_column", "clean", _kobo_case(_duplicate_column), "error", (MAIN, "location/cunju")),
-        Case("missing_required_column", "clean", _kobo_case(_drop(["location/cunju"])), "error",
-             (MAIN, "cunju")),
+        Case("question_without_column", "clean", _kobo_case(_drop(["location/cunju"])), "ok",
+             check=_check_absent("cunju")),
         Case("missing_uuid_column", "clean", _kobo_case(_drop(["_uuid"])), "error", (MAIN, "_uuid")),
         Case("empty_uuid", "clean", _kobo_case(_set("hh", 4, "_uuid", "")), "error", (MAIN, "row 6", "_uuid")),
-        Case("roster_missing_age_column", "clean", _kobo_case(_drop(["roster/age"], "roster")), "error",
-             ("age",)),
+        Case("roster_question_without_column", "clean", _kobo_case(_drop(["roster/age"], "roster")), "ok",
+             check=_check_absent("age")),
         Case("roster_no_link_column", "clean",
              _kobo_case(_drop(["_parent_index", "_submission__uuid"], "roster")), "error", ("_parent_index",)),
         Case("roster_orphan_row", "clean", _kobo_case(_set("roster", 2, "_parent_index", "99999")), "error",
@@ -297,6 +364,57 @@ def clean_cases() -> list[Case]:
                           "change_type": "change_response"}]), "error", ("decisions.csv", "uuid")),
         Case("data_not_found", "clean", lambda folder: _clean_args(folder / "nothing_here.csv"), "error",
              ("nothing_here.csv", "not found")),
+        # cleaning settings: one line naming the file, the line and the key
+        Case("settings_bad_value", "clean", _with_settings("consent:\n  field: consent\noutliers:\n  sd: -1\n"),
+             "error", ("cleaning.yaml", "row 4", "outliers.sd")),
+        Case("settings_unknown_key", "clean", _with_settings("consnet: {field: consent}\n"), "error",
+             ("cleaning.yaml", "row 1", "consnet", "unknown key")),
+        Case("settings_bad_expression", "clean",
+             _with_settings("logic_checks:\n  - id: old\n    expression: ${age} >> 99\n"), "error",
+             ("cleaning.yaml", "row 3", "logic_checks.0.expression")),
+        Case("settings_not_yaml", "clean", _with_settings("consent:\n  field: [consent\n"), "error",
+             ("cleaning.yaml", "row")),
+        Case("settings_map_without_table", "clean",
+             _with_settings("choices:\n  columns:\n    cunju: {action: map}\n"), "error",
+             ("cleaning.yaml", "row 3", "choices.columns.cunju")),
+        # a column mostly outside its choice list stops, naming it, its share, examples and the first row
+        Case("choice_list_mismatch", "clean", _kobo_case(_foreign_codes), "error",
+             (MAIN, "row 5", "cunju", "33%", "'A2'")),
+        Case("choice_list_mismatch_kept", "clean",
+             _with_settings("choices:\n  columns:\n    cunju: {action: keep}\n", _foreign_codes), "ok",
+             check=_check_codes_kept),
+        # a person's decisions: errors name the row of the file the person edited
+        Case("decisions_value_outside_choices", "clean",
+             _decisions([{"uuid": kept_uuid, "question": "aware_centre", "change_type": "no_action"},
+                         {"uuid": kept_uuid, "question": "hardship", "change_type": "no_action"},
+                         {"uuid": kept_uuid, "question": "housing", "change_type": "change_response",
+                          "new_value": "flat"}]), "error", ("decisions.csv", "row 4", "housing")),
+        Case("decisions_unknown_question", "clean",
+             _decisions([{"uuid": kept_uuid, "question": "aware_centre", "change_type": "no_action"},
+                         {"uuid": kept_uuid, "question": "no_such_question", "change_type": "blank_response"}]),
+             "error", ("decisions.csv", "row 3", "question")),
+        Case("decisions_remove_without_issue", "clean",
+             _decisions([{"uuid": kept_uuid, "question": "", "change_type": "remove_survey", "issue": ""}]), "ok",
+             check=_check_removed_by_reviewer(kept_uuid)),
+        # --apply-log: a change the data cannot take names the log's row
+        Case("apply_log_unknown_uuid", "clean",
+             _reviewed_log([{"X_uuid": "not-a-submission", "questions": "hh_size", "change_type": "change_response",
+                             "new_value": "3"}]), "error", ("reviewed.csv", "row 2", "uuid")),
+        Case("apply_log_unknown_question", "clean",
+             _reviewed_log([{"X_uuid": first_uuid, "questions": "hh_size", "change_type": "no_action"},
+                            {"X_uuid": first_uuid, "questions": "rooms", "change_type": "blank_response"}]),
+             "error", ("reviewed.csv", "row 3", "question")),
+        Case("apply_log_bad_change_type", "clean",
+             _reviewed_log([{"X_uuid": first_uuid, "questions": "hh_size", "change_type": "Delete"}]), "error",
+             ("reviewed.csv", "row 2", "change_type")),
+        # not errors: a select_multiple without any column, a repeat group the settings say is absent
+        Case("select_multiple_without_columns", "clean",
+             _kobo_case(lambda hh, r: (hh.drop(columns=[c for c in hh.columns
+                                                         if c.startswith("services/need_elderly")]), r)),
+             "ok", check=_check_option_columns_absent),
+        Case("roster_absent_by_settings", "clean", _with_settings("absent_repeats: [roster]\n",
+                                                                  lambda hh, r: (hh, None)),
+             "ok", check=_check_roster_absent),
     ]
 
 

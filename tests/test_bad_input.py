@@ -23,7 +23,9 @@ from analysis.survey import Design
 from analysis.weights import build_weights
 
 CASES = bad_inputs.all_cases()
-CLI_CASES = ["zero_byte_csv", "truncated_xlsx", "other_survey_kobo", "mixed_encodings", "roster_orphan_row"]
+CLI_CASES = ["zero_byte_csv", "truncated_xlsx", "other_survey_kobo", "mixed_encodings", "roster_orphan_row",
+             "settings_bad_value", "choice_list_mismatch", "decisions_value_outside_choices", "apply_log_unknown_uuid"]
+CLI_FLAGS = {"settings": "--settings", "decisions": "--decisions", "apply_log": "--apply-log"}
 
 
 def test_corpus_has_at_least_30_distinct_cases():
@@ -81,8 +83,9 @@ def test_valid_weighting_inputs_weight(small_clean):
 def test_cli_exit_2_one_line_no_traceback(name, tmp_path):
     case = next(c for c in CASES if c.name == name)
     args = case.make(tmp_path / "in")
+    flags = [part for key, flag in CLI_FLAGS.items() if key in args for part in (flag, str(args[key]))]
     done = subprocess.run([sys.executable, "-m", "analysis", "clean", "--form", str(args["form_path"]),
-                           "--data", str(args["data_path"]), "--out", str(tmp_path / "out")],
+                           "--data", str(args["data_path"]), "--out", str(tmp_path / "out"), *flags],
                           check=False, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr

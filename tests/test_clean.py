@@ -13,22 +13,27 @@ from analysis.clean import (
     apply_log,
     check_choices,
     check_other_text,
+    check_outliers,
+    check_required,
     check_roster,
     check_skip_logic,
     check_soft_duplicates,
     clean_raw,
     clean_survey,
-    fault_detection,
+    load_settings,
     review_cleaning,
 )
+from analysis.clean.answers import match_choice, normalise_name
+from analysis.clean.settings import LogicCheck
 from analysis.errors import ConfigError
 from analysis.ingest import read_export
+from analysis.validation import fault_detection
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "survey" / "raw" / "kobo" / "leliu_needs.csv"
 FAULTS = ROOT / "survey" / "simulation" / "faults.csv"
 OUTPUTS = ["households.parquet", "households.csv", "persons.parquet", "persons.csv", "cleaning_log.csv",
-           "deletion_log.csv", "data_dictionary.csv", "provenance.json"]
+           "deletion_log.csv", "data_dictionary.csv", "provenance.json", "check_summary.csv", "other_texts.csv"]
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +142,10 @@ def test_every_export_format_gives_the_same_clean_tables(form, tmp_path):
     reference = results["kobo_xlsx"]
     for key, result in results.items():
         for table in ("households", "persons"):
-            pd.testing.assert_frame_equal(getattr(reference, table).drop(columns="row", errors="ignore"),
-                                          getattr(result, table).drop(columns="row", errors="ignore"), check_dtype=False, obj=key)
+            a, b = getattr(reference, table), getattr(result, table)
+            metadata = ["row", *[c for c in a.columns.union(b.columns) if c.startswith("_")]]  # Kobo-only columns
+            pd.testing.assert_frame_equal(a.drop(columns=metadata, errors="ignore"),
+                                          b.drop(columns=metadata, errors="ignore"), check_dtype=False, obj=key)
         pd.testing.assert_frame_equal(reference.cleaning_log, result.cleaning_log, obj=key)
 
 
@@ -231,7 +238,7 @@ def test_single_checks_on_planted_values(form, tmp_path):
         zip(other["question"], other["new_value"], other["change_type"]))
     skips = check_skip_logic(form, ours, raw.persons)
     assert ("uuid-0004", "caregiver_hours") in set(zip(skips["uuid"], skips["question"]))
-    roster = check_roster(ours, raw.persons, Settings())
+    roster = check_roster(ours, raw.persons, load_settings().roster, "hh_size")
     assert "roster_child_head" in set(roster.loc[roster["uuid"] == "uuid-0006", "check_id"])
 
 
@@ -270,3 +277,178 @@ def test_a_decision_for_all_data_applies_to_every_interview(form, small):
     result = clean_raw(form, raw, decisions=added)
     assert (result.households["aware_centre"] == "yes").all()
     assert result.review.empty
+
+
+# ----- settings ---------------------------------------------------------------------------------------------
+
+def _settings(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cleaning.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("text", "key", "line", "words"), [
+    ("consent:\n  field: consent\noutliers:\n  method: sd\n  sd: -1\n", "outliers.sd", 5, "greater than 0"),
+    ("choices:\n  simlarity: 0.9\n", "choices.simlarity", 2, "unknown key"),
+    ("logic_checks:\n  - id: a\n    expression: ${age} <<< 3\n", "logic_checks.0.expression", 3, "unexpected '<'"),
+    ("choices:\n  columns:\n    cunju: {action: map}\n", "choices.columns.cunju", 3, "recode table"),
+])
+def test_settings_errors_name_the_file_the_key_and_its_line(tmp_path, text, key, line, words):
+    with pytest.raises(ConfigError) as error:
+        load_settings(_settings(tmp_path, text))
+    assert error.value.column == key and error.value.row == line and "cleaning.yaml" in error.value.file
+    assert words in str(error.value)
+
+
+def test_unquoted_yes_in_the_settings_is_the_answer_yes(tmp_path):
+    assert load_settings(_settings(tmp_path, "consent: {field: consent, accept: [yes]}\n")).consent.accept == ["yes"]
+
+
+def test_a_check_whose_field_is_missing_says_so_in_the_summary(small):
+    path, tmp = small
+    settings = _settings(tmp, "consent: {field: agreed}\nroster: {relation: relation, age: years}\n"
+                              "design: {household_size: hh_size, stratum: cunju, psu: psu}\n"
+                              "logic_checks:\n  - {id: big, expression: '${rooms} > 9'}\n")
+    result = clean_survey(fx.FORM_DIR, path, tmp / "out", settings=settings)
+    summary = result.check_summary.set_index("check_id")
+    assert summary.loc["no_consent", "status"] == "skipped" and "'agreed'" in summary.loc["no_consent", "detail"]
+    assert summary.loc["roster_generation", "status"] == "skipped" and "'years'" in summary.loc["roster_generation", "detail"]
+    assert summary.loc["logic:big", "status"] == "skipped" and "rooms" in summary.loc["logic:big", "detail"]
+    assert summary.loc["roster_heads", "status"] == "ran"
+    assert "check no_consent skipped" in str(result)
+    written = pd.read_csv(tmp / "out" / "clean" / "check_summary.csv", dtype=str, keep_default_na=False)
+    assert written["check_id"].tolist() == summary.index.tolist()
+
+
+def test_logic_checks_flag_the_answers_for_which_the_expression_is_true(form, tmp_path):
+    hh, people = fx.responses(form, n=12)
+    hh.loc[[1, 5], "housing"] = "dorm"  # and hh_size > 1 in both
+    hh.loc[[1, 5], "hh_size"] = [3, 2]
+    settings = load_settings().model_copy(update={"logic_checks": [LogicCheck(
+        id="dorm_family", expression="${housing} = 'dorm' and ${hh_size} > 1", question="housing",
+        description="a family in a dormitory")]})
+    result = clean_raw(form, read_export(fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), form),
+                       settings=settings)
+    rows = result.cleaning_log[result.cleaning_log["check_id"] == "logic:dorm_family"]
+    assert sorted(rows["uuid"]) == ["uuid-0001", "uuid-0005"] and (rows["old_value"] == "dorm").all()
+
+
+def test_outliers_include_fields_with_a_constraint_by_default(form, tmp_path):
+    """caregiver_hours is constrained to 0–168: 160 is allowed, yet far from the rest (a soft range)."""
+    hh, people = fx.responses(form, n=40, seed=5)
+    hh["care_dependent"], hh["caregiver_strain"] = "yes", "no"
+    hh["caregiver_hours"] = [4 + i % 12 for i in range(40)]
+    hh.loc[7, "caregiver_hours"] = 160
+    raw = read_export(fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), form)
+    flagged = check_outliers(form, raw.households, raw.persons, Settings().outliers)
+    assert "uuid-0007" in set(flagged.loc[flagged["question"] == "caregiver_hours", "uuid"])
+    hard_only = Settings().outliers.model_copy(update={"include_constrained": False})
+    assert "caregiver_hours" not in set(check_outliers(form, raw.households, raw.persons, hard_only)["question"])
+
+
+def test_fuzzy_recoding_never_matches_fragments_shorter_than_the_minimum():
+    index = {"aljazeera4": "al_jazeera4", "aljazeera1": "al_jazeera1", "askary2": "al_askary2"}
+    texts = normalise_name(pd.Series(["A4", "al jazeera 4", "aljazera4", "askary", "zzz"]))
+    matched = [m if isinstance(m, str) else None for m in match_choice(texts, index)]
+    assert matched == [None, "al_jazeera4", "al_jazeera4", "al_askary2", None]
+    assert match_choice(texts, index, min_length=2).tolist()[0] == "al_jazeera4"  # what min_length prevents
+
+
+def test_a_column_mostly_outside_its_choice_list_stops_unless_the_settings_say(form, tmp_path):
+    hh, people = fx.responses(form, n=20)
+    hh.loc[:5, "housing"] = "flat"  # 6 of 20: 30% of the answers are not choices
+    path = fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx")
+    with pytest.raises(ConfigError) as error:
+        clean_survey(fx.FORM_DIR, path, tmp_path / "stop")
+    assert error.value.column == "housing" and error.value.row == 2 and "k.xlsx" in error.value.file
+    assert "30%" in str(error.value) and "'flat'" in str(error.value)
+    assert not (tmp_path / "stop" / "clean").exists()
+    results = {}
+    for action, extra in (("keep", ""), ("blank", ""), ("map", ", recode: {flat: rent}")):
+        settings = _settings(tmp_path, f"choices:\n  columns:\n    housing: {{action: {action}{extra}}}\n")
+        results[action] = clean_survey(fx.FORM_DIR, path, tmp_path / action, settings=settings).households
+    assert (results["keep"]["housing"].iloc[:6] == "flat").all()
+    assert results["blank"]["housing"].iloc[:6].isna().all()
+    assert (results["map"]["housing"].iloc[:6] == "rent").all()
+
+
+def test_required_means_answered_when_shown(form, tmp_path):
+    hh, people = fx.responses(form, n=12)
+    hh.loc[0, "caregiver_strain"] = None  # care_dependent yes: shown, so required
+    hh.loc[1, ["caregiver_strain", "caregiver_hours"]] = None  # care_dependent no: not shown
+    raw = read_export(fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), form)
+    flagged = check_required(form, raw.households, raw.persons)
+    assert set(zip(flagged["uuid"], flagged["question"])) == {("uuid-0000", "caregiver_strain")}
+
+
+def test_other_texts_are_listed_for_review(form, tmp_path):
+    hh, people = fx.responses(form, n=12)
+    result = clean_raw(form, read_export(fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), form))
+    listed = set(zip(result.other_texts["uuid"], result.other_texts["question"], result.other_texts["text"]))
+    assert {("uuid-0004", "housing_other", "宿舍楼"), ("uuid-0002", "need_youth_other", "英语补习班")} <= listed
+
+
+# ----- a person's decisions ---------------------------------------------------------------------------------
+
+def test_a_persons_decision_wins_whatever_check_id_it_carries(small):
+    path, tmp = small
+    first = clean_survey(fx.FORM_DIR, path, tmp / "first")
+    log = first.cleaning_log
+    hours = log[(log["question"] == "caregiver_hours") & (log["check_id"] == "constraint")].iloc[0]
+    decision = pd.DataFrame([{"uuid": hours["uuid"], "question": "caregiver_hours", "change_type": "change_response",
+                              "new_value": "50", "check_id": "my_review", "issue": ""}])
+    decision.to_csv(tmp / "decisions.csv", index=False)
+    second = clean_survey(fx.FORM_DIR, path, tmp / "second", decisions=tmp / "decisions.csv")
+    assert second.households.set_index("uuid").loc[hours["uuid"], "caregiver_hours"] == 50
+    cell = second.cleaning_log[(second.cleaning_log["uuid"] == hours["uuid"])
+                               & (second.cleaning_log["question"] == "caregiver_hours")]
+    assert (cell["change_type"] == "change_response").all() and (cell["new_value"] == "50").all()
+
+
+def test_remove_survey_without_an_issue_is_removed_by_reviewer(small):
+    path, tmp = small
+    first = clean_survey(fx.FORM_DIR, path, tmp / "first")
+    uuid = first.households["uuid"].iloc[2]
+    pd.DataFrame([{"X_uuid": uuid, "questions": "", "change_type": "remove_survey"}]).to_csv(
+        tmp / "decisions.csv", index=False)  # cleaningtools' column names
+    second = clean_survey(fx.FORM_DIR, path, tmp / "second", decisions=tmp / "decisions.csv")
+    deleted = second.deletion_log.set_index("uuid")
+    assert deleted.loc[uuid, "issue"] == "removed by reviewer" and deleted.loc[uuid, "check_id"] == "reviewer"
+    assert second.counts["clean_households"] == first.counts["clean_households"] - 1
+
+
+def test_errors_name_the_row_of_the_decisions_file(small):
+    path, tmp = small
+    first = clean_survey(fx.FORM_DIR, path, tmp / "first")
+    uuid = first.households["uuid"].iloc[0]
+    rows = [{"uuid": uuid, "question": "aware_centre", "change_type": "change_response", "new_value": "yes"},
+            {"uuid": uuid, "question": "hardship", "change_type": "no_action"},
+            {"uuid": uuid, "question": "housing", "change_type": "change_response", "new_value": "flat"}]
+    pd.DataFrame(rows).to_csv(tmp / "decisions.csv", index=False)
+    with pytest.raises(ConfigError) as error:
+        clean_survey(fx.FORM_DIR, path, tmp / "second", decisions=tmp / "decisions.csv")
+    assert error.value.row == 4 and error.value.file.endswith("decisions.csv") and error.value.column == "housing"
+    rows[2] = {"uuid": uuid, "question": "no_such_question", "change_type": "blank_response"}
+    pd.DataFrame(rows).to_csv(tmp / "decisions.csv", index=False)
+    with pytest.raises(ConfigError) as error:
+        clean_survey(fx.FORM_DIR, path, tmp / "third", decisions=tmp / "decisions.csv")
+    assert error.value.row == 4 and error.value.file.endswith("decisions.csv")
+
+
+def test_apply_log_applies_the_log_alone_in_order(small):
+    path, tmp = small
+    first = clean_survey(fx.FORM_DIR, path, tmp / "first")
+    a, b = first.households["uuid"].iloc[:2]
+    pd.DataFrame([
+        {"_uuid": a, "question": "household/housing", "change_type": "change_response", "new_value": "rent"},
+        {"_uuid": a, "question": "housing", "change_type": "change_response", "new_value": "own"},
+        {"_uuid": a, "question": "need_elderly/meal", "change_type": "change_response", "new_value": "0"},
+        {"_uuid": b, "question": "", "change_type": "remove_survey"},
+    ]).to_csv(tmp / "reviewed.csv", index=False)
+    result = clean_survey(fx.FORM_DIR, path, tmp / "applied", apply_log=tmp / "reviewed.csv")
+    row = result.households.set_index("uuid").loc[a]
+    assert row["housing"] == "own" and row["need_elderly.meal"] == 0  # last change wins; option column as given
+    assert b not in set(result.households["uuid"]) and result.counts["deleted_households"] == 1
+    assert result.check_summary.empty and len(result.households) == len(first.raw.households) - 1
+    with pytest.raises(ConfigError, match="decisions and --apply-log"):
+        clean_survey(fx.FORM_DIR, path, tmp / "both", decisions=tmp / "reviewed.csv", apply_log=tmp / "reviewed.csv")

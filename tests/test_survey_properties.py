@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from analysis.errors import DesignError
 from analysis.survey import Design, ReplicateDesign
@@ -252,3 +253,121 @@ def test_lonely_psu_rules_differ_and_fail_is_the_default(df):
            for rule in ("remove", "certainty", "adjust", "average")}
     assert ses["remove"] == ses["certainty"] < ses["average"]
     assert ses["adjust"] != ses["remove"]
+
+
+# -- options of the list-of-analyses engine: df, qrule, select_multiple, ratio missing values ----
+
+
+def test_df_option_chooses_the_quantile_of_every_interval(df):
+    d = Design(df, weights="w", strata="stratum", ids="psu")
+    z = d.mean("y", by="g")
+    assert z.equals(d.mean("y", by="g", df="z"))  # R's confint default
+    design = d.mean("y", by="g", df="design")
+    half = (design["ci_high"] - design["estimate"]) / design["se"]
+    assert half.to_numpy() == pytest.approx(stats.t.ppf(0.975, d.degf))  # 60 PSUs − 10 strata
+    five = d.total("y", df=5)
+    assert ((five["ci_high"] - five["estimate"]) / five["se"]).iloc[0] == pytest.approx(stats.t.ppf(0.975, 5))
+    # a domain inside few PSUs gets a wide interval from its own df
+    one = df.assign(small=np.where(df["psu"] < 2, "few", "many"))
+    dom = Design(one, weights="w", strata="stratum", ids="psu").mean("y", by="small", df="domain")
+    assert list(dom["df"]) == [1, 48]  # PSUs 0–1 in one stratum; 58 PSUs in 10 strata
+    assert ((dom["ci_high"] - dom["estimate"]) / dom["se"]).to_numpy() == pytest.approx(stats.t.ppf(0.975, [1, 48]))
+    for bad in ("t", -1, True):
+        with pytest.raises(DesignError, match="unknown df"):
+            d.mean("y", df=bad)
+
+
+def test_school_quantile_rule_takes_the_midpoint_on_an_exact_tie():
+    d = Design(pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.0]}))
+    assert d.quantile("y", q=0.5, qrule="school")["estimate"].iloc[0] == 2.5
+    assert d.quantile("y", q=0.5)["estimate"].iloc[0] == 2.0  # R's qrule="math"
+    with pytest.raises(DesignError, match="unknown qrule"):
+        d.quantile("y", qrule="hf7")
+
+
+def test_the_school_reference_cases_include_exact_ties():
+    """The R reference cases for qrule='school' would not test the rule if no cumulative share hit
+    q exactly; on apisrs (equal weights, 200 rows) some do, and there the rules differ."""
+    from test_survey_reference import design as reference_design
+    d = reference_design("srs")
+    school = d.quantile("api00", q=[0.1, 0.25, 0.5, 0.75], qrule="school")
+    math = d.quantile("api00", q=[0.1, 0.25, 0.5, 0.75])
+    assert (school["estimate"] != math["estimate"]).any()
+
+
+def test_select_multiple_shares_are_among_the_question_respondents(df):
+    asked = df["psu"] % 3 != 0
+    opts = pd.DataFrame({f"q/{k}": np.where(asked, (df["y"] > c).astype(float), np.nan)
+                         for k, c in {"a": 9.0, "b": 11.0}.items()})
+    data = pd.concat([df, opts], axis=1).assign(one=1.0)
+    d = Design(data, weights="w", strata="stratum", ids="psu")
+    out = d.proportion("q", options=["q/a", "q/b"], by="g", ci="wald")
+    assert list(out["level"]) == ["a", "b", "a", "b"]
+    inside = d.mean(["q/a", "q/b"], by="g", na_rm=True)  # the same domain estimate
+    np.testing.assert_allclose(out["estimate"], inside["estimate"], rtol=1e-12)
+    np.testing.assert_allclose(out["se"], inside["se"], rtol=1e-12)
+    named = d.proportion("q", options={"q/a": "above 9"}, respondents=asked.to_numpy())
+    assert named["level"].tolist() == ["above 9"] and named["n"].iloc[0] == asked.sum()
+    with pytest.raises(DesignError, match="0 or 1") as err:
+        Design(data.assign(**{"q/a": data["q/a"] * 2}), weights="w").proportion("q", options=["q/a"])
+    assert err.value.column == "q/a"
+    with pytest.raises(DesignError, match="missing values among the question's respondents"):
+        d.proportion("q", options=["q/a"], respondents=np.ones(len(df), dtype=bool))
+
+
+def test_ratio_missing_value_options_follow_analysistools():
+    """analysistools' own example: 1 child attending of 5 (NA attending counted as 0, the household
+    without children left out); without NA → 0 the household with 2 children drops out: 1 of 3."""
+    school = pd.DataFrame({"num_children": [3, 0, 2, np.nan], "num_attending": [1, np.nan, np.nan, np.nan]})
+    d = Design(school)
+    both = d.ratio("num_attending", "num_children", na_rm=True, numerator_na_to_0=True, filter_denominator_0=True)
+    assert both["estimate"].iloc[0] == pytest.approx(0.2) and both["n"].iloc[0] == 2
+    kept = d.ratio("num_attending", "num_children", na_rm=True, numerator_na_to_0=True)
+    assert kept["estimate"].iloc[0] == pytest.approx(0.2) and kept["n"].iloc[0] == 3
+    plain = d.ratio("num_attending", "num_children", na_rm=True)
+    assert plain["estimate"].iloc[0] == pytest.approx(1 / 3) and plain["n"].iloc[0] == 1
+
+
+# -- change between waves ------------------------------------------------------------------------
+
+
+def two_waves(df, fresh: bool) -> pd.DataFrame:
+    """Two waves of the stratified sample: the second revisits the same PSUs (y moves by a PSU
+    effect plus noise), or draws fresh PSUs (new ids, each wave its own strata)."""
+    rng = np.random.default_rng(8)
+    later = df.assign(y=df["y"] + 1 + rng.normal(0, 0.5, len(df)), wave=2013)
+    if fresh:
+        later = later.assign(psu=later["psu"] + 1000, stratum=later["stratum"] + 100)
+    return pd.concat([df.assign(wave=2012), later], ignore_index=True)
+
+
+def test_change_in_revisited_psus_carries_their_covariance(df):
+    d = Design(two_waves(df, fresh=False), weights="w", strata="stratum", ids="psu")
+    change = d.compare("y", by="wave", domains="g")
+    per_wave = d.mean("y", by=["g", "wave"]).set_index(["g", "wave"])
+    naive = np.sqrt(per_wave["se"].xs(2012, level="wave") ** 2 + per_wave["se"].xs(2013, level="wave") ** 2)
+    expected = per_wave["estimate"].xs(2013, level="wave") - per_wave["estimate"].xs(2012, level="wave")
+    np.testing.assert_allclose(change["estimate"], expected.to_numpy(), rtol=1e-12)
+    assert (change["se"].to_numpy() < 0.5 * naive.to_numpy()).all()  # the PSU effects cancel
+
+
+def test_change_between_independent_samples_adds_the_variances(df):
+    d = Design(two_waves(df, fresh=True), weights="w", strata="stratum", ids="psu")
+    change = d.compare("y", by="wave", statistic="total")
+    per_wave = d.total("y", by="wave")
+    assert change["se"].iloc[0] == pytest.approx(np.sqrt((per_wave["se"] ** 2).sum()), rel=1e-12)
+    assert change["df"].iloc[0] == 120 - 20
+
+
+def test_compare_refuses_unclear_waves(df):
+    d = Design(two_waves(df, fresh=False), weights="w", strata="stratum", ids="psu")
+    with pytest.raises(DesignError, match="no wave 2014") as err:
+        d.compare("y", by="wave", first=2012, second=2014)
+    assert err.value.column == "wave"
+    with pytest.raises(DesignError, match="unknown statistic"):
+        d.compare("y", statistic="median")
+    three = Design(pd.concat([two_waves(df, False), df.assign(wave=2014)], ignore_index=True), weights="w",
+                   strata="stratum", ids="psu")
+    with pytest.raises(DesignError, match="say which two"):
+        three.compare("y")
+    assert three.compare("y", first=2012, second=2014)["n"].iloc[0] == 2 * len(df)

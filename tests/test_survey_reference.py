@@ -38,7 +38,19 @@ def load(name: str) -> pd.DataFrame:
     for c in schema["columns"]:
         if c["r_class"] == "factor":
             df[c["name"]] = pd.Categorical(df[c["name"]], categories=c["levels"])
-    return df
+    return derive(df) if name.startswith("api") else df
+
+
+def derive(df: pd.DataFrame) -> pd.DataFrame:
+    """The columns the R script adds to the api data sets: a select_multiple question "prog" asked
+    where sch.wide is Yes (three 0/1 options, missing for the others), a ratio numerator skipped
+    where ell > 30 and a denominator set to 0 where meals < 20."""
+    answered = (df["sch.wide"] == "Yes").to_numpy()
+    options = {"awards": df["awards"] == "Yes", "meals": df["meals"] > 50, "ell": df["ell"] > 20}
+    extra = {f"prog/{k}": np.where(answered, v.astype(float), np.nan) for k, v in options.items()}
+    extra["num_na"] = np.where(df["ell"] > 30, np.nan, df["api.stu"])
+    extra["den0"] = np.where(df["meals"] < 20, 0.0, df["enroll"])
+    return df.assign(answered=answered, **extra)
 
 
 def lone_data() -> pd.DataFrame:
@@ -48,6 +60,15 @@ def lone_data() -> pd.DataFrame:
     med = np.median(np.unique(dn))
     df["grp"] = np.where(dn == dn.max(), "z", np.where(dn < med, "a", "b"))
     return df
+
+
+def waves(name: str) -> pd.DataFrame:
+    """The same schools in two waves, stacked (as the R script): y = api99 in 1999, api00 in 2000;
+    band = y in (−∞, 600], (600, 750], (750, ∞)."""
+    df = load(name)
+    both = pd.concat([df.assign(wave=1999, y=df["api99"]), df.assign(wave=2000, y=df["api00"])], ignore_index=True)
+    band = np.select([both["y"] <= 600, both["y"] <= 750], ["low", "mid"], "high")
+    return both.assign(band=pd.Categorical(band, categories=["low", "mid", "high"]))
 
 
 def repw_frame() -> tuple[pd.DataFrame, list[str]]:
@@ -95,6 +116,13 @@ def design(name: str):
         "clus1_user_jk1": lambda: ReplicateDesign(
             repw_frame()[0], weights="pw", repweights=repw_frame()[1], type="JK1", scale=14 / 15),
     }
+    builders.update({
+        "clus1_waves": lambda: Design(waves("apiclus1"), ids="dnum", weights="pw", fpc="fpc"),
+        "strat_waves": lambda: Design(waves("apistrat"), ids="snum", strata="stype", weights="pw", fpc="fpc"),
+        "clus2_waves": lambda: Design(waves("apiclus2"), ids=["dnum", "snum"], fpc=["fpc1", "fpc2"]),
+        "clus1_waves_jk1": lambda: design("clus1_waves").replicate("JK1"),
+        "strat_waves_jkn": lambda: design("strat_waves").replicate("JKn"),
+    })
     for rule in ("remove", "adjust", "average", "certainty"):
         builders[f"lone_{rule}"] = lambda rule=rule: Design(
             lone_data(), ids="dnum", strata="grp", weights="pw", lonely_psu=rule)

@@ -19,14 +19,21 @@ import pandas as pd
 from analysis.errors import IngestError
 from analysis.ingest import kobo, spss, wjx
 from analysis.ingest.files import decode, sha256, xlsx_first_headers
-from analysis.ingest.headers import Mapping, best_mapping, check_duplicate_targets
+from analysis.ingest.headers import (
+    Mapping,
+    best_mapping,
+    check_duplicate_targets,
+    clean_header,
+    metadata_name,
+    system_columns,
+)
 from analysis.ingest.privacy import household_keys, own_secrets, redact, unique_uuids
 from analysis.ingest.schema import Schema, as_schema, repeat_names
 from analysis.ingest.values import form_order, frame_for, numbers
 from analysis.instrument import METADATA_TYPES, Form
 
 CONVERSION_COLUMNS = ["uuid", "person_id", "question", "old_value", "new_value", "issue"]
-MIN_MAPPED_SHARE = 0.5  # below this share of form fields found, the file is another survey's export
+MIN_MAPPED_SHARE = 0.5  # below this share of its answer columns matching the form, an export is another survey's
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,8 @@ def read_tables(path: Path, fmt: str, form: Schema) -> tuple[pd.DataFrame, dict[
         main, repeats, unmapped = wjx.to_kobo(table, form)
     if main.empty:
         raise IngestError("the export has a header but no submissions", file=path, row=2)
+    main = main.rename(columns=clean_header)
+    repeats = {r: t.rename(columns=clean_header) for r, t in repeats.items()}
     return main, repeats, files, labels, unmapped
 
 
@@ -114,12 +123,14 @@ def _answer_fields(form: Schema, main: pd.DataFrame) -> pd.DataFrame:
     return data[~data["base_type"].isin(["calculate"]) | data["name"].isin(main.columns)]
 
 
-def check_coverage(mapping: Mapping, top: pd.DataFrame, path: Path) -> None:
-    """Refuse another survey's export: too few of the form's questions among the columns."""
-    found = set(mapping.fields.values()) | {n for n, _ in mapping.dummies.values()}
-    share = len(found & set(top["name"])) / max(len(top), 1)
-    if share < MIN_MAPPED_SHARE:
-        raise IngestError(f"only {share:.0%} of the form's questions were found in the columns: this looks like "
+def check_coverage(mapping: Mapping, unmapped_extra: list[str], path: Path) -> None:
+    """Refuse another survey's export: fewer than half of its answer columns (those that are not Kobo
+    system columns) match the form. A shortened export of this form (questions removed before it was
+    published) passes: its columns still match."""
+    mapped = len(mapping.fields) + len(mapping.dummies)
+    share = mapped / max(mapped + len(mapping.unmapped) + len(unmapped_extra), 1)
+    if mapped == 0 or share < MIN_MAPPED_SHARE:
+        raise IngestError(f"only {share:.0%} of the export's columns match the form's questions: this looks like "
                           f"another survey's export", file=path, row=1,
                           hint="check that --form is the instrument this export was collected with")
 
@@ -131,7 +142,7 @@ def submission_ids(main: pd.DataFrame, mapping: Mapping, fmt: str, form: Schema,
     The uuid column is the one structural column every export needs; 问卷星 without a custom uuid
     parameter is keyed on its serial number.
     """
-    system = {v: main[h].astype(str).str.strip() for h, v in mapping.system.items()}
+    system = system_columns(main, mapping)
     if fmt.startswith("wjx") and "uuid" not in system:
         system["uuid"] = "wjx-" + main["index"].astype(str)
     if "uuid" not in system:
@@ -172,16 +183,20 @@ def link_repeats(repeats: dict[str, pd.DataFrame], data: pd.DataFrame, form: Sch
         _, rep_map = best_mapping(list(table.columns), form, sep)
         check_duplicate_targets(rep_map, path)
         out.unmapped += [f"{repeat_name}:{h}" for h in rep_map.unmapped]
-        rep_system = {v: table[h].astype(str).str.strip() for h, v in rep_map.system.items()}
+        rep_system = system_columns(table, rep_map)
+        by_uuid = dict(zip(system["uuid"].str.replace(r"^uuid:", "", regex=True)[~uuid.str.contains("#")],
+                           ids.index[~uuid.str.contains("#")]))
         if "parent_index" in rep_system and "index" in system:
             parent = rep_system["parent_index"].map(dict(zip(system["index"], ids.index)))
         elif "parent_uuid" in rep_system:
-            parent = rep_system["parent_uuid"].str.replace(r"^uuid:", "", regex=True).map(
-                dict(zip(system["uuid"].str.replace(r"^uuid:", "", regex=True)[~uuid.str.contains("#")],
-                         ids.index[~uuid.str.contains("#")])))
+            parent = rep_system["parent_uuid"].str.replace(r"^uuid:", "", regex=True).map(by_uuid)
+        elif "uuid" in rep_system and rep_system["uuid"].str.replace(r"^uuid:", "", regex=True).isin(by_uuid).all():
+            # a repeat table whose id column holds its submission's uuid (R exports of Kobo loops, X_uuid)
+            parent = rep_system["uuid"].str.replace(r"^uuid:", "", regex=True).map(by_uuid)
         else:
             raise IngestError(f"repeat table '{repeat_name}' has no _parent_index column linking it to submissions",
-                              file=path, column="_parent_index")
+                              file=path, column="_parent_index",
+                              hint="export with _parent_index (Kobo) or PARENT_KEY (ODK Briefcase)")
         table, rep_notes = numbers(table, rep_map.fields, rep_fields)
         out.notes.append(rep_notes.assign(source=repeat_name + ":" + rep_notes["position"].astype(str)))
         orphans = parent.isna()
@@ -192,13 +207,9 @@ def link_repeats(repeats: dict[str, pd.DataFrame], data: pd.DataFrame, form: Sch
                           f"{repeat_name}:")
         frame.insert(0, "_parent", parent.astype(int).values)
         frame["_source"] = repeat_name + ":" + pd.Series(np.arange(len(frame)), index=frame.index).astype(str)
-        out.frames.append(frame)
+        out.frames.append(pd.concat([frame, kept_metadata(table)], axis=1))
         out.pii.append(frame_for(table, rep_map, rep_fields[rep_fields["pii"]], form, multi_sep, positional, labels,
                                  f"{repeat_name}:").assign(_parent=parent.values))
-        for name in rep_fields.loc[rep_fields["required"] & ~rep_fields["pii"], "name"]:
-            if name not in frame:
-                raise IngestError(f"missing required column for field '{name}' in repeat '{repeat_name}'",
-                                  file=path, row=1, column=name)
     return out
 
 
@@ -227,20 +238,24 @@ def conversion_notes(hh_notes: pd.DataFrame, linked: _Persons, persons: pd.DataF
     ], ignore_index=True)[CONVERSION_COLUMNS]
 
 
-def check_required(households: pd.DataFrame, top: pd.DataFrame, repeats: dict, form: Schema, sep: str,
-                   path: Path) -> None:
-    """Refuse an export without a column for a required question or without a repeat table."""
-    for name in top.loc[top["required"] & ~top["pii"], "name"]:
-        if name not in households:
-            raise IngestError(f"missing required column for field '{name}'", file=path, row=1,
-                              column=form.export_column(name, sep),
-                              hint="re-export with all questions, or check --form")
-    absent = [r for r in repeat_names(form) if r not in repeats]
+def check_repeats(repeats: dict, form: Schema, path: Path, absent_repeats: tuple | list = ()) -> None:
+    """Refuse an export without a table for a repeat group (its rows would be lost silently), unless the
+    settings say the export has none (``absent_repeats``). Questions without a column are not an error:
+    they are listed as missing."""
+    absent = [r for r in repeat_names(form) if r not in repeats and r not in absent_repeats]
     if absent:
         raise IngestError(f"no table for the repeat group '{absent[0]}' (its sheet or {absent[0]}.csv is missing "
                           f"or renamed), so its rows would be lost", file=path,
                           hint=f"export with every repeat group: a sheet, or a CSV beside this one, named "
-                               f"'{absent[0]}'")
+                               f"'{absent[0]}' (or list it under absent_repeats in the cleaning settings)")
+
+
+def kept_metadata(table: pd.DataFrame) -> pd.DataFrame:
+    """The Kobo metadata columns kept in the clean tables (``_submission_time``, ``_id``, ``_index`` …),
+    as text under their Kobo names."""
+    names = {h: metadata_name(h) for h in table.columns}
+    kept = {n: table[h].astype(str).str.strip().replace("", None) for h, n in names.items() if n}
+    return pd.DataFrame(kept, index=table.index)
 
 
 # ----- personal data in free text ---------------------------------------------------------------------
@@ -286,20 +301,36 @@ def redact_free_text(households: pd.DataFrame, persons: pd.DataFrame, pii_top: p
 
 # ----- provenance -------------------------------------------------------------------------------------
 
-def provenance_of(path: Path) -> dict:
-    """The simulator's PROVENANCE.json beside the export or one folder up, if any."""
-    provenance_path = path.parent.parent / "PROVENANCE.json"
-    provenance_path = provenance_path if provenance_path.exists() else path.parent / "PROVENANCE.json"
-    return json.loads(provenance_path.read_text(encoding="utf-8")) if provenance_path.exists() else {}
+def simulated_provenance(path: Path, checksums: dict[str, str]) -> dict:
+    """The simulator's provenance for an export it wrote: a ``PROVENANCE.json`` in the export's folder or
+    any folder above it, marked simulated, whose ``files`` map lists the sha256 of every file read.
+    A real export — anywhere, ``survey/raw/`` included — matches none and gets ``{}``."""
+    digests = set(checksums.values())
+    folder = path.resolve().parent
+    for candidate in (folder, *folder.parents):
+        manifest = candidate / "PROVENANCE.json"
+        if not manifest.is_file():
+            continue
+        try:
+            content = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        listed = content.get("files") if isinstance(content, dict) else None
+        if isinstance(listed, dict) and content.get("simulated") and digests <= set(listed.values()):
+            return content
+    return {}
 
 
 # ----- the whole read ---------------------------------------------------------------------------------
 
-def read_export(path: str | Path, form: Form | Schema, group_sep: str | None = None) -> RawExport:
+def read_export(path: str | Path, form: Form | Schema, group_sep: str | None = None,
+                absent_repeats: tuple | list = ()) -> RawExport:
     """Read any supported export of ``form`` into a :class:`RawExport` (see the package docstring).
 
-    Raises IngestError naming the file (and row/column) for an empty or unreadable file, another survey's
-    export, duplicate column names, or a missing required column.
+    Only the structural columns are required: the submission id and the links of repeat rows to their
+    submissions (and a table for each repeat group not in ``absent_repeats``). Questions without a column
+    are listed in ``missing_columns``. Raises IngestError naming the file (and row/column) for an empty or
+    unreadable file, another survey's export, duplicate column names, or a missing structural column.
     """
     form = as_schema(form)
     path = locate(Path(path), form)
@@ -309,8 +340,8 @@ def read_export(path: str | Path, form: Form | Schema, group_sep: str | None = N
     data = _answer_fields(form, main)
     sep, mapping = best_mapping(list(main.columns), form, group_sep)
     check_duplicate_targets(mapping, path)
+    check_coverage(mapping, unmapped_extra, path)
     top = data[data["repeat"].isna()]
-    check_coverage(mapping, top, path)
     multi_sep = wjx.SEPARATOR if fmt.startswith("wjx") else None
     positional = fmt.startswith("wjx")
 
@@ -322,31 +353,34 @@ def read_export(path: str | Path, form: Form | Schema, group_sep: str | None = N
         seconds = pd.to_numeric(main["duration_seconds"].astype(str).str.extract(r"(\d+)")[0], errors="coerce")
         households["start"] = households["end"] - pd.to_timedelta(seconds, unit="s")
 
+    check_repeats(repeats, form, path, absent_repeats)
     linked = link_repeats(repeats, data, form, sep, system, ids, path, multi_sep, positional, labels)
     persons = person_table(linked, ids)
     conversions = conversion_notes(hh_notes, linked, persons, ids)
-    check_required(households, top, repeats, form, sep, path)
 
     pii_persons = pd.concat(linked.pii, ignore_index=True) if linked.pii else pd.DataFrame({"_parent": []})
     households, persons, redactions = redact_free_text(households, persons, pii_top, pii_persons, ids, data)
 
-    households = pd.concat([ids, form_order(households, data)], axis=1).reset_index(drop=True)
-    persons = pd.concat([persons[["uuid", "household_id", "person_id", "member"]], form_order(persons, data)], axis=1)
+    households = pd.concat([ids, form_order(households, data), kept_metadata(main)], axis=1).reset_index(drop=True)
+    person_metadata = [c for c in persons.columns if metadata_name(c)]
+    persons = pd.concat([persons[["uuid", "household_id", "person_id", "member"]], form_order(persons, data),
+                         persons[person_metadata]], axis=1)
     present = set(households.columns) | set(persons.columns)
     pii_names = set(data.loc[data["pii"], "name"])
     missing = tuple(n for n in data["name"] if n not in present and n not in pii_names
                     and form.field(n)["base_type"] not in METADATA_TYPES | {"calculate"})
     unmapped = [h for h in mapping.unmapped if h not in wjx.META.values()] + unmapped_extra + linked.unmapped
+    checksums = {p.name: sha256(p) for p in files}
     return RawExport(
         households=households,
         persons=persons,
         source_format=fmt,
         files=tuple(files),
-        checksums={p.name: sha256(p) for p in files},
+        checksums=checksums,
         separator=sep,
         unmapped_columns=tuple(unmapped),
         missing_columns=missing,
         redactions=redactions,
-        provenance=provenance_of(path),
+        provenance=simulated_provenance(path, checksums),
         conversions=conversions,
     )

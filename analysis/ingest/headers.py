@@ -13,12 +13,35 @@ from analysis.errors import IngestError
 from analysis.ingest.schema import Schema
 
 SEPARATORS = ("/", ".", "-")
+# Kobo, R (``X_`` for a leading underscore) and ODK Briefcase / SurveyCTO (KEY, PARENT_KEY) names of the
+# structural columns: the submission id, the row index and the links from repeat rows to their submission
 SYSTEM_ALIASES = {
     "_uuid": "uuid", "X_uuid": "uuid", "uuid": "uuid", "meta/instanceID": "uuid", "instanceID": "uuid",
+    "KEY": "uuid",
     "_index": "index", "X_index": "index", "index": "index",
     "_parent_index": "parent_index", "X_parent_index": "parent_index", "parent_index": "parent_index",
     "_submission__uuid": "parent_uuid", "X_submission__uuid": "parent_uuid", "parent_uuid": "parent_uuid",
+    "PARENT_KEY": "parent_uuid",
 }
+# Kobo metadata kept in the clean tables as text (not personal: no _submitted_by, _geolocation, _notes)
+KEPT_METADATA = ("_id", "_index", "_submission_time", "_status", "_validation_status", "_version_", "__version__",
+                 "_xform_id_string", "_parent_index", "_parent_table_name", "_submission__id",
+                 "_submission__submission_time")
+BYTE_ORDER_MARKS = ("\ufeff", "X.U.FEFF.", "ï..", "ď..")  # a BOM, and R's read.csv spellings of one
+
+
+def clean_header(header: str) -> str:
+    """A header without a byte-order mark or R's spelling of one (``X.U.FEFF.start`` -> ``start``)."""
+    header = header.strip()
+    for mark in BYTE_ORDER_MARKS:
+        header = header.removeprefix(mark)
+    return header
+
+
+def metadata_name(header: str) -> str | None:
+    """The kept-metadata name of a header (``X_submission_time`` -> ``_submission_time``), or None."""
+    name = header[1:] if header.startswith("X_") else header
+    return name if name in KEPT_METADATA else None
 
 
 @dataclass(frozen=True)
@@ -69,3 +92,15 @@ def check_duplicate_targets(mapping: Mapping, path: Path) -> None:
             raise IngestError(f"columns '{seen[target]}' and '{header}' both hold field {target}", file=path,
                               row=1, column=header, hint="remove one of the duplicated columns")
         seen[target] = header
+
+
+UUID_PRIORITY = ("_uuid", "X_uuid", "meta/instanceID", "instanceID", "KEY", "uuid")  # first found is the id
+
+
+def system_columns(table, mapping: Mapping) -> dict:
+    """Structural columns by role (uuid, index, parent_index, parent_uuid) as stripped text; of several
+    submission-id columns the first in :data:`UUID_PRIORITY` wins (a plain ``uuid`` column may hold the
+    form's id, as ``formhub/uuid`` does)."""
+    rank = {h: UUID_PRIORITY.index(h) if h in UUID_PRIORITY else len(UUID_PRIORITY) for h in mapping.system}
+    ordered = sorted(mapping.system.items(), key=lambda hv: -rank[hv[0]])
+    return {role: table[h].astype(str).str.strip() for h, role in ordered}

@@ -39,11 +39,11 @@ class Schema:
         return self.form.export_column(name, sep)
 
     def lookup(self, name: str) -> dict[str, str]:
-        """Choice name, Chinese label and English label -> choice name (names win over labels)."""
+        """Choice label (every language) or name -> choice name (names win over labels)."""
         if name not in self._lookup:
             rows = self._choices[name]
             table = {}
-            for col in ("label_en", "label_zh", "name"):
+            for col in [c for c in rows.columns if c.startswith("label")] + ["name"]:
                 table.update({str(k).strip(): n for k, n in zip(rows[col], rows["name"]) if str(k).strip()})
             self._lookup[name] = table
         return self._lookup[name]

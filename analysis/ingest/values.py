@@ -30,39 +30,25 @@ def to_choice(values: pd.Series, lookup: dict[str, str], names: list[str]) -> pd
 
 
 def select_multiple(summary: pd.Series | None, dummy_cols: dict[str, pd.Series], options: list[str],
-                     lookup: dict[str, str], multi_sep: str | None) -> pd.Series:
-    """One space-separated summary column (choice names in form order) from summary and/or 0/1 columns.
-
-    Options are picked with one vectorised test per option; only answers holding labels (问卷星 ``┋``
-    text) or tokens that are not options are handled token by token, and unknown tokens are kept at the
-    end for the checks to see."""
-    if summary is not None and (summary != "").any() or not dummy_cols:
-        text = summary if summary is not None else pd.Series("", index=next(iter(dummy_cols.values())).index)
-        text = text.fillna("").astype(str)
+                    lookup: dict[str, str], multi_sep: str | None) -> pd.Series | None:
+    """One space-separated summary column from the summary as answered (order kept; labels, as in a
+    问卷星 ``┋`` text file, mapped to choice names; tokens that are not options kept for the checks), or,
+    when the export has only 0/1 option columns, from those in form order. None when the export has
+    neither (the question is absent)."""
+    if summary is not None and ((summary.fillna("") != "").any() or not dummy_cols):
+        text = summary.fillna("").astype(str)
         if multi_sep or not text.str.fullmatch(r"[\s\w.-]*").all():
             splitter = multi_sep or None
             text = text.map(lambda v: " ".join(lookup.get(t.strip(), t.strip()).replace(" ", "_")
                                                for t in v.split(splitter) if t.strip()))
-        padded = " " + text.str.split().str.join(" ").fillna("") + " "
-        out = np.full(len(text), "", dtype=object)
-        n_known = np.zeros(len(text), dtype=int)
-        for option in options:
-            hit = padded.str.contains(f" {option} ", regex=False).to_numpy(dtype=bool)
-            out = out + np.where(hit, option + " ", "")
-            n_known += hit
-        out = pd.Series(out, index=text.index).str.strip()
-        unknown = text.str.split().str.len().fillna(0).to_numpy() > n_known
-        if unknown.any():  # keep tokens that are not options, after the options, for the checks
-            known = set(options)
-            out[unknown] = [" ".join([o for o in options if o in set(t.split())] +
-                                     [x for x in dict.fromkeys(t.split()) if x not in known])
-                            for t in text[unknown]]
-        return out
+        return text.astype(object).str.split().str.join(" ").fillna("").astype(object)
+    if not dummy_cols:
+        return None
     picked = pd.DataFrame({o: dummy_cols[o].str.strip().str.lower().isin(["1", "1.0", "true"])
                            for o in options if o in dummy_cols})
     answered = pd.DataFrame({o: dummy_cols[o].str.strip() != "" for o in dummy_cols}).any(axis=1)
     text = picked.apply(lambda col: col.map({True: col.name + " ", False: ""})).sum(axis=1).str.strip()
-    return text.where(answered, "")
+    return text.where(answered, "").astype(object)
 
 
 def option_columns(summary: pd.Series, options: list[str], name: str, asked: pd.Series) -> pd.DataFrame:
@@ -82,10 +68,13 @@ def timestamps(values: pd.Series) -> pd.Series:
 
 def typed(raw: pd.DataFrame, dummy_cols: dict[str, dict[str, pd.Series]], fields: pd.DataFrame, form: Schema,
            multi_sep: str | None, positional: bool) -> pd.DataFrame:
-    """Typed columns by bare field name: numbers as float, selects as choice names, times as datetimes.
+    """Typed columns by bare field name: numbers as float, selects as choice names, times as datetimes,
+    text stripped with line breaks written ``\\n``.
 
     select_multiple fields come last so that their relevance (was the question shown?) can be evaluated
-    on the other answers: an unanswered question that was shown gets 0 in every option column.
+    on the other answers: an unanswered question that was shown gets 0 in every option column. Where the
+    export's own option columns hold answers they are kept as written, and an option left blank beside
+    answered ones stays blank (added in a later form version, it was not offered to that respondent).
     """
     out = {}
     multi = fields[fields["base_type"] == "select_multiple"]
@@ -104,24 +93,31 @@ def typed(raw: pd.DataFrame, dummy_cols: dict[str, dict[str, pd.Series]], fields
             out[name] = to_choice(values, lookup, form.choice_names(name)).replace("", None)
         elif base in ("start", "end", "today", "date", "datetime"):
             out[name] = timestamps(values)
-        else:
-            out[name] = values.str.strip().replace("", None)
+        else:  # text; line breaks as "\n" whichever way the file wrote them ("\r\n" in a CSV, "\n" in xlsx)
+            out[name] = values.str.replace("\r\n?", "\n", regex=True).str.strip().replace("", None)
     typed = pd.DataFrame(out, index=raw.index)
     summaries = {}
     for row in multi.itertuples(index=False):
-        options = form.choice_names(row.name)
-        summaries[row.name] = select_multiple(raw.get(row.name),
-                                               dummy_cols.get(row.name, {}), options,
-                                               form.lookup(row.name), multi_sep).replace("", None)
+        summary = select_multiple(raw.get(row.name), dummy_cols.get(row.name, {}), form.choice_names(row.name),
+                                  form.lookup(row.name), multi_sep)
+        if summary is not None:
+            summaries[row.name] = summary.replace("", None)
     context = pd.concat([typed, pd.DataFrame(summaries, index=raw.index)], axis=1)
     parts = [typed]
-    for row in multi.itertuples(index=False):
+    for row in multi[multi["name"].isin(list(summaries))].itertuples(index=False):
         try:
             asked = evaluate_bool(row.relevant_all, context) if row.relevant_all else pd.Series(True, index=raw.index)
         except ExpressionError:  # relevance refers to a question outside this table: count answers only
             asked = pd.Series(False, index=raw.index)
         parts.append(summaries[row.name].rename(row.name).to_frame())
-        parts.append(option_columns(summaries[row.name], form.choice_names(row.name), row.name, asked))
+        options = option_columns(summaries[row.name], form.choice_names(row.name), row.name, asked)
+        written = {o: c.str.strip().str.lower() for o, c in dummy_cols.get(row.name, {}).items()}
+        answered = pd.DataFrame({o: c != "" for o, c in written.items()}, index=raw.index).any(axis=1)
+        for option, flag in written.items():  # an option blank beside answered ones was not offered: blank
+            column = f"{row.name}.{option}"
+            options[column] = options[column].where(~answered, np.where(
+                flag.isin(["1", "1.0", "true"]), 1.0, np.where(flag.isin(["0", "0.0", "false"]), 0.0, np.nan)))
+        parts.append(options)
     return pd.concat(parts, axis=1)
 
 

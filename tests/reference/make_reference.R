@@ -24,6 +24,21 @@ load <- function(name) {
 apisrs <- load("apisrs"); apistrat <- load("apistrat"); apiclus1 <- load("apiclus1")
 apiclus2 <- load("apiclus2"); nhanes <- load("nhanes"); fpcdat <- load("fpc"); mu284 <- load("mu284")
 scd <- load("scd")
+# Columns the select_multiple and ratio missing-value cases use (built the same way in the Python test):
+# a question "prog" asked only where sch.wide is Yes, with three 0/1 options (NA for the others);
+# a ratio numerator that is skipped (NA) where ell > 30, and a denominator set to 0 where meals < 20.
+derive <- function(d) {
+  d$answered <- d$sch.wide == "Yes"
+  opt <- function(x) ifelse(d$answered, as.numeric(x), NA)
+  d[["prog/awards"]] <- opt(d$awards == "Yes")
+  d[["prog/meals"]] <- opt(d$meals > 50)
+  d[["prog/ell"]] <- opt(d$ell > 20)
+  d$num_na <- ifelse(d$ell > 30, NA, d$api.stu)
+  d$num_na0 <- ifelse(is.na(d$num_na), 0, d$num_na)  # numerator_na_to_0 done by hand
+  d$den0 <- ifelse(d$meals < 20, 0, d$enroll)
+  d
+}
+apisrs <- derive(apisrs); apistrat <- derive(apistrat); apiclus1 <- derive(apiclus1); apiclus2 <- derive(apiclus2)
 fpcdat$frac <- fpcdat$nh / fpcdat$Nh
 scd$one <- 1
 # a small design with one stratum holding a single PSU: apiclus1 districts split into three strata
@@ -76,8 +91,8 @@ for (rule in c("remove", "adjust", "average", "certainty")) {
 options(survey.lonely.psu = "fail")
 
 # ---- result rows ---------------------------------------------------------------------------
-rows_stat <- function(x) {
-  ci <- confint(x)
+rows_stat <- function(x, df = Inf) {
+  ci <- confint(x, df = df)
   d <- attr(x, "deff")
   data.frame(estimate = as.vector(coef(x)), se = as.vector(SE(x)), ci_low = ci[, 1], ci_high = ci[, 2],
              deff = if (is.null(d)) NA else if (is.matrix(d)) diag(d) else as.vector(d))
@@ -85,13 +100,13 @@ rows_stat <- function(x) {
 # svyby rows in analysis.survey's order: domains sorted by the by-variables (first one slowest),
 # then the statistics (variables or levels) within each domain; df = degf of each domain's subset
 # of design `dfd` (the design itself, or without missing values when na.rm=TRUE).
-rows_by <- function(x, dfd) {
+rows_by <- function(x, dfd, df = Inf) {
   byvars <- names(x)[attr(x, "svyby")$margins]
   keys <- x[, byvars, drop = FALSE]
   nd <- nrow(keys)
   ns <- attr(x, "svyby")$nstats
   o <- do.call(order, unname(as.list(keys)))
-  ci <- if ("ci_l" %in% names(x)) cbind(x$ci_l, x$ci_u) else confint(x)  # Woodruff CI of svyquantile
+  ci <- if ("ci_l" %in% names(x)) cbind(x$ci_l, x$ci_u) else confint(x, df = df)  # Woodruff CI of svyquantile
   d <- tryCatch(as.vector(as.matrix(deff(x))), error = function(e) rep(NA, nd * ns))
   if (is.null(d) || length(d) == 0) d <- rep(NA, nd * ns)
   take <- function(v) as.vector(t(matrix(as.matrix(v), nrow = nd, ncol = ns)[o, , drop = FALSE]))
@@ -102,8 +117,8 @@ rows_by <- function(x, dfd) {
   data.frame(estimate = take(coef(x)), se = take(SE(x)), ci_low = take(ci[, 1]), ci_high = take(ci[, 2]),
              deff = take(d), df = rep(dfs, each = ns))
 }
-rows_ratio <- function(x) {
-  ci <- confint(x)
+rows_ratio <- function(x, df = Inf) {
+  ci <- confint(x, df = df)
   d <- attr(x, "deff")
   data.frame(estimate = as.vector(coef(x)), se = as.vector(SE(x)), ci_low = ci[, 1], ci_high = ci[, 2],
              deff = if (is.null(d)) NA else as.vector(d))
@@ -168,6 +183,132 @@ for (dn in c("srs", "srs_nofpc", "strat", "clus1", "clus1_nofpc", "clus2", "clus
   add(paste(dn, "quantile by stype"), dn, "quantile", list(variable = "api00", q = 0.5, by = "stype"),
       rows_by(svyby(~api00, ~stype, d, svyquantile, quantiles = 0.5, ci = TRUE,
                     vartype = c("se", "ci")), d))
+}
+
+# ---- options the list-of-analyses engine needs: select_multiple, df choices, qrule, ratio NAs -----
+opts <- c("prog/awards", "prog/meals", "prog/ell")
+opts_formula <- as.formula(paste("~", paste0("`", opts, "`", collapse = " + ")))
+# (na.rm = TRUE: a calibrated design's subset keeps the other rows, with their missing options, at weight 0)
+# each domain's subset of design d (levels of stype in order), and the rows of a per-domain statistic
+by_stype <- function(d) lapply(levels(apiclus1$stype), function(s) d[which(d$variables$stype == s), ])
+for (dn in c("srs", "strat", "clus1", "clus2", "clus1_ps", "clus1_rake", "clus1_cal", "clus1_jk1", "strat_jkn",
+             "clus1_jk1_rake")) {
+  d <- designs[[dn]]
+  answered <- d[which(d$variables$answered), ]
+  # select_multiple: svymean of each option's dummy on the subset of respondents
+  add(paste(dn, "select_multiple"), dn, "proportion", list(variable = "prog", options = as.list(opts), ci = "wald"),
+      rows_stat(svymean(opts_formula, answered, deff = TRUE, na.rm = TRUE)), degf(answered))
+  add(paste(dn, "select_multiple logit"), dn, "proportion",
+      list(variable = "prog", options = as.list(opts), respondents = "answered", ci = "logit"),
+      do.call(rbind, lapply(opts, function(o)
+        rows_ciprop(svyciprop(as.formula(paste0("~`", o, "`")), answered, method = "logit", na.rm = TRUE)))),
+      degf(answered))
+  if (dn %in% c("strat", "clus1", "clus1_rake", "clus1_jk1")) {  # every option varies in every stype there
+    add(paste(dn, "select_multiple by stype"), dn, "proportion",
+        list(variable = "prog", options = as.list(opts), by = "stype", ci = "wald"),
+        rows_by(svyby(opts_formula, ~stype, answered, svymean, deff = TRUE, na.rm = TRUE), answered))
+  }
+  # t intervals with the whole design's df (confint(df = degf(design)), srvyr)
+  dd <- d[!is.na(d$variables$enroll), ]
+  add(paste(dn, "mean df=design"), dn, "mean", list(variables = "api00", df = "design"),
+      rows_stat(svymean(~api00, d, deff = TRUE), degf(d)), degf(d))
+  add(paste(dn, "total by stype df=design"), dn, "total",
+      list(variables = "enroll", by = "stype", na_rm = TRUE, df = "design"),
+      rows_by(svyby(~enroll, ~stype, d, svytotal, deff = TRUE, na.rm = TRUE), dd, degf(d)))
+  add(paste(dn, "ratio by stype df=design"), dn, "ratio",
+      list(numerator = "api.stu", denominator = "enroll", by = "stype", na_rm = TRUE, df = "design"),
+      rows_by(svyby(~api.stu, ~stype, d, svyratio, denominator = ~enroll, na.rm = TRUE), dd, degf(d)))
+  # t intervals with each domain's df (degf of the domain's subset, as svyciprop on a subset)
+  add(paste(dn, "mean by stype df=domain"), dn, "mean", list(variables = "api00", by = "stype", df = "domain"),
+      do.call(rbind, lapply(by_stype(d), function(s) rows_stat(svymean(~api00, s, deff = TRUE), degf(s)))),
+      sapply(by_stype(d), degf))
+  add(paste(dn, "total by stype df=domain"), dn, "total",
+      list(variables = "enroll", by = "stype", na_rm = TRUE, df = "domain"),
+      do.call(rbind, lapply(by_stype(dd), function(s) rows_stat(svytotal(~enroll, s, deff = TRUE), degf(s)))),
+      sapply(by_stype(dd), degf))
+  add(paste(dn, "ratio by stype df=domain"), dn, "ratio",
+      list(numerator = "api.stu", denominator = "enroll", by = "stype", na_rm = TRUE, df = "domain"),
+      do.call(rbind, lapply(by_stype(dd), function(s) rows_ratio(svyratio(~api.stu, ~enroll, s), degf(s)))),
+      sapply(by_stype(dd), degf))
+  add(paste(dn, "ciprop by stype df=design"), dn, "proportion",
+      list(variable = "sch.wide", by = "stype", ci = "logit", df = "design"),
+      do.call(rbind, lapply(by_stype(d), function(s)
+        rbind(rows_ciprop(svyciprop(~I(sch.wide == "No"), s, method = "logit", df = degf(d))),
+              rows_ciprop(svyciprop(~I(sch.wide == "Yes"), s, method = "logit", df = degf(d)))))),
+      rep(sapply(by_stype(d), degf), each = 2))
+  # quantiles: qrule = "school", and the normal quantile (df = Inf)
+  add(paste(dn, "quantile school"), dn, "quantile",
+      list(variable = "api00", q = list(0.1, 0.25, 0.5, 0.75), qrule = "school"),
+      rows_quantile(svyquantile(~api00, d, c(0.1, 0.25, 0.5, 0.75), ci = TRUE, qrule = "school")), degf(d))
+  add(paste(dn, "quantile by stype school"), dn, "quantile",
+      list(variable = "api00", q = 0.5, by = "stype", qrule = "school"),
+      rows_by(svyby(~api00, ~stype, d, svyquantile, quantiles = 0.5, ci = TRUE, qrule = "school",
+                    vartype = c("se", "ci")), d))
+  add(paste(dn, "quantile df=z"), dn, "quantile", list(variable = "api00", q = list(0.25, 0.5), df = "z"),
+      rows_quantile(svyquantile(~api00, d, c(0.25, 0.5), ci = TRUE, df = Inf)), degf(d))
+  # ratio missing values as analysistools: numerator NA counted as 0, rows with denominator 0 left out
+  d0 <- d[which(!is.na(d$variables$den0)), ]
+  kept <- d[which(!is.na(d$variables$den0) & d$variables$den0 != 0), ]
+  add(paste(dn, "ratio numerator_na_to_0"), dn, "ratio",
+      list(numerator = "num_na", denominator = "den0", na_rm = TRUE, numerator_na_to_0 = TRUE),
+      rows_ratio(svyratio(~num_na0, ~den0, d0)), degf(d0))
+  add(paste(dn, "ratio numerator_na_to_0 filter_denominator_0"), dn, "ratio",
+      list(numerator = "num_na", denominator = "den0", na_rm = TRUE, numerator_na_to_0 = TRUE,
+           filter_denominator_0 = TRUE),
+      rows_ratio(svyratio(~num_na0, ~den0, kept)), degf(kept))
+  add(paste(dn, "ratio by stype filter_denominator_0 df=domain"), dn, "ratio",
+      list(numerator = "num_na", denominator = "den0", by = "stype", na_rm = TRUE, numerator_na_to_0 = TRUE,
+           filter_denominator_0 = TRUE, df = "domain"),
+      do.call(rbind, lapply(by_stype(kept), function(s) rows_ratio(svyratio(~num_na0, ~den0, s), degf(s)))),
+      sapply(by_stype(kept), degf))
+}
+
+# ---- change between two waves: one stacked design, svyby(covmat = TRUE) then svycontrast -----------
+# The same schools measured in 1999 (api99) and 2000 (api00), stacked: clusters (districts, or the
+# schools themselves in the stratified sample) keep their ids, so the two waves' estimates covary.
+stack_waves <- function(d) {
+  a <- d; a$wave <- 1999; a$y <- a$api99
+  b <- d; b$wave <- 2000; b$y <- b$api00
+  s <- rbind(a, b)
+  s$band <- cut(s$y, c(-Inf, 600, 750, Inf), labels = c("low", "mid", "high"))
+  s
+}
+designs$clus1_waves <- svydesign(ids = ~dnum, weights = ~pw, fpc = ~fpc, data = stack_waves(apiclus1))
+designs$strat_waves <- svydesign(ids = ~snum, strata = ~stype, weights = ~pw, fpc = ~fpc, data = stack_waves(apistrat))
+designs$clus2_waves <- svydesign(ids = ~dnum + snum, fpc = ~fpc1 + fpc2, data = stack_waves(apiclus2))
+designs$clus1_waves_jk1 <- as.svrepdesign(designs$clus1_waves, type = "JK1")
+designs$strat_waves_jkn <- as.svrepdesign(designs$strat_waves, type = "JKn")
+# rows of svycontrast(b, second − first) for each (first, second) pair of svyby coefficient names;
+# the interval with df[i] (Inf: R's default normal quantile)
+rows_contrast <- function(b, pairs, df = rep(Inf, length(pairs))) {
+  nm <- names(coef(b))
+  do.call(rbind, lapply(seq_along(pairs), function(i) {
+    con <- setNames(numeric(length(nm)), nm)
+    con[pairs[[i]][1]] <- -1
+    con[pairs[[i]][2]] <- 1
+    x <- svycontrast(b, con)
+    ci <- confint(x, df = df[i])
+    data.frame(estimate = as.vector(coef(x)), se = as.vector(SE(x)), ci_low = ci[, 1], ci_high = ci[, 2], deff = NA)
+  }))
+}
+stypes <- levels(apiclus1$stype)
+for (dn in c("clus1_waves", "strat_waves", "clus2_waves", "clus1_waves_jk1", "strat_waves_jkn")) {
+  d <- designs[[dn]]
+  dd <- d[!is.na(d$variables$enroll), ]
+  sub_df <- sapply(stypes, function(s) degf(d[which(d$variables$stype == s), ]))
+  args <- list(by = "wave", first = 1999, second = 2000)
+  add(paste(dn, "compare mean"), dn, "compare", c(list(variable = "y"), args),
+      rows_contrast(svyby(~y, ~wave, d, svymean, covmat = TRUE), list(c("1999", "2000"))), degf(d))
+  add(paste(dn, "compare total by stype df=domain"), dn, "compare",
+      c(list(variable = "y", statistic = "total", domains = "stype", df = "domain"), args),
+      rows_contrast(svyby(~y, ~wave + stype, d, svytotal, covmat = TRUE),
+                    lapply(stypes, function(s) paste(c(1999, 2000), s, sep = ".")), sub_df), sub_df)
+  add(paste(dn, "compare mean by stype"), dn, "compare", c(list(variable = "y", domains = "stype"), args),
+      rows_contrast(svyby(~y, ~wave + stype, d, svymean, covmat = TRUE),
+                    lapply(stypes, function(s) paste(c(1999, 2000), s, sep = "."))), sub_df)
+  add(paste(dn, "compare proportion"), dn, "compare", c(list(variable = "band", statistic = "proportion"), args),
+      rows_contrast(svyby(~band, ~wave, d, svymean, covmat = TRUE),
+                    lapply(c("low", "mid", "high"), function(l) paste0(c(1999, 2000), ":band", l))), degf(d))
 }
 
 d <- designs$mu284

@@ -1,0 +1,102 @@
+"""Group codes and group sums: the building blocks every estimator reduces to.
+
+Rows carry integer codes (strata, sampling units, domains, calibration cells) numbered 0..k-1 in
+order of first appearance; sums within codes are one sparse indicator product, so no loop runs over
+rows and the same sums map onto partitioned data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from analysis.errors import DesignError
+
+
+def as_list(value) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def check_columns(df: pd.DataFrame, names, role: str) -> None:
+    for name in names:
+        if name not in df.columns:
+            shown = ", ".join(map(str, list(df.columns)[:12]))
+            raise DesignError(
+                f"unknown column given as {role}", column=str(name), hint=f"the data has: {shown}"
+            )
+
+
+def codes_of(df: pd.DataFrame, columns: list[str], role: str) -> np.ndarray:
+    """Integer codes (0..k-1, order of first appearance) of the combination of ``columns``."""
+    combined = np.zeros(len(df), dtype=np.int64)
+    for name in columns:
+        col = df[name]
+        if col.isna().any():
+            row = int(np.flatnonzero(col.isna().to_numpy())[0])
+            raise DesignError(
+                f"{role} has {int(col.isna().sum())} missing values (first at data row {row})",
+                column=name,
+                hint=f"every row needs a {role}",
+            )
+        codes, uniques = pd.factorize(col, sort=False)
+        if len(columns) == 1:
+            return codes.astype(np.int64)
+        combined = combined * len(uniques) + codes
+    return pd.factorize(combined, sort=False)[0].astype(np.int64)
+
+
+def combine(*codes: np.ndarray) -> np.ndarray:
+    """Codes of the combination of several code vectors (order of first appearance)."""
+    if len(codes) == 1:
+        return codes[0]
+    combined = np.zeros(len(codes[0]), dtype=np.int64)
+    for c in codes:
+        combined = combined * (int(c.max()) + 1 if len(c) else 1) + c
+    return pd.factorize(combined, sort=False)[0].astype(np.int64)
+
+
+def first_rows(codes: np.ndarray) -> np.ndarray:
+    """Row of the first occurrence of each code, for codes numbered in order of first appearance."""
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    new = np.empty(len(codes), dtype=bool)
+    new[0] = True
+    new[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
+    return np.flatnonzero(new)
+
+
+def groupsum(x: np.ndarray, codes: np.ndarray, size: int) -> np.ndarray:
+    """Column sums of ``x`` (n or n×k) within groups ``codes`` (0..size-1): size×k.
+
+    One sparse product (size × n indicator matrix times x) for all columns; each sum adds the rows
+    in their order, as ``np.bincount`` would, so the result is the same to the last bit.
+    """
+    return summed(indicator_matrix(codes, size), x)
+
+
+def indicator_matrix(codes: np.ndarray, size: int) -> sparse.csr_matrix:
+    """The size × n matrix with a 1 at (code of row i, i): its product with x sums x by group."""
+    n = len(codes)
+    return sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(size, n))
+
+
+def summed(indicator: sparse.csr_matrix, x: np.ndarray) -> np.ndarray:
+    """Group sums of x (n or n×k) with a prebuilt :func:`indicator_matrix`: size×k."""
+    x = np.asarray(x, dtype=float)
+    return np.asarray(indicator @ np.ascontiguousarray(x[:, None] if x.ndim == 1 else x))
+
+
+def numeric(df: pd.DataFrame, name: str) -> np.ndarray:
+    col = df[name]
+    if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+        raise DesignError(
+            f"is not numeric (dtype {col.dtype}); means, totals, ratios and quantiles need numbers",
+            column=name,
+            hint="use proportion() for a categorical variable, or recode it to numbers",
+        )
+    return col.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)

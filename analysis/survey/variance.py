@@ -1,0 +1,121 @@
+"""Variance of estimated totals: Taylor linearisation over one or more sampling stages (R
+``svyrecvar``, ``multistage``, ``onestage``, ``onestrat``), degrees of freedom (R ``degf``), and the
+replicate-weight variance (R ``svrVar``).
+
+Estimators hand in influence values Z (n × v, laid out as :class:`Columns`); the variance of their
+column totals is the design's variance of the estimates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analysis.errors import DesignError
+from analysis.survey.calibration import residuals
+from analysis.survey.columns import Columns
+from analysis.survey.groups import groupsum
+
+FPC_ZERO = 1e-7  # R survey: a stratum whose fpc factor is below this adds no variance (onestrat)
+CHUNK_COLUMNS = 64  # calibrated variance: columns of the n × columns influence matrix held at once
+
+
+def taylor_degf(design, cols: Columns) -> np.ndarray:
+    """PSUs − strata among rows of each column's domain with positive weight (R ``degf``)."""
+    st = design.stages[0]
+    inset = (cols.ok & (design.weights[:, None] > 0)).astype(float)
+    psu = cols.gsum(inset, st.unit, len(st.unit_first)) > 0
+    strata = groupsum(psu.astype(float), st.stratum[st.unit_first], len(st.n_units)) > 0
+    return psu.sum(axis=0) - strata.sum(axis=0)
+
+
+
+def taylor_variance(design, Z: np.ndarray, cols: Columns, whole: bool = False) -> np.ndarray:
+    """Variance of the column totals of the influence values Z (n×v, laid out as ``cols``).
+
+    A domain's variance visits the strata holding its rows, as R's subset does; ``whole`` visits
+    every stratum, as R's ``svyby(covmat=TRUE)`` does for the covariance of domain estimates (the
+    two differ only under the lonely-PSU rules).
+    """
+    if not design.calibrated:
+        return multistage(design, Z, cols, None if whole else cols.ok)
+    # calibration residuals spread beyond the domain: work on the dense n × columns matrix, a
+    # chunk of columns at a time (never fewer than two columns, so sums keep one order)
+    k = cols.D * Z.shape[1]
+    m = max(1, -(-k // CHUNK_COLUMNS))
+    var = np.empty(k)
+    for lo, hi in [(i * k // m, (i + 1) * k // m) for i in range(m)]:
+        X = residuals(design.calibration_steps, cols.dense(Z, lo, hi))
+        flat = Columns(X, X, np.ones((len(X), 1), dtype=bool), np.zeros(len(X), dtype=np.int64), 1)
+        var[lo:hi] = multistage(design, X, flat, None)
+    return var
+
+def multistage(design, X: np.ndarray, cols: Columns, present) -> np.ndarray:
+    """Multistage with-/without-replacement variance (R ``multistage``/``onestage``/``onestrat``).
+
+    ``present`` (n×v bool) marks the rows of each column's (sub)design: R visits only strata
+    with such rows; None = all rows (a calibrated design keeps every row, as R).
+    """
+    k = cols.D * X.shape[1]
+    total = np.zeros(k)
+    prefix = np.ones(len(X))  # product of earlier-stage sampling fractions n/N, per row
+    last = len(design.stages) if design.stages[0].popsize is not None else 1
+    for s, st in enumerate(design.stages[:last]):
+        H = len(st.n_units)
+        U = len(st.unit_first)
+        first_unit = st.unit_first
+        unit_stratum = st.stratum[first_unit]
+        if st.popsize is None:
+            f_unit = np.ones(U)
+        else:
+            f_row = np.where(np.isinf(st.popsize), 1.0, (st.popsize - st.n_units[st.stratum]) / st.popsize)
+            f_unit = f_row[first_unit]
+        nh = st.n_units.astype(float)
+        lonely = nh == 1
+        uncentred = lonely[unit_stratum] & (design.lonely_psu == "adjust")
+        T = cols.gsum(X, st.unit, U)
+        means = groupsum(T, unit_stratum, H) / nh[:, None]
+        dev = np.where(uncentred[:, None], T, T - means[unit_stratum])
+        scale = np.where(lonely[unit_stratum], f_unit, f_unit * nh[unit_stratum] / np.maximum(nh - 1, 1)[unit_stratum])
+        contrib = groupsum(scale[:, None] * dev**2, unit_stratum, H)  # H×k
+        if st.popsize is None:
+            zero_f = np.zeros(H, dtype=bool)
+        else:
+            zero_f = np.bincount(st.stratum, weights=(f_row >= FPC_ZERO).astype(float), minlength=H) == 0
+        contrib[zero_f] = 0.0
+        if present is None or (cols.D == 1 and present.all()):
+            active = np.ones((H, k), dtype=bool)
+        else:
+            active = cols.gsum(present.astype(float), st.stratum, H) > 0  # H×k
+        lone = lonely & ~zero_f
+        if design.lonely_psu == "fail" and (lone[:, None] & active).any():
+            h = int(np.flatnonzero((lone[:, None] & active).any(axis=1))[0])
+            raise DesignError(
+                f"stratum {st.label[h]} has only one PSU at stage {s + 1}",
+                column=design.strata_name if s == 0 else ",".join(design.spec["ids"][: s + 1]),
+                hint="choose lonely_psu='adjust', 'average', 'certainty' or 'remove', or merge the stratum",
+            )
+        if design.lonely_psu in ("remove", "certainty"):
+            contrib[lone] = 0.0
+        contrib = contrib * prefix[st.stratum_first][:, None]
+        contrib = np.where(active, contrib, 0.0)
+        if design.lonely_psu == "average":
+            ok = active & ~lone[:, None]
+            G = int(st.group.max()) + 1
+            n_active = groupsum(active.astype(float), st.group, G)
+            n_ok = groupsum(ok.astype(float), st.group, G)
+            summed = groupsum(np.where(ok, contrib, 0.0), st.group, G)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                per_group = np.where(n_active > 0, summed * n_active / n_ok, 0.0)
+            total += per_group.sum(axis=0)
+        else:
+            total += contrib.sum(axis=0)
+        if st.popsize is not None:
+            prefix = prefix * st.n_units[st.stratum] / st.popsize
+    return total
+
+
+def svr_var(thetas: np.ndarray, estimate: np.ndarray, scale: float, rscales: np.ndarray, mse: bool):
+    """Replicate variance (R ``svrVar``): scale × Σ rscale_r (θ_r − centre)², per column."""
+    centre = estimate if mse else thetas[rscales > 0].mean(axis=0)
+    return scale * (rscales[:, None] * (thetas - centre) ** 2).sum(axis=0)
+
