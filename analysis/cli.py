@@ -1,7 +1,9 @@
-"""Command line: ``python -m analysis {run,simulate,clean,instrument} ...``.
+"""Command line: ``python -m analysis {run,simulate,clean,analyse,readme,instrument} ...``.
 
-User-caused problems (:class:`analysis.errors.AnalysisError`) are printed as one line on stderr and
-exit with status 2; a failing notebook cell exits with status 1 and names the notebook and the cell.
+Owns: parsing arguments, running the stages (:mod:`analysis.pipeline`) headless or through their
+notebooks with papermill, and turning errors into one line. User-caused problems
+(:class:`analysis.errors.AnalysisError`) are printed as one line on stderr naming the stage and exit with
+status 2; a failing notebook cell exits with status 1 and names the notebook and the cell.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ DEFAULT_FORM = ROOT / "survey" / "instrument" / "leliu_needs_survey.xlsx"
 USER_ERRORS = {cls.__name__ for cls in (AnalysisError, *AnalysisError.__subclasses__())}
 
 
-def notebook_parameters(data: Path, form: Path, out: Path, figures: Path, lang: str) -> dict[str, str]:
-    """Parameters injected into every notebook; each notebook declares the ones it uses."""
+def notebook_parameters(inputs, out: Path, figures: Path, lang: str) -> dict[str, str | None]:
+    """Parameters injected into every notebook (each notebook declares the ones it uses): the run's inputs
+    (:class:`analysis.pipeline.Inputs`), output and figure folders, label language."""
     return {
-        "data": str(data),
-        "form": str(form),
+        "data": str(inputs.data),
+        "form": str(inputs.form),
+        "decisions": None if inputs.decisions is None else str(inputs.decisions),
+        "settings": None if inputs.settings is None else str(inputs.settings),
+        "frame_dir": str(inputs.frame),
+        "design": str(inputs.sample_design),
         "out_dir": str(out),
         "fig_dir": str(figures),
-        "frame_dir": str(ROOT / "survey" / "frame"),
-        "truth": str(ROOT / "survey" / "simulation" / "truth.csv"),
         "lang": lang,
     }
 
@@ -69,8 +74,10 @@ def local_kernel_manager():
     return LocalKernelManager
 
 
-def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_place: bool = False) -> int:
-    """Execute every notebook in ``notebook_dir`` in name order with papermill.
+def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_place: bool = False,
+                  only: tuple[str, ...] = ()) -> int:
+    """Execute every notebook in ``notebook_dir`` (or those named ``only``, without ``.ipynb``) in name order
+    with papermill.
 
     Executed copies go to ``out/notebooks`` and the committed notebooks are not touched, unless
     ``in_place`` (used by ``make notebooks`` to refresh the committed outputs with the notebooks' own
@@ -80,7 +87,7 @@ def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    notebooks = sorted(notebook_dir.glob("[0-9]*.ipynb"))
+    notebooks = [n for n in sorted(notebook_dir.glob("[0-9]*.ipynb")) if not only or n.stem in only]
     executed_dir = notebook_dir if in_place else out / "notebooks"
     executed_dir.mkdir(parents=True, exist_ok=True)
     if not notebooks:
@@ -140,46 +147,36 @@ def raw_export_changes(data: Path, out: Path) -> list[str]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    data = Path(args.data).resolve()
-    if not data.exists():
-        raise AnalysisError("the survey export does not exist", file=str(data),
-                            hint="pass --data PATH to your export (Kobo .xlsx/.csv, 问卷星 .csv/.xlsx or SPSS .sav)")
-    out = Path(args.out).resolve()
-    for name in raw_export_changes(data, out):
-        print(f"warning: raw file {name} changed since the last run (its sha256 differs from "
-              f"{out / 'clean' / 'provenance.json'}); results will be recomputed from the new file")
-    figures = Path(args.figures).resolve()
-    parameters = notebook_parameters(data, Path(args.form).resolve(), out, figures, args.lang)
-    status = run_notebooks(Path(args.notebooks).resolve(), out, parameters, in_place=args.in_place)
-    if status == 0 and not args.in_place:
-        write_data_source_note(out)
-    return status
+    from analysis import pipeline
+
+    inputs = pipeline.Inputs(
+        data=Path(args.data).resolve(), form=Path(args.form).resolve(),
+        decisions=Path(args.decisions).resolve() if args.decisions else None,
+        settings=Path(args.settings).resolve() if args.settings else None,
+        frame=Path(args.frame).resolve(), design=Path(args.design).resolve() if args.design else None)
+    for path, option in ((inputs.data, "--data"), (inputs.form, "--form"), (inputs.decisions, "--decisions"),
+                         (inputs.settings, "--settings"), (inputs.frame, "--frame"), (inputs.design, "--design")):
+        if path is not None and not path.exists():
+            raise AnalysisError(f"{option} names a file that does not exist", file=str(path),
+                                hint="pass --data PATH to your export (Kobo .xlsx/.csv, 问卷星 .csv/.xlsx or SPSS .sav)"
+                                if option == "--data" else "see python -m analysis run --help")
+    out, figures = Path(args.out).resolve(), Path(args.figures).resolve()
+    stages = (args.stage,) if args.stage else pipeline.STAGES
+    if "clean" in stages:
+        for name in raw_export_changes(inputs.data, out):
+            print(f"warning: raw file {name} changed since the last run (its sha256 differs from "
+                  f"{out / 'clean' / 'provenance.json'}); results will be recomputed from the new file")
+    if args.no_notebooks:
+        pipeline.run_stages(out, inputs, args.lang, figures, stages, progress=_progress)
+        return 0
+    only = tuple(pipeline.NOTEBOOKS[s] for s in stages) if args.stage else ()
+    return run_notebooks(Path(args.notebooks).resolve(), out, notebook_parameters(inputs, out, figures, args.lang),
+                         in_place=args.in_place, only=only)
 
 
-SIMULATED_NOTE = (
-    "模拟数据 / SIMULATED DATA\n"
-    "本文件夹中的所有表格、图表和简报均由模拟调查数据生成（见 survey/raw/PROVENANCE.json），不描述勒流的真实居民。\n"
-    "Every table, figure and brief in this folder was made from a simulated survey (survey/raw/PROVENANCE.json);\n"
-    "none of it describes real Leliu residents.\n"
-)
-
-
-def write_data_source_note(out: Path) -> None:
-    """Say in the output folder itself whether its tables come from simulated data.
-
-    Figures and the brief carry the mark on the page; CSV and Parquet tables cannot, so a note sits
-    beside them. The flag is the one the clean stage recorded from the export's PROVENANCE.json.
-    """
-    import json
-
-    provenance = out / "clean" / "provenance.json"
-    if not provenance.exists():
-        return
-    note = out / "DATA_SOURCE.txt"
-    if json.loads(provenance.read_text(encoding="utf-8")).get("simulated", False):
-        note.write_text(SIMULATED_NOTE, encoding="utf-8")
-    else:
-        note.unlink(missing_ok=True)
+def _progress(line: str) -> None:
+    """Progress of a headless run: "[1/5] clean ..." then "done in 3.2 s" on the same line."""
+    print(line, end=" " if line.endswith("...") else "\n", flush=True)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -207,6 +204,29 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analyse(args: argparse.Namespace) -> int:
+    from analysis.analyse import analyse_files
+
+    split = lambda text: [part.strip() for part in text.split(",")] if text else None
+    results = analyse_files(args.data, args.loa, args.out, form=args.form, weights=args.weights,
+                            strata=args.strata, ids=split(args.ids), fpc=split(args.fpc))
+    print(f"{len(results)} results from {args.loa} written to {args.out}")
+    return 0
+
+
+def _cmd_readme(args: argparse.Namespace) -> int:
+    from analysis import readme
+
+    changed = readme.update(Path(args.out), Path(args.readme), check=args.check)
+    for name, (old, new) in sorted(changed.items()):
+        print(f"{name}: {old} -> {new}")
+    if args.check:
+        print(f"{len(changed)} README values differ from {args.out}" if changed else "README values match the outputs")
+        return 1 if changed else 0
+    print(f"{len(changed)} README values updated")
+    return 0
+
+
 def _cmd_instrument(args: argparse.Namespace) -> int:
     from analysis.instrument import build_xlsx, validate_form
 
@@ -225,9 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run every notebook in order (the main job behind `make report`)")
+    run = commands.add_parser("run", help="run every stage in order through its notebook, or headless (the main job "
+                                          "behind `make report`)")
     run.add_argument("--data", default=str(DEFAULT_DATA), help="raw survey export (default: the bundled simulated one)")
     run.add_argument("--form", default=str(DEFAULT_FORM), help="the XLSForm the export was collected with")
+    run.add_argument("--decisions", default=None, help="an edited cleaning log whose decisions win over the defaults")
+    run.add_argument("--settings", default=None, help="cleaning settings YAML (default survey/cleaning.yaml)")
+    run.add_argument("--frame", default=str(ROOT / "survey" / "frame"),
+                     help="folder of the population frame (population_frame.csv, cunju.csv)")
+    run.add_argument("--design", default=None, help="sample design CSV (default: sample_design.csv in --frame)")
+    run.add_argument("--no-notebooks", action="store_true",
+                     help="run the stage functions headless (same tables as the notebook run, no executed notebooks)")
+    run.add_argument("--stage", choices=["clean", "weights", "demand", "staffing", "brief"], default=None,
+                     help="rerun one stage from the files the earlier stages left in --out")
     run.add_argument("--lang", choices=["zh", "en"], default="zh", help="label language of figures and brief")
     run.add_argument("--out", default=str(ROOT / "build"), help="folder for tables, logs and executed notebooks")
     run.add_argument("--figures", default=str(ROOT / "figures"), help="folder for figures")
@@ -256,6 +286,23 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--out", required=True)
     clean.set_defaults(func=_cmd_clean)
 
+    analyse = commands.add_parser("analyse", help="run a list of analyses (analysistools' loa) on a clean table")
+    analyse.add_argument("--data", required=True, help="clean table (CSV, Parquet or .xlsx)")
+    analyse.add_argument("--loa", required=True, help="list of analyses (CSV or .xlsx, analysistools' columns)")
+    analyse.add_argument("--out", required=True, help="results CSV to write")
+    analyse.add_argument("--form", default=None, help="XLSForm (.xlsx or folder of sheet CSVs) for select_multiple options")
+    analyse.add_argument("--weights", default=None, help="weight column (default: equal weights)")
+    analyse.add_argument("--strata", default=None, help="stratum column")
+    analyse.add_argument("--ids", default=None, help="cluster column(s), outermost first, comma-separated")
+    analyse.add_argument("--fpc", default=None, help="fpc column(s), one per stage, comma-separated")
+    analyse.set_defaults(func=_cmd_analyse)
+
+    readme = commands.add_parser("readme", help="fill README.md's marked numbers from the outputs of a bundled run")
+    readme.add_argument("--out", default=str(ROOT / "build"), help="output folder of a run of the bundled survey")
+    readme.add_argument("--readme", default=str(ROOT / "README.md"))
+    readme.add_argument("--check", action="store_true", help="only report values that differ (exit 1 if any)")
+    readme.set_defaults(func=_cmd_readme)
+
     instrument = commands.add_parser("instrument", help="build the XLSForm .xlsx from its CSV source and validate it")
     instrument.add_argument("action", choices=["build"])
     instrument.add_argument("--source", default=str(ROOT / "survey" / "instrument"))
@@ -269,5 +316,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except AnalysisError as error:
-        print(f"error: {error}", file=sys.stderr)
+        stage = getattr(error, "stage", None)
+        print(f"error: {stage + ' stage: ' if stage else ''}{error}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 An expression is parsed once into a small tree of tuples and then evaluated column-wise with pandas, so
 a 100,000-row export costs one vectorised pass per expression. User text is never handed to Python's
-``eval``. Supported (ODK "Form Operators and Functions", shared docs/sources.md §5.3): ``${field}``, ``.``
+``eval``. Supported (ODK "Form Operators and Functions", docs/sources.md §5.3): ``${field}``, ``.``
 (the current field in a constraint), numbers and quoted strings, ``or and = != < <= > >= + - * div mod``,
 unary minus, and the functions ``not selected count-selected string-length if coalesce true false
 number int string concat contains starts-with ends-with regex round abs min max``.
@@ -296,7 +296,11 @@ def _call(name: str, args: list[pd.Series], frame: pd.DataFrame) -> pd.Series:
         return text.str.startswith(needle).astype(bool)
     if name == "ends-with":
         return text.str.endswith(needle).astype(bool)
-    return text.str.contains(needle, regex=True).fillna(False).astype(bool)  # regex
+    try:  # regex; checked by Python first (pyarrow-backed strings raise their own error types)
+        re.compile(needle)
+        return text.str.contains(needle, regex=True).fillna(False).astype(bool)
+    except re.error as error:
+        raise ExpressionError(f"regex() pattern {needle!r} is not a valid regular expression ({error})") from None
 
 
 def _evaluate(node: tuple, frame: pd.DataFrame, current: pd.Series | None) -> pd.Series:
