@@ -16,8 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import pandas as pd
 
 from analysis import config, disclosure, figures, validation
 from analysis.errors import AnalysisError
+from analysis.outputs import publishing
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("clean", "weights", "demand", "staffing", "brief")
@@ -65,23 +65,6 @@ class Inputs:
 
 
 # ----- writing a stage's files ---------------------------------------------------------------------------------
-
-@contextmanager
-def publishing(out: Path, name: str) -> Iterator[Path]:
-    """A temporary folder beside ``out/name`` that replaces it when the block ends without an error, so a
-    failed stage leaves the previous outputs whole."""
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))
-    try:
-        yield tmp
-        target = out / name
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
 
 def save_figures(draw: Callable[[], dict], fig_dir: str | Path | None) -> dict[str, list[Path]]:
     """Draw the figures (``draw`` returns them by name) and write each (PNG and SVG) into ``fig_dir``, each
