@@ -247,3 +247,17 @@ def test_conventions_agree_with_r_survey_on_weighted_stratified_and_clustered_de
             np.testing.assert_allclose(both[column + "_py"].astype(float), both[column], rtol=1e-9, err_msg=column)
         assert (both["n_py"].astype(int) == both["n"]).all()
     assert len(reference) == 104
+
+
+def test_select_multiple_shares_are_the_cores_select_multiple_proportions():
+    """The engine's option shares and SEs are the core's Design.proportion(options=...) (svymean on the
+    question's respondents)."""
+    design = analyse.design_from_columns(derived("apiclus2"), ids=["dnum", "snum"], fpc=["fpc1", "fpc2"])
+    options = {f"multi/{o}": o for o in ("sch_wide", "comp_imp", "both")}
+    core = design.proportion("multi", by="stype", options=options, ci="wald")
+    loa = pd.DataFrame({"analysis_type": ["prop_select_multiple"], "analysis_var": ["multi"], "group_var": ["stype"]})
+    got = analyse.run(design, loa).dropna(subset=["stat"])
+    both = core.merge(got, left_on=["stype", "level"], right_on=["group_var_value", "analysis_var_value"])
+    assert len(both) == len(core) == 9
+    np.testing.assert_allclose(both["stat"], both["estimate"], rtol=1e-12)
+    np.testing.assert_allclose(both["se_y"], both["se_x"], rtol=1e-12)
