@@ -1,7 +1,7 @@
 """Demand per team: prevalence, numbers in need, unmet need, willingness, by 村居 and group, with CIs.
 
-All estimates come from one calibrated design: the person table raked to the frame's margins
-(:func:`analysis.weights.rake_persons`), so every standard error accounts for the raking.
+All estimates come from one calibrated design: the weights stage's person weights with their raking to
+the frame's margins (:func:`stored_design`), so every standard error accounts for the raking.
 Household quantities are estimated on the same design by the weight-share identity: a household
 total Σ_h w_h y_h, with w_h the mean of its members' weights, equals the person total Σ_i w_i y_h / m_h
 (m_h = members on the roster). A household proportion is the ratio of two such totals.

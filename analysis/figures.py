@@ -1,5 +1,9 @@
 """Figures for planners and leaders: one house style, a CJK font, bilingual labels, footnotes.
 
+Owns: how every figure looks (font, sizes, the team colours of needs.yaml, footnote, simulated mark), the
+figure functions themselves, the labels object (labels.yaml + needs.yaml + the instrument's choices) and
+deterministic PNG/SVG files. Which stage draws which figure is :mod:`analysis.pipeline`'s business.
+
 Every figure is drawn from the stage outputs named in docs/contracts.md (the tidy demand results table,
 the staffing tables, the cleaning logs), never from typed-in numbers. Labels come from
 ``analysis/labels.yaml`` and from the instrument's question and choice labels; Simplified Chinese by

@@ -246,9 +246,8 @@ def clean_raw(form: Form, raw: RawExport, decisions: pd.DataFrame | None = None,
     review = review_cleaning(form, raw, households, persons, log, deletion)
     counts = _account(raw, households, persons, deletion)
     summary = check_summary(log, notes, s)
-    result = CleanResult(households, persons, log.reset_index(drop=True), deletion, review, raw, None, counts,
-                         summary, answers.other_texts(form, households, persons))
-    return result
+    return CleanResult(households, persons, log.drop(columns="decision_row").reset_index(drop=True), deletion,
+                       review, raw, None, counts, summary, answers.other_texts(form, households, persons))
 
 
 def _decision_error(review: pd.DataFrame, decisions_path: Path) -> None:
