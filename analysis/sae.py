@@ -475,3 +475,36 @@ def preferred(results: pd.DataFrame) -> pd.DataFrame:
     modelled = results.loc[results["method"] == "fh", keys].astype(str).apply(tuple, axis=1)
     key = results[keys].astype(str).apply(tuple, axis=1)
     return results[(results["method"] == "fh") | ~key.isin(set(modelled))]
+
+
+def _cunju_headline(results: pd.DataFrame) -> pd.DataFrame:
+    """The headline-prevalence rows by 村居 (``in_need_<team>``, prop) of a results table."""
+    return results[(results["group"] == "cunju") & (results["analysis_type"] == "prop")
+                   & (results["variable"] == "in_need_" + results["team"])]
+
+
+def interval_summary(results: pd.DataFrame, width: float = 0.30) -> pd.DataFrame:
+    """How many shown 村居 cells of the headline prevalences have a 95% interval wider than ``width``,
+    for the direct estimates and for the published ones (model where it is used, else direct).
+
+    ``results``: the results table with ``method`` (:func:`with_model_rows`). Columns: estimates,
+    cells shown, wider (than ``width``), share wider.
+    """
+    rows = _cunju_headline(results)
+    counts = {"direct": wide_intervals(rows[rows["method"] == "direct"], width),
+              "model (fh where it fits)": wide_intervals(preferred(rows), width)}
+    table = pd.DataFrame([(name, shown, wide) for name, (wide, shown) in counts.items()],
+                         columns=["estimates", "cells shown", f"wider than {round(width * 100)} points"])
+    return table.assign(share=table.iloc[:, 2] / table["cells shown"])
+
+
+def side_by_side(results: pd.DataFrame) -> pd.DataFrame:
+    """Per team and 村居: respondents, the direct estimate and 95% interval (blank where suppressed) beside
+    the published model estimate and interval, and the method used (``results`` with ``method``)."""
+    rows = _cunju_headline(results)
+    direct = rows[rows["method"] == "direct"].set_index(["team", "group_value"])
+    chosen = preferred(rows).set_index(["team", "group_value"])
+    out = pd.DataFrame({"n": chosen["n"], "direct": direct["estimate"], "direct_low": direct["ci_low"],
+                        "direct_high": direct["ci_high"], "model": chosen["estimate"], "model_low": chosen["ci_low"],
+                        "model_high": chosen["ci_high"], "method": chosen["method"]}, index=chosen.index)
+    return out.rename_axis(["team", "cunju"]).reset_index()
