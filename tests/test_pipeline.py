@@ -56,14 +56,15 @@ def test_every_stage_writes_its_contract_files_and_nothing_half_done(headless):
 
 
 def test_headline_estimates_cover_the_planted_truth_at_99_percent(headless):
-    """Moved from notebook 03: each team's in-need and unmet-need share and number, against the truth."""
+    """Moved from notebook 03: each team's in-need, unmet-need and stated-demand share and number, against the
+    truth."""
     out, done = headless
     planted = validation.planted(pipeline.Inputs().data, out)
     assert planted is not None
     definitions = done["demand"].definitions
     check = validation.compare_with_truth(done["demand"].run.estimates,
                                           validation.read_truth(planted.truth, definitions), level=0.99)
-    assert len(check) == 4 * len(definitions["teams"]) and check["truth"].notna().all()
+    assert len(check) == 6 * len(definitions["teams"]) and check["truth"].notna().all()
     outside = check.loc[~check["inside_99"], ["team", "variable", "analysis_type", "estimate", "truth"]]
     assert outside.empty, outside.to_string()
 

@@ -133,7 +133,8 @@ class CalStep:
 
 def rake_weights(weights, margins, tol, max_iter, on_step=None):
     """Iterative proportional fitting as R ``rake``: convergence when the joint table of all margin
-    variables moves by less than ``tol`` × Σ weights in one sweep (R's ``epsilon < 1`` rule).
+    variables moves by less than ``tol`` × Σ weights in one sweep (R's ``epsilon < 1`` rule; the margin
+    total instead when it is smaller).
 
     Every row of a joint cell (a combination of margin levels) gets the same multiplier, so the
     fitting runs on the joint table and touches the rows once. Returns the joint cell of each row,
@@ -144,7 +145,9 @@ def rake_weights(weights, margins, tol, max_iter, on_step=None):
     first = first_rows(joint)
     cells = [m.cells[first] for m in margins]
     base = np.bincount(joint, weights=weights, minlength=size)
-    eps = tol * weights.sum()
+    # R measures the move against Σ weights; a single wild weight (1e8) would then end the fitting early,
+    # so the smaller of Σ weights and the margin total sets the scale (the same when weights are sane).
+    eps = tol * min(weights.sum(), margins[0].population.sum())
     mult = np.ones(size)
     old = base
     for _ in range(max_iter):
