@@ -484,7 +484,12 @@ def cunju_shrinkage(areas: pd.DataFrame, labels: Labels, note: Note, size: tuple
     teams = [t for t in labels.teams if t in set(areas["team"])]
     fig = new_figure(labels("figures.cunju_shrinkage.title"), note, labels,
                      labels("figures.cunju_shrinkage.key"), size)
-    axes = fig.subplots(1, len(teams), squeeze=False)[0]
+    # panels at fixed positions (figure fractions): constrained layout of several panels moved them by
+    # ~1e-9 depending on what was drawn before, which changed the SVG's clip-path ids between runs
+    fig.set_layout_engine("none")
+    left, right, gap, bottom, top = 0.07, 0.99, 0.05, 0.2, 0.84
+    width = (right - left - gap * (len(teams) - 1)) / len(teams)
+    axes = [fig.add_axes((left + i * (width + gap), bottom, width, top - bottom)) for i in range(len(teams))]
     for ax, team in zip(axes, teams):
         rows = areas[areas["team"] == team]
         both = rows[["direct", "estimate"]].to_numpy(float) * 100

@@ -505,7 +505,7 @@ def side_by_side(results: pd.DataFrame) -> pd.DataFrame:
     rows = _cunju_headline(results)
     direct = rows[rows["method"] == "direct"].set_index(["team", "group_value"])
     chosen = preferred(rows).set_index(["team", "group_value"])
-    out = pd.DataFrame({"n": chosen["n"], "direct": direct["estimate"], "direct_low": direct["ci_low"],
+    out = pd.DataFrame({"n": chosen["n"].astype("Int64"), "direct": direct["estimate"], "direct_low": direct["ci_low"],
                         "direct_high": direct["ci_high"], "model": chosen["estimate"], "model_low": chosen["ci_low"],
                         "model_high": chosen["ci_high"], "method": chosen["method"]}, index=chosen.index)
     return out.rename_axis(["team", "cunju"]).reset_index()
