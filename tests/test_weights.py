@@ -123,12 +123,16 @@ def test_kish_design_effect_due_to_weighting():
 
 
 @pytest.fixture(scope="module")
-def simulated_weights():
+def simulated_sample():
     from analysis import simulate
 
     population = simulate.build_population(5, scale=0.1)
-    sample = simulate.draw_sample(population, 1)
-    frame = simulate.population_frame(population)
+    return simulate.draw_sample(population, 1), simulate.population_frame(population)
+
+
+@pytest.fixture(scope="module")
+def simulated_weights(simulated_sample):
+    sample, frame = simulated_sample
     return frame, weights.build_weights(sample.households, sample.persons, sample.design, frame, replicates=20)
 
 
@@ -154,3 +158,90 @@ def test_household_weights_and_replicates_follow_their_members(simulated_weights
     assert (built.person_replicates.drop(columns="person_id").to_numpy() >= 0).all()
     summary = built.diagnostics.query("section == 'weights' and category == 'kish_deff'")
     assert set(summary["stage"]) == {"base", "nonresponse", "trimmed", "raked", "household_final"}
+
+
+# -- replicate weights: the whole weighting redone in every replicate ----------------------------
+
+
+def test_the_issued_sample_lists_every_issued_household_responding_ones_first():
+    hh = households_in({"c01-g01": 5, "c01-g02": 10, "c02-g01": 4, "c02-g02": 8})
+    issued = weights.issued_sample(hh, SAMPLE_DESIGN)
+    assert issued.groupby("psu").size().to_dict() == SAMPLE_DESIGN.set_index("psu")["households_issued"].to_dict()
+    assert issued["responded"].sum() == len(hh)
+    assert issued.loc[issued["responded"], "psu"].tolist() == hh["psu"].tolist()
+    np.testing.assert_allclose(issued.loc[issued["responded"], "weight_base"], weights.base_weights(hh, SAMPLE_DESIGN))
+    too_many = households_in({"c01-g01": 11, "c01-g02": 1, "c02-g01": 1, "c02-g02": 1})
+    with pytest.raises(DesignError, match="11 responding households but 10 issued"):
+        weights.issued_sample(too_many, SAMPLE_DESIGN)
+
+
+def test_replicate_nonresponse_adjustment_is_the_full_samples_when_every_factor_is_one():
+    hh = households_in({"c01-g01": 2, "c01-g02": 2, "c02-g01": 4, "c02-g02": 8})  # c01 pooled
+    issued = weights.issued_sample(hh, SAMPLE_DESIGN)
+    classes = weights.nonresponse_classes(hh, SAMPLE_DESIGN, min_respondents=3)
+    ones = weights.nonresponse_replicates(issued, np.ones((len(issued), 2)), classes)
+    full = weights.base_weights(hh, SAMPLE_DESIGN) * weights.nonresponse_factors(hh, SAMPLE_DESIGN, 3)
+    np.testing.assert_allclose(ones, np.tile(full.to_numpy()[:, None], 2), rtol=1e-12)
+
+
+def test_each_replicate_restores_its_own_weighted_issued_households_per_class():
+    hh = households_in({"c01-g01": 2, "c01-g02": 2, "c02-g01": 4, "c02-g02": 8})
+    issued = weights.issued_sample(hh, SAMPLE_DESIGN)
+    classes = weights.nonresponse_classes(hh, SAMPLE_DESIGN, min_respondents=3)
+    factors = weights.replicate_factors(issued, 30, seed=4)
+    adjusted = weights.nonresponse_replicates(issued, factors, classes)
+    klass = hh["psu"].map(classes.set_index("psu")["class"]).to_numpy()
+    issued_class = issued["psu"].map(classes.set_index("psu")["class"]).to_numpy()
+    for c in np.unique(klass):
+        want = (issued["weight_base"].to_numpy()[:, None] * factors)[issued_class == c].sum(axis=0)
+        np.testing.assert_allclose(adjusted[klass == c].sum(axis=0), want, rtol=1e-12)
+    # the adjustment differs between replicates (it is redone), unlike a fixed full-sample factor
+    ratio = adjusted / (issued.loc[issued["responded"], "weight_base"].to_numpy()[:, None] * factors[: len(hh)])
+    assert ratio.std(axis=1).max() > 0.01
+
+
+def test_replicate_factors_follow_both_stages_of_the_design():
+    hh = households_in({"c01-g01": 5, "c01-g02": 10, "c02-g01": 4, "c02-g02": 8})
+    issued = weights.issued_sample(hh, SAMPLE_DESIGN)
+    factors = weights.replicate_factors(issued, 4000, seed=1)
+    np.testing.assert_allclose(factors.mean(axis=1), 1.0, atol=0.1)
+    # within a PSU households move apart (second stage), not only whole PSUs
+    assert (factors[:5].std(axis=0) > 0).any()
+    # a group taken with certainty is a stratum of its own: only its households are half-sampled,
+    # each factor 1 ± λ with λ = √(m(1 − f)/(n − m)), here n = 10 issued of 100, m = 5
+    certain = SAMPLE_DESIGN.assign(p_psu=1.0, stratum_psus=2)
+    issued = weights.issued_sample(hh, certain)
+    factors = weights.replicate_factors(issued, 50, seed=1)
+    lam = np.sqrt(5 * (1 - 10 / 100) / 5)
+    np.testing.assert_allclose(np.unique(factors[issued["psu"] == "c01-g01"].round(12)), [1 - lam, 1 + lam])
+
+
+def test_counted_median_and_trimming_treat_a_row_as_its_count_of_persons():
+    rng = np.random.default_rng(3)
+    values = rng.gamma(2.0, 5.0, size=(9, 4))
+    counts = np.array([1, 3, 2, 1, 4, 1, 2, 2, 1])
+    expanded = np.repeat(values, counts, axis=0)
+    np.testing.assert_allclose(weights.counted_median(values, counts.astype(float)), np.median(expanded, axis=0))
+    groups = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2])
+    trimmed = weights.trim_columns(values, groups, counts.astype(float), 1.5)
+    for r in range(4):
+        one = weights.trim_weights(pd.Series(expanded[:, r]), pd.Series(np.repeat(groups, counts)), 1.5)
+        np.testing.assert_allclose(np.repeat(trimmed[:, r], counts), one, rtol=1e-12)
+
+
+def test_trimming_is_redone_in_every_replicate(simulated_sample):
+    sample, frame = simulated_sample
+
+    def replicates(ratio):
+        built = weights.build_weights(sample.households, sample.persons, sample.design, frame,
+                                      trim_max_ratio=ratio, replicates=20)
+        return built.persons, built.person_replicates.drop(columns="person_id").to_numpy()
+
+    _, untrimmed = replicates(None)
+    _, loose = replicates(1e6)  # a cap no weight reaches changes nothing
+    persons, trimmed = replicates(1.5)
+    np.testing.assert_allclose(loose, untrimmed, rtol=1e-12)
+    assert np.abs(trimmed / untrimmed - 1).max() > 0.01
+    for var, totals in weights.frame_margins(frame).items():
+        per_replicate = pd.DataFrame(trimmed).groupby(persons[var].to_numpy()).sum().reindex(list(totals))
+        np.testing.assert_allclose(per_replicate, np.tile(np.array(list(totals.values()))[:, None], 20), rtol=1e-6)
