@@ -33,9 +33,10 @@ test: $(STAMP)
 	$(PYTEST) tests
 	$(PYTEST) $(NBVAL) notebooks
 
-## test-fast: the loop while working: every test except the slow statistical checks, no notebooks
+## test-fast: the loop while working: every test except the slow statistical checks, no notebooks, one
+## worker per core (each test file stays on one worker, so its module fixtures are built once)
 test-fast: $(STAMP)
-	$(PYTEST) -m "not slow" tests
+	$(PYTEST) -m "not slow" -n auto --dist loadfile tests
 
 ## lint: ruff with the rules in pyproject.toml (110-character lines)
 lint: $(STAMP)
