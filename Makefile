@@ -1,17 +1,26 @@
 # The two commands that matter: `make report` (the main job) and `make test`.
-# Every target creates .venv on first use and reinstalls it when pyproject.toml changes.
+# Every target creates .venv on first use, installing the pinned versions of requirements.lock (hashes
+# checked), and reinstalls when pyproject.toml or the lock changes.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider
+NBVAL  := --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=600
+# Tools that make and check the lock live in their own venv (never in the project's).
+TOOLS  := build/lock-tools
+TOOLS_PINS := uv==0.13.9 pip==26.3 packaging==26.4
 
-.PHONY: report test lab bench notebooks clean
+.PHONY: report test test-fast lint lock check-lock results lab bench notebooks clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
+	$(PYTHON) scripts/lock.py fresh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
 	bash scripts/install-browser.sh
 	touch $(STAMP)
 
@@ -21,10 +30,36 @@ DECISIONS := survey/decisions/cleaning_decisions.csv
 report: $(STAMP)
 	$(PY) -m analysis run $(if $(wildcard $(DECISIONS)),--decisions $(DECISIONS))
 
-## test: unit, property and reference tests, then every notebook under nbval
+## test: unit, property and reference tests (slow ones included), then every notebook under nbval
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider tests
-	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=600 notebooks
+	$(PYTEST) tests
+	$(PYTEST) $(NBVAL) notebooks
+
+## test-fast: the loop while working: every test except the slow statistical checks, no notebooks, one
+## worker per core (each test file stays on one worker, so its module fixtures are built once)
+test-fast: $(STAMP)
+	$(PYTEST) -m "not slow" -n auto --dist loadfile tests
+
+## lint: ruff with the rules in pyproject.toml (110-character lines)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+## lock: regenerate requirements.lock (and environment.yml) from pyproject.toml; needs PyPI
+lock: $(TOOLS)/.installed
+	$(TOOLS)/bin/python scripts/lock.py compile $(TOOLS)/bin/uv
+
+## check-lock: the lock installs on CPython 3.11, 3.12 and 3.13 (wheels and hashes, nothing installed)
+check-lock: $(TOOLS)/.installed
+	$(TOOLS)/bin/python scripts/lock.py resolves
+
+$(TOOLS)/.installed: Makefile
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet $(TOOLS_PINS)
+	touch $@
+
+## results: regenerate the committed result files under tests/results/ (slow; `make test` only compares)
+results: $(STAMP)
+	UPDATE_RESULTS=1 $(PYTEST) -m results tests
 
 ## lab: Jupyter Lab on the notebooks
 lab: $(STAMP)

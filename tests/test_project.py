@@ -1,4 +1,5 @@
-"""The project installs and runs itself: dependency lists agree, the CLI behaves as documented."""
+"""The project installs and runs itself: the lock, pyproject.toml and environment.yml agree; the CLI behaves
+as documented."""
 
 from __future__ import annotations
 
@@ -7,36 +8,96 @@ import re
 import subprocess
 import sys
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import yaml
+from packaging.markers import Marker
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import lock  # noqa: E402  (scripts/lock.py: the lock's own reader, not a package)
 
 
-def _requirement(text: str) -> tuple[str, str]:
-    """Split 'name>=1.0' into a normalised name and its version specifier."""
-    match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*)$", text)
-    name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
-    return name, match.group(2).replace(" ", "")
+def _locked() -> dict[str, set[str]]:
+    """Locked versions by normalised name (a name has two versions when a marker splits it)."""
+    versions: dict[str, set[str]] = {}
+    for name, version, _ in lock.pins():
+        versions.setdefault(name, set()).add(version)
+    return versions
 
 
-def test_environment_yml_and_pyproject_list_the_same_dependencies():
+def test_lock_is_made_from_the_current_pyproject():
+    assert lock.fresh() == 0, "pyproject.toml's dependency lists changed since the lock: run `make lock`"
+
+
+def test_every_dependency_is_locked_at_a_version_pyproject_allows():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    from_pyproject = dict(_requirement(r) for r in project["dependencies"]
-                          + project["optional-dependencies"]["dev"] + project["optional-dependencies"]["bench"])
+    locked = _locked()
+    for text in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        requirement = Requirement(text)
+        name = lock.normalise(requirement.name)
+        assert name in locked, f"{name} is not in requirements.lock: run `make lock`"
+        assert all(v in requirement.specifier for v in locked[name]), (name, locked[name], str(requirement))
 
+
+def test_every_locked_package_has_hashes_and_a_reason():
+    """Each pin carries --hash lines (pip's --require-hashes needs them all) and says what needs it."""
+    blocks = lock.blocks()
+    assert len(blocks) == len(lock.pins()) >= 100
+    for block in blocks:
+        assert "--hash=sha256:" in block and "# via" in block, block[:200]
+
+
+def test_the_lock_reader_sees_every_entry():
+    """Negative control for the checks above: a pin without hashes, and one with a marker, are read."""
+    text = ("# header\nalpha==1.0\n    # via beta\n"
+            "gamma==2.0 ; python_full_version < '3.12' \\\n    --hash=sha256:ab\n")
+    assert lock.pins(text) == [("alpha", "1.0", ""), ("gamma", "2.0", "python_full_version < '3.12'")]
+    assert [("--hash" in b) for b in lock.blocks(text)] == [False, True]
+
+
+def test_lock_resolves_the_marker_branches_for_each_python():
+    """Markers in the lock select one version of each package for every tested Python."""
+    for python in lock.PYTHONS:
+        environment = {"python_version": python, "python_full_version": f"{python}.0",
+                       "sys_platform": "linux", "os_name": "posix", "implementation_name": "cpython",
+                       "platform_python_implementation": "CPython", "platform_system": "Linux"}
+        chosen = [n for n, _, m in lock.pins() if not m or Marker(m).evaluate(environment)]
+        assert len(chosen) == len(set(chosen)), python
+        assert {"numpy", "pandas", "matplotlib", "jupyterlab", "pytest"} <= set(chosen)
+
+
+def test_environment_yml_pins_the_locked_versions():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     environment = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
     from_conda: dict[str, str] = {}
     for entry in environment["dependencies"]:
-        entries = entry["pip"] if isinstance(entry, dict) else [entry]
-        for item in entries:
-            if item.startswith("-e") or item.split("=")[0] in {"python", "pip"}:
+        for item in entry["pip"] if isinstance(entry, dict) else [entry]:
+            if item.startswith("-e") or re.match(r"^(python|pip)\b(?!-)", item):
                 continue
-            name, spec = _requirement(item)
+            name, spec = lock.requirement(item)
             from_conda[name] = spec
+    locked = _locked()
+    expected = dict(lock.requirement(r) for r in project["optional-dependencies"]["bench"])
+    for text in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        name = lock.normalise(Requirement(text).name)
+        (version,) = locked[name]  # a direct dependency has one locked version (conda pins it)
+        expected[name] = f"=={version}"
+    assert from_conda == expected
+    assert lock.environment_yml() == (ROOT / "environment.yml").read_text(encoding="utf-8"), (
+        "environment.yml is not what `make lock` writes: run `make lock`")
 
-    assert from_conda == from_pyproject
+
+def test_a_package_at_another_version_than_the_lock_is_named(monkeypatch):
+    """What the committed-figures and result-file checks report before skipping on other versions."""
+    locked = _locked()["matplotlib"]
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "0.0" if lock.normalise(name) == "matplotlib"
+                        else real(name))
+    differ = lock.installed_differences()
+    assert [d for d in differ if d.startswith("matplotlib ")] == [f"matplotlib 0.0 (lock {min(locked)})"]
 
 
 def test_run_with_no_notebooks_succeeds(tmp_path):

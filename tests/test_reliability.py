@@ -240,7 +240,7 @@ def _normalised_notebook(path: Path, out: Path) -> str:
 
 
 @pytest.mark.slow
-def test_two_runs_give_identical_bytes(tmp_path):
+def test_two_runs_give_identical_bytes(tmp_path, lock_differences):
     first, second = tmp_path / "A", tmp_path / "B"
     seconds = [_pipeline(first)[0], _pipeline(second)[0]]
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
@@ -263,7 +263,11 @@ def test_two_runs_give_identical_bytes(tmp_path):
     assert "SIMULATED DATA" in (first / "DATA_SOURCE.txt").read_text(encoding="utf-8")
     committed = sorted((ROOT / "figures").glob("*.png")) + sorted((ROOT / "figures").glob("*.svg"))
     stale = [f.name for f in committed if f.read_bytes() != (first / "figures" / f.name).read_bytes()]
-    assert committed and not stale, f"committed figures/ out of date with the code (run `make report`): {stale}"
+    assert committed
+    if stale and lock_differences:  # same bytes are promised for the locked versions only
+        pytest.skip(f"committed figures differ ({len(stale)} files) and installed packages differ from "
+                    f"requirements.lock: {', '.join(lock_differences)}")
+    assert not stale, f"committed figures/ out of date with the code (run `make report`): {stale}"
 
 
 def _small_export(folder: Path) -> Path:
