@@ -202,6 +202,17 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from analysis.evaluate import run_evaluation, summary
+
+    evaluation = run_evaluation(args.waves, args.out, fig_dir=args.figures, years=args.years, psus=args.psus,
+                                form=args.form)
+    print(summary(evaluation, args.lang))
+    print(f"written: {Path(args.out) / 'evaluation.csv'}, {Path(args.out) / 'summary.json'}, "
+          f"{Path(args.figures) / 'annual_change.png'}")
+    return 0
+
+
 def _cmd_instrument(args: argparse.Namespace) -> int:
     from analysis.instrument import build_xlsx, validate_form
 
@@ -246,6 +257,21 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--settings", default=None, help="cleaning settings YAML (default survey/cleaning.yaml)")
     clean.add_argument("--out", required=True)
     clean.set_defaults(func=_cmd_clean)
+
+    evaluate = commands.add_parser("evaluate", help="compare two survey waves: reach, unmet need, stated demand, "
+                                                    "awareness of the centre, and their change")
+    evaluate.add_argument("--waves", nargs=2, required=True, metavar=("FIRST", "SECOND"),
+                          help="two survey folders, each as survey/: raw/ (the export) and frame/ (its own year's "
+                               "population_frame.csv and sample_design.csv)")
+    evaluate.add_argument("--out", required=True, help="folder for evaluation.csv, summary.json and each wave's files")
+    evaluate.add_argument("--years", nargs=2, type=int, default=None, help="the waves' years (default: interview dates)")
+    evaluate.add_argument("--psus", choices=["revisited", "fresh"], default=None,
+                          help="did the second wave revisit the first's residential groups (default: from the "
+                               "sample designs: revisited when one wave's groups all lie among the other's)")
+    evaluate.add_argument("--form", default=None, help="XLSForm of both waves (default: each folder's instrument/)")
+    evaluate.add_argument("--figures", default=str(ROOT / "figures"), help="folder for the figure annual_change")
+    evaluate.add_argument("--lang", choices=["zh", "en"], default="zh", help="language of the printed summary")
+    evaluate.set_defaults(func=_cmd_evaluate)
 
     instrument = commands.add_parser("instrument", help="build the XLSForm .xlsx from its CSV source and validate it")
     instrument.add_argument("action", choices=["build"])
