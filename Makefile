@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## report: clean the bundled survey, weight, estimate demand, size the teams, write figures/ and build/brief/
+## (a person's reviewed cleaning log in survey/decisions/cleaning_decisions.csv is used when it exists)
+DECISIONS := survey/decisions/cleaning_decisions.csv
 report: $(STAMP)
-	$(PY) -m analysis run
+	$(PY) -m analysis run $(if $(wildcard $(DECISIONS)),--decisions $(DECISIONS))
 
 ## test: unit, property and reference tests, then every notebook under nbval
 test: $(STAMP)

@@ -1,7 +1,9 @@
 """Command line: ``python -m analysis {run,simulate,clean,instrument} ...``.
 
-User-caused problems (:class:`analysis.errors.AnalysisError`) are printed as one line on stderr and
-exit with status 2; a failing notebook cell exits with status 1 and names the notebook and the cell.
+Owns: parsing arguments, running the stages (:mod:`analysis.pipeline`) headless or through their
+notebooks with papermill, and turning errors into one line. User-caused problems
+(:class:`analysis.errors.AnalysisError`) are printed as one line on stderr naming the stage and exit with
+status 2; a failing notebook cell exits with status 1 and names the notebook and the cell.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ DEFAULT_FORM = ROOT / "survey" / "instrument" / "leliu_needs_survey.xlsx"
 USER_ERRORS = {cls.__name__ for cls in (AnalysisError, *AnalysisError.__subclasses__())}
 
 
-def notebook_parameters(data: Path, form: Path, out: Path, figures: Path, lang: str) -> dict[str, str]:
-    """Parameters injected into every notebook; each notebook declares the ones it uses."""
+def notebook_parameters(inputs, out: Path, figures: Path, lang: str) -> dict[str, str | None]:
+    """Parameters injected into every notebook (each notebook declares the ones it uses): the run's inputs
+    (:class:`analysis.pipeline.Inputs`), output and figure folders, label language."""
     return {
-        "data": str(data),
-        "form": str(form),
+        "data": str(inputs.data),
+        "form": str(inputs.form),
+        "decisions": None if inputs.decisions is None else str(inputs.decisions),
+        "settings": None if inputs.settings is None else str(inputs.settings),
+        "frame_dir": str(inputs.frame),
+        "design": str(inputs.sample_design),
         "out_dir": str(out),
         "fig_dir": str(figures),
-        "frame_dir": str(ROOT / "survey" / "frame"),
-        "truth": str(ROOT / "survey" / "simulation" / "truth.csv"),
         "lang": lang,
     }
 
@@ -69,8 +74,10 @@ def local_kernel_manager():
     return LocalKernelManager
 
 
-def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_place: bool = False) -> int:
-    """Execute every notebook in ``notebook_dir`` in name order with papermill.
+def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_place: bool = False,
+                  only: tuple[str, ...] = ()) -> int:
+    """Execute every notebook in ``notebook_dir`` (or those named ``only``, without ``.ipynb``) in name order
+    with papermill.
 
     Executed copies go to ``out/notebooks`` and the committed notebooks are not touched, unless
     ``in_place`` (used by ``make notebooks`` to refresh the committed outputs with the notebooks' own
@@ -80,7 +87,7 @@ def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    notebooks = sorted(notebook_dir.glob("[0-9]*.ipynb"))
+    notebooks = [n for n in sorted(notebook_dir.glob("[0-9]*.ipynb")) if not only or n.stem in only]
     executed_dir = notebook_dir if in_place else out / "notebooks"
     executed_dir.mkdir(parents=True, exist_ok=True)
     if not notebooks:
@@ -140,46 +147,36 @@ def raw_export_changes(data: Path, out: Path) -> list[str]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    data = Path(args.data).resolve()
-    if not data.exists():
-        raise AnalysisError("the survey export does not exist", file=str(data),
-                            hint="pass --data PATH to your export (Kobo .xlsx/.csv, 问卷星 .csv/.xlsx or SPSS .sav)")
-    out = Path(args.out).resolve()
-    for name in raw_export_changes(data, out):
-        print(f"warning: raw file {name} changed since the last run (its sha256 differs from "
-              f"{out / 'clean' / 'provenance.json'}); results will be recomputed from the new file")
-    figures = Path(args.figures).resolve()
-    parameters = notebook_parameters(data, Path(args.form).resolve(), out, figures, args.lang)
-    status = run_notebooks(Path(args.notebooks).resolve(), out, parameters, in_place=args.in_place)
-    if status == 0 and not args.in_place:
-        write_data_source_note(out)
-    return status
+    from analysis import pipeline
+
+    inputs = pipeline.Inputs(
+        data=Path(args.data).resolve(), form=Path(args.form).resolve(),
+        decisions=Path(args.decisions).resolve() if args.decisions else None,
+        settings=Path(args.settings).resolve() if args.settings else None,
+        frame=Path(args.frame).resolve(), design=Path(args.design).resolve() if args.design else None)
+    for path, option in ((inputs.data, "--data"), (inputs.form, "--form"), (inputs.decisions, "--decisions"),
+                         (inputs.settings, "--settings"), (inputs.frame, "--frame"), (inputs.design, "--design")):
+        if path is not None and not path.exists():
+            raise AnalysisError(f"{option} names a file that does not exist", file=str(path),
+                                hint="pass --data PATH to your export (Kobo .xlsx/.csv, 问卷星 .csv/.xlsx or SPSS .sav)"
+                                if option == "--data" else "see python -m analysis run --help")
+    out, figures = Path(args.out).resolve(), Path(args.figures).resolve()
+    stages = (args.stage,) if args.stage else pipeline.STAGES
+    if "clean" in stages:
+        for name in raw_export_changes(inputs.data, out):
+            print(f"warning: raw file {name} changed since the last run (its sha256 differs from "
+                  f"{out / 'clean' / 'provenance.json'}); results will be recomputed from the new file")
+    if args.no_notebooks:
+        pipeline.run_stages(out, inputs, args.lang, figures, stages, progress=_progress)
+        return 0
+    only = tuple(pipeline.NOTEBOOKS[s] for s in stages) if args.stage else ()
+    return run_notebooks(Path(args.notebooks).resolve(), out, notebook_parameters(inputs, out, figures, args.lang),
+                         in_place=args.in_place, only=only)
 
 
-SIMULATED_NOTE = (
-    "模拟数据 / SIMULATED DATA\n"
-    "本文件夹中的所有表格、图表和简报均由模拟调查数据生成（见 survey/raw/PROVENANCE.json），不描述勒流的真实居民。\n"
-    "Every table, figure and brief in this folder was made from a simulated survey (survey/raw/PROVENANCE.json);\n"
-    "none of it describes real Leliu residents.\n"
-)
-
-
-def write_data_source_note(out: Path) -> None:
-    """Say in the output folder itself whether its tables come from simulated data.
-
-    Figures and the brief carry the mark on the page; CSV and Parquet tables cannot, so a note sits
-    beside them. The flag is the one the clean stage recorded from the export's PROVENANCE.json.
-    """
-    import json
-
-    provenance = out / "clean" / "provenance.json"
-    if not provenance.exists():
-        return
-    note = out / "DATA_SOURCE.txt"
-    if json.loads(provenance.read_text(encoding="utf-8")).get("simulated", False):
-        note.write_text(SIMULATED_NOTE, encoding="utf-8")
-    else:
-        note.unlink(missing_ok=True)
+def _progress(line: str) -> None:
+    """Progress of a headless run: "[1/5] clean ..." then "done in 3.2 s" on the same line."""
+    print(line, end=" " if line.endswith("...") else "\n", flush=True)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -231,9 +228,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run every notebook in order (the main job behind `make report`)")
+    run = commands.add_parser("run", help="run every stage in order through its notebook, or headless (the main job "
+                                          "behind `make report`)")
     run.add_argument("--data", default=str(DEFAULT_DATA), help="raw survey export (default: the bundled simulated one)")
     run.add_argument("--form", default=str(DEFAULT_FORM), help="the XLSForm the export was collected with")
+    run.add_argument("--decisions", default=None, help="an edited cleaning log whose decisions win over the defaults")
+    run.add_argument("--settings", default=None, help="cleaning settings YAML (default survey/cleaning.yaml)")
+    run.add_argument("--frame", default=str(ROOT / "survey" / "frame"),
+                     help="folder of the population frame (population_frame.csv, cunju.csv)")
+    run.add_argument("--design", default=None, help="sample design CSV (default: sample_design.csv in --frame)")
+    run.add_argument("--no-notebooks", action="store_true",
+                     help="run the stage functions headless (same tables as the notebook run, no executed notebooks)")
+    run.add_argument("--stage", choices=["clean", "weights", "demand", "staffing", "brief"], default=None,
+                     help="rerun one stage from the files the earlier stages left in --out")
     run.add_argument("--lang", choices=["zh", "en"], default="zh", help="label language of figures and brief")
     run.add_argument("--out", default=str(ROOT / "build"), help="folder for tables, logs and executed notebooks")
     run.add_argument("--figures", default=str(ROOT / "figures"), help="folder for figures")
@@ -286,5 +293,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except AnalysisError as error:
-        print(f"error: {error}", file=sys.stderr)
+        stage = getattr(error, "stage", None)
+        print(f"error: {stage + ' stage: ' if stage else ''}{error}", file=sys.stderr)
         return 2

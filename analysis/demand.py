@@ -19,20 +19,16 @@ the counts the staffing model needs, the latter as replicate-weight totals W.T @
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import stats
 
-from analysis import disclosure, indicators, weights
-from analysis.errors import AnalysisError, ConfigError
+from analysis import config, disclosure, indicators, weights
+from analysis.errors import AnalysisError
 from analysis.survey import logit_interval
-
-ASSUMPTIONS_FILE = Path(__file__).with_name("assumptions.yaml")
 
 RESULT_COLUMNS = ["analysis_type", "team", "variable", "value", "universe", "unit", "group", "group_value",
                   "estimate", "se", "ci_low", "ci_high", "n", "n_weighted", "suppressed"]
@@ -214,15 +210,10 @@ def estimate(design, table: pd.DataFrame, specs: pd.DataFrame, level: float = 0.
     return results.reindex(columns=RESULT_COLUMNS[:-1] + ["df", "deff"])
 
 
-def leadership_threshold(path: str | Path = ASSUMPTIONS_FILE) -> int:
+def leadership_threshold(path: str | Path = config.ASSUMPTIONS_PATH) -> int:
     """Respondents below which a published cell is suppressed: ``disclosure.leadership_threshold`` in
     ``analysis/assumptions.yaml`` (10, docs/sources.md §6), the rule the figures and brief also use."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        return disclosure.thresholds(raw)["leadership"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
-        raise ConfigError(f"cannot read the disclosure threshold: {error!r}", file=str(path),
-                          column="disclosure.leadership_threshold") from None
+    return disclosure.thresholds(config.load_assumptions(path))["leadership"]
 
 
 def cunju_sample(table: pd.DataFrame, min_households: int) -> pd.DataFrame:
@@ -243,7 +234,7 @@ def rank_services(results: pd.DataFrame) -> pd.DataFrame:
     Columns: team, service, need, receiving, would_use, unmet_need (household totals), rank.
     """
     rows = results[(results["analysis_type"] == "total") & (results["group"] == "all") & (results["value"] != "1")]
-    measure = rows["variable"].str.replace(r"_(elderly|disability|youth|family)$", "", regex=True)
+    measure = [variable.removesuffix(f"_{team}") for variable, team in zip(rows["variable"], rows["team"])]
     wide = rows.assign(measure=measure).pivot_table(index=["team", "value"], columns="measure",
                                                     values="estimate", aggfunc="first", sort=False)
     wide = wide.reindex(columns=["need", "receiving", "would_use", "unmet_need"]).reset_index()
@@ -358,17 +349,37 @@ class DemandRun:
     cunju_sample: pd.DataFrame
 
 
-def run_demand(households: pd.DataFrame, persons: pd.DataFrame, frame: pd.DataFrame, definitions: dict,
-               person_replicates: pd.DataFrame, level: float = 0.95, min_households: int = 30,
+def stored_design(table: pd.DataFrame, margins: dict[str, dict[str, float]], tol: float = 1e-10,
+                  agree: float = 1e-6):
+    """The design of the weights stage's person weights (``weight``) with their calibration to ``margins``.
+
+    Raking the stored weights again to the margins they were raked to leaves them in place (one sweep;
+    they move by less than the raking tolerance) and gives the design the calibration its standard
+    errors must account for. Weights that move by more than ``agree`` (relative) were not raked to these
+    margins and are refused.
+    """
+    weights.check_rake_cells(table, margins)
+    design = weights.design_for(table, "weight").rake(margins, tol=tol)
+    moved = float(np.max(np.abs(np.asarray(design.weights) / table["weight"].to_numpy(float) - 1)))
+    if moved > agree:
+        raise AnalysisError(f"the person weights are not calibrated to the frame margins of the weights stage "
+                            f"(raking them again moves a weight by {moved:.1e})", file="weights/persons.parquet",
+                            column="weight", hint="rerun the weights stage")
+    return design
+
+
+def run_demand(households: pd.DataFrame, persons: pd.DataFrame, margins: dict[str, dict[str, float]],
+               definitions: dict, person_replicates: pd.DataFrame, level: float = 0.95, min_households: int = 30,
                threshold: int | None = None) -> DemandRun:
-    """Everything stage 03 writes, from the stage 02 tables and the population frame.
+    """Everything stage 03 writes, from what stage 02 wrote: the weighted tables, the frame ``margins`` their
+    person weights were raked to (``weights/diagnostics.csv``) and the replicate weights.
 
     ``person_replicates`` (person_id + one column per replicate) must list the persons of ``persons``.
     Cells with fewer than ``threshold`` respondents (default :func:`leadership_threshold`) are
     suppressed with secondary suppression (:func:`analysis.disclosure.suppress_results`).
     """
     table, specs = prepare(households, persons, definitions)
-    design = weights.rake_persons(table, frame)
+    design = stored_design(table, margins)
     raw = estimate(design, table, specs, level=level, breakdowns=definitions.get("breakdowns"))
     threshold = leadership_threshold() if threshold is None else threshold
     results = disclosure.suppress_results(raw.assign(suppressed=False), threshold)
@@ -412,7 +423,7 @@ def indicator_table(results: pd.DataFrame) -> pd.DataFrame:
 def service_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per team and service line: need, receiving, would use (shares of households) and unmet need."""
     rows = results[(results["group"] == "all") & (results["analysis_type"] == "prop") & (results["value"] != "1")]
-    measure = rows["variable"].str.replace(r"_(elderly|disability|youth|family)$", "", regex=True)
+    measure = [variable.removesuffix(f"_{team}") for variable, team in zip(rows["variable"], rows["team"])]
     wide = rows.assign(measure=measure).pivot_table(index=["team", "value"], columns="measure",
                                                     values="estimate", aggfunc="first", sort=False)
     return wide.reindex(columns=["need", "receiving", "would_use", "unmet_need"]).reset_index()
@@ -424,67 +435,3 @@ def by_group(results: pd.DataFrame, group: str) -> pd.DataFrame:
                    & (results["variable"] == "in_need_" + results["team"])]
     return rows[["team", "group", "group_value", "estimate", "ci_low", "ci_high", "n", "suppressed"]].round(
         {"estimate": 3, "ci_low": 3, "ci_high": 3}).reset_index(drop=True)
-
-
-def is_simulated(provenance: str | Path) -> bool:
-    """True when the clean stage recorded that the data are simulated (``provenance.json``)."""
-    path = Path(provenance)
-    if not path.exists():
-        return False
-    return bool(json.loads(path.read_text(encoding="utf-8")).get("simulated", False))
-
-
-def read_truth(path: str | Path, definitions: dict) -> pd.DataFrame:
-    """The planted truth file (``survey/simulation/truth.csv``) in the results' terms (``truth_table``)."""
-    try:
-        raw = pd.read_csv(path, dtype={"group_value": str})
-    except OSError as error:
-        raise AnalysisError(f"cannot read the planted truth: {error}", file=str(path)) from None
-    missing = {"team", "variable", "group", "group_value", "count", "denominator", "proportion"} - set(raw.columns)
-    if missing:
-        raise AnalysisError(f"truth table lacks columns {sorted(missing)}", file=str(path))
-    return truth_table(raw, definitions)
-
-
-def truth_table(raw: pd.DataFrame, definitions: dict) -> pd.DataFrame:
-    """The planted truth (:func:`analysis.simulate.truth`) in the results' terms.
-
-    Returns team, variable, value, group, group_value, analysis_type (prop/total) and ``truth``.
-    Service rows ``need:<service>`` become variable ``need_<team>``, value ``<service>``; the truth's
-    ``unmet_<team>`` share (of the whole target group) is turned into the share of those in need,
-    as estimated here.
-    """
-    raw = raw[raw["team"].isin(list(definitions["teams"]))]
-    service = raw["variable"].str.contains(":")
-    measure = raw["variable"].str.split(":").str[0]
-    raw = raw.assign(variable=np.where(service, measure + "_" + raw["team"], raw["variable"]),
-                     value=np.where(service, raw["variable"].str.split(":").str[-1], "1"))
-    keys = ["team", "group", "group_value"]
-    in_need = raw[raw["variable"] == "in_need_" + raw["team"]].set_index(keys)["count"]
-    unmet = raw["variable"] == "unmet_" + raw["team"]
-    need_count = pd.MultiIndex.from_frame(raw.loc[unmet, keys]).map(in_need.to_dict())
-    need_count = pd.Series(np.asarray(need_count, dtype=float), index=raw.index[unmet])
-    raw.loc[unmet, "proportion"] = raw.loc[unmet, "count"] / need_count.where(need_count > 0)
-    long = pd.concat([raw.assign(analysis_type="prop", truth=raw["proportion"]),
-                      raw.assign(analysis_type="total", truth=raw["count"])], ignore_index=True)
-    return long[["team", "variable", "value", "group", "group_value", "analysis_type", "truth"]]
-
-
-def compare_with_truth(results: pd.DataFrame, truth: pd.DataFrame, level: float = 0.99) -> pd.DataFrame:
-    """Headline estimates (each team's ``in_need`` and ``unmet``, share and number, all of Leliu) beside
-    the planted truth, with the ``level`` interval (logit for shares, Wald for numbers) and whether it
-    covers the truth. ``results`` must still carry ``df`` (the unsuppressed estimates)."""
-    headline_row = (results["variable"] == "in_need_" + results["team"]) | (
-        results["variable"] == "unmet_" + results["team"])
-    head = results[(results["group"] == "all") & headline_row]
-    keys = ["team", "variable", "value", "group", "group_value", "analysis_type"]
-    out = head.merge(truth, on=keys, how="left", validate="one_to_one")
-    pct = round(level * 100)
-    z = stats.norm.ppf(0.5 + level / 2)
-    low, high = logit_interval(out["estimate"], out["se"], out["df"], level)
-    prop = (out["analysis_type"] == "prop").to_numpy()
-    out[f"ci{pct}_low"] = np.where(prop, low, out["estimate"] - z * out["se"])
-    out[f"ci{pct}_high"] = np.where(prop, high, out["estimate"] + z * out["se"])
-    out[f"inside_{pct}"] = (out["truth"] >= out[f"ci{pct}_low"]) & (out["truth"] <= out[f"ci{pct}_high"])
-    return out[["team", "variable", "analysis_type", "universe", "estimate", "se", f"ci{pct}_low", f"ci{pct}_high",
-                "truth", f"inside_{pct}", "n"]]

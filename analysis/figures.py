@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -23,20 +24,16 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import seaborn
-import yaml
 from matplotlib import font_manager, ticker
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
+from analysis import config
 from analysis.errors import AnalysisError, ConfigError
 
-LABELS_PATH = Path(__file__).with_name("labels.yaml")
-TEAMS = ("elderly", "disability", "youth", "family")
-# Okabe & Ito (2008) "Color Universal Design" palette: distinguishable with every common colour-vision
-# deficiency. One fixed colour per team, used in every figure and in the brief.
-TEAM_COLOURS = {"elderly": "#0072B2", "disability": "#E69F00", "youth": "#009E73", "family": "#CC79A7"}
+LABELS_PATH = config.LABELS_PATH
 NEUTRAL = "#595959"
 LIGHT = "#BFBFBF"
 SUPPRESSED = "#E0E0E0"
@@ -124,11 +121,13 @@ def styled(make):
 
 @dataclass(frozen=True)
 class Labels:
-    """Display labels in one language: the labels file plus the instrument's choice labels."""
+    """Display labels in one language: the labels file, the teams of needs.yaml (names and colours, in
+    their order) and the instrument's choice labels."""
 
     lang: str
     text: dict
     choices: dict = field(default_factory=dict)
+    team_styles: dict = field(default_factory=dict)  # team -> {"label": {zh, en}, "colour": "#rrggbb"}
 
     def __call__(self, key: str, **values) -> str:
         """The label at dotted ``key`` (e.g. "figures.top_services.title"), formatted with ``values``."""
@@ -148,8 +147,24 @@ class Labels:
         except ConfigError:
             return default
 
+    @property
+    def teams(self) -> list[str]:
+        """The teams in needs.yaml's order (the order of every figure)."""
+        return list(self.team_styles)
+
+    def _style(self, team: str) -> dict:
+        if team not in self.team_styles:
+            raise ConfigError(f"team '{team}' is in the results but not in needs.yaml", file=str(config.NEEDS_PATH),
+                              column="teams", hint="rerun the demand stage after changing needs.yaml")
+        return self.team_styles[team]
+
     def team(self, team: str) -> str:
-        return self(f"teams.{team}")
+        """The team's name (needs.yaml ``label``)."""
+        return self._style(team)["label"][self.lang]
+
+    def colour(self, team: str) -> str:
+        """The team's colour (needs.yaml ``colour``), the same in every figure and in the brief."""
+        return self._style(team)["colour"]
 
     def choice(self, list_name: str, name: str) -> str:
         """The instrument's label of choice ``name`` in list ``list_name``; the code itself if absent."""
@@ -162,21 +177,24 @@ class Labels:
         return self.choice("cunju", code)
 
 
-def load_labels(lang: str = "zh", form=None, path: str | Path = LABELS_PATH) -> Labels:
-    """Labels in ``lang`` ("zh" or "en") from the labels file and, when given, an instrument ``Form``.
+def load_labels(lang: str = "zh", form=None, path: str | Path = LABELS_PATH, needs: dict | None = None) -> Labels:
+    """Labels in ``lang`` ("zh" or "en") from the labels file, the teams of ``needs`` (default
+    analysis/needs.yaml) and, when given, an instrument ``Form``.
 
     ``form`` is an ``analysis.instrument.Form`` (or anything with a ``choices`` DataFrame holding
     ``list_name, name, label_zh, label_en``); without it choice labels fall back to their codes.
     """
     if lang not in ("zh", "en"):
         raise ConfigError(f"unknown label language '{lang}'", hint="use zh or en")
-    text = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    text = config.load_label_texts(path)
+    needs = config.load_needs() if needs is None else needs
+    styles = {team: {"label": spec["label"], "colour": spec["colour"]} for team, spec in needs["teams"].items()}
     choices = {}
     if form is not None:
         table = form.choices
         labels = table[f"label_{lang}"].where(table[f"label_{lang}"].astype(str).str.len() > 0, table["name"])
         choices = dict(zip(zip(table["list_name"], table["name"]), labels))
-    return Labels(lang=lang, text=text, choices=choices)
+    return Labels(lang=lang, text=text, choices=choices, team_styles=styles)
 
 
 @dataclass(frozen=True)
@@ -245,8 +263,7 @@ def new_figure(title: str, note: Note, labels: Labels, extra_note: str | None = 
     return fig
 
 
-def _rows(results: pd.DataFrame, *, analysis_type: str, variable: str, group: str = "all",
-          teams: tuple = TEAMS) -> pd.DataFrame:
+def _rows(results: pd.DataFrame, *, analysis_type: str, variable: str, group: str = "all") -> pd.DataFrame:
     """Rows of the tidy results table for one estimate per team (and per group value).
 
     ``variable`` may name the team as ``{team}``: "in_need_{team}" selects in_need_elderly for the
@@ -257,7 +274,7 @@ def _rows(results: pd.DataFrame, *, analysis_type: str, variable: str, group: st
     if missing:
         raise AnalysisError(f"results table lacks columns {sorted(missing)}", file="demand/results.csv",
                             hint="see docs/contracts.md, tidy results table")
-    wanted = results["team"].map({t: variable.format(team=t) for t in teams})
+    wanted = results["team"].map({t: variable.format(team=t) for t in results["team"].unique()})
     rows = results[(results["analysis_type"] == analysis_type) & (results["variable"] == wanted)
                    & (results["group"] == group)]
     if rows.empty:
@@ -314,7 +331,7 @@ def demand_by_team(results: pd.DataFrame, labels: Labels, note: Note, variable: 
              else f"{labels.team(t)} ({labels(f'units.{u}')})" for t, u in zip(rows["team"], rows["unit"])]
     fig = new_figure(labels("figures.demand_by_team.title"), note, labels, labels("footnote.ci"), size)
     ax = fig.add_subplot()
-    _hbar(ax, names, rows, [TEAM_COLOURS[t] for t in rows["team"]], _thousands,
+    _hbar(ax, names, rows, [labels.colour(t) for t in rows["team"]], _thousands,
           _suppressed(rows, threshold).to_numpy(), labels("suppressed", threshold=threshold))
     ax.set_xlabel(labels("figures.demand_by_team.xlabel"))
     ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
@@ -335,12 +352,12 @@ def top_services(results: pd.DataFrame, labels: Labels, note: Note, k: int = 10,
     fig = new_figure(labels("figures.top_services.title", k=len(rows)), note, labels, labels("footnote.ci"),
                      size)
     ax = fig.add_subplot()
-    _hbar(ax, names, rows, [TEAM_COLOURS[t] for t in rows["team"]], _thousands, np.zeros(len(rows), bool), "")
+    _hbar(ax, names, rows, [labels.colour(t) for t in rows["team"]], _thousands, np.zeros(len(rows), bool), "")
     ax.set_xlabel(labels("figures.top_services.xlabel"))
     ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
     ax.tick_params(axis="y", labelsize=16)
-    present = [t for t in TEAMS if t in set(rows["team"])]
-    ax.legend([Patch(color=TEAM_COLOURS[t]) for t in present], [labels.team(t) for t in present],
+    present = [t for t in labels.teams if t in set(rows["team"])]
+    ax.legend([Patch(color=labels.colour(t)) for t in present], [labels.team(t) for t in present],
               loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=len(present))
     return fig
 
@@ -352,7 +369,7 @@ def unmet_need(results: pd.DataFrame, labels: Labels, note: Note, variable: str 
     rows = _rows(results, analysis_type="prop", variable=variable).sort_values("estimate", ascending=False)
     fig = new_figure(labels("figures.unmet_need.title"), note, labels, labels("footnote.ci"), size)
     ax = fig.add_subplot()
-    _hbar(ax, [labels.team(t) for t in rows["team"]], rows, [TEAM_COLOURS[t] for t in rows["team"]],
+    _hbar(ax, [labels.team(t) for t in rows["team"]], rows, [labels.colour(t) for t in rows["team"]],
           lambda v: f"{v:.0f}%", _suppressed(rows, threshold).to_numpy(), labels("suppressed", threshold=threshold),
           scale=100)
     ax.set_xlim(0, 100)
@@ -374,7 +391,7 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     """
     rows = _rows(results, analysis_type="prop", variable=variable, group="cunju")
     rows = rows.assign(hidden=_suppressed(rows, threshold), group_value=rows["group_value"].astype(str))
-    teams = [t for t in TEAMS if t in set(rows["team"])]
+    teams = [t for t in labels.teams if t in set(rows["team"])]
     codes = sorted(rows["group_value"].unique())
     share = rows.pivot(index="group_value", columns="team", values="estimate").reindex(index=codes, columns=teams)
     hidden = rows.pivot(index="group_value", columns="team", values="hidden").reindex(index=codes, columns=teams)
@@ -406,7 +423,7 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     ax.xaxis.tick_top()
     ax.tick_params(axis="x", length=0)
     for tick, team in zip(ax.get_xticklabels(), teams):
-        tick.set_color(TEAM_COLOURS[team])
+        tick.set_color(labels.colour(team))
     ax.set_yticks(np.arange(len(codes)), [labels.cunju(c) for c in codes], fontsize=11)
     for spine in ax.spines.values():
         spine.set_visible(False)
@@ -441,7 +458,7 @@ def require_columns(frame: pd.DataFrame, name: str) -> None:
 def assumption_label(key: str, labels: Labels) -> str:
     """Readable name of a dotted assumption key, e.g. teams.youth.casework.coverage -> 青少年 · 个案 · 覆盖率."""
     parts = [p for p in key.split(".") if p != "teams"]
-    names = [labels.team(p) if p in TEAMS else labels.get(f"assumption_parts.{p}", p) for p in parts]
+    names = [labels.team(p) if p in labels.teams else labels.get(f"assumption_parts.{p}", p) for p in parts]
     return ("·" if labels.lang == "zh" else " · ").join(names)
 
 
@@ -455,7 +472,7 @@ def staffing_vs_even(allocation: pd.DataFrame, replicates: pd.DataFrame, labels:
     """
     require_columns(allocation, "allocation")
     require_columns(replicates, "replicate_allocations")
-    order = [t for t in TEAMS if t in set(allocation["team"])]
+    order = [t for t in labels.teams if t in set(allocation["team"])]
     chosen = allocation.set_index("team").reindex(order)
     fig = new_figure(labels("figures.staffing.title"), note, labels, size=size)
     axes = fig.subplots(1, len(categories), squeeze=False)[0]
@@ -466,7 +483,7 @@ def staffing_vs_even(allocation: pd.DataFrame, replicates: pd.DataFrame, labels:
         x = np.arange(len(order))
         est = chosen[category].to_numpy(float)
         even = est.sum() / len(order)
-        ax.bar(x, est, color=[TEAM_COLOURS[t] for t in order], width=0.62,
+        ax.bar(x, est, color=[labels.colour(t) for t in order], width=0.62,
                label=labels("figures.staffing.recommended"))
         ax.errorbar(x, est, yerr=[np.clip(est - low, 0, None), np.clip(high - est, 0, None)], fmt="none",
                     ecolor="#262626", elinewidth=1.8, capsize=7, capthick=1.8,
@@ -551,6 +568,17 @@ def weight_distribution(persons: pd.DataFrame, labels: Labels, note: Note, size:
     return fig
 
 
+def first_reasons(deletion_log: pd.DataFrame, reason: str | None = None) -> pd.Series:
+    """Deleted submissions per reason, each counted once under its first check (``check_id`` is a ";"-list
+    as the clean stage writes it; else ``reason`` or ``issue``, as cleaningtools), most frequent first."""
+    reason = reason or next((c for c in ("check_id", "reason", "issue") if c in deletion_log.columns), None)
+    if reason is None:
+        raise AnalysisError("deletion log has no 'check_id', 'reason' or 'issue' column",
+                            file="clean/deletion_log.csv", column="check_id")
+    first = deletion_log[reason].astype(str).str.split(";").str[0].str.strip()
+    return first.value_counts().sort_index().sort_values(ascending=False, kind="stable")
+
+
 @styled
 def cleaning_funnel(households: pd.DataFrame, deletion_log: pd.DataFrame, labels: Labels, note: Note,
                     reason: str | None = None, size: tuple = SLIDE_INCHES) -> Figure:
@@ -560,12 +588,7 @@ def cleaning_funnel(households: pd.DataFrame, deletion_log: pd.DataFrame, labels
     submission counts once, under its first check (``check_id``, a ";"-list, as the clean stage writes
     it), else under ``reason`` or ``issue`` (cleaningtools).
     """
-    reason = reason or next((c for c in ("check_id", "reason", "issue") if c in deletion_log.columns), None)
-    if reason is None:
-        raise AnalysisError("deletion log has no 'check_id', 'reason' or 'issue' column",
-                            file="clean/deletion_log.csv", column="check_id")
-    first = deletion_log[reason].astype(str).str.split(";").str[0].str.strip()
-    counts = first.value_counts().sort_index().sort_values(ascending=False, kind="stable")
+    counts = first_reasons(deletion_log, reason)
     clean, raw = len(households), len(households) + int(counts.sum())
     steps = [labels("figures.cleaning_funnel.raw")] + [
         labels.get(f"deletion_reason.{r}", r) for r in counts.index] + [labels("figures.cleaning_funnel.clean")]
@@ -602,6 +625,22 @@ def save_figure(fig: Figure, fig_dir: str | Path, name: str, formats: tuple = FO
     return paths
 
 
+def preview(paths: Path | list[Path], width: int = 1200):
+    """A saved figure, scaled to ``width`` pixels, as an image a notebook shows (keeps notebooks small;
+    the full-size files are in ``figures/``). ``paths`` may be the list :func:`save_figure` returns."""
+    from IPython.display import Image as Shown
+    from PIL import Image
+
+    path = next(p for p in ([paths] if isinstance(paths, str | Path) else paths) if Path(p).suffix == ".png")
+    with Image.open(path) as image:
+        small = image.convert("RGB").resize((width, round(image.height * width / image.width)),
+                                            Image.Resampling.LANCZOS)
+    small = small.quantize(128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)  # a quarter the bytes
+    buffer = io.BytesIO()
+    small.save(buffer, format="PNG", optimize=True)
+    return Shown(data=buffer.getvalue(), format="png")
+
+
 def read_outputs(out_dir: str | Path) -> dict:
     """The stage outputs the figures and the brief read, from ``out_dir`` (docs/contracts.md).
 
@@ -634,7 +673,7 @@ def read_outputs(out_dir: str | Path) -> dict:
 def make_figures(outputs: dict, labels: Labels, note: Note, threshold: int = 10,
                  names: tuple | None = None, size: tuple = SLIDE_INCHES) -> dict[str, Figure]:
     """The figures ``names`` (default: the whole set), by file name, from :func:`read_outputs`' dict."""
-    results = outputs["results"]
+    results = outputs.get("results")
     makers = {
         "demand_by_team": lambda: demand_by_team(results, labels, note, threshold=threshold, size=size),
         "top_services": lambda: top_services(results, labels, note, threshold=threshold, size=size),

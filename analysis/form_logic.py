@@ -296,7 +296,11 @@ def _call(name: str, args: list[pd.Series], frame: pd.DataFrame) -> pd.Series:
         return text.str.startswith(needle).astype(bool)
     if name == "ends-with":
         return text.str.endswith(needle).astype(bool)
-    return text.str.contains(needle, regex=True).fillna(False).astype(bool)  # regex
+    try:  # regex; checked by Python first (pyarrow-backed strings raise their own error types)
+        re.compile(needle)
+        return text.str.contains(needle, regex=True).fillna(False).astype(bool)
+    except re.error as error:
+        raise ExpressionError(f"regex() pattern {needle!r} is not a valid regular expression ({error})") from None
 
 
 def _evaluate(node: tuple, frame: pd.DataFrame, current: pd.Series | None) -> pd.Series:

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.config import read_yaml
+from analysis import config
 from analysis.errors import ConfigError
 
-NEEDS_FILE = Path(__file__).with_name("needs.yaml")
+NEEDS_FILE = config.NEEDS_PATH
 
 WG_DOMAINS = ["wg_seeing", "wg_hearing", "wg_walking", "wg_cognition", "wg_selfcare", "wg_communication"]
 ADL_ITEMS = ["adl_bathing", "adl_dressing", "adl_toileting", "adl_transferring", "adl_continence", "adl_feeding"]
@@ -236,24 +236,8 @@ def any_flag(flags: pd.DataFrame) -> pd.Series:
 
 
 def load_needs(path: str | Path = NEEDS_FILE) -> dict:
-    """Read and check the need definitions (``analysis/needs.yaml`` by default)."""
-    path = Path(path)
-    definitions = read_yaml(path, "need definitions")
-    teams = (definitions or {}).get("teams")
-    if not isinstance(teams, dict) or not teams:
-        raise ConfigError("no 'teams' section", file=str(path), hint="see analysis/needs.yaml")
-    for team, spec in teams.items():
-        for key in ("unit", "universe", "indicators", "in_need_if_any", "services"):
-            if key not in spec:
-                raise ConfigError(f"team {team!r} has no {key!r}", file=str(path), column=key)
-        if spec["unit"] not in ("persons", "households"):
-            raise ConfigError(f"team {team!r}: unit must be persons or households", file=str(path),
-                              column="unit")
-        unknown = set(spec["in_need_if_any"]) - set(spec["indicators"])
-        if unknown:
-            raise ConfigError(f"team {team!r}: in_need_if_any names {sorted(unknown)} not in its indicators",
-                              file=str(path), column="in_need_if_any")
-    return definitions
+    """Read and check the need definitions (``analysis/needs.yaml`` by default; :class:`analysis.config.Needs`)."""
+    return config.load_needs(path)
 
 
 def in_universe(table: pd.DataFrame, universe: dict) -> pd.Series:

@@ -209,7 +209,7 @@ def load_form(path: str | Path) -> Form:
     survey = pd.DataFrame({
         "type": types,
         "base_type": base,
-        "list_name": types.str.split(" ").str[1].fillna("").where(base.str.startswith("select_"), ""),
+        "list_name": types.map(lambda t: t.split(" ")[1] if " " in t else "").where(base.str.startswith("select_"), ""),
         "name": _col(raw, "name"),
         "group": groups,
         "repeat": pd.Series(repeats, dtype=object),

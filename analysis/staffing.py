@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.config import read_yaml
+from analysis import config
 from analysis.errors import AnalysisError, ConfigError
 
-ASSUMPTIONS_PATH = Path(__file__).with_name("assumptions.yaml")
+ASSUMPTIONS_PATH = config.ASSUMPTIONS_PATH
 METHODS = ("hamilton", "webster", "huntington_hill", "jefferson")
 
 
@@ -234,15 +234,8 @@ ACTIVITIES = {  # activity: (contacts per participant key, participants per unit
 }
 WORKING_TIME_KEYS = ("weeks_per_year", "days_per_week", "public_holidays", "annual_leave", "sick_leave",
                      "training_days", "hours_per_day")
-PLAN_KEYS = ("social_workers", "other_staff", "minimum_social_workers", "minimum_other_staff")
-DISCLOSURE_KEYS = ("leadership_threshold", "internal_threshold", "k_anonymity")
-TEAM_KEYS = ("caseload_norm", "other_staff_per_social_worker")
 # Leaves that change the required social workers (the tornado and break-even search vary these).
 SIZING_SECTIONS = ("working_time", "category_allowances", "individual_allowances", "teams")
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and np.isfinite(x)
 
 
 def _leaves(node: dict, prefix: str = "") -> list[tuple[str, dict]]:
@@ -257,53 +250,13 @@ def _leaves(node: dict, prefix: str = "") -> list[tuple[str, dict]]:
     return found
 
 
-def _required_keys(raw: dict) -> list[str]:
-    keys = [f"working_time.{k}" for k in WORKING_TIME_KEYS]
-    keys += [f"plan.{k}" for k in PLAN_KEYS] + [f"disclosure.{k}" for k in DISCLOSURE_KEYS]
-    for team in (raw.get("teams") or {}):
-        keys += [f"teams.{team}.{k}" for k in TEAM_KEYS]
-        for activity, (per_participant, unit_size) in ACTIVITIES.items():
-            keys += [f"teams.{team}.{activity}.{k}" for k in ("coverage", "unit_time_hours", per_participant, unit_size)
-                     if k is not None]
-    return keys
+def load_assumptions(path: str | Path = ASSUMPTIONS_PATH, needs: dict | None = None) -> dict:
+    """Read and validate ``assumptions.yaml`` (default: the one bundled with the package).
 
-
-def validate_assumptions(raw: Any, file: str | Path = "assumptions.yaml") -> dict:
-    """Check an assumptions mapping; raise :class:`ConfigError` naming the first bad key.
-
-    Every required key must be present; every leaf needs a numeric ``value``, a ``range`` [low, high]
-    containing it, and a ``source`` or ``assumption: true``; category allowances need ``per``.
+    Its teams must be the teams of ``needs.yaml`` (``needs``, default the bundled definitions) and come
+    back in that file's order (:func:`analysis.config.load_assumptions`).
     """
-    if not isinstance(raw, dict) or not raw.get("teams"):
-        raise ConfigError("no 'teams' section", file=file, hint="see analysis/assumptions.yaml for the layout")
-    leaves = dict(_leaves(raw))
-    for key in _required_keys(raw):
-        if key not in leaves:
-            raise ConfigError(f"assumption '{key}' is missing", file=file,
-                              hint="add it with value, range and source (or assumption: true)")
-    for key, leaf in leaves.items():
-        value, rng = leaf.get("value"), leaf.get("range")
-        if not _is_number(value):
-            raise ConfigError(f"assumption '{key}' has value {value!r}, which is not a number", file=file,
-                              hint="write a plain number, e.g. value: 1.5")
-        if not (isinstance(rng, list) and len(rng) == 2 and all(_is_number(x) for x in rng)
-                and rng[0] <= value <= rng[1]):
-            raise ConfigError(f"assumption '{key}' needs range: [low, high] around its value {value}", file=file)
-        if not (isinstance(leaf.get("source"), str) or leaf.get("assumption") is True):
-            raise ConfigError(f"assumption '{key}' has neither a source nor 'assumption: true'", file=file)
-    for name, leaf in (raw.get("category_allowances") or {}).items():
-        if leaf.get("per") not in ("day", "week", "year"):
-            raise ConfigError(f"assumption 'category_allowances.{name}' needs per: day, week or year", file=file)
-    method = (raw.get("plan") or {}).get("method")
-    if method not in METHODS:
-        raise ConfigError(f"assumption 'plan.method' is {method!r}", file=file, hint=f"use one of {', '.join(METHODS)}")
-    return raw
-
-
-def load_assumptions(path: str | Path = ASSUMPTIONS_PATH) -> dict:
-    """Read and validate ``assumptions.yaml`` (default: the one bundled with the package)."""
-    path = Path(path)
-    return validate_assumptions(read_yaml(path, "assumptions"), path)
+    return config.load_assumptions(path, config.load_needs() if needs is None else needs)
 
 
 def value(assumptions: dict, key: str) -> float:
@@ -325,7 +278,7 @@ def with_value(assumptions: dict, key: str, new_value: float) -> dict:
 
 
 def teams(assumptions: dict) -> list[str]:
-    """Team names in the order of the assumptions file (the order used in every table)."""
+    """Team names in the order of needs.yaml (:func:`load_assumptions` puts the teams in that order)."""
     return list(assumptions["teams"])
 
 
@@ -671,12 +624,17 @@ SENTENCES = {
 }
 
 
-def leader_sentence(allocation: pd.DataFrame, summary: dict, assumptions: dict, lang: str = "zh") -> str:
-    """The recommendation in one sentence a leader can repeat, computed from the tables (zh or en)."""
+def leader_sentence(allocation: pd.DataFrame, summary: dict, assumptions: dict, lang: str = "zh",
+                    needs: dict | None = None) -> str:
+    """The recommendation in one sentence a leader can repeat, computed from the tables (zh or en).
+
+    Team names are the labels of ``needs`` (default: analysis/needs.yaml).
+    """
     if lang not in SENTENCES:
         raise ConfigError(f"language '{lang}' has no sentence", hint="use zh or en")
     plan = value(assumptions, "plan.social_workers")
-    labels = {t: assumptions["teams"][t].get(f"label_{lang}", t) for t in teams(assumptions)}
+    needs = config.load_needs() if needs is None else needs
+    labels = {t: needs["teams"][t]["label"][lang] for t in teams(assumptions)}
     joiner = "、" if lang == "zh" else ", "
     parts = joiner.join(f"{labels[t]}{'' if lang == 'zh' else ' '}{n}" for t, n in
                         zip(allocation["team"], allocation["social_workers"]))
@@ -740,9 +698,9 @@ def staffing_tables(point: dict[str, pd.DataFrame], replicates: dict[str, pd.Dat
     }
 
 
-def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
-    """Write each table as ``<out_dir>/staffing/<name>.csv`` (UTF-8, fixed float format) and list them."""
-    folder = Path(out_dir) / "staffing"
+def write_tables(tables: dict[str, pd.DataFrame], folder: str | Path) -> list[Path]:
+    """Write each table as ``<folder>/<name>.csv`` (UTF-8, fixed float format) and list them."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in tables.items():

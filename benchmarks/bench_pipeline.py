@@ -9,8 +9,9 @@ scale and a hash of the generator and instrument. Only the Kobo CSV export is wr
 (``write_survey(formats=("kobo_csv",))``): openpyxl needs several minutes per 15,000 households for the
 .xlsx copy, which would not fit the 15-minute budget of ``make bench``.
 
-Stages, each in a fresh process that reads what the stage before it wrote (docs/contracts.md) and
-writes its own outputs, as notebooks 01–04 do:
+Stages, each in a fresh process running the stage function of ``analysis.pipeline`` (as notebooks 01–04
+and ``run --no-notebooks`` do, figures left out), which reads what the stage before it wrote
+(docs/contracts.md) and writes its own outputs:
 ``clean`` (ingest the Kobo CSV export + checks + clean tables), ``weights`` (design weights,
 nonresponse, raking, 200 bootstrap replicates with raking redone), ``demand`` (``run_demand``) and
 ``sizing`` (the staffing chain at the point estimate and over the 200 replicate drivers, tornado,
@@ -41,9 +42,9 @@ SIZES = (1_500, 15_000, 150_000)
 STAGES = ("clean", "weights", "demand", "sizing")
 SEED = 2012
 REPLICATES = 200
-REPLICATE_SEED = 20120411  # as notebooks/02_weight.ipynb
-BREAK_EVEN_KEYS = 12  # as notebooks/04_team_sizing.ipynb (n_break_even)
-POPULATION_HOUSEHOLDS = 91_607  # households at scale 1 (survey/raw/PROVENANCE.json)
+REPLICATE_SEED = 20120411  # as analysis.pipeline.REPLICATE_SEED
+BREAK_EVEN_KEYS = 12  # as analysis.pipeline.BREAK_EVEN_KEYS
+POPULATION_HOUSEHOLDS = 92_496  # households at scale 1 (survey/raw/PROVENANCE.json)
 
 
 def default_cache() -> Path:
@@ -101,77 +102,39 @@ def survey_dir(n: int, cache: Path) -> tuple[Path, float | None]:
 
 
 def stage_clean(survey: Path, work: Path) -> dict:
-    from analysis.clean import clean_survey
+    from analysis import pipeline
 
-    result = clean_survey(FORM, survey / "raw" / "kobo" / "leliu_needs.csv", work)
-    return {"counts": {k: int(v) for k, v in result.counts.items()}}
+    done = pipeline.clean(work, pipeline.Inputs(data=survey / "raw" / "kobo" / "leliu_needs.csv", form=FORM),
+                          fig_dir=None)
+    return {"counts": {k: int(v) for k, v in done.result.counts.items()}}
 
 
 def stage_weights(survey: Path, work: Path) -> dict:
-    import pandas as pd
+    from analysis import pipeline
 
-    from analysis import weights
-
-    households = pd.read_parquet(work / "clean" / "households.parquet")
-    persons = pd.read_parquet(work / "clean" / "persons.parquet")
-    sample_design = pd.read_csv(survey / "frame" / "sample_design.csv")
-    frame = pd.read_csv(survey / "frame" / "population_frame.csv")
-    built = weights.build_weights(households, persons, sample_design, frame, trim_max_ratio=None,
-                                  replicates=REPLICATES, seed=REPLICATE_SEED)
-    out = work / "weights"
-    out.mkdir(parents=True, exist_ok=True)
-    built.households.to_parquet(out / "households.parquet", index=False)
-    built.persons.to_parquet(out / "persons.parquet", index=False)
-    built.person_replicates.to_parquet(out / "person_replicates.parquet", index=False)
-    built.household_replicates.to_parquet(out / "household_replicates.parquet", index=False)
-    built.diagnostics.to_csv(out / "diagnostics.csv", index=False)
-    return {"counts": {"persons": len(built.persons), "replicates": built.person_replicates.shape[1] - 1}}
+    done = pipeline.weights(work, pipeline.Inputs(frame=survey / "frame"), fig_dir=None, replicates=REPLICATES,
+                            seed=REPLICATE_SEED)
+    return {"counts": {"persons": len(done.built.persons), "replicates": done.built.person_replicates.shape[1] - 1}}
 
 
 def stage_demand(survey: Path, work: Path) -> dict:
-    import pandas as pd
+    from analysis import pipeline
 
-    from analysis import demand, indicators
-
-    households = pd.read_parquet(work / "weights" / "households.parquet")
-    persons = pd.read_parquet(work / "weights" / "persons.parquet")
-    replicates = pd.read_parquet(work / "weights" / "person_replicates.parquet")
-    frame = pd.read_csv(survey / "frame" / "population_frame.csv")
-    run = demand.run_demand(households, persons, frame, indicators.load_needs(), replicates)
-    out = work / "demand"
-    out.mkdir(parents=True, exist_ok=True)
-    run.results.to_csv(out / "results.csv", index=False)
-    run.drivers.to_csv(out / "drivers.csv", index=False)
-    run.drivers_replicates.to_parquet(out / "drivers_replicates.parquet", index=False)
-    run.precision.to_csv(out / "precision.csv", index=False)
-    run.ranked.to_csv(out / "services_ranked.csv", index=False)
-    run.cunju_sample.to_csv(out / "cunju_sample.csv", index=False)
-    return {"counts": {"estimates": len(run.results)}}
+    done = pipeline.demand(work, FORM, fig_dir=None)
+    return {"counts": {"estimates": len(done.run.results)}}
 
 
 def stage_sizing(survey: Path, work: Path) -> dict:
-    import pandas as pd
+    from analysis import pipeline
 
-    from analysis import staffing
-
-    assumptions = staffing.load_assumptions()
-    drivers = pd.read_csv(work / "demand" / "drivers.csv")
-    drivers_replicates = pd.read_parquet(work / "demand" / "drivers_replicates.parquet")
-    point = staffing.run_chain(drivers, assumptions)
-    replicates = staffing.run_chain(drivers_replicates, assumptions)
-    summary = staffing.replicate_summary(replicates["allocation"], assumptions)
-    sensitivity = staffing.tornado(point["demand"], assumptions)
-    breaks = staffing.break_evens(point["demand"], assumptions,
-                                  keys=sensitivity["assumption"].head(BREAK_EVEN_KEYS).tolist())
-    staffing.leader_sentence(point["allocation"], summary, assumptions, "zh")
-    tables = staffing.staffing_tables(point, replicates, sensitivity, breaks, assumptions)
-    staffing.write_tables(tables, work)
-    return {"counts": {"replicates": int(summary["replicates"])}}
+    done = pipeline.staffing(work, fig_dir=None, break_even_keys=BREAK_EVEN_KEYS)
+    return {"counts": {"replicates": int(done.summary["replicates"])}}
 
 
 STAGE_FUNCTIONS = {"clean": stage_clean, "weights": stage_weights, "demand": stage_demand, "sizing": stage_sizing}
-STAGE_MODULES = {"clean": ["analysis.clean"], "weights": ["analysis.weights"],
-                 "demand": ["analysis.demand", "analysis.indicators"], "sizing": ["analysis.staffing"]}
+STAGE_MODULES = {"clean": ["analysis.clean", "analysis.pipeline"], "weights": ["analysis.weights", "analysis.pipeline"],
+                 "demand": ["analysis.demand", "analysis.indicators", "analysis.pipeline"],
+                 "sizing": ["analysis.staffing", "analysis.pipeline"]}
 
 
 def run_stage(stage: str, survey: Path, work: Path) -> dict:

@@ -20,7 +20,6 @@ from analysis.clean import (
     check_soft_duplicates,
     clean_raw,
     clean_survey,
-    fault_detection,
     load_settings,
     review_cleaning,
 )
@@ -28,12 +27,13 @@ from analysis.clean.answers import match_choice, normalise_name
 from analysis.clean.settings import LogicCheck
 from analysis.errors import ConfigError
 from analysis.ingest import read_export
+from analysis.validation import fault_detection
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "survey" / "raw" / "kobo" / "leliu_needs.csv"
 FAULTS = ROOT / "survey" / "simulation" / "faults.csv"
 OUTPUTS = ["households.parquet", "households.csv", "persons.parquet", "persons.csv", "cleaning_log.csv",
-           "deletion_log.csv", "data_dictionary.csv", "provenance.json"]
+           "deletion_log.csv", "data_dictionary.csv", "provenance.json", "check_summary.csv", "other_texts.csv"]
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import demand, indicators, simulate, weights
+from analysis import demand, indicators, simulate, validation, weights
 from analysis.survey import Design
 
 POPULATION_SEED = 2012
@@ -55,7 +55,7 @@ def test_95_percent_intervals_cover_the_planted_truth():
     population = simulate.build_population(POPULATION_SEED)
     frame = simulate.population_frame(population)
     definitions = indicators.load_needs()
-    truth = demand.truth_table(simulate.truth(population, definitions), definitions)
+    truth = validation.truth_table(simulate.truth(population, definitions), definitions)
     truth = truth[(truth["group"] == "all") & (truth["analysis_type"] == "prop") & (truth["value"] == "1")]
     truth = truth[["team", "variable", "truth"]]
 

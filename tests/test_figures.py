@@ -3,6 +3,7 @@ suppressed cells never show a value, the simulated mark and footnote are on ever
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 import string
@@ -20,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 
 from analysis import figures
+from analysis.config import load_needs
 from analysis.errors import AnalysisError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,9 +182,32 @@ def test_figures_are_byte_identical_on_rerun(tmp_path, form, note):
         assert image.size == (round(13.33 * 300), round(7.5 * 300))
 
 
-def test_team_colours_are_fixed_and_distinct():
-    assert list(figures.TEAM_COLOURS) == list(figures.TEAMS)
-    assert len(set(figures.TEAM_COLOURS.values())) == 4
+def test_team_names_colours_and_order_come_from_needs_yaml():
+    needs = load_needs()
+    labels = figures.load_labels("en")
+    assert labels.teams == list(needs["teams"])
+    assert [labels.colour(t) for t in labels.teams] == [spec["colour"] for spec in needs["teams"].values()]
+    assert len({labels.colour(t) for t in labels.teams}) == len(labels.teams)
+
+
+def test_a_fifth_team_added_in_needs_yaml_is_drawn_with_its_name_and_colour(form, note):
+    needs = copy.deepcopy(load_needs())
+    needs["teams"]["carers"] = {**needs["teams"]["family"], "label": {"zh": "照顾者", "en": "Carers"},
+                                "colour": "#D55E00"}
+    results = fx.results()
+    carers = results[results["team"] == "family"].assign(
+        team="carers", variable=lambda t: t["variable"].str.replace("family", "carers"))
+    half = ["estimate", "se", "ci_low", "ci_high"]
+    results = pd.concat([results, carers.assign(**{c: carers[c] * 0.5 for c in half})], ignore_index=True)
+    for lang, name in (("en", "Carers"), ("zh", "照顾者")):
+        labels = figures.load_labels(lang, form, needs=needs)
+        fig = figures.demand_by_team(results, labels, note)
+        ax = fig.axes[0]
+        assert any(name in tick.get_text() for tick in ax.get_yticklabels())
+        colours = {matplotlib.colors.to_hex(p.get_facecolor()) for p in ax.patches}
+        assert colours == {spec["colour"].lower() for spec in needs["teams"].values()}
+        heat = figures.demand_by_cunju(results, labels, note)
+        assert name in [tick.get_text() for tick in heat.axes[0].get_xticklabels()]
 
 
 def test_staffing_figure_shows_recommendation_and_even_split(form, note):

@@ -88,3 +88,9 @@ def test_arithmetic_matches_numpy(rows):
     a, b, c = frame["a"].to_numpy(), frame["b"].to_numpy(), frame["c"].to_numpy()
     np.testing.assert_allclose(got.to_numpy(), a * 2 - c / b + np.fmod(a, b))
     assert (evaluate_bool("${a} > ${c} and not(${b} = 1)", frame).to_numpy() == ((a > c) & (b != 1))).all()
+
+
+def test_an_invalid_regex_pattern_is_an_expression_error_naming_it():
+    frame = pd.DataFrame({"code": ["E01", "x"]})
+    with pytest.raises(ExpressionError, match="not a valid regular expression"):
+        evaluate_bool("regex(${code}, '^E[0-9')", frame)

@@ -89,3 +89,38 @@ def test_a_broken_form_raises_ingest_error(tmp_path):
         validate_form(tmp_path)
     with pytest.raises(IngestError):
         load_form(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(("columns", "zh", "en"), [
+    ({"label::English (en)": "Age", "label::Arabic (ar)": "العمر"}, "Age", "Age"),
+    ({"label": "Âge"}, "Âge", "Âge"),
+    ({"label::Français (fr)": "Âge", "label::中文": "年龄"}, "年龄", "Âge"),
+])
+def test_labels_are_read_from_any_language_column_or_a_plain_label(tmp_path, columns, zh, en):
+    """Chinese labels fill ``label_zh`` and English ``label_en`` when the form has them, else the plain or
+    first label; every language is kept as ``label::<language>`` (choices likewise)."""
+    survey = pd.DataFrame([{"type": "integer", "name": "age", **columns},
+                           {"type": "select_one yn", "name": "ok", **columns}])
+    choices = pd.DataFrame([{"list_name": "yn", "name": "yes", **columns}])
+    with pd.ExcelWriter(tmp_path / "form.xlsx") as writer:
+        survey.to_excel(writer, sheet_name="survey", index=False)
+        choices.to_excel(writer, sheet_name="choices", index=False)
+    form = load_form(tmp_path / "form.xlsx")
+    assert form.field("age")["label_zh"] == zh and form.field("age")["label_en"] == en
+    assert form.choices.loc[0, "label_zh"] == zh
+    for column, text in columns.items():
+        key = column if "::" in column else "label"
+        assert form.field("age")[key] == text and form.choices.loc[0, key] == text
+
+
+def test_a_field_name_used_twice_is_read_once_with_a_warning(tmp_path):
+    survey = pd.DataFrame([{"type": "integer", "name": "x", "relevant": ""},
+                           {"type": "integer", "name": "x", "relevant": "${x} > 1"},
+                           {"type": "begin_group", "name": "g"}, {"type": "end_group", "name": ""},
+                           {"type": "begin_group", "name": "g"}, {"type": "end_group", "name": ""}])
+    with pd.ExcelWriter(tmp_path / "form.xlsx") as writer:
+        survey.to_excel(writer, sheet_name="survey", index=False)
+        pd.DataFrame(columns=["list_name", "name", "label"]).to_excel(writer, sheet_name="choices", index=False)
+    form = load_form(tmp_path / "form.xlsx")
+    assert form.data_fields()["name"].tolist() == ["x"] and form.field("x")["relevant"] == ""
+    assert form.warnings == ("field name 'x' is used twice in the form; its later row is ignored",)

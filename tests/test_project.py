@@ -102,7 +102,7 @@ def test_missing_export_is_one_line_and_exit_2(tmp_path):
 
 
 def test_output_folder_says_when_its_tables_come_from_simulated_data(tmp_path):
-    from analysis.cli import write_data_source_note
+    from analysis.pipeline import write_data_source_note
 
     (tmp_path / "clean").mkdir()
     provenance = tmp_path / "clean" / "provenance.json"

@@ -1,6 +1,8 @@
 """The simulator: public totals, frame = population margins, a realistic biased sample, planted faults
 that the export really contains, and byte-identical reruns."""
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,9 @@ from analysis.simulate import (
     FAULT_KINDS,
     age_band,
     build_population,
+    calibration,
     draw_sample,
+    load_params,
     population_frame,
     truth,
     write_survey,
@@ -63,6 +67,51 @@ def test_needs_are_correlated_as_the_brief_says(population):
     young = persons[(persons["age"] >= 10) & (persons["age"] <= 24)]
     internet = young["youth_internet"] == "yes"
     assert internet[young["registration"] == "nonlocal"].mean() > internet[young["registration"] == "local"].mean()
+
+
+def test_stated_demand_ranks_elderly_disability_and_youth_above_family_as_the_2012_survey_found(population):
+    table = truth(population)
+    overall = table[(table["group"] == "all") & table["variable"].str.startswith("need_any_")]
+    need_any = overall.set_index("team")["proportion"]
+    assert set(need_any.index) == {"elderly", "disability", "youth", "family"}
+    assert min(need_any[["elderly", "disability", "youth"]]) > need_any["family"] + 0.05, need_any.to_dict()
+
+
+def test_stated_demand_is_the_share_of_households_ticking_any_need_option():
+    small = build_population(3, scale=0.1)
+    table = truth(small)
+    overall = table[table["group"] == "all"].set_index("variable")
+    for team, services in small.services.items():
+        ticked = small.households[[f"need_{team}.{s}" for s in [*services, "other"]]].to_numpy().any(axis=1)
+        row = overall.loc[f"need_any_{team}"]
+        assert (row["count"], row["denominator"]) == (ticked.sum(), len(small.households))
+        assert row["unit"] == "households"
+
+
+def test_respondents_are_of_both_sexes(population):
+    assert set(population.households["resp_sex"]) == {"female", "male"}
+
+
+def test_bundled_survey_matches_its_provenance_and_the_parameters():
+    survey = ROOT / "survey"
+    provenance = json.loads((survey / "raw" / "PROVENANCE.json").read_text(encoding="utf-8"))
+    names = {"cunju": "frame/cunju.csv", "population_frame": "frame/population_frame.csv",
+             "sample_design": "frame/sample_design.csv", "truth": "simulation/truth.csv",
+             "faults": "simulation/faults.csv", "kobo_xlsx": "raw/kobo/leliu_needs_survey.xlsx",
+             "kobo_households": "raw/kobo/leliu_needs.csv", "kobo_roster": "raw/kobo/roster.csv",
+             "wjx": "raw/wjx/leliu_needs_wjx.csv"}
+    for name, path in names.items():
+        assert provenance["files"][name] == hashlib.sha256((survey / path).read_bytes()).hexdigest(), path
+    params = json.dumps(load_params(), sort_keys=True, ensure_ascii=False).encode()
+    assert provenance["parameters_sha256"] == hashlib.sha256(params).hexdigest(), "regenerate survey/"
+
+
+def test_survey_readme_numbers_are_those_of_the_bundled_survey(population):
+    """survey/README.md's generated blocks equal what the code computes from the bundled survey."""
+    sample = draw_sample(population, population.seed + 1)
+    text = (ROOT / "survey" / "README.md").read_text(encoding="utf-8")
+    blocks = calibration.readme_blocks(population, sample, ROOT / "survey")
+    assert calibration.replace_blocks(text, blocks) == text, "run python -m analysis.simulate.calibration"
 
 
 def test_sample_size_design_probabilities_and_nonresponse_bias(population):

@@ -49,13 +49,13 @@ from analysis.clean.log import (
 )
 from analysis.clean.output import contract_schemas, data_dictionary, validate_clean
 from analysis.clean.settings import Settings, load_settings
-from analysis.clean.stage import CleanResult, clean_raw, clean_survey, fault_detection, run_checks
+from analysis.clean.stage import CleanResult, clean_raw, clean_survey, run_checks
 
 __all__ = [
     "CHANGE_TYPES", "DELETION_COLUMNS", "LOG_COLUMNS", "CleanResult", "Settings", "apply_decisions", "apply_log",
     "check_choices", "check_constraints", "check_duplicate_uuid", "check_duration", "check_no_consent",
     "check_other_text", "check_outliers", "check_required", "check_roster", "check_sentinels", "check_skip_logic",
     "check_soft_duplicates", "check_test_submissions", "clean_raw", "clean_survey", "contract_schemas",
-    "data_dictionary", "fault_detection", "load_settings", "other_texts", "read_decisions", "review_cleaning",
+    "data_dictionary", "load_settings", "other_texts", "read_decisions", "review_cleaning",
     "run_checks", "validate_clean", "with_duration",
 ]

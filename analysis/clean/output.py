@@ -147,8 +147,7 @@ def write_outputs(out_dir: Path, result: CleanResult, form: Form, form_path: Pat
         for name, table in (("households", result.households), ("persons", result.persons)):
             table.to_parquet(tmp / f"{name}.parquet", index=False)
             table.to_csv(tmp / f"{name}.csv", index=False, encoding="utf-8", date_format="%Y-%m-%dT%H:%M:%S")
-        result.cleaning_log.drop(columns="decision_row", errors="ignore").to_csv(
-            tmp / "cleaning_log.csv", index=False, encoding="utf-8")
+        result.cleaning_log.to_csv(tmp / "cleaning_log.csv", index=False, encoding="utf-8")
         result.deletion_log.to_csv(tmp / "deletion_log.csv", index=False, encoding="utf-8")
         result.check_summary.to_csv(tmp / "check_summary.csv", index=False, encoding="utf-8")
         result.other_texts.to_csv(tmp / "other_texts.csv", index=False, encoding="utf-8")

@@ -95,6 +95,7 @@ def apply_reviewed_log(form_path: str | Path, data_path: str | Path, log_path: s
     review = review_cleaning(form, raw, households, persons, applied, deletion)
     review = review[review["finding"] != "change_not_applied"]  # a later row may undo an earlier one
     counts = _account(raw, households, persons, deletion)
-    result = CleanResult(households, persons, applied, deletion, review, raw, out_dir / "clean", counts)
+    result = CleanResult(households, persons, applied.drop(columns="decision_row"), deletion, review, raw,
+                         out_dir / "clean", counts)
     write_outputs(out_dir, result, form, form_path, log_path, settings_file(settings), mode="apply_log")
     return result

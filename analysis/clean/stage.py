@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from analysis.clean import answers, checks
@@ -247,9 +246,8 @@ def clean_raw(form: Form, raw: RawExport, decisions: pd.DataFrame | None = None,
     review = review_cleaning(form, raw, households, persons, log, deletion)
     counts = _account(raw, households, persons, deletion)
     summary = check_summary(log, notes, s)
-    result = CleanResult(households, persons, log.reset_index(drop=True), deletion, review, raw, None, counts,
-                         summary, answers.other_texts(form, households, persons))
-    return result
+    return CleanResult(households, persons, log.drop(columns="decision_row").reset_index(drop=True), deletion,
+                       review, raw, None, counts, summary, answers.other_texts(form, households, persons))
 
 
 def _decision_error(review: pd.DataFrame, decisions_path: Path) -> None:
@@ -300,37 +298,3 @@ def clean_survey(form_path: str | Path, data_path: str | Path, out_dir: str | Pa
     result.out_dir = out_dir / "clean"
     write_outputs(out_dir, result, form, form_path, Path(decisions) if decisions else None, settings_file(settings))
     return result
-
-
-def fault_detection(result: CleanResult, faults: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Share of planted faults found, by kind, and share of fault-free submissions flagged.
-
-    A fault counts as found when the cleaning log removes its submission (``#n`` copies count as their
-    uuid), or has a row for its question in that submission, or (roster faults) for that member. Returns
-    (per-kind table, summary with the false-positive rate over fault-free submissions: any log row, and
-    any action).
-    """
-    log = result.cleaning_log.assign(base=result.cleaning_log["uuid"].str.replace(r"#\d+$", "", regex=True))
-    whole = set(log.loc[log["change_type"] == "remove_survey", "base"])
-    cells = set(zip(log["base"], log["question"].fillna("")))
-    people = log[log["person_id"].notna()]
-    members = set(zip(people["base"], people["person_id"].str.extract(r"-(\d+)$")[0].astype(int)))
-    faults = faults.assign(field=faults["field"].fillna("").astype(str))
-    member = pd.to_numeric(faults["member"], errors="coerce") if "member" in faults else pd.Series(np.nan,
-                                                                                                 index=faults.index)
-    found = [(u in whole) or ((u, f) in cells) or (pd.notna(m) and (u, int(m)) in members)
-             for u, f, m in zip(faults["uuid"], faults["field"], member)]
-    faults = faults.assign(found=found, member=member.fillna(0))
-    # one fault = one planted event: a kind in a submission (and member); some change two cells, e.g. an
-    # out-of-range caregiving hours value plus the 'yes' that makes the question relevant
-    events = faults.groupby(["kind", "uuid", "member"], as_index=False)["found"].any()
-    by_kind = events.groupby("kind").agg(faults=("found", "size"), found=("found", "sum")).reset_index()
-    by_kind["rate"] = by_kind["found"] / by_kind["faults"]
-    raw_uuid = result.raw.households["uuid"].str.replace(r"#\d+$", "", regex=True)
-    clean_ids = set(raw_uuid) - set(faults["uuid"])
-    flagged = clean_ids & set(log["base"])
-    acted = clean_ids & set(log.loc[log["change_type"] != "no_action", "base"])
-    summary = {"fault_free_submissions": len(clean_ids), "flagged": len(flagged),
-               "false_positive_rate": len(flagged) / max(len(clean_ids), 1),
-               "changed": len(acted), "false_change_rate": len(acted) / max(len(clean_ids), 1)}
-    return by_kind, summary

@@ -12,7 +12,9 @@ assumption; the teams and their service lines come from ``analysis/needs.yaml``.
 - :mod:`~analysis.simulate.truth` — :func:`truth`, finite-population values of every indicator;
 - :mod:`~analysis.simulate.faults` — submissions with fake personal data, planted faults, manifest;
 - :mod:`~analysis.simulate.exports` — the Kobo and 问卷星 writers (shared with the test fixtures);
-- :mod:`~analysis.simulate.write` — :func:`write_survey`, one survey folder; same seed, same bytes.
+- :mod:`~analysis.simulate.write` — :func:`write_survey`, one survey folder; same seed, same bytes;
+- :mod:`~analysis.simulate.calibration` — realised figures beside their targets, written into
+  ``survey/README.md`` (``python -m analysis.simulate.calibration``).
 """
 
 from analysis.simulate.exports import kobo_tables, wjx_table, write_kobo_csv, write_kobo_xlsx, write_wjx_csv

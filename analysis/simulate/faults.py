@@ -15,9 +15,25 @@ from analysis.simulate.params import K6
 from analysis.simulate.population import Population
 from analysis.simulate.sample import Sample
 
-FAULT_KINDS = ["exact_duplicate", "soft_duplicate", "speeder", "sentinel", "out_of_range", "impossible_value",
-               "skip_logic", "roster_inconsistency", "other_matches_option", "cunju_variant", "pii_in_text",
-               "test_submission", "no_consent"]
+FAULTS = {  # kind: what was done (survey/README.md's fault table is generated from this)
+    "exact_duplicate": "a submission sent twice: identical row and roster, same `_uuid`, new `_id`/`_index`",
+    "soft_duplicate": "a copy with a new `_uuid`, one K6 item changed, later submission time (`original_value` = "
+                      "source uuid)",
+    "speeder": "`end` moved to 4–15 minutes after `start` (cleaningtools flags < 25 min)",
+    "sentinel": "99 / 999 typed into `hh_size`, `resp_age`, a roster `age`, or \"99\" into a K6 item",
+    "out_of_range": "respondent aged 12–17, member aged 115–139, or caregiving 170–399 h/week (with "
+                    "`care_dependent` set to yes)",
+    "impossible_value": "a child older than the head (head + 20), or a head aged 3",
+    "skip_logic": "`caregiver_hours` when `care_dependent = no`, or `adl_bathing` for a member under 60",
+    "roster_inconsistency": "`hh_size` raised by 1–2 above the number of roster rows",
+    "other_matches_option": "\"other\" ticked with text equal to an existing option's label",
+    "cunju_variant": "村居 written as a variant: traditional characters (黃連社區), leading/inner/full-width spaces, "
+                     "upper-case code",
+    "pii_in_text": "a phone number and the respondent's name typed into `comments`",
+    "test_submission": "three test submissions before fieldwork (enumerator `E00`, name 测试)",
+    "no_consent": "a refused interview: `consent = no`, everything else blank",
+}
+FAULT_KINDS = list(FAULTS)
 SURNAMES = list("陈李黄梁何罗张林周吴郭冯麦苏潘杨刘胡邓谢")
 GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰志红文")
 ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])  # GB 11643-1999 check digit

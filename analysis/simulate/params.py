@@ -17,6 +17,8 @@ from analysis.errors import ConfigError
 
 PARAMS_FILE = Path(__file__).resolve().parent.parent / "simulation.yaml"
 SERVICE_QUESTIONS = ("need", "receiving", "would_use")
+TEAM_KEYS = ("eligible", "drivers", "need_flagged", "need_base", "receiving_given_need", "would_use_given_need",
+             "would_use_without_need", "other_texts")
 WG = ["wg_seeing", "wg_hearing", "wg_walking", "wg_cognition", "wg_selfcare", "wg_communication"]
 ADL = ["adl_bathing", "adl_dressing", "adl_toileting", "adl_transferring", "adl_continence", "adl_feeding"]
 IADL_LEVELS = {"iadl_telephone": 4, "iadl_shopping": 4, "iadl_food": 4, "iadl_housekeeping": 5,
@@ -33,7 +35,7 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict:
     path = Path(path)
     params = read_yaml(path, "simulation parameters")
     for key in ("population", "households", "disability", "elderly", "youth", "family", "services", "sample",
-                "interview", "faults", "service_drivers"):
+                "interview", "faults", "teams"):
         if key not in (params or {}):
             raise ConfigError(f"missing section '{key}'", file=str(path), hint="see analysis/simulation.yaml")
     return params
@@ -49,20 +51,21 @@ def age_band(age: pd.Series | np.ndarray) -> pd.Categorical:
 def team_services(params: dict, definitions: dict | None = None) -> dict[str, list[str]]:
     """Teams and their service lines (``"other"`` excluded) in ``analysis/needs.yaml`` order.
 
-    Every team needs a ``service_drivers.<team>`` entry in the simulation parameters naming the household
-    flag behind each of its service lines; a missing one is a :class:`ConfigError`.
+    Every team needs a ``teams.<team>`` entry in the simulation parameters: the household flags behind
+    its eligibility and each of its service lines, and its rates; a missing one is a :class:`ConfigError`.
     """
     from analysis.indicators import load_needs
 
     definitions = load_needs() if definitions is None else definitions
-    drivers = params.get("service_drivers") or {}
+    simulated = params.get("teams") or {}
     services = {}
     for team, spec in definitions["teams"].items():
         lines = [s for s in spec["services"] if s != "other"]
-        missing = [s for s in ["eligible", *lines] if s not in (drivers.get(team) or {})]
+        given = simulated.get(team) or {}
+        missing = [k for k in TEAM_KEYS if k not in given] + [s for s in lines if s not in (given.get("drivers") or {})]
         if missing:
-            raise ConfigError(f"team '{team}' of needs.yaml has no simulation driver for {missing}",
-                              file=str(PARAMS_FILE), column=f"service_drivers.{team}",
-                              hint="say which household flag drives each service line of the team")
+            raise ConfigError(f"team '{team}' of needs.yaml lacks simulation parameters {missing}",
+                              file=str(PARAMS_FILE), column=f"teams.{team}",
+                              hint="give its eligibility and service-line flags and its rates (see the other teams)")
         services[team] = lines
     return services

@@ -242,13 +242,13 @@ def build_population(seed: int, params: dict | None = None, scale: float = 1.0,
                                                      .to_numpy().astype(str), 2))
     persons["cunju"] = households["cunju"].to_numpy()[hh]
     persons["sex"] = np.where(persons["sex"] == 1, "female", "male")
-    needs = person_answers(rng, persons, p)
+    needs = person_answers(seed, persons, p)
     persons = persons.assign(**needs)
     persons = persons.drop(columns=["local"])
     first = np.r_[True, hh[1:] != hh[:-1]]
     households["head_age"] = persons["age"].to_numpy()[first]
     households["has_elderly"] = by_household(persons["age"].to_numpy() >= 60, hh, n)
-    hh_needs = household_answers(rng, households, persons, p, services)
+    hh_needs = household_answers(seed, households, persons, p, services)
     households = households.assign(**hh_needs)
     households = households.drop(columns=["hh", "_c", "_g"])
     persons = persons.drop(columns=["hh"])

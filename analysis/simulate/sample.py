@@ -9,12 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.errors import ConfigError
 from analysis.simulate.params import (
     ADL,
     IADL_LEVELS,
     K6,
-    PARAMS_FILE,
     SERVICE_QUESTIONS,
     WG,
     YOUTH,
@@ -37,12 +35,6 @@ class Sample:
 
 
 HOUSING_OTHER = ["借住亲戚家", "工地临时住所", "自建铁皮房", "寺庙宿舍"]
-OTHER_TEXT = {
-    "elderly": ["陪同看病", "理发上门", "法律咨询"],
-    "disability": ["无障碍改造", "特殊教育", "交通接送"],
-    "youth": ["暑期托管", "心理测评", "入学咨询"],
-    "family": ["婚前辅导", "家政培训", "法律援助"],
-}
 COMMENTS = ["希望多办长者活动", "希望中心晚上也开放", "服务很好，继续努力", "希望增加暑期托管", "希望有更多亲子活动",
             "不太了解中心", "希望多宣传", "希望简化申请手续"]
 
@@ -99,13 +91,17 @@ def _joined(dummies: pd.DataFrame, names: list[str]) -> np.ndarray:
     return np.char.strip(np.sum(np.array(parts, dtype=object), axis=0).astype(str)) if parts else np.array([])
 
 
-def clean_tables(households: pd.DataFrame, persons: pd.DataFrame, rng, comment_share: float,
+def clean_tables(households: pd.DataFrame, persons: pd.DataFrame, rng, params: dict | None = None,
                  services: dict[str, list[str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Population rows -> fault-free clean tables (docs/contracts.md): bare field names, choice names as
     codes, select_multiple as the space-separated column plus ``<name>.<option>`` 0/1 columns, no PII.
     Free-text answers (``housing_other``, ``need_<team>_other``, ``comments``) are drawn with ``rng``.
-    ``services``: team -> service lines (default: the teams of ``analysis/needs.yaml``)."""
-    services = team_services(load_params()) if services is None else services
+    ``params``: the simulation parameters (default ``analysis/simulation.yaml``); ``services``: team ->
+    service lines (default: the teams of ``analysis/needs.yaml``)."""
+    params = load_params() if params is None else params
+    services = team_services(params) if services is None else services
+    other_texts = {team: params["teams"][team]["other_texts"] for team in services}
+    comment_share = params["services"]["comment_share"]
     teams = list(services)
     n = len(households)
     h = {"household_id": households["household_id"].to_numpy(), "consent": np.full(n, "yes")}
@@ -130,9 +126,7 @@ def clean_tables(households: pd.DataFrame, persons: pd.DataFrame, rng, comment_s
             for c in cols:
                 h[c] = households[c].to_numpy()
             if question == "need":
-                if team not in OTHER_TEXT:
-                    raise ConfigError(f"no 'other' answer texts for team '{team}'", file=str(PARAMS_FILE))
-                texts = np.asarray(OTHER_TEXT[team])[rng.integers(0, len(OTHER_TEXT[team]), n)]
+                texts = np.asarray(other_texts[team])[rng.integers(0, len(other_texts[team]), n)]
                 h[f"need_{team}_other"] = np.where(households[f"need_{team}.other"].to_numpy() == 1, texts, None)
     cols = [f"priorities.{t}" for t in teams]
     h["priorities"] = _joined(households[cols], teams)
@@ -186,8 +180,7 @@ def draw_sample(population: Population, seed: int) -> Sample:
     respondents = issued.loc[issued["responded"], "household_id"]
     households = hh[hh["household_id"].isin(respondents)]
     persons = population.persons[population.persons["household_id"].isin(respondents)]
-    hh_table, person_table = clean_tables(households, persons, rng, population.params["services"]["comment_share"],
-                                            population.services)
+    hh_table, person_table = clean_tables(households, persons, rng, population.params, population.services)
     issued = issued[["household_id", "cunju", "psu", "responded"]].astype({"cunju": str}).reset_index(drop=True)
     return Sample(households=hh_table, persons=person_table, design=design, issued=issued)
 

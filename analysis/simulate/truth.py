@@ -37,7 +37,8 @@ def truth(population: Population, definitions: dict | None = None) -> pd.DataFra
     uses exactly the definitions the demand stage estimates with (``analysis/needs.yaml``); each team's
     indicators are restricted to the team's universe (e.g. 60+ for the elderly team), as ``in_need_<team>``
     is. Household service rows (``need:<service>``, ``receiving:<service>``, ``would_use:<service>``) count
-    households ticking each service line (the staffing drivers).
+    households ticking each service line (the staffing drivers); ``need_any_<team>`` (stated demand) counts
+    households ticking at least one option of the team's ``need_<team>`` question, "other" included.
     """
     from analysis.indicators import add_need_flags, load_needs
 
@@ -61,6 +62,8 @@ def truth(population: Population, definitions: dict | None = None) -> pd.DataFra
         part = _summaries(scoped, columns, person_groups if persons_unit else hh_groups)
         parts.append(part.assign(team=team, unit=spec["unit"]))
         service_cols = {f"{q}:{s}": households[f"{q}_{team}.{s}"] for q in SERVICE_QUESTIONS for s in spec["services"]}
+        stated = households[[f"need_{team}.{s}" for s in [*spec["services"], "other"]]].to_numpy()
+        service_cols[f"need_any_{team}"] = pd.Series((stated == 1).any(axis=1).astype(float), index=households.index)
         services = pd.DataFrame(service_cols, index=households.index)
         parts.append(_summaries(services, list(service_cols), hh_groups).assign(team=team, unit="households"))
     out = pd.concat(parts, ignore_index=True)
