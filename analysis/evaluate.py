@@ -408,6 +408,22 @@ def suppress(estimates: pd.DataFrame, threshold: int) -> pd.DataFrame:
     return table
 
 
+def against_truth(estimates: pd.DataFrame, truth_change: pd.DataFrame) -> pd.DataFrame:
+    """Leliu-wide changes beside the simulator's planted change (``truth_change``: the simulator's
+    ``simulation/truth_change.csv`` or ``WavePair.truth``): indicator, estimate, se, se_independent, df,
+    ci_low, ci_high, planted, covered (the 95% interval holds the planted change) and covered_independent
+    (the interval of waves taken as independent, same t, holds it)."""
+    rows = estimates[(estimates["group"] == "all") & (estimates[WAVE] == CHANGE)]
+    planted = truth_change[(truth_change["group"] == "all") & truth_change["variable"].isin(rows["indicator"])]
+    planted = planted.drop_duplicates("variable").set_index("variable")["proportion_change"]
+    out = rows[["team", "indicator", "estimate", "se", "se_independent", "df", "ci_low", "ci_high"]].assign(
+        planted=rows["indicator"].map(planted).to_numpy())
+    out["covered"] = (out["ci_low"] <= out["planted"]) & (out["planted"] <= out["ci_high"])
+    q = critical(LEVEL, out["df"])
+    out["covered_independent"] = (out["estimate"] - out["planted"]).abs() <= q * out["se_independent"]
+    return out.reset_index(drop=True)
+
+
 # ----- survey folders and outputs -----------------------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -438,37 +454,34 @@ def fieldwork_year(households: pd.DataFrame) -> int | None:
 
 
 def read_wave(folder: str | Path, out: str | Path, year: int | None = None, form: str | Path | None = None) -> Wave:
-    """Clean one survey folder's export into ``out/clean`` and weight it to the folder's own frame.
+    """One survey folder through the main job's clean and weights stages (``out/clean``, ``out/weights``;
+    no replicate weights), weighted to the folder's own frame.
 
     The form is ``form``, else the folder's ``instrument/*.xlsx``, else the bundled one; the year is
-    ``year``, else the interviews' year.
+    ``year``, else the year of most interviews.
     """
-    from analysis.clean import clean_survey
-    from analysis.figures import data_note
+    from analysis import pipeline
 
     folder, out = Path(folder), Path(out)
     if not folder.is_dir():
         raise AnalysisError("survey folder not found", file=str(folder), hint="pass two survey folders to --waves")
-    paths = {name: folder / "frame" / f"{name}.csv" for name in ("population_frame", "sample_design")}
-    for path in paths.values():
-        if not path.is_file():
-            raise AnalysisError("the survey folder has no frame file", file=str(path),
+    for name in ("population_frame", "sample_design"):
+        if not (folder / "frame" / f"{name}.csv").is_file():
+            raise AnalysisError("the survey folder has no frame file", file=str(folder / "frame" / f"{name}.csv"),
                                 hint="each wave needs its own frame/population_frame.csv and frame/sample_design.csv")
     form = Path(form) if form else next(iter(sorted((folder / "instrument").glob("*.xlsx"))), DEFAULT_FORM)
-    clean_survey(form, find_export(folder), out)
-    households = pd.read_parquet(out / "clean" / "households.parquet")
-    persons = pd.read_parquet(out / "clean" / "persons.parquet")
-    provenance = json.loads((out / "clean" / "provenance.json").read_text(encoding="utf-8"))
+    inputs = pipeline.Inputs(data=find_export(folder), form=form, frame=folder / "frame")
+    pipeline.clean(out, inputs, fig_dir=None)
+    built = pipeline.weights(out, inputs, fig_dir=None, replicates=0).built
     raw = folder / "raw" / "PROVENANCE.json"
     psus = json.loads(raw.read_text(encoding="utf-8")).get("psus") if raw.is_file() else None
-    year = year or fieldwork_year(households)
+    year = year or fieldwork_year(built.households)
     if year is None:
         raise AnalysisError("cannot tell the year of this wave (no interview dates)", file=str(folder),
                             hint="give the years with --years 2012 2013")
-    note = data_note(households, persons, provenance)
-    return weigh_wave(year, households, persons, pd.read_csv(paths["sample_design"]),
-                      pd.read_csv(paths["population_frame"]), simulated=note.simulated, psus=psus,
-                      fieldwork=note.date)
+    note = pipeline.data_note(out)
+    return Wave(year, built.households, built.persons, pd.read_csv(inputs.frame / "population_frame.csv"),
+                pd.read_csv(inputs.sample_design), simulated=note.simulated, psus=psus, fieldwork=note.date)
 
 
 def figure_note(evaluation: Evaluation, labels):
@@ -481,14 +494,14 @@ def figure_note(evaluation: Evaluation, labels):
     return Note(households=counts["first_households"] + counts["second_households"],
                 persons=counts["first_persons"] + counts["second_persons"],
                 date=f"{first.fieldwork} · {second.fieldwork}", simulated=evaluation.simulated,
-                weighted_to=labels("evaluation.weighted_to")), labels("evaluation.n_waves", first=first.year,
-                                                                       second=second.year, **counts)
+                weighted_to=labels("figures.annual_change.weighted_to")), \
+        labels("figures.annual_change.n_waves", first=first.year, second=second.year, **counts)
 
 
 def write_evaluation(evaluation: Evaluation, out: str | Path, definitions: dict | None = None) -> dict[str, Path]:
     """Write ``evaluation.csv`` (the tidy, suppressed table), ``summary.json`` (the paragraph in zh and en)
     and, for simulated waves, ``DATA_SOURCE.txt``; returns the paths by name."""
-    from analysis.cli import SIMULATED_NOTE
+    from analysis.pipeline import SIMULATED_NOTE
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -554,7 +567,7 @@ def summary(evaluation: Evaluation, lang: str = "zh", definitions: dict | None =
 
     labels = load_labels(lang)
     definitions = indicators.load_needs() if definitions is None else definitions
-    text = lambda key, **values: labels(f"evaluation.summary.{key}", **values)  # noqa: E731
+    text = lambda key, **values: labels(f"evaluation.{key}", **values)
     first, second = evaluation.years
     rows = evaluation.headline()
     clauses = []
@@ -579,13 +592,13 @@ def summary(evaluation: Evaluation, lang: str = "zh", definitions: dict | None =
         said = [text(kind, **{"names" if kind in ("unclear", "not_shown") else "items": _listing(items, lang)})
                 for kind, items in parts.items() if items]
         if said:
-            clauses.append(text("measure", measure=labels(f"evaluation.measures.{measure}"),
+            clauses.append(text("measure", measure=labels(f"evaluation.{measure}"),
                                 parts=("，" if lang == "zh" else ", and ").join(said)))
     sentences = [text("opening", first=first, second=second, simulated=text("simulated") if evaluation.simulated
                       else "") + text("join").join(clauses) + text("stop")]
     if evaluation.left_out:
         gone = evaluation.table[evaluation.table["indicator"].isin(list(evaluation.left_out))]
-        names = [f"{labels(f'evaluation.measures.{m}')} · {_name(t, labels, definitions)}"
+        names = [f"{labels('evaluation.' + m)} · {_name(t, labels, definitions)}"
                  for m, t in zip(gone["measure"], gone["team"])]
         sentences.append(text("left_out", names=_listing(list(dict.fromkeys(names)), lang)))
     sentences += [text(evaluation.psus, second=second), text("rule")]

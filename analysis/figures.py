@@ -711,10 +711,12 @@ def annual_change(table: pd.DataFrame, labels: Labels, note: Note, english: Labe
         return text if english is None else f"{text}{sep}{english(key, **values)}"
 
     def team_name(team: str) -> str:
-        return both("evaluation.centre" if team not in TEAM_COLOURS else f"teams.{team}", "\n")
+        if team not in labels.teams:
+            return both("evaluation.centre", "\n")
+        return labels.team(team) if english is None else f"{labels.team(team)}\n{english.team(team)}"
 
-    fig = new_figure(both("evaluation.title", first=years[0], second=years[-1]), note, labels,
-                     "\n".join(p for p in (extra_note, both("evaluation.key", "\n")) if p), size)
+    fig = new_figure(both("figures.annual_change.title", first=years[0], second=years[-1]), note, labels,
+                     "\n".join(p for p in (extra_note, both("figures.annual_change.key", "\n")) if p), size)
     fig.get_layout_engine().set(rect=(0.01, 0.23, 0.98, 0.67), wspace=0.08, hspace=0.06)
     measures = [m for m in ("reach", "unmet", "need_any", "aware") if m in set(rows["measure"])]
     axes = fig.subplots(2, 2, squeeze=False).ravel()
@@ -726,7 +728,7 @@ def annual_change(table: pd.DataFrame, labels: Labels, note: Note, english: Labe
                 for c in ("estimate", "ci_low", "ci_high")}
         y = np.arange(most)[::-1][:len(teams)].astype(float)
         top = np.nanmax(wide["ci_high"][years].to_numpy(float)) if wide["ci_high"][years].notna().any().any() else 1.0
-        colours = np.asarray([TEAM_COLOURS.get(t, NEUTRAL) for t in teams])
+        colours = np.asarray([labels.colour(t) if t in labels.teams else NEUTRAL for t in teams])
         for year, shift, alpha in zip(years, (0.2, -0.2), (0.35, 1.0)):
             value, low, high = (wide[c][year].to_numpy(float) for c in ("estimate", "ci_low", "ci_high"))
             shown = ~np.isnan(value)
@@ -737,8 +739,8 @@ def annual_change(table: pd.DataFrame, labels: Labels, note: Note, english: Labe
                 ax.text((h if ok else 0) + top * 0.015, yi, f"{v:.0f}%" if ok else labels("suppressed_cell"),
                         va="center", fontsize=10, color="#262626" if ok else NEUTRAL)
         change = part[part["wave"] == "change"].set_index("team").reindex(teams)
-        ax.text(1.03, 1.0, both("evaluation.change_header", "\n"), transform=ax.transAxes, va="bottom", ha="left",
-                fontsize=11, color=NEUTRAL)
+        ax.text(1.03, 1.0, both("figures.annual_change.change_header", "\n"), transform=ax.transAxes,
+                va="bottom", ha="left", fontsize=11, color=NEUTRAL)
         for yi, (_, c) in zip(y, change.iterrows()):
             significant = c["ci_low"] > 0 or c["ci_high"] < 0
             if pd.isna(c["estimate"]):
@@ -746,7 +748,7 @@ def annual_change(table: pd.DataFrame, labels: Labels, note: Note, english: Labe
             elif significant:
                 text = f"{'▲' if c['estimate'] > 0 else '▼'} {100 * c['estimate']:+.1f}"
             else:
-                text = f"{100 * c['estimate']:+.1f}  {both('evaluation.unclear', chr(10))}"
+                text = f"{100 * c['estimate']:+.1f}  " + both("figures.annual_change.unclear", "\n")
             ax.text(1.03, yi, text, transform=ax.get_yaxis_transform(), va="center", ha="left",
                     fontsize=15 if significant else 11, color="#1a1a1a" if significant else NEUTRAL,
                     fontweight="bold" if significant else "normal", linespacing=1.1)
@@ -758,7 +760,7 @@ def annual_change(table: pd.DataFrame, labels: Labels, note: Note, english: Labe
         ax.tick_params(axis="x", labelsize=11)
         ax.xaxis.grid(True, color="#E6E6E6", linewidth=1)
         ax.set_axisbelow(True)
-        ax.set_title(both(f"evaluation.measures.{measure}"), loc="left", fontsize=16)
+        ax.set_title(both(f"evaluation.{measure}"), loc="left", fontsize=16)
     for ax in axes[len(measures):]:
         ax.set_visible(False)
     fewest = min(range(len(measures)), key=lambda k: rows.loc[rows["measure"] == measures[k], "team"].nunique())
