@@ -181,8 +181,13 @@ def _progress(line: str) -> None:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from analysis.simulate import write_survey
+    from analysis.simulate.waves import write_wave_survey
 
-    paths = write_survey(seed=args.seed, out_dir=Path(args.out), n_households=args.households)
+    if args.wave is None or args.wave == 2012:
+        paths = write_survey(seed=args.seed, out_dir=Path(args.out), n_households=args.households)
+    else:
+        paths = write_wave_survey(args.seed, args.wave, Path(args.out), fresh_psus=args.fresh_psus,
+                                  n_households=args.households)
     for name, path in sorted(paths.items()):
         print(f"{name}: {path}")
     return 0
@@ -253,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, required=True)
     simulate.add_argument("--out", required=True, help="output folder")
     simulate.add_argument("--households", type=int, default=None, help="responding households (default: config)")
+    simulate.add_argument("--wave", type=int, default=None,
+                          help="a later wave, e.g. 2013: the same population a year on (default: the 2012 wave)")
+    simulate.add_argument("--fresh-psus", action="store_true",
+                          help="with --wave: draw new residential groups instead of revisiting the 2012 ones")
     simulate.set_defaults(func=_cmd_simulate)
 
     clean = commands.add_parser("clean", help="run the cleaning stage alone: clean tables and both logs")
