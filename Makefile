@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: report test lab bench notebooks clean
+.PHONY: report evaluate test lab bench notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ $(STAMP): pyproject.toml
 DECISIONS := survey/decisions/cleaning_decisions.csv
 report: $(STAMP)
 	$(PY) -m analysis run $(if $(wildcard $(DECISIONS)),--decisions $(DECISIONS))
+
+## evaluate: compare the bundled 2012 survey with the simulated 2013 wave beside it (build/evaluation/,
+## figures/annual_change.*); notebook 06 shows the same step and is refreshed by `make notebooks`
+evaluate: $(STAMP)
+	$(PY) -m analysis evaluate --waves survey survey/waves/2013 --out build/evaluation
 
 ## test: unit, property and reference tests, then every notebook under nbval
 test: $(STAMP)

@@ -74,10 +74,14 @@ def local_kernel_manager():
     return LocalKernelManager
 
 
+# Not part of the main job on one export: 06 compares two survey waves (`make evaluate`; refreshed in place).
+SEPARATE_NOTEBOOKS = ("06_annual_evaluation",)
+
+
 def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_place: bool = False,
                   only: tuple[str, ...] = ()) -> int:
     """Execute every notebook in ``notebook_dir`` (or those named ``only``, without ``.ipynb``) in name order
-    with papermill.
+    with papermill; ``SEPARATE_NOTEBOOKS`` only when in place or named.
 
     Executed copies go to ``out/notebooks`` and the committed notebooks are not touched, unless
     ``in_place`` (used by ``make notebooks`` to refresh the committed outputs with the notebooks' own
@@ -87,7 +91,8 @@ def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    notebooks = [n for n in sorted(notebook_dir.glob("[0-9]*.ipynb")) if not only or n.stem in only]
+    notebooks = [n for n in sorted(notebook_dir.glob("[0-9]*.ipynb"))
+                 if (n.stem in only if only else in_place or n.stem not in SEPARATE_NOTEBOOKS)]
     executed_dir = notebook_dir if in_place else out / "notebooks"
     executed_dir.mkdir(parents=True, exist_ok=True)
     if not notebooks:
