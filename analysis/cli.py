@@ -1,4 +1,4 @@
-"""Command line: ``python -m analysis {run,simulate,clean,instrument} ...``.
+"""Command line: ``python -m analysis {run,simulate,clean,analyse,readme,instrument} ...``.
 
 Owns: parsing arguments, running the stages (:mod:`analysis.pipeline`) headless or through their
 notebooks with papermill, and turning errors into one line. User-caused problems
@@ -220,6 +220,29 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analyse(args: argparse.Namespace) -> int:
+    from analysis.analyse import analyse_files
+
+    split = lambda text: [part.strip() for part in text.split(",")] if text else None
+    results = analyse_files(args.data, args.loa, args.out, form=args.form, weights=args.weights,
+                            strata=args.strata, ids=split(args.ids), fpc=split(args.fpc))
+    print(f"{len(results)} results from {args.loa} written to {args.out}")
+    return 0
+
+
+def _cmd_readme(args: argparse.Namespace) -> int:
+    from analysis import readme
+
+    changed = readme.update(Path(args.out), Path(args.readme), check=args.check)
+    for name, (old, new) in sorted(changed.items()):
+        print(f"{name}: {old} -> {new}")
+    if args.check:
+        print(f"{len(changed)} README values differ from {args.out}" if changed else "README values match the outputs")
+        return 1 if changed else 0
+    print(f"{len(changed)} README values updated")
+    return 0
+
+
 def _cmd_instrument(args: argparse.Namespace) -> int:
     from analysis.instrument import build_xlsx, validate_form
 
@@ -293,6 +316,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--figures", default=str(ROOT / "figures"), help="folder for the figure annual_change")
     evaluate.add_argument("--lang", choices=["zh", "en"], default="zh", help="language of the printed summary")
     evaluate.set_defaults(func=_cmd_evaluate)
+
+    analyse = commands.add_parser("analyse", help="run a list of analyses (analysistools' loa) on a clean table")
+    analyse.add_argument("--data", required=True, help="clean table (CSV, Parquet or .xlsx)")
+    analyse.add_argument("--loa", required=True, help="list of analyses (CSV or .xlsx, analysistools' columns)")
+    analyse.add_argument("--out", required=True, help="results CSV to write")
+    analyse.add_argument("--form", default=None, help="XLSForm (.xlsx or folder of sheet CSVs) for select_multiple options")
+    analyse.add_argument("--weights", default=None, help="weight column (default: equal weights)")
+    analyse.add_argument("--strata", default=None, help="stratum column")
+    analyse.add_argument("--ids", default=None, help="cluster column(s), outermost first, comma-separated")
+    analyse.add_argument("--fpc", default=None, help="fpc column(s), one per stage, comma-separated")
+    analyse.set_defaults(func=_cmd_analyse)
+
+    readme = commands.add_parser("readme", help="fill README.md's marked numbers from the outputs of a bundled run")
+    readme.add_argument("--out", default=str(ROOT / "build"), help="output folder of a run of the bundled survey")
+    readme.add_argument("--readme", default=str(ROOT / "README.md"))
+    readme.add_argument("--check", action="store_true", help="only report values that differ (exit 1 if any)")
+    readme.set_defaults(func=_cmd_readme)
 
     instrument = commands.add_parser("instrument", help="build the XLSForm .xlsx from its CSV source and validate it")
     instrument.add_argument("action", choices=["build"])
