@@ -13,7 +13,7 @@ NBVAL  := --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-time
 TOOLS  := build/lock-tools
 TOOLS_PINS := uv==0.13.9 pip==26.3 packaging==26.4
 
-.PHONY: report test test-fast lint lock check-lock results lab bench notebooks clean
+.PHONY: report evaluate test test-fast lint lock check-lock results lab bench notebooks clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) scripts/lock.py fresh
@@ -29,6 +29,11 @@ $(STAMP): pyproject.toml $(LOCK)
 DECISIONS := survey/decisions/cleaning_decisions.csv
 report: $(STAMP)
 	$(PY) -m analysis run $(if $(wildcard $(DECISIONS)),--decisions $(DECISIONS))
+
+## evaluate: compare the bundled 2012 survey with the simulated 2013 wave beside it (build/evaluation/,
+## figures/annual_change.*); notebook 06 shows the same step and is refreshed by `make notebooks`
+evaluate: $(STAMP)
+	$(PY) -m analysis evaluate --waves survey survey/waves/2013 --out build/evaluation
 
 ## test: unit, property and reference tests (slow ones included), then every notebook under nbval
 test: $(STAMP)

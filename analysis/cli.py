@@ -74,10 +74,14 @@ def local_kernel_manager():
     return LocalKernelManager
 
 
+# Not part of the main job on one export: 06 compares two survey waves (`make evaluate`; refreshed in place).
+SEPARATE_NOTEBOOKS = ("06_annual_evaluation",)
+
+
 def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_place: bool = False,
                   only: tuple[str, ...] = ()) -> int:
     """Execute every notebook in ``notebook_dir`` (or those named ``only``, without ``.ipynb``) in name order
-    with papermill.
+    with papermill; ``SEPARATE_NOTEBOOKS`` only when in place or named.
 
     Executed copies go to ``out/notebooks`` and the committed notebooks are not touched, unless
     ``in_place`` (used by ``make notebooks`` to refresh the committed outputs with the notebooks' own
@@ -87,7 +91,8 @@ def run_notebooks(notebook_dir: Path, out: Path, parameters: dict[str, str], in_
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    notebooks = [n for n in sorted(notebook_dir.glob("[0-9]*.ipynb")) if not only or n.stem in only]
+    notebooks = [n for n in sorted(notebook_dir.glob("[0-9]*.ipynb"))
+                 if (n.stem in only if only else in_place or n.stem not in SEPARATE_NOTEBOOKS)]
     executed_dir = notebook_dir if in_place else out / "notebooks"
     executed_dir.mkdir(parents=True, exist_ok=True)
     if not notebooks:
@@ -204,6 +209,17 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from analysis.evaluate import run_evaluation, summary
+
+    evaluation = run_evaluation(args.waves, args.out, fig_dir=args.figures, years=args.years, psus=args.psus,
+                                form=args.form)
+    print(summary(evaluation, args.lang))
+    print(f"written: {Path(args.out) / 'evaluation.csv'}, {Path(args.out) / 'summary.json'}, "
+          f"{Path(args.figures) / 'annual_change.png'}")
+    return 0
+
+
 def _cmd_analyse(args: argparse.Namespace) -> int:
     from analysis.analyse import analyse_files
 
@@ -285,6 +301,21 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--settings", default=None, help="cleaning settings YAML (default survey/cleaning.yaml)")
     clean.add_argument("--out", required=True)
     clean.set_defaults(func=_cmd_clean)
+
+    evaluate = commands.add_parser("evaluate", help="compare two survey waves: reach, unmet need, stated demand, "
+                                                    "awareness of the centre, and their change")
+    evaluate.add_argument("--waves", nargs=2, required=True, metavar=("FIRST", "SECOND"),
+                          help="two survey folders, each as survey/: raw/ (the export) and frame/ (its own year's "
+                               "population_frame.csv and sample_design.csv)")
+    evaluate.add_argument("--out", required=True, help="folder for evaluation.csv, summary.json and each wave's files")
+    evaluate.add_argument("--years", nargs=2, type=int, default=None, help="the waves' years (default: interview dates)")
+    evaluate.add_argument("--psus", choices=["revisited", "fresh"], default=None,
+                          help="did the second wave revisit the first's residential groups (default: from the "
+                               "sample designs: revisited when one wave's groups all lie among the other's)")
+    evaluate.add_argument("--form", default=None, help="XLSForm of both waves (default: each folder's instrument/)")
+    evaluate.add_argument("--figures", default=str(ROOT / "figures"), help="folder for the figure annual_change")
+    evaluate.add_argument("--lang", choices=["zh", "en"], default="zh", help="language of the printed summary")
+    evaluate.set_defaults(func=_cmd_evaluate)
 
     analyse = commands.add_parser("analyse", help="run a list of analyses (analysistools' loa) on a clean table")
     analyse.add_argument("--data", required=True, help="clean table (CSV, Parquet or .xlsx)")

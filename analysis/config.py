@@ -383,6 +383,7 @@ class LabelTexts(Section):
     figures: dict[str, dict[str, Text]]
     deletion_reason: dict[str, Text]
     brief: dict[str, Text]
+    evaluation: dict[str, Text]
 
 
 def load_label_texts(path: str | Path = LABELS_PATH) -> dict:
