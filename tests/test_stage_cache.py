@@ -76,3 +76,19 @@ def test_no_record_after_forget(tmp_path):
     wanted = _record("clean", out, inputs)
     stage_cache.forget(out, "clean")
     assert not stage_cache.is_current(out, "clean", wanted)
+
+
+def test_progress_line_shows_time_left_and_rate():
+    import io
+    import time
+
+    from analysis.progress import StageProgress
+
+    stream = io.StringIO()
+    shown = StageProgress("[2/5] weights", rows=1000, expected=10.0, every=0.01, stream=stream)
+    shown.live = True  # as in a terminal
+    with shown:
+        time.sleep(0.05)
+    assert "about" in stream.getvalue() and "s left" in stream.getvalue()
+    assert shown.line(4.0) == "[2/5] weights   4.0 s, about 6 s left"
+    assert shown.done_text().startswith("[2/5] weights done in ") and "households/s" in shown.done_text()
