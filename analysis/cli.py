@@ -1,4 +1,4 @@
-"""Command line: ``python -m analysis {run,simulate,clean,instrument} ...``.
+"""Command line: ``python -m analysis {run,simulate,clean,analyse,readme,instrument} ...``.
 
 Owns: parsing arguments, running the stages (:mod:`analysis.pipeline`) in this process (the default,
 skipping stages whose inputs did not change) or, with ``--notebooks``, through their notebooks with
@@ -183,8 +183,13 @@ def _progress(line: str) -> None:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from analysis.simulate import write_survey
+    from analysis.simulate.waves import write_wave_survey
 
-    paths = write_survey(seed=args.seed, out_dir=Path(args.out), n_households=args.households)
+    if args.wave is None or args.wave == 2012:
+        paths = write_survey(seed=args.seed, out_dir=Path(args.out), n_households=args.households)
+    else:
+        paths = write_wave_survey(args.seed, args.wave, Path(args.out), fresh_psus=args.fresh_psus,
+                                  n_households=args.households)
     for name, path in sorted(paths.items()):
         print(f"{name}: {path}")
     return 0
@@ -198,6 +203,29 @@ def _cmd_clean(args: argparse.Namespace) -> int:
                           settings=Path(args.settings) if args.settings else None,
                           apply_log=Path(args.apply_log) if args.apply_log else None)
     print(result)
+    return 0
+
+
+def _cmd_analyse(args: argparse.Namespace) -> int:
+    from analysis.analyse import analyse_files
+
+    split = lambda text: [part.strip() for part in text.split(",")] if text else None
+    results = analyse_files(args.data, args.loa, args.out, form=args.form, weights=args.weights,
+                            strata=args.strata, ids=split(args.ids), fpc=split(args.fpc))
+    print(f"{len(results)} results from {args.loa} written to {args.out}")
+    return 0
+
+
+def _cmd_readme(args: argparse.Namespace) -> int:
+    from analysis import readme
+
+    changed = readme.update(Path(args.out), Path(args.readme), check=args.check)
+    for name, (old, new) in sorted(changed.items()):
+        print(f"{name}: {old} -> {new}")
+    if args.check:
+        print(f"{len(changed)} README values differ from {args.out}" if changed else "README values match the outputs")
+        return 1 if changed else 0
+    print(f"{len(changed)} README values updated")
     return 0
 
 
@@ -248,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, required=True)
     simulate.add_argument("--out", required=True, help="output folder")
     simulate.add_argument("--households", type=int, default=None, help="responding households (default: config)")
+    simulate.add_argument("--wave", type=int, default=None,
+                          help="a later wave, e.g. 2013: the same population a year on (default: the 2012 wave)")
+    simulate.add_argument("--fresh-psus", action="store_true",
+                          help="with --wave: draw new residential groups instead of revisiting the 2012 ones")
     simulate.set_defaults(func=_cmd_simulate)
 
     clean = commands.add_parser("clean", help="run the cleaning stage alone: clean tables and both logs")
@@ -259,6 +291,23 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--settings", default=None, help="cleaning settings YAML (default survey/cleaning.yaml)")
     clean.add_argument("--out", required=True)
     clean.set_defaults(func=_cmd_clean)
+
+    analyse = commands.add_parser("analyse", help="run a list of analyses (analysistools' loa) on a clean table")
+    analyse.add_argument("--data", required=True, help="clean table (CSV, Parquet or .xlsx)")
+    analyse.add_argument("--loa", required=True, help="list of analyses (CSV or .xlsx, analysistools' columns)")
+    analyse.add_argument("--out", required=True, help="results CSV to write")
+    analyse.add_argument("--form", default=None, help="XLSForm (.xlsx or folder of sheet CSVs) for select_multiple options")
+    analyse.add_argument("--weights", default=None, help="weight column (default: equal weights)")
+    analyse.add_argument("--strata", default=None, help="stratum column")
+    analyse.add_argument("--ids", default=None, help="cluster column(s), outermost first, comma-separated")
+    analyse.add_argument("--fpc", default=None, help="fpc column(s), one per stage, comma-separated")
+    analyse.set_defaults(func=_cmd_analyse)
+
+    readme = commands.add_parser("readme", help="fill README.md's marked numbers from the outputs of a bundled run")
+    readme.add_argument("--out", default=str(ROOT / "build"), help="output folder of a run of the bundled survey")
+    readme.add_argument("--readme", default=str(ROOT / "README.md"))
+    readme.add_argument("--check", action="store_true", help="only report values that differ (exit 1 if any)")
+    readme.set_defaults(func=_cmd_readme)
 
     instrument = commands.add_parser("instrument", help="build the XLSForm .xlsx from its CSV source and validate it")
     instrument.add_argument("action", choices=["build"])

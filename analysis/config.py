@@ -90,7 +90,7 @@ def _problem(error: dict) -> str:
     if error["type"] == "missing":
         return "is missing"
     if error["type"] == "extra_forbidden":
-        return "is not a known key (a typo?)"
+        return "is an unknown key (a typo?)"
     message = error["msg"].removeprefix("Value error, ")
     return message if error["type"] == "value_error" else f"is invalid: {message}"
 

@@ -1,7 +1,7 @@
 """Demand per team: prevalence, numbers in need, unmet need, willingness, by 村居 and group, with CIs.
 
-All estimates come from one calibrated design: the person table raked to the frame's margins
-(:func:`analysis.weights.rake_persons`), so every standard error accounts for the raking.
+All estimates come from one calibrated design: the weights stage's person weights with their raking to
+the frame's margins (:func:`stored_design`), so every standard error accounts for the raking.
 Household quantities are estimated on the same design by the weight-share identity: a household
 total Σ_h w_h y_h, with w_h the mean of its members' weights, equals the person total Σ_i w_i y_h / m_h
 (m_h = members on the roster). A household proportion is the ratio of two such totals.
@@ -10,11 +10,23 @@ What is estimated (``analysis/needs.yaml`` says which flags, ages and services):
 
 - each team's indicators and ``in_need_<team>`` among its target population (persons or households);
 - ``unmet_<team>``: share of those in need whose household receives none of the team's services;
+- ``need_any_<team>``: share of households needing at least one of the team's services (any option of
+  the ``need_<team>`` question, "other" included): the stated demand;
 - per service line (household questions): ``need``, ``receiving``, ``would_use`` among all
   households, and ``unmet_need`` = needs and does not receive, among households needing it.
 
-Rows follow the tidy results table of docs/contracts.md. ``drivers`` and ``drivers_replicates`` give
-the counts the staffing model needs, the latter as replicate-weight totals W.T @ y.
+The estimates come from :mod:`analysis.analyse` running a list of analyses generated from the need
+definitions (:func:`needs_loa`; the bundled definitions' list is ``analysis/needs_loa.csv``). Each
+estimated quantity is one column of the estimation table named ``<team>:<variable>`` (e.g.
+``elderly:adl_dependent``: the flag among the team's target group, blank outside it). A person
+variable's share is a ``mean`` and its number a ``total``; a household variable's column holds
+y_h / m_h, its share is a ``ratio`` over ``hh_share`` (1 / m_h) among the households answering and
+its number a ``total``. Shares get the logit interval, numbers the Wald interval, both with t on the
+domain's degrees of freedom (a 村居 with two sampled residential groups has 1).
+
+Rows follow the tidy results table of docs/contracts.md, plus ``df``. ``drivers`` and
+``drivers_replicates`` give the counts the staffing model needs, the latter as replicate-weight totals
+W.T @ y.
 """
 
 from __future__ import annotations
@@ -26,9 +38,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis import config, disclosure, indicators, weights
+from analysis import analyse, config, disclosure, indicators, weights
 from analysis.errors import AnalysisError
-from analysis.survey import logit_interval
+
+NEEDS_LOA_FILE = Path(__file__).with_name("needs_loa.csv")
 
 RESULT_COLUMNS = ["analysis_type", "team", "variable", "value", "universe", "unit", "group", "group_value",
                   "estimate", "se", "ci_low", "ci_high", "n", "n_weighted", "suppressed"]
@@ -74,26 +87,31 @@ def universe_text(spec: dict) -> str:
     return f"persons aged {low if low is not None else 0}-{high}"
 
 
-def variable_specs(table: pd.DataFrame, definitions: dict) -> pd.DataFrame:
-    """One row per estimated quantity: team, variable, value, universe, unit, the column estimated and
-    ``key`` = "<team>:<column>" (a flag such as ``wg_disability`` serves two teams with two universes).
+def variable_specs(table: pd.DataFrame | None, definitions: dict) -> pd.DataFrame:
+    """One row per estimated quantity: team, variable, value, universe, unit, the source ``column`` and
+    ``key`` = "<team>:<column>", the name of its estimation column (a flag such as ``wg_disability``
+    serves two teams with two universes).
 
-    ``column`` holds the 0/1 (NaN = out of universe) person-level or household-level variable; household
-    variables are later turned into shares y_h / m_h.
+    Service lines whose columns ``table`` lacks are left out; ``table=None`` lists every line
+    ``needs.yaml`` names (the instrument's columns).
     """
+    def present(*columns: str) -> bool:
+        return table is None or all(c in table.columns for c in columns)
+
     rows = []
     for team, spec in definitions["teams"].items():
         universe = universe_text(spec)
         for flag in spec["indicators"] + [f"in_need_{team}"]:
             rows.append((team, flag, "1", universe, spec["unit"], flag))
         rows.append((team, f"unmet_{team}", "1", f"{universe} in need", spec["unit"], f"unmet_{team}"))
+        if table is None or any(c.startswith(f"need_{team}.") for c in table.columns):
+            rows.append((team, f"need_any_{team}", "1", "households", "households", f"need_any_{team}"))
         for service in spec["services"]:
             for measure in SERVICE_MEASURES:
-                column = f"{measure}_{team}.{service}"
-                if column in table.columns:
-                    rows.append((team, f"{measure}_{team}", service, "households", "households", column))
-            need, receiving = f"need_{team}.{service}", f"receiving_{team}.{service}"
-            if need in table.columns and receiving in table.columns:
+                if present(f"{measure}_{team}.{service}"):
+                    rows.append((team, f"{measure}_{team}", service, "households", "households",
+                                 f"{measure}_{team}.{service}"))
+            if present(f"need_{team}.{service}", f"receiving_{team}.{service}"):
                 rows.append((team, f"unmet_need_{team}", service, f"households needing {service}",
                              "households", f"unmet_need_{team}.{service}"))
     specs = pd.DataFrame(rows, columns=["team", "variable", "value", "universe", "unit", "column"])
@@ -101,11 +119,10 @@ def variable_specs(table: pd.DataFrame, definitions: dict) -> pd.DataFrame:
 
 
 def add_derived_columns(table: pd.DataFrame, specs: pd.DataFrame, definitions: dict) -> pd.DataFrame:
-    """Add unmet-need columns and the per-spec columns the estimators use, named by spec ``key``.
+    """Add unmet-need and stated-demand columns and one estimation column per spec, named by its ``key``.
 
-    Each variable is set to NaN outside its team's universe (``needs.yaml``). For a household variable:
-    ``num:<key>`` = y_h / m_h (0 where out of universe) and ``den:<key>`` = [in universe] / m_h; for a
-    person variable ``num:<key>`` = y (NaN out of universe).
+    Person variables are blank outside the team's universe (``needs.yaml``); household variables hold
+    y_h / m_h (``hh_share`` = 1 / m_h), blank where the household did not answer.
     """
     new = {}
     for column in specs.loc[specs["variable"].str.startswith("unmet_need_"), "column"]:
@@ -117,17 +134,17 @@ def add_derived_columns(table: pd.DataFrame, specs: pd.DataFrame, definitions: d
         unmet = f"unmet_{team}"
         if unmet in table.columns:
             new[unmet] = table[unmet].where(table[f"in_need_{team}"] == 1)
+        options = [c for c in table.columns if c.startswith(f"need_{team}.")]
+        if options:  # any option ticked, "other" included; blank when the question was not answered
+            ticked = table[options].apply(pd.to_numeric, errors="coerce")
+            new[f"need_any_{team}"] = (ticked == 1).any(axis=1).astype(float).where(ticked.notna().any(axis=1))
     table = table.assign(**new)
     inside = {team: indicators.in_universe(table, spec.get("universe") or {})
               for team, spec in definitions["teams"].items()}
     columns = {}
     for row in specs.itertuples():
         y = pd.to_numeric(table[row.column], errors="coerce").astype(float)
-        if row.unit == "households":
-            columns[f"num:{row.key}"] = (y * table["hh_share"]).fillna(0.0)
-            columns[f"den:{row.key}"] = table["hh_share"].where(y.notna(), 0.0)
-        else:
-            columns[f"num:{row.key}"] = y.where(inside[row.team])
+        columns[row.key] = y * table["hh_share"] if row.unit == "households" else y.where(inside[row.team])
     return pd.concat([table, pd.DataFrame(columns, index=table.index)], axis=1)
 
 
@@ -137,6 +154,42 @@ def _by_groups(unit: str, allowed: list[str]) -> dict[str, str]:
     return {g: c for g, c in groups.items() if g in allowed}
 
 
+def loa_for(specs: pd.DataFrame, breakdowns: dict[str, list[str]] | None = None, level: float = 0.95
+            ) -> pd.DataFrame:
+    """The list of analyses (:mod:`analysis.analyse`) estimating every spec, overall and by each group.
+
+    ``breakdowns`` (``needs.yaml``) lists the groups for indicators (team flags, in need, unmet, stated
+    demand) and for service lines; default: every group for both. Per spec and group: the share (a
+    ``mean`` for persons, a ``ratio`` over ``hh_share`` for households) with the logit interval, and the
+    number (``total``) with the Wald interval, both with the domain's degrees of freedom.
+    """
+    breakdowns = breakdowns or {}
+    rows = []
+    for spec in specs.itertuples():
+        allowed = breakdowns.get("indicators" if spec.value == "1" else "services", list(PERSON_GROUPS))
+        for group_column in ["", *_by_groups(spec.unit, allowed).values()]:
+            if spec.unit == "persons":
+                rows.append(("mean", spec.key, group_column, "", "", "", "", "logit"))
+            else:
+                rows.append(("ratio", "", group_column, spec.key, "hh_share", "FALSE", "TRUE", "logit"))
+            rows.append(("total", spec.key, group_column, "", "", "", "", "wald"))
+    loa = pd.DataFrame(rows, columns=["analysis_type", "analysis_var", "group_var", "analysis_var_numerator",
+                                      "analysis_var_denominator", "numerator_NA_to_0", "filter_denominator_0", "ci"])
+    loa.insert(3, "level", f"{level:g}")
+    return loa.assign(df="domain")
+
+
+def needs_loa(definitions: dict) -> pd.DataFrame:
+    """The list of analyses of the need definitions, as committed in ``analysis/needs_loa.csv``."""
+    return loa_for(variable_specs(None, definitions), definitions.get("breakdowns"))
+
+
+def write_needs_loa(path: str | Path = NEEDS_LOA_FILE, needs: str | Path = indicators.NEEDS_FILE) -> Path:
+    """Write the list of analyses of ``needs`` (default: ``analysis/needs.yaml``) to ``path``."""
+    needs_loa(indicators.load_needs(needs)).to_csv(path, index=False, lineterminator="\n")
+    return Path(path)
+
+
 def _counts(table: pd.DataFrame, specs: pd.DataFrame, group_column: str | None) -> pd.DataFrame:
     """Unweighted respondents (persons or households) and weighted universe size per key and group.
 
@@ -144,12 +197,12 @@ def _counts(table: pd.DataFrame, specs: pd.DataFrame, group_column: str | None) 
     """
     key = pd.Series("all", index=table.index) if group_column is None else table[group_column].astype(str)
     keys = specs["key"].tolist()
+    inside = table[keys].notna()
     if specs["unit"].iloc[0] == "households":
-        dens = table[[f"den:{k}" for k in keys]].set_axis(keys, axis=1)
-        n = (dens > 0).mul(table["hh_share"], axis=0).groupby(key).sum().round()
-        n_weighted = dens.mul(table["weight"], axis=0).groupby(key).sum()
+        share = inside.mul(table["hh_share"], axis=0)
+        n = share.groupby(key).sum().round()
+        n_weighted = share.mul(table["weight"], axis=0).groupby(key).sum()
     else:
-        inside = table[[f"num:{k}" for k in keys]].set_axis(keys, axis=1).notna()
         n = inside.groupby(key).sum()
         n_weighted = inside.mul(table["weight"], axis=0).groupby(key).sum()
     both = pd.DataFrame({"n": n.stack(), "n_weighted": n_weighted.stack()})
@@ -157,57 +210,36 @@ def _counts(table: pd.DataFrame, specs: pd.DataFrame, group_column: str | None) 
     return both.reset_index().astype({"n": int})
 
 
-def _design_rows(result: pd.DataFrame, group_column: str | None, kind: str) -> pd.DataFrame:
-    """Design output -> key, group_value, analysis_type, estimate, se, ci_low, ci_high, df, deff."""
-    key = result["variable"].str.split("/").str[0].str.removeprefix("num:")
-    group_value = "all" if group_column is None else result[group_column].astype(str)
-    keep = result[["estimate", "se", "ci_low", "ci_high", "df", "deff"]]
-    return keep.assign(key=key.to_numpy(), group_value=group_value, analysis_type=kind)
-
-
 def estimate(design, table: pd.DataFrame, specs: pd.DataFrame, level: float = 0.95,
              breakdowns: dict[str, list[str]] | None = None) -> pd.DataFrame:
-    """Proportion and total of every spec, overall and by each group, on the calibrated ``design``.
+    """Share and number of every spec, overall and by each group, on ``design`` (built on ``table``).
 
-    ``breakdowns`` (``needs.yaml``) lists the groups for indicators (team flags) and for service
-    lines; default: every group for both. Proportions get the logit interval (:func:`logit_interval`),
-    totals the Wald interval.
-
-    Person variables: ``mean`` / ``total`` with missing values out of domain. Household variables:
-    ``ratio`` of the household-share columns (one call per distinct denominator, i.e. universe) and
-    ``total`` of the numerator. Returns the tidy results (contract columns plus ``df`` and ``deff``),
-    before suppression.
+    Runs :func:`loa_for` through :func:`analysis.analyse.run`. Returns the tidy results (contract
+    columns plus ``df``), before suppression; groups without respondents have no row.
     """
-    breakdowns = breakdowns or {}
-    service = specs["value"] != "1"
-    pieces = []
-    for (unit, is_service), unit_specs in specs.groupby([specs["unit"], service], sort=False):
-        nums = [f"num:{k}" for k in unit_specs["key"]]
-        shared: dict[bytes, list[str]] = {}  # household variables with the same universe share a denominator
-        for k in unit_specs["key"] if unit == "households" else []:
-            shared.setdefault(table[f"den:{k}"].to_numpy().tobytes(), []).append(k)
-        allowed = breakdowns.get("services" if is_service else "indicators", list(PERSON_GROUPS))
-        for group, group_column in {"all": None, **_by_groups(unit, allowed)}.items():
-            by = {} if group_column is None else {"by": group_column}
-            parts = [_design_rows(design.total(nums, na_rm=True, level=level, **by), group_column, "total")]
-            if unit == "persons":
-                parts.append(_design_rows(design.mean(nums, na_rm=True, level=level, **by), group_column, "prop"))
-            for keys in shared.values():
-                ratio = design.ratio([f"num:{k}" for k in keys], f"den:{keys[0]}", level=level, **by)
-                parts.append(_design_rows(ratio, group_column, "prop"))
-            counts = _counts(table, unit_specs, group_column)
-            rows = pd.concat(parts, ignore_index=True).merge(counts, on=["key", "group_value"], how="left")
-            pieces.append(rows.assign(group=group))
-    results = pd.concat(pieces, ignore_index=True).merge(specs, on="key", how="left", validate="many_to_one")
-    results = results.assign(_type=results["analysis_type"].map({"prop": 0, "total": 1}),
-                             _spec=results["key"].map(pd.Series(range(len(specs)), index=specs["key"])),
-                             _group=results["group"].map({g: i for i, g in enumerate(["all", *PERSON_GROUPS])}))
+    out = analyse.run(design, loa_for(specs, breakdowns, level), source="list of analyses of needs.yaml")
+    key = out["analysis_var"].str.split(" %/% ").str[0]
+    group_column = out["group_var"].fillna("all")
+    names = {column: group for groups in (PERSON_GROUPS, HOUSEHOLD_GROUPS) for group, column in groups.items()}
+    results = pd.DataFrame({
+        "key": key, "group": group_column.map(names).fillna("all"), "group_value": out["group_var_value"].fillna("all"),
+        "analysis_type": np.where(out["analysis_type"] == "total", "total", "prop"),
+        "estimate": out["stat"], "se": out["se"], "ci_low": out["stat_low"], "ci_high": out["stat_upp"], "df": out["df"],
+    })
+    counts = []
+    for (unit, group), rows in results.groupby([results["key"].map(specs.set_index("key")["unit"]), "group"]):
+        unit_specs = specs[specs["key"].isin(rows["key"].unique())]
+        column = None if group == "all" else (PERSON_GROUPS if unit == "persons" else HOUSEHOLD_GROUPS)[group]
+        counts.append(_counts(table, unit_specs, column).assign(group=group))
+    results = results.merge(pd.concat(counts, ignore_index=True), on=["key", "group", "group_value"], how="left")
+    results = results.merge(specs, on="key", how="left", validate="many_to_one")
     results = results[results["n"] > 0]  # e.g. the elderly team in the 0-14 band: no universe, no estimate
-    prop = results["analysis_type"] == "prop"
-    low, high = logit_interval(results.loc[prop, "estimate"], results.loc[prop, "se"], results.loc[prop, "df"], level)
-    results.loc[prop, "ci_low"], results.loc[prop, "ci_high"] = low, high
-    results = results.sort_values(["_spec", "_type", "_group", "group_value"], kind="stable", ignore_index=True)
-    return results.reindex(columns=RESULT_COLUMNS[:-1] + ["df", "deff"])
+    order = {"_type": results["analysis_type"].map({"prop": 0, "total": 1}),
+             "_spec": results["key"].map(pd.Series(range(len(specs)), index=specs["key"])),
+             "_group": results["group"].map({g: i for i, g in enumerate(["all", *PERSON_GROUPS])})}
+    results = results.assign(**order).sort_values(["_spec", "_type", "_group", "group_value"], kind="stable",
+                                                   ignore_index=True)
+    return results.reindex(columns=RESULT_COLUMNS[:-1] + ["df"])
 
 
 def leadership_threshold(path: str | Path = config.ASSUMPTIONS_PATH) -> int:
@@ -228,14 +260,18 @@ def cunju_sample(table: pd.DataFrame, min_households: int) -> pd.DataFrame:
     return per.assign(note=note).reset_index()
 
 
+def _measure(rows: pd.DataFrame) -> list[str]:
+    """The measure of a service row: its variable without the ``_<team>`` suffix (need, unmet_need, ...)."""
+    return [variable.removesuffix(f"_{team}") for variable, team in zip(rows["variable"], rows["team"])]
+
+
 def rank_services(results: pd.DataFrame) -> pd.DataFrame:
     """Service lines ranked within each team by the estimated number of households that would use them.
 
     Columns: team, service, need, receiving, would_use, unmet_need (household totals), rank.
     """
     rows = results[(results["analysis_type"] == "total") & (results["group"] == "all") & (results["value"] != "1")]
-    measure = [variable.removesuffix(f"_{team}") for variable, team in zip(rows["variable"], rows["team"])]
-    wide = rows.assign(measure=measure).pivot_table(index=["team", "value"], columns="measure",
+    wide = rows.assign(measure=_measure(rows)).pivot_table(index=["team", "value"], columns="measure",
                                                     values="estimate", aggfunc="first", sort=False)
     wide = wide.reindex(columns=["need", "receiving", "would_use", "unmet_need"]).reset_index()
     wide = wide.rename(columns={"value": "service"})
@@ -247,12 +283,12 @@ def driver_columns(specs: pd.DataFrame, definitions: dict) -> pd.DataFrame:
     """Which estimation column gives each staffing driver: team, driver, column (docs/contracts.md)."""
     rows = []
     for team in definitions["teams"]:
-        rows.append((team, "in_need", f"num:{team}:in_need_{team}"))
+        rows.append((team, "in_need", f"{team}:in_need_{team}"))
         team_specs = specs[(specs["team"] == team) & (specs["value"] != "1")]
         for row in team_specs.itertuples():
             measure = row.variable[: -len(team) - 1]
             if measure in SERVICE_MEASURES:
-                rows.append((team, f"{measure}:{row.value}", f"num:{row.key}"))
+                rows.append((team, f"{measure}:{row.value}", row.key))
     return pd.DataFrame(rows, columns=["team", "driver", "column"])
 
 
@@ -319,18 +355,13 @@ def point_estimates(table: pd.DataFrame, definitions: dict, weight_columns: dict
         w = np.ones(len(table)) if column is None else table[column].to_numpy(dtype=float)
         values = []
         for row in heads.itertuples():
-            key = f"{row.team}:{row.variable}"
-            if row.unit == "households":
-                num = table[f"num:{key}"].to_numpy(dtype=float)
-                den = table[f"den:{key}"].to_numpy(dtype=float)
-                if column is None:  # one vote per household
-                    values.append(num.sum() / den.sum())
-                else:
-                    values.append((w * num).sum() / (w * den).sum())
+            y = table[f"{row.team}:{row.variable}"].to_numpy(dtype=float)
+            ok = ~np.isnan(y)
+            share = table["hh_share"].to_numpy(dtype=float) if row.unit == "households" else np.ones(len(table))
+            if column is None and row.unit == "households":  # one vote per household
+                values.append(y[ok].sum() / share[ok].sum())
             else:
-                y = table[f"num:{key}"].to_numpy(dtype=float)
-                ok = ~np.isnan(y)
-                values.append((w[ok] * y[ok]).sum() / w[ok].sum())
+                values.append((w[ok] * y[ok]).sum() / (w[ok] * share[ok]).sum())
         out[label] = values
     return out
 
@@ -338,7 +369,7 @@ def point_estimates(table: pd.DataFrame, definitions: dict, weight_columns: dict
 @dataclass(frozen=True)
 class DemandRun:
     """Stage 03 outputs: tidy results (suppressed), drivers and their replicates, precision, rankings;
-    ``estimates`` keeps every estimate unsuppressed with its ``df`` and ``deff`` (not for publication)."""
+    ``estimates`` keeps every estimate unsuppressed (not for publication)."""
 
     results: pd.DataFrame
     estimates: pd.DataFrame
@@ -389,7 +420,7 @@ def run_demand(households: pd.DataFrame, persons: pd.DataFrame, margins: dict[st
                             column="person_id", hint="rerun stage 02 on the same clean data")
     columns = driver_columns(specs, definitions)
     return DemandRun(
-        results=results[RESULT_COLUMNS],
+        results=results[RESULT_COLUMNS + ["df"]],
         estimates=raw,
         drivers=drivers(table, columns),
         drivers_replicates=drivers(table, columns, reps.to_numpy()),
@@ -423,8 +454,7 @@ def indicator_table(results: pd.DataFrame) -> pd.DataFrame:
 def service_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per team and service line: need, receiving, would use (shares of households) and unmet need."""
     rows = results[(results["group"] == "all") & (results["analysis_type"] == "prop") & (results["value"] != "1")]
-    measure = [variable.removesuffix(f"_{team}") for variable, team in zip(rows["variable"], rows["team"])]
-    wide = rows.assign(measure=measure).pivot_table(index=["team", "value"], columns="measure",
+    wide = rows.assign(measure=_measure(rows)).pivot_table(index=["team", "value"], columns="measure",
                                                     values="estimate", aggfunc="first", sort=False)
     return wide.reindex(columns=["need", "receiving", "would_use", "unmet_need"]).reset_index()
 

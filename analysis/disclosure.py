@@ -1,5 +1,8 @@
 """Statistical disclosure control for the tables and microdata the project publishes (docs/sources.md §6).
 
+Owns: primary and secondary suppression of tables, the k-anonymity check, and reading the thresholds
+from the validated assumptions (:func:`thresholds`, the one place they are read).
+
 - :func:`suppress`: primary suppression of cells with fewer than ``threshold`` respondents (10 for
   leadership or public tables, 5 for internal ones: ONS CeLSIUS, Washington State DOH, OECD glossary),
   then secondary suppression so that no suppressed cell can be recovered exactly from the published

@@ -1,5 +1,7 @@
 """Errors a user can cause, with the file, row and column that caused them.
 
+Owns: the exception types every module raises for bad input, and how they print as one line.
+
 The CLI catches :class:`AnalysisError` and prints ``str(error)`` as one line, exiting non-zero;
 anything else is a bug and keeps its traceback.
 """

@@ -1,5 +1,9 @@
 """Figures for planners and leaders: one house style, a CJK font, bilingual labels, footnotes.
 
+Owns: how every figure looks (font, sizes, the team colours of needs.yaml, footnote, simulated mark), the
+figure functions themselves, the labels object (labels.yaml + needs.yaml + the instrument's choices) and
+deterministic PNG/SVG files. Which stage draws which figure is :mod:`analysis.pipeline`'s business.
+
 Every figure is drawn from the stage outputs named in docs/contracts.md (the tidy demand results table,
 the staffing tables, the cleaning logs), never from typed-in numbers. Labels come from
 ``analysis/labels.yaml`` and from the instrument's question and choice labels; Simplified Chinese by
@@ -16,6 +20,7 @@ import contextlib
 import functools
 import io
 import json
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -378,19 +383,37 @@ def unmet_need(results: pd.DataFrame, labels: Labels, note: Note, variable: str 
     return fig
 
 
+def _denominator(universe: str | None, labels: Labels) -> str:
+    """The denominator of a team's share in words ("% of residents aged 60+"), from the results' ``universe``
+    ("persons aged 60+", "persons aged 6-24", "persons", "households": analysis.demand.universe_text)."""
+    text = str(universe or "")
+    if m := re.fullmatch(r"persons aged (\d+)\+", text):
+        return labels("figures.demand_by_cunju.denominator_from", low=m[1])
+    if m := re.fullmatch(r"persons aged (\d+)-(\d+)", text):
+        return labels("figures.demand_by_cunju.denominator_between", low=m[1], high=m[2])
+    return labels("figures.demand_by_cunju.denominator_" + ("households" if text == "households" else "persons"))
+
+
 @styled
 def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "in_need_{team}",
                     threshold: int = 10, size: tuple = SLIDE_INCHES, imprecise_width: float = 0.30) -> Figure:
-    """Heat map of the share in need per 村居 (rows) and team (columns).
+    """Heat map of the share in need per 村居 (rows) and team (columns, each naming its denominator).
 
-    Cells suppressed by disclosure control (primary or secondary), or with fewer than ``threshold``
-    respondents (10 for leadership tables, docs/sources.md §6), are drawn hatched grey and labelled "not shown",
-    never with a value. Shown cells whose 95% CI is wider than ``imprecise_width`` (a proportion: 0.30 =
-    30 percentage points; the leadership brief's rule, not a published standard) get a small "±" marker,
-    explained in the key under the map, below the hatch key.
+    Where the results carry model-based 村居 rows (``method`` "fh", :mod:`analysis.sae`) the map shows
+    those; they are not tabulations of one 村居's respondents, so only the direct rows are subject to the
+    respondent threshold. Cells suppressed by disclosure control (primary or secondary), or direct cells
+    with fewer than ``threshold`` respondents (10 for leadership tables, docs/sources.md §6), are drawn
+    hatched grey and labelled "not shown", never with a value. Each shown cell gives its 95% interval in
+    small type beside the value; cells whose interval is wider than ``imprecise_width`` (a proportion:
+    0.30 = 30 percentage points; the leadership brief's rule, not a published standard) get a small "±"
+    marker, explained in the key under the map, below the hatch key.
     """
-    rows = _rows(results, analysis_type="prop", variable=variable, group="cunju")
-    rows = rows.assign(hidden=_suppressed(rows, threshold), group_value=rows["group_value"].astype(str))
+    from analysis.sae import preferred
+
+    rows = preferred(_rows(results, analysis_type="prop", variable=variable, group="cunju"))
+    model = rows["method"].eq("fh") if "method" in rows.columns else pd.Series(False, index=rows.index)
+    hidden = _suppressed(rows, threshold).where(~model, rows["estimate"].isna())
+    rows = rows.assign(hidden=hidden, group_value=rows["group_value"].astype(str))
     teams = [t for t in labels.teams if t in set(rows["team"])]
     codes = sorted(rows["group_value"].unique())
     share = rows.pivot(index="group_value", columns="team", values="estimate").reindex(index=codes, columns=teams)
@@ -400,8 +423,14 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     width = rows.assign(width=width).pivot(index="group_value", columns="team", values="width")
     imprecise = (width.reindex(index=codes, columns=teams) > imprecise_width).to_numpy() & ~hidden.to_numpy()
     values = np.ma.masked_array(share.to_numpy(float) * 100, mask=hidden.to_numpy())
+    low, high = (rows.pivot(index="group_value", columns="team", values=c).reindex(index=codes, columns=teams)
+                 .to_numpy(float) * 100 for c in ("ci_low", "ci_high"))
     extra = labels("suppressed", threshold=threshold)
-    fig = new_figure(labels("figures.demand_by_cunju.title"), note, labels, extra, size)
+    title, footnote = labels("figures.demand_by_cunju.title"), extra
+    if model.any():
+        title = labels("figures.demand_by_cunju.title_model")
+        footnote = ("；" if labels.lang == "zh" else "; ").join([extra, labels("figures.demand_by_cunju.model_note")])
+    fig = new_figure(title, note, labels, footnote, size)
     ax = fig.add_subplot()
     vmax = max(float(np.ma.max(values)) if values.count() else 1.0, 1.0)
     image = ax.imshow(values, cmap="cividis", vmin=0, vmax=vmax, aspect="auto")
@@ -413,13 +442,17 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     rr, cc = np.nonzero(~hidden.to_numpy())
     for r, c in zip(rr, cc):
         v = values[r, c]
-        ax.text(c, r, f"{v:.0f}%", ha="center", va="center", fontsize=11,
-                color="white" if v < 0.55 * vmax else "#1a1a1a")
+        ink = "white" if v < 0.55 * vmax else "#1a1a1a"
+        ax.text(c, r, f"{v:.0f}%", ha="center", va="center", fontsize=11, color=ink)
+        ax.annotate(f"{low[r, c]:.0f}–{high[r, c]:.0f}", (c, r), xytext=(16, 0), textcoords="offset points",
+                    ha="left", va="center", fontsize=8, color=ink)
     rr, cc = np.nonzero(imprecise)
     for r, c in zip(rr, cc):
-        ax.annotate("±", (c, r), xytext=(12, 0), textcoords="offset points", ha="left", va="center",
+        ax.annotate("±", (c, r), xytext=(-16, 0), textcoords="offset points", ha="right", va="center",
                     fontsize=10, color="white" if values[r, c] < 0.55 * vmax else "#1a1a1a")
-    ax.set_xticks(np.arange(len(teams)), [labels.team(t) for t in teams], fontsize=16)
+    universe = rows.groupby("team")["universe"].first() if "universe" in rows.columns else {}
+    ax.set_xticks(np.arange(len(teams)), [f"{labels.team(t)}\n{_denominator(universe.get(t), labels)}"
+                                          for t in teams], fontsize=14)
     ax.xaxis.tick_top()
     ax.tick_params(axis="x", length=0)
     for tick, team in zip(ax.get_xticklabels(), teams):
@@ -433,10 +466,39 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     bar.ax.tick_params(labelsize=14)
     bar.outline.set_visible(False)
     marker = Line2D([], [], linestyle="none", marker="$±$", markersize=9, markeredgewidth=0, color="#1a1a1a")
-    ax.legend([Patch(facecolor=SUPPRESSED, edgecolor="#9E9E9E", hatch="///"), marker],
-              [extra, labels("figures.demand_by_cunju.imprecise", width=round(imprecise_width * 100))],
+    interval = Line2D([], [], linestyle="none", marker="$a–b$", markersize=16, markeredgewidth=0, color="#1a1a1a")
+    ax.legend([Patch(facecolor=SUPPRESSED, edgecolor="#9E9E9E", hatch="///"), interval, marker],
+              [extra, labels("figures.demand_by_cunju.interval"),
+               labels("figures.demand_by_cunju.imprecise", width=round(imprecise_width * 100))],
               loc="upper left", bbox_to_anchor=(0.0, 0.0), fontsize=12, borderaxespad=0.3, frameon=False,
               handlelength=1.6, labelspacing=0.3)
+    return fig
+
+
+@styled
+def cunju_shrinkage(areas: pd.DataFrame, labels: Labels, note: Note, size: tuple = SLIDE_INCHES) -> Figure:
+    """Direct and model-based 村居 estimates side by side, one panel per team: each 村居 a line from its
+    direct estimate (left, dot area ∝ respondents) to its published estimate (right), so the pull of
+    small samples towards the regression on the frame shows. ``areas``: :class:`analysis.sae.CunjuFit`
+    ``areas`` (team, cunju, n, direct, estimate, method)."""
+    teams = [t for t in labels.teams if t in set(areas["team"])]
+    fig = new_figure(labels("figures.cunju_shrinkage.title"), note, labels,
+                     labels("figures.cunju_shrinkage.key"), size)
+    axes = fig.subplots(1, len(teams), squeeze=False)[0]
+    for ax, team in zip(axes, teams):
+        rows = areas[areas["team"] == team]
+        both = rows[["direct", "estimate"]].to_numpy(float) * 100
+        for direct, model in both:
+            ax.plot([0, 1], [direct, model], color=NEUTRAL, linewidth=0.8, alpha=0.6)
+        ax.scatter(np.zeros(len(rows)), both[:, 0], s=4 + 2 * rows["n"].to_numpy(float), color=NEUTRAL,
+                   alpha=0.7, linewidths=0)
+        ax.scatter(np.ones(len(rows)), both[:, 1], s=28, color=labels.colour(team), zorder=3)
+        ax.set_xticks([0, 1], [labels("figures.cunju_shrinkage.direct"), labels("figures.cunju_shrinkage.model")],
+                      fontsize=13)
+        ax.set_xlim(-0.3, 1.3)
+        ax.set_title(labels.team(team), color=labels.colour(team), fontsize=16)
+        ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:.0f}%"))
+    axes[0].set_ylabel(labels("figures.cunju_shrinkage.ylabel"), fontsize=14)
     return fig
 
 
@@ -645,7 +707,8 @@ def read_outputs(out_dir: str | Path) -> dict:
     """The stage outputs the figures and the brief read, from ``out_dir`` (docs/contracts.md).
 
     Returns a dict with ``results`` (demand/results.csv), ``allocation``, ``replicate_allocations``,
-    ``sensitivity`` (staffing/), ``households``, ``persons``, ``deletion_log`` (clean/) and ``provenance``.
+    ``sensitivity`` (staffing/), ``households``, ``persons``, ``deletion_log`` (clean/) and ``provenance``;
+    ``cunju_model`` (demand/cunju_model.csv) when the demand stage wrote it.
     """
     out_dir = Path(out_dir)
     paths = {
@@ -667,6 +730,9 @@ def read_outputs(out_dir: str | Path) -> dict:
     outputs["households"] = pd.read_parquet(paths["households"])
     outputs["persons"] = pd.read_parquet(paths["persons"])
     outputs["provenance"] = json.loads(paths["provenance"].read_text(encoding="utf-8"))
+    model = out_dir / "demand" / "cunju_model.csv"  # model-based 村居 estimates (analysis/sae.py), when made
+    if model.exists():
+        outputs["cunju_model"] = pd.read_csv(model, dtype={"cunju": str}, keep_default_na=False, na_values=[""])
     return outputs
 
 
@@ -684,8 +750,10 @@ def make_figures(outputs: dict, labels: Labels, note: Note, threshold: int = 10,
         "sensitivity_tornado": lambda: sensitivity_tornado(outputs["sensitivity"], labels, note, size=size),
         "cleaning_funnel": lambda: cleaning_funnel(outputs["households"], outputs["deletion_log"], labels,
                                                    note, size=size),
+        "cunju_shrinkage": lambda: cunju_shrinkage(outputs["cunju_model"], labels, note, size=size),
     }
-    return {name: makers[name]() for name in (names or makers)}
+    default = [n for n in makers if n != "cunju_shrinkage" or "cunju_model" in outputs]  # model table optional
+    return {name: makers[name]() for name in (names or default)}
 
 
 def save_figures(figures: dict[str, Figure], fig_dir: str | Path, formats: tuple = FORMATS) -> dict:

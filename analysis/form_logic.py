@@ -2,7 +2,7 @@
 
 An expression is parsed once into a small tree of tuples and then evaluated column-wise with pandas, so
 a 100,000-row export costs one vectorised pass per expression. User text is never handed to Python's
-``eval``. Supported (ODK "Form Operators and Functions", shared docs/sources.md §5.3): ``${field}``, ``.``
+``eval``. Supported (ODK "Form Operators and Functions", docs/sources.md §5.3): ``${field}``, ``.``
 (the current field in a constraint), numbers and quoted strings, ``or and = != < <= > >= + - * div mod``,
 unary minus, and the functions ``not selected count-selected string-length if coalesce true false
 number int string concat contains starts-with ends-with regex round abs min max``.

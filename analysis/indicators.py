@@ -1,5 +1,8 @@
 """Need indicators: Washington Group, Katz ADL, Lawton IADL, K6, youth, family and living arrangements.
 
+Owns: the scoring of each instrument and the need flags named in needs.yaml (``in_need_<team>``,
+``unmet_<team>``); the definitions themselves are read and validated by :mod:`analysis.config`.
+
 Every function takes a clean table (``persons`` or ``households``, field names as in docs/contracts.md)
 and returns a new Series or DataFrame aligned to its index; nothing is written into the argument.
 

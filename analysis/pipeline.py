@@ -16,8 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import pandas as pd
 
 from analysis import config, disclosure, figures, validation
 from analysis.errors import AnalysisError
+from analysis.outputs import publishing
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("clean", "weights", "demand", "staffing", "brief")
@@ -65,23 +65,6 @@ class Inputs:
 
 
 # ----- writing a stage's files ---------------------------------------------------------------------------------
-
-@contextmanager
-def publishing(out: Path, name: str) -> Iterator[Path]:
-    """A temporary folder beside ``out/name`` that replaces it when the block ends without an error, so a
-    failed stage leaves the previous outputs whole."""
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))
-    try:
-        yield tmp
-        target = out / name
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
 
 def save_figures(draw: Callable[[], dict], fig_dir: str | Path | None) -> dict[str, list[Path]]:
     """Draw the figures (``draw`` returns them by name) and write each (PNG and SVG) into ``fig_dir``, each
@@ -290,6 +273,7 @@ class DemandStage:
     they were written, and the figures."""
 
     run: object
+    model: object  # analysis.sae.CunjuFit: model-based 村居 estimates
     definitions: dict
     threshold: int
     folder: Path
@@ -312,17 +296,20 @@ class DemandStage:
 
 
 DEMAND_FILES = ["results.csv", "drivers.csv", "drivers_replicates.parquet", "precision.csv", "services_ranked.csv",
-                "cunju_sample.csv"]
-DEMAND_FIGURES = ("demand_by_team", "top_services", "unmet_need", "demand_by_cunju")
+                "cunju_sample.csv", "cunju_model.csv", "cunju_model_fit.csv"]
+DEMAND_FIGURES = ("demand_by_team", "top_services", "unmet_need", "demand_by_cunju", "cunju_shrinkage")
 
 
 def demand(out: str | Path, form: str | Path = Inputs().form, lang: str = "zh",
            fig_dir: str | Path | None = ROOT / "figures", needs: str | Path = config.NEEDS_PATH,
-           assumptions: str | Path = config.ASSUMPTIONS_PATH) -> DemandStage:
+           assumptions: str | Path = config.ASSUMPTIONS_PATH, frame: str | Path = Inputs().frame) -> DemandStage:
     """Stage 03: every estimate of the need definitions from the weights stage's tables, suppressed below the
-    leadership threshold; the staffing drivers over the replicate weights; writes ``demand/`` and draws the
-    demand figures (service and 村居 names from the ``form``'s choice labels)."""
+    leadership threshold; model-based 村居 estimates of each team's headline prevalence (:mod:`analysis.sae`,
+    covariates from the population ``frame`` folder) as rows with ``method`` "fh" (all others "direct");
+    the staffing drivers over the replicate weights; writes ``demand/`` and draws the demand figures
+    (service and 村居 names from the ``form``'s choice labels)."""
     from analysis import demand as estimation
+    from analysis import sae
     from analysis.instrument import load_form
 
     out = Path(out)
@@ -332,18 +319,23 @@ def demand(out: str | Path, form: str | Path = Inputs().form, lang: str = "zh",
     run = estimation.run_demand(pd.read_parquet(files["households.parquet"]), pd.read_parquet(files["persons.parquet"]),
                                 calibration_margins(pd.read_csv(files["diagnostics.csv"])), definitions,
                                 pd.read_parquet(files["person_replicates.parquet"]), threshold=threshold)
+    model = sae.fit_cunju(run.estimates, _read_input(Path(frame) / "population_frame.csv", "population frame"),
+                          definitions)
     with publishing(out, "demand") as tmp:
-        run.results.to_csv(tmp / "results.csv", index=False)
+        sae.with_model_rows(run.results, model.rows).to_csv(tmp / "results.csv", index=False)
+        model.areas.to_csv(tmp / "cunju_model.csv", index=False)
+        model.models.to_csv(tmp / "cunju_model_fit.csv", index=False)
         run.drivers.to_csv(tmp / "drivers.csv", index=False)
         run.drivers_replicates.to_parquet(tmp / "drivers_replicates.parquet", index=False)
         run.precision.to_csv(tmp / "precision.csv", index=False)
         run.ranked.to_csv(tmp / "services_ranked.csv", index=False)
         run.cunju_sample.to_csv(tmp / "cunju_sample.csv", index=False)
     drawn = save_figures(lambda: figures.make_figures(
-        {"results": pd.read_csv(out / "demand" / "results.csv", dtype={"group_value": str, "value": str})},
+        {"results": pd.read_csv(out / "demand" / "results.csv", dtype={"group_value": str, "value": str}),
+         "cunju_model": model.areas},
         figures.load_labels(lang, load_form(form), needs=definitions), data_note(out), threshold=threshold,
         names=DEMAND_FIGURES), fig_dir)
-    return DemandStage(run, definitions, threshold, out / "demand", drawn)
+    return DemandStage(run, model, definitions, threshold, out / "demand", drawn)
 
 
 # ----- 04 staffing ---------------------------------------------------------------------------------------------
@@ -458,7 +450,7 @@ def run_stages(out: str | Path, inputs: Inputs = Inputs(), lang: str = "zh",
     calls = {
         "clean": lambda: clean(out, inputs, lang, fig_dir),
         "weights": lambda: weights(out, inputs, lang, fig_dir),
-        "demand": lambda: demand(out, inputs.form, lang, fig_dir),
+        "demand": lambda: demand(out, inputs.form, lang, fig_dir, frame=inputs.frame),
         "staffing": lambda: staffing(out, lang, fig_dir),
         "brief": lambda: brief(out, inputs.form),
     }

@@ -1,5 +1,10 @@
 """Team sizing: WISN workload -> required social workers per team -> apportionment of the fixed posts.
 
+Owns: the WISN arithmetic, the apportionment methods, the chain over replicates, the sensitivity and
+break-even searches, the staffing tables and the sentence for leaders. Reading assumptions.yaml is
+:mod:`analysis.config`'s (validated there); which files the stage reads and writes is
+:mod:`analysis.pipeline`'s.
+
 The chain (notebook ``04_team_sizing``) reads the demand stage's drivers (``demand/drivers.csv``, one
 row per team and driver; ``drivers_replicates.parquet`` adds a ``replicate`` column) and the planning
 assumptions in ``analysis/assumptions.yaml``:
@@ -7,7 +12,7 @@ assumptions in ``analysis/assumptions.yaml``:
 1. ``team_demand``: residents in need per team and the survey take-up (would use / need).
 2. ``workload``: annual workload of each activity (casework contacts, home visits, group sessions,
    community events) per team.
-3. ``required_staff``: WHO WISN (shared docs/sources.md §3) -> required social workers per team.
+3. ``required_staff``: WHO WISN (docs/sources.md §3) -> required social workers per team.
 4. ``allocate``: apportion the plan's 10 social workers and 15 other staff (docs/sources.md §7).
 
 Every step works on all bootstrap replicates at once (a ``replicate`` column), so the uncertainty of

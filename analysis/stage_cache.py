@@ -74,7 +74,9 @@ def stage_inputs(stage: str, out: Path, inputs, settings: dict[str, str], code: 
                    inputs.decisions, inputs.settings or DEFAULT_SETTINGS]
     elif stage == "weights":
         outside = [inputs.sample_design, inputs.frame / "population_frame.csv"]
-    elif stage in ("demand", "brief"):
+    elif stage == "demand":  # the form's labels; the frame's 村居 covariates for the model estimates
+        outside = [inputs.form, inputs.frame / "population_frame.csv"]
+    elif stage == "brief":
         outside = [inputs.form]
     for path in outside:
         if path is not None and Path(path).exists():

@@ -122,12 +122,12 @@ def truth_table(raw: pd.DataFrame, definitions: dict) -> pd.DataFrame:
 
 
 def compare_with_truth(results: pd.DataFrame, truth: pd.DataFrame, level: float = 0.99) -> pd.DataFrame:
-    """Headline estimates (each team's ``in_need`` and ``unmet``, share and number, all of Leliu) beside
-    the planted truth, with the ``level`` interval (logit for shares, t with the estimate's df for numbers)
-    and whether it covers the truth (``inside_<level%>``). ``results`` must carry ``df`` (the unsuppressed
-    estimates of the demand stage)."""
-    headline_row = (results["variable"] == "in_need_" + results["team"]) | (
-        results["variable"] == "unmet_" + results["team"])
+    """Headline estimates (each team's ``in_need``, ``unmet`` and ``need_any``, share and number, all of Leliu)
+    beside the planted truth, with the ``level`` interval (logit for shares, t with the estimate's df for
+    numbers) and whether it covers the truth (``inside_<level%>``). ``results`` must carry ``df`` (the
+    unsuppressed estimates of the demand stage)."""
+    headline_row = np.array([variable in (f"in_need_{team}", f"unmet_{team}", f"need_any_{team}")
+                             for variable, team in zip(results["variable"], results["team"])], dtype=bool)
     head = results[(results["group"] == "all") & headline_row]
     keys = ["team", "variable", "value", "group", "group_value", "analysis_type"]
     out = head.merge(truth, on=keys, how="left", validate="one_to_one")

@@ -17,8 +17,15 @@ Steps (each a function; ``build_weights`` runs them in order):
    whose standard errors account for the calibration. Household weight = the mean of its members'
    raked person weights, so a household total equals the person-level total of y_h / household size
    and both tables give the same answer.
-6. Bootstrap replicate weights (Rao–Wu rescaling, PSUs resampled within 村居) with the raking redone in
-   every replicate, for the staffing model downstream.
+6. Bootstrap replicate weights that redo steps 1–5: Preston's multistage rescaled bootstrap
+   (:mod:`analysis.survey.mrb`, R ``as.svrepdesign(type="mrbbootstrap")``) on the issued sample —
+   residential groups within 村居, then every issued household, responding or not, with each stage's
+   sampling fraction (n/N of groups in the 村居, issued/households in the group) — gives each issued
+   household a factor per replicate; its base weight × factor goes through the same nonresponse
+   classes, trimming and raking as the full sample. The spread of the replicates is the standard
+   error (variance Σ (θ_r − θ̄)² / (R − 1)): the staffing model reads it as the survey's uncertainty.
+   The first-stage fraction uses the 村居's share of groups sampled, the usual approximation for
+   the PPS first stage; a 村居 with one sampled group adds no first-stage variance.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import DesignError
+from analysis.survey import Design, ReplicateDesign
+from analysis.survey.groups import groupsum
+from analysis.survey.mrb import mrb_bootstrap
 
 STRATUM = "cunju"
 PSU = "psu"
@@ -122,13 +132,37 @@ def trim_weights(weights: pd.Series, groups: pd.Series, max_ratio: float | None)
     """
     if max_ratio is None:
         return weights
-    cap = max_ratio * weights.median()
-    capped = weights.clip(upper=cap)
-    excess = (weights - capped).groupby(groups).transform("sum")
-    free = capped.where(capped < cap, 0.0)
-    free_total = free.groupby(groups).transform("sum")
-    share = free / free_total.where(free_total > 0)
-    return (capped + excess * share.fillna(0.0)).rename(weights.name)
+    codes, _ = pd.factorize(groups)
+    trimmed = trim_columns(weights.to_numpy(dtype=float)[:, None], codes, np.ones(len(weights)), max_ratio)
+    return pd.Series(trimmed[:, 0], index=weights.index, name=weights.name)
+
+
+def counted_median(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Median of each column of ``values`` (n × R) with row i repeated ``counts[i]`` times (as
+    ``np.median`` of the repeated column: the mean of the two middle values when the count is even)."""
+    order = np.argsort(values, axis=0, kind="stable")
+    ranked = np.take_along_axis(values, order, axis=0)
+    cumulative = np.cumsum(counts[order], axis=0)
+    total = cumulative[-1, 0]
+    lower = np.argmax(cumulative > (total - 1) // 2, axis=0)
+    upper = np.argmax(cumulative > total // 2, axis=0)
+    columns = np.arange(values.shape[1])
+    return (ranked[lower, columns] + ranked[upper, columns]) / 2
+
+
+def trim_columns(weights: np.ndarray, groups: np.ndarray, counts: np.ndarray, max_ratio: float) -> np.ndarray:
+    """:func:`trim_weights` on every column of ``weights`` (n × R) at once, each column with its own
+    median; row i stands for ``counts[i]`` persons with that weight (a household's members).
+    ``groups``: integer codes 0..G−1."""
+    size = int(groups.max()) + 1
+    cap = max_ratio * counted_median(weights, counts)
+    capped = np.minimum(weights, cap)
+    excess = groupsum(counts[:, None] * (weights - capped), groups, size)
+    free = np.where(capped < cap, capped, 0.0)
+    free_total = groupsum(counts[:, None] * free, groups, size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(free_total[groups] > 0, free / free_total[groups], 0.0)
+    return capped + excess[groups] * share
 
 
 def parse_age_bands(labels) -> pd.DataFrame:
@@ -211,8 +245,6 @@ def design_for(persons: pd.DataFrame, weights: str = "weight_prerake"):
     each responding household. A 村居 left with one responding PSU is handled as R's
     ``survey.lonely.psu = "adjust"`` (its PSU deviates from the grand mean).
     """
-    from analysis.survey import Design
-
     return Design(persons, weights=weights, strata=STRATUM, ids=[PSU, "household_id"],
                   fpc=["stratum_psus", "psu_households"], lonely_psu="adjust")
 
@@ -262,6 +294,95 @@ def household_weights_from_persons(persons: pd.DataFrame, person_weights: pd.Dat
     return out.iloc[:, 0] if isinstance(person_weights, pd.Series) else out
 
 
+def issued_sample(households: pd.DataFrame, sample_design: pd.DataFrame) -> pd.DataFrame:
+    """Every issued household, one row each: the responding ones (in the order of ``households``), then
+    per PSU its ``households_issued`` − responding households that did not respond.
+
+    Columns: psu, unit (row number), responded, cunju, stratum_psus, psu_households, p_psu, weight_base.
+    """
+    design = sample_design.set_index(PSU)
+    responding = households[PSU].value_counts().reindex(design.index, fill_value=0)
+    missing = design["households_issued"] - responding
+    if (missing < 0).any():
+        psu = missing.index[missing < 0][0]
+        raise DesignError(f"PSU {psu!r} has {responding[psu]} responding households but "
+                          f"{design.loc[psu, 'households_issued']} issued", file="sample_design.csv",
+                          column="households_issued", row=str(psu),
+                          hint="households_issued counts every household selected in the PSU")
+    psu = np.concatenate([households[PSU].to_numpy(dtype=object),
+                          np.repeat(design.index.to_numpy(dtype=object), missing.to_numpy())])
+    table = pd.DataFrame({PSU: psu, "unit": np.arange(len(psu)), "responded": np.arange(len(psu)) < len(households)})
+    stage = design.loc[table[PSU]]
+    columns = [STRATUM, "stratum_psus", "psu_households", "p_psu"]
+    return table.assign(**{c: stage[c].to_numpy() for c in columns},
+                        weight_base=1.0 / (stage["p_psu"] * stage["p_hh"]).to_numpy())
+
+
+def replicate_factors(issued: pd.DataFrame, replicates: int, seed: int | None) -> np.ndarray:
+    """Preston's multistage rescaled bootstrap factor of each issued household (rows × replicates).
+
+    Stage 1: groups within 村居 (fpc: the 村居's groups), stage 2: issued households within groups
+    (fpc: the group's households). A group taken with certainty (p_psu = 1) is a stratum of its own
+    whose first stage is its households, and the other groups of its 村居 form the stratum
+    (n − c sampled of N − c), as certainty PSUs are usually treated.
+    """
+    certain = issued["p_psu"].to_numpy() >= 1
+    takers = issued.loc[certain].groupby(STRATUM)[PSU].nunique()
+    unit = issued["unit"].astype(str)
+    stages = pd.DataFrame({
+        "stratum": np.where(certain, issued[PSU], issued[STRATUM]),
+        "first": np.where(certain, issued[PSU] + ":" + unit, issued[PSU]),
+        "second": unit,
+        "first_size": np.where(certain, issued["psu_households"],
+                               issued["stratum_psus"] - issued[STRATUM].map(takers).fillna(0).to_numpy()),
+        "second_size": np.where(certain, 1, issued["psu_households"]),
+    })
+    design = Design(stages, strata="stratum", ids=["first", "second"], fpc=["first_size", "second_size"],
+                    lonely_psu="certainty")
+    groups, factors, _, _ = mrb_bootstrap(design, replicates, seed)
+    return factors[groups]
+
+
+def nonresponse_replicates(issued: pd.DataFrame, factors: np.ndarray, classes: pd.DataFrame) -> np.ndarray:
+    """Nonresponse-adjusted weight of each responding household in each replicate (households × R).
+
+    Base weight × replicate factor, times the class's issued over responding households, both weighted
+    by base weight × factor (:func:`nonresponse_factors` with every factor 1). ``classes``: the table
+    of :func:`nonresponse_classes`.
+    """
+    codes, labels = pd.factorize(issued[PSU].map(classes.set_index(PSU)["class"]))
+    weighted = issued["weight_base"].to_numpy()[:, None] * factors
+    responded = issued["responded"].to_numpy()
+    issued_w = groupsum(weighted, codes, len(labels))
+    responding_w = groupsum(weighted[responded], codes[responded], len(labels))
+    if (responding_w <= 0).any():
+        cls = labels[int(np.flatnonzero((responding_w <= 0).any(axis=1))[0])]
+        raise DesignError(f"weighting class {cls!r} has no responding weight in a bootstrap replicate",
+                          file="sample_design.csv", hint="merge the class with a neighbour (min_respondents)")
+    return weighted[responded] * (issued_w / responding_w)[codes[responded]]
+
+
+def replicate_weights(households: pd.DataFrame, persons: pd.DataFrame, sample_design: pd.DataFrame,
+                      frame: pd.DataFrame, *, trim_max_ratio: float | None, min_respondents: int,
+                      replicates: int, seed: int | None, tol: float) -> np.ndarray:
+    """Step 6: person replicate weights (persons × replicates, rows of ``persons``), steps 1–5 redone.
+
+    ``persons`` carries ``household_id``, ``cunju`` and the raking cells (as in :func:`build_weights`)
+    and ``weight_prerake`` (the full sample's weight before raking).
+    """
+    issued = issued_sample(households, sample_design)
+    classes = nonresponse_classes(households, sample_design, min_respondents)
+    adjusted = nonresponse_replicates(issued, replicate_factors(issued, replicates, seed), classes)
+    member_of = pd.Index(households["household_id"]).get_indexer(persons["household_id"])
+    if trim_max_ratio is not None:
+        members = np.bincount(member_of, minlength=len(households)).astype(float)
+        cunju, _ = pd.factorize(households[STRATUM])
+        adjusted = trim_columns(adjusted, cunju, members, trim_max_ratio)
+    design = ReplicateDesign.from_factors(persons, "weight_prerake", member_of, adjusted, scale=1.0,
+                                          rscales=np.full(replicates, 1.0 / (replicates - 1)), type="mrbbootstrap")
+    return design.rake(frame_margins(frame), tol=tol).replicate_weights()
+
+
 def build_weights(households: pd.DataFrame, persons: pd.DataFrame, sample_design: pd.DataFrame,
                   frame: pd.DataFrame, *, trim_max_ratio: float | None = None, min_respondents: int = 3,
                   replicates: int = 200, seed: int = 20120411, tol: float = 1e-10) -> Weights:
@@ -283,8 +404,9 @@ def build_weights(households: pd.DataFrame, persons: pd.DataFrame, sample_design
     pp = pp.assign(weight=np.asarray(raked.weights, dtype=float))
     hh = hh.assign(weight=household_weights_from_persons(pp, pp["weight"], hh))
 
-    if replicates > 0:  # raking redone in every replicate
-        matrix = raked.replicate("bootstrap", replicates=replicates, seed=seed).replicate_weights()
+    if replicates > 0:
+        matrix = replicate_weights(hh, pp, sample_design, frame, trim_max_ratio=trim_max_ratio,
+                                   min_respondents=min_respondents, replicates=replicates, seed=seed, tol=tol)
     else:
         matrix = np.empty((len(pp), 0))
     person_rep = pd.DataFrame(matrix, columns=[f"rep{r + 1:03d}" for r in range(replicates)], index=pp.index)

@@ -7,7 +7,9 @@
 2. Report: ``python -m analysis run`` on the bundled data (warm: environment installed, files cached)
    into an empty temporary folder, the same again (nothing changed), and the notebook run
    (``--notebooks``), whose outputs are compared by sha256.
-3. Pipeline: ``benchmarks/bench_pipeline.py`` — clean, weights, demand and team sizing on simulated
+3. Lists of analyses: ``benchmarks/bench_analyse.py`` (a 500-row list on 10,000 households; 6,760 crossed
+   groups of 50,000 rows), in this process.
+4. Pipeline: ``benchmarks/bench_pipeline.py`` — clean, weights, demand and team sizing on simulated
    surveys of 1,500 / 15,000 / 150,000 households, one fresh process per stage; a stage still running
    when the budget ends is stopped and recorded as a lower bound.
 Writes results.json and results.md into --out, with the machine description and each goal of
@@ -31,6 +33,7 @@ from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_analyse
 import bench_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -346,6 +349,9 @@ def markdown(results: dict, core_md: str | None) -> str:
                         f": not rerun here (--skip-core); its run of {core['earlier_run']}."))
         if core_md:
             lines += ["", re.sub(r"^#+ .*\n", "", core_md.strip(), count=1).strip().replace("\n## ", "\n### ")]
+    if results.get("analyse"):
+        source = "From `benchmarks/bench_analyse.py` (median of the runs; CPU seconds beside wall clock)."
+        lines += ["", "## Lists of analyses", "", source, "", bench_analyse.markdown(results["analyse"]).strip()]
     if results.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {note}" for note in results["notes"]]
     return "\n".join(lines) + "\n"
@@ -400,6 +406,8 @@ def main(argv=None) -> int:
             print("[bench] python -m analysis run on the bundled data", flush=True)
             (tmp / "report").mkdir()
             results["report"] = run_report(tmp / "report")
+        print("[bench] lists of analyses (bench_analyse.py)", flush=True)
+        results["analyse"] = bench_analyse.run(1 if args.quick else 3)
         print(f"[bench] pipeline stages at {', '.join(f'{n:,}' for n in sizes)} households", flush=True)
         results["pipeline"] = bench_pipeline.run_pipeline(sizes, args.cache, tmp / "pipeline",
                                                           deadline=started + args.budget - 30)

@@ -12,7 +12,9 @@ Stages and their public entry points (tests/test_bad_input.py runs them):
 - ``weights``: ``analysis.weights.build_weights`` on small clean tables with a sample design and frame
   built from them (:func:`weighting_inputs`; the unmodified inputs weight without error);
 - ``assumptions``: ``analysis.staffing.load_assumptions``;
-- ``design``: ``analysis.survey.Design`` and its estimators.
+- ``design``: ``analysis.survey.Design`` and its estimators;
+- ``analyse``: ``analysis.analyse.analyse_files(data, loa, out)`` / ``python -m analysis analyse`` on
+  analysistools' template data with a list of analyses that has one bad row or column.
 """
 
 from __future__ import annotations
@@ -573,5 +575,37 @@ def _check_empty_domain(result: pd.DataFrame) -> None:
     assert len(row) == 1 and np.isnan(float(row["estimate"].iloc[0])), result
 
 
+def _loa(rows: list[dict]) -> Callable[[Path], dict]:
+    """A list of analyses (first row good, then ``rows``) on analysistools' template data."""
+    def make(folder: Path) -> dict:
+        folder.mkdir(parents=True, exist_ok=True)
+        good = {"analysis_type": "mean", "analysis_var": "income_v1_salaried_work", "group_var": "admin1"}
+        pd.DataFrame([good, *rows]).fillna("").to_csv(folder / "loa.csv", index=False)
+        return {"data": ROOT / "tests" / "fixtures" / "analysistools" / "MSNA_template_data.csv",
+                "loa": folder / "loa.csv", "out": folder.parent / "out" / "results.csv"}
+    return make
+
+
+def analyse_cases() -> list[Case]:
+    ratio = {"analysis_type": "ratio", "analysis_var_numerator": "income_v1_salaried_work", "group_var": ""}
+    return [
+        Case("loa_unknown_variable", "analyse", _loa([{"analysis_type": "mean", "analysis_var": "incme"}]),
+             "error", ("loa.csv", "row 3", "analysis_var", "incme")),
+        Case("loa_unknown_type", "analyse", _loa([{"analysis_type": "average", "analysis_var": "expenditure_debt"}]),
+             "error", ("loa.csv", "row 3", "analysis_type", "average")),
+        Case("loa_group_variable_missing", "analyse",
+             _loa([{"analysis_type": "mean", "analysis_var": "expenditure_debt", "group_var": "admin1, district"}]),
+             "error", ("loa.csv", "row 3", "group_var", "district")),
+        Case("loa_ratio_without_denominator", "analyse",
+             _loa([{**ratio, "analysis_var_denominator": ""}]), "error",
+             ("loa.csv", "row 3", "analysis_var_denominator")),
+        Case("loa_ratio_without_denominator_column", "analyse", _loa([ratio]), "error",
+             ("loa.csv", "row 3", "analysis_var_denominator")),
+        Case("loa_level_as_percent", "analyse",
+             _loa([{"analysis_type": "mean", "analysis_var": "expenditure_debt", "level": "95%"}]), "error",
+             ("loa.csv", "row 3", "level")),
+    ]
+
+
 def all_cases() -> list[Case]:
-    return clean_cases() + weights_cases() + assumption_cases() + design_cases()
+    return clean_cases() + weights_cases() + assumption_cases() + design_cases() + analyse_cases()

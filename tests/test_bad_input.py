@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from bad_inputs import ROOT, Case
 
+from analysis.analyse import analyse_files
 from analysis.clean import clean_survey
 from analysis.errors import AnalysisError
 from analysis.staffing import load_assumptions
@@ -56,6 +57,8 @@ def _run(case: Case, folder: Path, small_clean):
         return build_weights(**case.make(bad_inputs.weighting_inputs(*small_clean)))
     if case.stage == "assumptions":
         return load_assumptions(**case.make(folder))
+    if case.stage == "analyse":
+        return analyse_files(**case.make(folder / "in"))
     args = case.make(folder)
     design = Design(args.pop("df"), weights="w", strata="stratum", ids="psu")
     return design.mean("y", **args)

@@ -45,7 +45,7 @@ def test_a_bad_assumption_is_named_by_file_key_and_line(tmp_path):
 
 def test_a_typo_in_needs_yaml_is_refused_with_its_line(tmp_path):
     path, text = _edited(config.NEEDS_PATH, tmp_path, "    services: [rehab,", "    service: [rehab,")
-    with pytest.raises(ConfigError, match=r"teams\.disability\.service.*not a known key") as error:
+    with pytest.raises(ConfigError, match=r"teams\.disability\.service.*unknown key") as error:
         config.load_needs(path)
     assert error.value.row == _line_of(text, "service: [rehab,")
 

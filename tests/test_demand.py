@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from analysis import demand, indicators, weights
-from analysis.survey import Design
+from analysis.survey import Design, logit_interval
 
 
 def tiny_survey() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -71,9 +74,10 @@ def prepared(household_weights=(10.0, 20.0, 30.0)):
 def test_household_totals_from_person_shares_equal_household_weight_totals():
     households, _definitions, _specs, table = prepared()
     # household weights here are the household means of member weights (equal within a household)
-    got = (table["weight"] * table["num:elderly:need_elderly.meal"]).sum()
+    got = (table["weight"] * table["elderly:need_elderly.meal"]).sum()
     assert got == pytest.approx(10 + 20)
-    den = (table["weight"] * table["den:elderly:need_elderly.meal"]).sum()
+    answered = table["elderly:need_elderly.meal"].notna()
+    den = (table["weight"] * table["hh_share"])[answered].sum()
     assert den == pytest.approx(households["weight"].sum())
 
 
@@ -154,15 +158,78 @@ def test_a_missing_age_gets_the_modal_band_of_its_relation_for_raking_only():
     assert pd.isna(cells.loc[6, "age_band"]) and pd.isna(cells.loc[6, "age"])
 
 
-def test_logit_interval_matches_the_core_proportion_interval():
-    rng = np.random.default_rng(3)
-    sample = pd.DataFrame({"stratum": np.repeat(["a", "b"], 60), "psu": np.repeat(np.arange(12), 10),
-                           "w": rng.uniform(1, 3, 120), "y": (rng.random(120) < 0.15).astype(float)})
-    design = Design(sample, weights="w", strata="stratum", ids=["psu"])
-    mean = design.mean("y").iloc[0]
-    low, high = demand.logit_interval([mean["estimate"]], [mean["se"]], [mean["df"]], 0.95)
-    reference = design.proportion("y", ci="logit")  # the core's svyciprop(method="logit")
-    yes = reference[reference["level"] == 1.0].iloc[0]
-    assert low[0] == pytest.approx(yes["ci_low"], rel=1e-9) and high[0] == pytest.approx(yes["ci_high"], rel=1e-9)
-    assert 0 < low[0] < mean["estimate"] < high[0] < 1
-    assert demand.logit_interval([0.0], [0.0], [10])[0][0] == 0.0
+def test_the_committed_list_of_analyses_is_the_one_needs_yaml_gives():
+    """analysis/needs_loa.csv is generated from analysis/needs.yaml; regenerate it after editing the needs:
+    python -c "from analysis import demand; demand.write_needs_loa()"."""
+    committed = pd.read_csv(demand.NEEDS_LOA_FILE, dtype=str, keep_default_na=False)
+    generated = demand.needs_loa(indicators.load_needs()).astype(str)
+    pd.testing.assert_frame_equal(committed, generated)
+    assert {"mean", "ratio", "total"} == set(committed["analysis_type"])
+    assert "ratio" not in set(committed.loc[committed["analysis_var"].str.startswith("elderly:"), "analysis_type"])
+
+
+def test_stated_demand_is_any_need_option_ticked_other_included():
+    _, definitions, specs, table = prepared()
+    by_household = table.groupby("household_id")[["need_any_elderly", "need_any_family"]].first()
+    assert by_household["need_any_elderly"].tolist() == [1, 1, 0]  # a and b need meals
+    assert by_household["need_any_family"].tolist() == [0, 0, 0]
+    households, persons = tiny_survey()
+    households = households.assign(**{"need_family.other": [0, 0, 1], "need_family.counselling": [np.nan, 0, 0]})
+    table = demand.estimation_table(households, persons, definitions)
+    table = demand.add_derived_columns(table, demand.variable_specs(table, definitions), definitions)
+    assert table.groupby("household_id")["need_any_family"].first().tolist() == [0, 0, 1]
+    assert set(specs.loc[specs["variable"].str.startswith("need_any_"), "team"]) == set(definitions["teams"])
+
+
+def survey_of_tiny_households(definitions: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The three hand-made households copied into two 村居 (3 and 2 residential groups of 3 households)."""
+    households, persons = tiny_survey()
+    hh_parts, person_parts = [], []
+    for k, (cunju, group) in enumerate([("c01", 1), ("c01", 2), ("c01", 3), ("c02", 1), ("c02", 2)]):
+        ids = {h: f"{h}{k}" for h in households["household_id"]}
+        hh_parts.append(households.assign(household_id=households["household_id"].map(ids), cunju=cunju,
+                                          psu=f"{cunju}-g{group}", weight=[10.0 + 3 * k, 20.0, 30.0 - k * k]))
+        person_parts.append(persons.assign(household_id=persons["household_id"].map(ids),
+                                           person_id=persons["person_id"] + str(k)))
+    households, persons = pd.concat(hh_parts, ignore_index=True), pd.concat(person_parts, ignore_index=True)
+    weights_of = households.set_index("household_id")["weight"]
+    band = pd.cut(persons["age"], [-1, 14, 59, 200], labels=["0-14", "15-59", "60+"]).astype(str)
+    return households, persons.assign(weight=persons["household_id"].map(weights_of), age_band=band)
+
+
+def test_cunju_totals_and_shares_use_t_with_the_domain_degrees_of_freedom():
+    definitions = indicators.load_needs()
+    households, persons = survey_of_tiny_households(definitions)
+    table, specs = demand.prepare(households, persons, definitions)
+    design = Design(table, weights="weight", strata="cunju", ids="psu")
+    results = demand.estimate(design, table, specs, breakdowns=definitions["breakdowns"])
+    rows = results[(results["variable"] == "in_need_family")].set_index(["analysis_type", "group_value"])
+    assert rows.loc[("total", "c01"), "df"] == 2 and rows.loc[("total", "c02"), "df"] == 1
+    assert rows.loc[("total", "all"), "df"] == 3  # 5 residential groups − 2 村居
+    for (kind, where), row in rows.iterrows():
+        if kind == "total":
+            half = stats.t.ppf(0.975, row["df"]) * row["se"]
+            assert row["ci_high"] - row["estimate"] == pytest.approx(half, rel=1e-12)
+    share = rows.loc[("prop", "c02")]
+    low, high = logit_interval(share["estimate"], share["se"], share["df"], 0.95)
+    assert share["se"] > 0 and 0 < low < share["estimate"] < high < 1
+    assert (share["ci_low"], share["ci_high"]) == pytest.approx((float(low), float(high)), rel=1e-12)
+
+
+def test_a_fifth_team_in_the_need_definitions_reaches_every_table():
+    definitions = copy.deepcopy(indicators.load_needs())
+    definitions["teams"]["carers"] = {"label": {"zh": "照顾者", "en": "Carers"}, "unit": "households", "universe": {},
+                                      "indicators": ["hardship"], "in_need_if_any": ["hardship"], "services": ["respite"]}
+    households, persons = survey_of_tiny_households(definitions)
+    households = households.assign(**{"need_carers.respite": 1, "receiving_carers.respite": 0,
+                                      "would_use_carers.respite": 1, "need_carers.other": 0})
+    table, specs = demand.prepare(households, persons, definitions)
+    results = demand.estimate(Design(table, weights="weight", strata="cunju", ids="psu"), table, specs,
+                              breakdowns=definitions["breakdowns"])
+    carers = results[results["team"] == "carers"]
+    assert {"in_need_carers", "need_any_carers", "need_carers", "unmet_need_carers"} <= set(carers["variable"])
+    assert carers.loc[carers["variable"] == "need_any_carers", "estimate"].iloc[0] == pytest.approx(1.0)
+    assert "carers" in set(demand.rank_services(results)["team"])
+    assert "carers" in set(demand.service_table(results)["team"])
+    loa = demand.needs_loa(definitions)
+    assert loa["analysis_var"].str.startswith("carers:").any()

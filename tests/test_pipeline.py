@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis import config, pipeline, validation
+from analysis import config, pipeline, readme, validation
 from analysis.errors import AnalysisError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,14 +56,15 @@ def test_every_stage_writes_its_contract_files_and_nothing_half_done(headless):
 
 
 def test_headline_estimates_cover_the_planted_truth_at_99_percent(headless):
-    """Moved from notebook 03: each team's in-need and unmet-need share and number, against the truth."""
+    """Moved from notebook 03: each team's in-need, unmet-need and stated-demand share and number, against the
+    truth."""
     out, done = headless
     planted = validation.planted(pipeline.Inputs().data, out)
     assert planted is not None
     definitions = done["demand"].definitions
     check = validation.compare_with_truth(done["demand"].run.estimates,
                                           validation.read_truth(planted.truth, definitions), level=0.99)
-    assert len(check) == 4 * len(definitions["teams"]) and check["truth"].notna().all()
+    assert len(check) == 6 * len(definitions["teams"]) and check["truth"].notna().all()
     outside = check.loc[~check["inside_99"], ["team", "variable", "analysis_type", "estimate", "truth"]]
     assert outside.empty, outside.to_string()
 
@@ -76,6 +77,14 @@ def test_weighting_moves_the_headline_estimates_toward_the_truth(headless):
                                                validation.read_truth(planted.truth, definitions))
     error = steps[["unweighted", "raked"]].sub(steps["truth"], axis=0).abs().sum()
     assert error["raked"] < error["unweighted"], steps.to_string()
+
+
+def test_the_readme_states_the_results_of_a_fresh_run(headless):
+    """Every result marked in README.md equals what `python -m analysis readme` computes from this run."""
+    out, _ = headless
+    _, changed, unknown = readme.fill(readme.README.read_text(encoding="utf-8"), readme.facts(out))
+    assert not unknown, unknown
+    assert not changed, f"README values differ from a fresh run (run `python -m analysis readme`): {changed}"
 
 
 def test_a_stage_reruns_alone_from_the_files_on_disk(headless):

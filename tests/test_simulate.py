@@ -232,3 +232,113 @@ def test_a_million_person_population_builds():
     """Its time and memory are measured in the benchmark (make bench), not here."""
     big = build_population(1, scale=1_000_000 / 220_000)
     assert len(big.persons) == 1_000_000
+
+
+# ----- a second wave -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def panel():
+    """Two waves of a small Leliu (a quarter of the residents) sampled in 44 of its ~100 groups."""
+    from analysis.simulate.waves import Panel
+
+    params = load_params()
+    params = {**params, "sample": {**params["sample"], "psus": 44}}
+    return Panel(build_population(7, params=params, scale=0.25))
+
+
+def test_a_year_on_everyone_is_older_and_answers_persist(panel):
+    first, second = panel.first.persons.set_index("person_id"), panel.second.persons.set_index("person_id")
+    assert panel.years == (2012, 2013) and second.index.is_unique
+    stayed = first.index.intersection(second.index)
+    assert 0.7 < len(stayed) / len(first) < 0.95  # deaths and households leaving (migrant turnover 25%)
+    assert (second.loc[stayed, "age"] == first.loc[stayed, "age"] + 1).all()
+    born = second.index.difference(first.index)
+    babies = second.loc[born].query("age == 0")
+    assert len(babies) and (babies["relation"] == "child").all()
+    # keyed draws: a disability, once there, stays; registration never changes
+    assert not (first.loc[stayed, "disabled"] & ~second.loc[stayed, "disabled"]).any()
+    assert (first.loc[stayed, "registration"] == second.loc[stayed, "registration"]).all()
+    assert abs(len(panel.second.persons) / len(panel.first.persons) - 1) < 0.03
+
+
+def test_receiving_only_grows_where_need_persists(panel):
+    """Monotone coupling: a household receiving a service in 2012 that still needs it receives it in 2013."""
+    keep = panel.first.households["household_id"].isin(panel.second.households["household_id"])
+    first = panel.first.households[keep].set_index("household_id")
+    second = panel.second.households.set_index("household_id").loc[first.index]
+    for team, services in panel.first.services.items():
+        for s in services:
+            still = (first[f"need_{team}.{s}"] == 1) & (second[f"need_{team}.{s}"] == 1)
+            lost = still & (first[f"receiving_{team}.{s}"] == 1) & (second[f"receiving_{team}.{s}"] == 0)
+            assert not lost.any(), (team, s)
+
+
+def test_the_planted_change_raises_reach_and_awareness_and_lowers_unmet_need(panel):
+    change = panel.truth[panel.truth["group"] == "all"].set_index("variable")["proportion_change"]
+    assert change["aware_centre"] > 0.1
+    for team in panel.first.services:
+        assert change[f"reach_{team}"] > 0, team
+    assert {"count_2012", "count_2013", "proportion_2012", "proportion_2013", "count_change"} <= set(panel.truth.columns)
+    bundled = pd.read_csv(ROOT / "survey" / "waves" / "2013" / "simulation" / "truth_change.csv",
+                          dtype={"group_value": str})
+    bundled = bundled[bundled["group"] == "all"].set_index("variable")["proportion_change"]
+    assert bundled["aware_centre"] > 0.1
+    for team in panel.first.services:  # the whole population: unmet need falls for every team
+        assert bundled[f"reach_{team}"] > 0.01 and bundled[f"unmet_{team}"] < 0, team
+
+
+def test_the_second_wave_revisits_the_groups_or_draws_fresh_ones(panel):
+    pair = panel.draw_pair(3)
+    first, second = pair.first.design.set_index("psu"), pair.second.design.set_index("psu")
+    assert list(first.index) == list(second.index)
+    assert (second["p_psu"] == first["p_psu"]).all()  # the first-stage selection is the 2012 one
+    sizes = panel.second.groups.set_index("psu")["households"]
+    assert (second["psu_households"] == sizes.loc[second.index]).all()
+    assert np.allclose(second["p_hh"], second["households_issued"] / second["psu_households"])
+    assert not set(pair.first.households["household_id"]) >= set(pair.second.households["household_id"])
+    fresh = panel.draw_pair(3, fresh_psus=True)
+    assert set(fresh.second.design["psu"]) != set(fresh.first.design["psu"])
+    assert set(pair.frames) == {2012, 2013} and pair.frames[2013]["population"].sum() == len(panel.second.persons)
+    again = panel.draw_pair(3)
+    pd.testing.assert_frame_equal(again.second.households, pair.second.households)
+
+
+def test_wave_survey_files_are_byte_identical_on_rerun(tmp_path):
+    from analysis.simulate.waves import write_wave_survey
+
+    first = write_wave_survey(7, 2013, tmp_path / "a", n_households=120, scale=0.1, formats=("kobo_csv",))
+    second = write_wave_survey(7, 2013, tmp_path / "b", n_households=120, scale=0.1, formats=("kobo_csv",))
+    for name, path in first.items():
+        assert path.read_bytes() == second[name].read_bytes(), name
+    provenance = json.loads(first["provenance"].read_text(encoding="utf-8"))
+    assert (provenance["wave"], provenance["psus"]) == (2013, "revisited")
+    change = pd.read_csv(first["truth_change"])
+    hh = pd.read_csv(first["kobo_households"], dtype=str, encoding="utf-8-sig")
+    assert hh["start"].str.startswith("2013-").all() and len(change)
+
+
+def test_bundled_2013_wave_matches_its_provenance():
+    wave = ROOT / "survey" / "waves" / "2013"
+    provenance = json.loads((wave / "raw" / "PROVENANCE.json").read_text(encoding="utf-8"))
+    assert (provenance["wave"], provenance["first_wave"], provenance["seed"]) == (2013, 2012, 2012)
+    for name, digest in provenance["files"].items():
+        path = next(p for p in wave.rglob("*") if p.is_file() and _file_key(p) == name)
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, name
+    params = json.dumps(load_params(), sort_keys=True, ensure_ascii=False).encode()
+    assert provenance["parameters_sha256"] == hashlib.sha256(params).hexdigest(), "regenerate survey/waves/2013"
+
+
+def _file_key(path: Path) -> str:
+    """The PROVENANCE.json key of a survey file (as write_wave names them)."""
+    keys = {"leliu_needs_survey.xlsx": "kobo_xlsx", "leliu_needs.csv": "kobo_households", "roster.csv": "kobo_roster",
+            "leliu_needs_wjx.csv": "wjx"}
+    return keys.get(path.name, path.stem)
+
+
+def test_an_unknown_wave_is_one_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "analysis", "simulate", "--wave", "2030", "--seed", "1", "--out",
+                           str(tmp_path)], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "waves.2030" in done.stderr

@@ -5,10 +5,7 @@ clean tables must meet before they are written."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +15,7 @@ import pandas as pd
 from analysis.errors import ConfigError
 from analysis.ingest import RawExport, sha256
 from analysis.instrument import Form
+from analysis.outputs import publishing
 
 if TYPE_CHECKING:
     from analysis.clean.stage import CleanResult
@@ -140,10 +138,7 @@ def validate_clean(form: Form, households: pd.DataFrame, persons: pd.DataFrame, 
 def write_outputs(out_dir: Path, result: CleanResult, form: Form, form_path: Path, decisions: Path | None,
                   settings: Path | None, mode: str = "checks") -> None:
     """Write every output into a temporary folder beside ``out_dir/clean`` and move it into place."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / "clean"
-    tmp = Path(tempfile.mkdtemp(prefix=".clean-", dir=out_dir))
-    try:
+    with publishing(out_dir, "clean") as tmp:
         for name, table in (("households", result.households), ("persons", result.persons)):
             table.to_parquet(tmp / f"{name}.parquet", index=False)
             table.to_csv(tmp / f"{name}.csv", index=False, encoding="utf-8", date_format="%Y-%m-%dT%H:%M:%S")
@@ -169,9 +164,3 @@ def write_outputs(out_dir: Path, result: CleanResult, form: Form, form_path: Pat
         }
         (tmp / "provenance.json").write_text(json.dumps(provenance, ensure_ascii=False, indent=2, sort_keys=True),
                                              encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

@@ -11,11 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from analysis.config import read_yaml
-from analysis.errors import ConfigError
+from analysis.config import load_model
 from analysis.form_logic import ExpressionError, parse
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -170,23 +168,6 @@ class Settings(_Section):
         return self
 
 
-def _line(node, loc: tuple) -> int | None:
-    """1-based line of the YAML node at ``loc`` (keys and list positions), or of its deepest parent found."""
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if k.value == str(part)), None)
-            if pair is None:
-                return line
-            line, node = pair[0].start_mark.line + 1, pair[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
 def load_settings(path: str | Path | None = None) -> Settings:
     """Settings from ``path`` (default ``survey/cleaning.yaml``; built-in defaults when that file is absent).
 
@@ -196,19 +177,5 @@ def load_settings(path: str | Path | None = None) -> Settings:
         if not DEFAULT_SETTINGS.exists():
             return Settings()
         path = DEFAULT_SETTINGS
-    path = Path(path)
-    content = read_yaml(path, "cleaning settings") or {}
-    if not isinstance(content, dict):
-        raise ConfigError("cleaning settings must be a mapping of keys to values", file=path, row=1)
-    try:
-        return Settings.model_validate(content)
-    except ValidationError as errors:
-        first = errors.errors()[0]
-        loc = tuple(first["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        node = yaml.compose(path.read_text(encoding="utf-8"))
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        raise ConfigError(f"cleaning settings key '{key}': {message}", file=path, row=_line(node, loc),
-                          column=key, hint="see survey/cleaning.yaml for every key and its meaning") from None
+    return load_model(Path(path), Settings, "cleaning settings", item="setting",
+                      hint="see survey/cleaning.yaml for every key and its meaning")

@@ -13,6 +13,8 @@ assumption; the teams and their service lines come from ``analysis/needs.yaml``.
 - :mod:`~analysis.simulate.faults` — submissions with fake personal data, planted faults, manifest;
 - :mod:`~analysis.simulate.exports` — the Kobo and 问卷星 writers (shared with the test fixtures);
 - :mod:`~analysis.simulate.write` — :func:`write_survey`, one survey folder; same seed, same bytes;
+- :mod:`~analysis.simulate.waves` — a later wave: :func:`~analysis.simulate.waves.advance` (a year on),
+  :class:`~analysis.simulate.waves.Panel` (many sample pairs in memory), ``write_wave_survey``;
 - :mod:`~analysis.simulate.calibration` — realised figures beside their targets, written into
   ``survey/README.md`` (``python -m analysis.simulate.calibration``).
 """

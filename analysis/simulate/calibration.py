@@ -108,19 +108,37 @@ def truth_table(truth: pd.DataFrame, teams: list[str]) -> str:
     return _markdown(pd.DataFrame(rows))
 
 
+def change_table(change: pd.DataFrame, teams: list[str]) -> str:
+    """Per team, the planted value of each wave and the change of the evaluator's headline indicators."""
+    overall = change[change["group"] == "all"].set_index(["team", "variable"])
+    years = sorted(int(c.split("_")[1]) for c in change.columns if c.startswith("proportion_2"))
+    rows = []
+    for team, variable, label in [(t, f"{m}_{t}", m) for t in teams for m in ("reach", "unmet", "need_any")] + [
+            ("centre", "aware_centre", "aware_centre")]:
+        row = overall.loc[(team, variable)]
+        rows.append({"team": team, "indicator": f"`{label}`",
+                     **{str(y): f"{100 * row[f'proportion_{y}']:.1f} %" for y in years},
+                     "change (points)": f"{100 * row['proportion_change']:+.1f}"})
+    return _markdown(pd.DataFrame(rows))
+
+
 def readme_blocks(population: Population, sample, survey_dir: str | Path) -> dict[str, str]:
     """The generated blocks of survey/README.md for the survey in ``survey_dir`` drawn from ``population``."""
     import json
 
     survey_dir = Path(survey_dir)
     provenance = json.loads((survey_dir / "raw" / "PROVENANCE.json").read_text(encoding="utf-8"))
-    return {
+    blocks = {
         "calibration": _markdown(calibration_table(population)),
         "sample": sample_summary(population, sample, provenance["submissions"]),
         "faults": fault_table(pd.read_csv(survey_dir / "simulation" / "faults.csv", dtype=str)),
         "truth": truth_table(pd.read_csv(survey_dir / "simulation" / "truth.csv", dtype={"group_value": str}),
                              list(population.services)),
     }
+    for wave in sorted((survey_dir / "waves").glob("*/simulation/truth_change.csv")):
+        blocks[f"change {wave.parts[-3]}"] = change_table(pd.read_csv(wave, dtype={"group_value": str}),
+                                                           list(population.services))
+    return blocks
 
 
 def replace_blocks(text: str, blocks: dict[str, str]) -> str:

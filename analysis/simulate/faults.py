@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.simulate.exports import as_text
-from analysis.simulate.params import K6
+from analysis.simulate.params import K6, interview_first_day
 from analysis.simulate.population import Population
 from analysis.simulate.sample import Sample
 
@@ -57,11 +57,11 @@ def _fake_phones(rng, n):
                        np.char.zfill(rng.integers(0, 10000, n).astype(str), 4))
 
 
-def _fake_ids(rng, ages):
-    """18-digit resident ID numbers: Shunde area code 440606, birth date from the age in 2012, sequence
-    9xx, and a valid GB 11643 check digit (so format checks pass and PII scans are meaningful)."""
+def _fake_ids(rng, ages, survey_year: int):
+    """18-digit resident ID numbers: Shunde area code 440606, birth date from the age in the survey year,
+    sequence 9xx, and a valid GB 11643 check digit (so format checks pass and PII scans are meaningful)."""
     n = len(ages)
-    year = 2012 - np.asarray(ages, dtype=int)
+    year = survey_year - np.asarray(ages, dtype=int)
     month, day = rng.integers(1, 13, n), rng.integers(1, 29, n)
     body = np.char.add(np.char.add(np.char.add(np.char.add("440606", year.astype(str)),
                                                np.char.zfill(month.astype(str), 2)), np.char.zfill(day.astype(str), 2)),
@@ -95,7 +95,8 @@ def submissions(sample: Sample, population: Population, rng) -> tuple[pd.DataFra
     psu_day = pd.Series(rng.integers(0, p["n_days"], len(psus)), index=psus)
     psu_enum = pd.Series(rng.integers(1, p["n_enumerators"] + 1, len(psus)), index=psus)
     day = records["_psu"].map(psu_day).to_numpy() + (rng.random(n) < p["next_day_share"])
-    start = (pd.Timestamp(p["first_day"]) + pd.to_timedelta(day, unit="D")
+    first_day = pd.Timestamp(interview_first_day(population.params, population.year))
+    start = (first_day + pd.to_timedelta(day, unit="D")
              + pd.to_timedelta(rng.integers(9 * 3600, 19 * 3600, n), unit="s"))
     minutes = np.clip(p["duration_median_min"] * np.exp(rng.normal(0, p["duration_sigma"], n)),
                       p["duration_min"], p["duration_max"])
@@ -114,7 +115,9 @@ def submissions(sample: Sample, population: Population, rng) -> tuple[pd.DataFra
     first_adult = persons[persons["age"] >= 18].groupby("household_id", sort=False)["member_name"].first()
     records["resp_name"] = records["household_id"].map(first_adult).where(ok, None)
     records["phone"] = np.where(ok, _fake_phones(rng, n), None)
-    records["id_number"] = np.where(ok & (rng.random(n) < p["id_number_given"]), _fake_ids(rng, records["resp_age"].fillna(40)), None)
+    given = ok & (rng.random(n) < p["id_number_given"])
+    records["id_number"] = np.where(given, _fake_ids(rng, records["resp_age"].fillna(40), first_day.year),
+                                    None)
     cunju_names = population.cunju.set_index("cunju")["name_zh"]
     group_no = records["psu"].astype(str).str[-2:].str.lstrip("0")
     records["address"] = ("勒流街道" + records["cunju"].map(cunju_names).fillna("") + group_no + "组"
@@ -246,7 +249,7 @@ def inject_faults(records, persons, population, rng, form):
         extra_persons.append(persons[persons["_uuid"] == records.at[i, "_uuid"]].assign(_uuid=new_id))
         _fault(rows, new_id, "record", "soft_duplicate", records.at[i, "_uuid"], f"copy of {records.at[i, '_uuid']}; {item} changed")
     test_ids = _uuids(rng, f["test_submissions"])
-    first_day = pd.Timestamp(population.params["interview"]["first_day"])
+    first_day = pd.Timestamp(interview_first_day(population.params, population.year))
     for k, test_id in enumerate(test_ids):
         start = first_day - pd.Timedelta(days=3 - k) + pd.Timedelta(hours=10)
         test = pd.DataFrame({"_uuid": [test_id], "consent": ["yes"], "enumerator": ["E00"], "deviceid": ["collect:test"],

@@ -101,7 +101,6 @@ def person_answers(seed: int, persons, p) -> dict[str, np.ndarray]:
     out["youth_internet"] = yes_no(in_10_24, "youth_internet", rate(y["internet"]))
     out["youth_work_integration"] = yes_no(in_10_24 & (age >= 16) & ~local, "youth_work_integration",
                                            y["work_integration"])
-    out["registration"] = np.where(local, "local", "nonlocal")
     return out
 
 

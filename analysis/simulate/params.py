@@ -69,3 +69,9 @@ def team_services(params: dict, definitions: dict | None = None) -> dict[str, li
                               hint="give its eligibility and service-line flags and its rates (see the other teams)")
         services[team] = lines
     return services
+
+
+def interview_first_day(params: dict, year: int) -> str:
+    """First day of fieldwork of the ``year`` wave: ``waves.<year>.interview_first_day``, else the first
+    wave's ``interview.first_day``."""
+    return ((params.get("waves") or {}).get(year) or {}).get("interview_first_day", params["interview"]["first_day"])

@@ -34,6 +34,11 @@ class Population:
     seed: int
     services: dict[str, list[str]] = field(default_factory=dict)  # team -> service lines (needs.yaml)
     scale: float = 1.0  # residents = scale × the public total
+    year: int = 2012    # the survey year the population stands for
+
+
+HOUSEHOLD_STRUCTURE = ["household_id", "hh_type", "origin", "cunju", "psu", "group_key", "housing"]
+PERSON_STRUCTURE = ["household_id", "person_id", "relation", "age", "sex", "registration"]
 
 
 def _elderly_ages(rng, n, scale):
@@ -182,6 +187,15 @@ def _assign_places(rng, households, p, n_cunju):
     return cunju, group, n_groups
 
 
+def draw_housing(rng, households: pd.DataFrame, p: dict) -> np.ndarray:
+    """Housing (own, rent, dorm, other) by origin and, for migrants, single or family (simulation.yaml)."""
+    hp = p["households"]["housing"]
+    single_migrant = (households["origin"] == "migrant") & households["hh_type"].isin(["single_worker", "shared"])
+    probs = np.where((households["origin"] == "local").to_numpy()[:, None], hp["local"],
+                     np.where(single_migrant.to_numpy()[:, None], hp["migrant_single"], hp["migrant_other"]))
+    return draw_choice(rng, probs, ["own", "rent", "dorm", "other"])
+
+
 def build_population(seed: int, params: dict | None = None, scale: float = 1.0,
                      definitions: dict | None = None) -> Population:
     """Build a synthetic Leliu of ``scale`` × 220,000 residents (exactly ``scale`` × the public totals).
@@ -210,11 +224,6 @@ def build_population(seed: int, params: dict | None = None, scale: float = 1.0,
     persons = pd.concat([local_p, mig_p.assign(hh=mig_p["hh"] + offset)], ignore_index=True)
     n = len(households)
     hh = persons["hh"].to_numpy()
-    households["hh_size"] = np.bincount(hh, minlength=n)
-    n_local = np.bincount(hh, weights=persons["local"].to_numpy().astype(float), minlength=n)
-    households["hh_registration"] = np.select([n_local == households["hh_size"], n_local == 0],
-                                              ["local", "nonlocal"], "mixed")
-
     cunju, group, _n_groups = _assign_places(rng, households, p, pp["n_cunju"])
     order = np.lexsort((np.arange(n), group, cunju))  # households sorted by 村居, group, then random order
     rank = np.empty(n, dtype=np.int64)
@@ -229,28 +238,40 @@ def build_population(seed: int, params: dict | None = None, scale: float = 1.0,
     households["group_key"] = households.groupby(["_c", "_g"]).ngroup()
     households["household_id"] = np.char.add("h", np.char.zfill(np.arange(1, n + 1).astype(str), 7))
 
-    hp = p["households"]["housing"]
-    single_migrant = (households["origin"] == "migrant") & households["hh_type"].isin(["single_worker", "shared"])
-    probs = np.where((households["origin"] == "local").to_numpy()[:, None], hp["local"],
-                     np.where(single_migrant.to_numpy()[:, None], hp["migrant_single"], hp["migrant_other"]))
-    households["housing"] = draw_choice(rng, probs, ["own", "rent", "dorm", "other"])
+    households["housing"] = draw_housing(rng, households, p)
 
     hh = persons["hh"].to_numpy()
     persons["household_id"] = households["household_id"].to_numpy()[hh]
     persons["person_id"] = np.char.add(np.char.add(persons["household_id"].to_numpy().astype(str), "-"),
                                        np.char.zfill((persons.groupby("hh").cumcount() + 1).astype(str)
                                                      .to_numpy().astype(str), 2))
-    persons["cunju"] = households["cunju"].to_numpy()[hh]
     persons["sex"] = np.where(persons["sex"] == 1, "female", "male")
-    needs = person_answers(seed, persons, p)
-    persons = persons.assign(**needs)
-    persons = persons.drop(columns=["local"])
+    persons["registration"] = np.where(persons["local"], "local", "nonlocal")
+    year = pd.Timestamp(p["interview"]["first_day"]).year
+    return complete(seed, households[HOUSEHOLD_STRUCTURE], persons[PERSON_STRUCTURE], p, services, scale, year)
+
+
+def complete(seed: int, households: pd.DataFrame, persons: pd.DataFrame, p: dict, services: dict[str, list[str]],
+             scale: float, year: int, wave: dict | None = None) -> Population:
+    """The ``year`` population from its structure: households (``HOUSEHOLD_STRUCTURE``, in frame order) and
+    persons (``PERSON_STRUCTURE``, grouped by household in roster order). Adds household size and
+    registration, everyone's answers (keyed by ``seed``; ``wave``: a later wave's reach rates), categories,
+    the 村居 table and the residential groups."""
+    households = households.reset_index(drop=True).copy()
+    n = len(households)
+    row = pd.Series(np.arange(n), index=households["household_id"].to_numpy())
+    hh = row.reindex(persons["household_id"].to_numpy()).to_numpy()
+    local = (persons["registration"].astype(str) == "local").to_numpy()
+    persons = persons.reset_index(drop=True).assign(hh=hh, local=local, cunju=households["cunju"].to_numpy()[hh])
+    households["hh_size"] = np.bincount(hh, minlength=n)
+    n_local = np.bincount(hh, weights=local.astype(float), minlength=n)
+    households["hh_registration"] = np.select([n_local == households["hh_size"], n_local == 0],
+                                              ["local", "nonlocal"], "mixed")
+    persons = persons.assign(**person_answers(seed, persons, p)).drop(columns=["local"])
     first = np.r_[True, hh[1:] != hh[:-1]]
     households["head_age"] = persons["age"].to_numpy()[first]
     households["has_elderly"] = by_household(persons["age"].to_numpy() >= 60, hh, n)
-    hh_needs = household_answers(seed, households, persons, p, services)
-    households = households.assign(**hh_needs)
-    households = households.drop(columns=["hh", "_c", "_g"])
+    households = households.assign(**household_answers(seed, households, persons, p, services, wave))
     persons = persons.drop(columns=["hh"])
     cat = ["hh_registration", "housing", "cunju", "psu", "origin", "hh_type", "resp_sex", "care_dependent",
            "caregiver_strain", "family_conflict", "parenting_stress", "hardship", "aware_centre"]
@@ -263,7 +284,7 @@ def build_population(seed: int, params: dict | None = None, scale: float = 1.0,
               .reset_index()[["cunju", "psu", "households"]])
     groups["cunju"] = groups["cunju"].astype(str)
     return Population(households=households, persons=persons, cunju=cunju_table, groups=groups, params=p, seed=seed,
-                      services=services, scale=scale)
+                      services=services, scale=scale, year=year)
 
 
 def _cunju_table(households, persons, p):

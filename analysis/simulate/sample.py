@@ -147,7 +147,7 @@ def clean_tables(households: pd.DataFrame, persons: pd.DataFrame, rng, params: d
     return hh_table, pd.DataFrame(q)
 
 
-def draw_sample(population: Population, seed: int) -> Sample:
+def draw_sample(population: Population, seed: int, psus: pd.DataFrame | None = None) -> Sample:
     """Stratified two-stage sample of ``population`` with nonresponse.
 
     Strata = 村居; stage 1: residential groups, PPS systematic by household count (``sample.psus`` in
@@ -156,11 +156,20 @@ def draw_sample(population: Population, seed: int) -> Sample:
     propensity lower for migrant/mixed and young-headed households and higher with an elderly member
     (simulation.yaml ``sample``), so unweighted estimates are biased. Returns clean tables of the
     responding households, the design table and the issued households.
+
+    ``psus``: the design table of an earlier wave to revisit its residential groups (stage 1 is not
+    redrawn: their first-stage probabilities ``p_psu`` stay those of the earlier selection; stage 2 draws
+    fresh households from each group as it is now).
     """
     p = population.params["sample"]
     rng = np.random.default_rng(seed)
-    allocation = _allocate(population.groups, p["psus"])
-    psus = _select_psus(rng, population.groups, allocation, p["psu_selection"])
+    if psus is None:
+        allocation = _allocate(population.groups, p["psus"])
+        psus = _select_psus(rng, population.groups, allocation, p["psu_selection"])
+    else:
+        sizes = population.groups.set_index("psu")["households"]
+        psus = psus[["cunju", "psu", "stratum_psus", "sampled_psus", "p_psu"]].assign(
+            psu_households=lambda d: d["psu"].map(sizes).fillna(0).astype(int))
     hh = population.households
     in_psu = hh["psu"].isin(psus["psu"]).to_numpy()
     frame = hh.loc[in_psu, ["household_id", "cunju", "psu", "hh_registration", "head_age", "has_elderly"]].copy()

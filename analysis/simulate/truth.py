@@ -38,7 +38,9 @@ def truth(population: Population, definitions: dict | None = None) -> pd.DataFra
     indicators are restricted to the team's universe (e.g. 60+ for the elderly team), as ``in_need_<team>``
     is. Household service rows (``need:<service>``, ``receiving:<service>``, ``would_use:<service>``) count
     households ticking each service line (the staffing drivers); ``need_any_<team>`` (stated demand) counts
-    households ticking at least one option of the team's ``need_<team>`` question, "other" included.
+    households ticking at least one option of the team's ``need_<team>`` question, "other" included;
+    ``reach_<team>``: of those in need (``in_need_<team>``), the share whose household receives any of the
+    team's services. Team ``centre``: ``aware_centre``, households that know the centre.
     """
     from analysis.indicators import add_need_flags, load_needs
 
@@ -59,6 +61,9 @@ def truth(population: Population, definitions: dict | None = None) -> pd.DataFra
             inside &= table["age"] <= universe["age_max"]
         columns = list(dict.fromkeys(spec["indicators"] + [f"in_need_{team}", f"unmet_{team}"]))
         scoped = table[columns].astype("float64").where(inside, axis=0)
+        in_need = scoped[f"in_need_{team}"] == 1
+        scoped[f"reach_{team}"] = (1.0 - scoped[f"unmet_{team}"]).where(in_need)  # of those in need: served
+        columns.append(f"reach_{team}")
         part = _summaries(scoped, columns, person_groups if persons_unit else hh_groups)
         parts.append(part.assign(team=team, unit=spec["unit"]))
         service_cols = {f"{q}:{s}": households[f"{q}_{team}.{s}"] for q in SERVICE_QUESTIONS for s in spec["services"]}
@@ -66,7 +71,21 @@ def truth(population: Population, definitions: dict | None = None) -> pd.DataFra
         service_cols[f"need_any_{team}"] = pd.Series((stated == 1).any(axis=1).astype(float), index=households.index)
         services = pd.DataFrame(service_cols, index=households.index)
         parts.append(_summaries(services, list(service_cols), hh_groups).assign(team=team, unit="households"))
+    aware = pd.DataFrame({"aware_centre": (households["aware_centre"].astype(str) == "yes").astype(float)})
+    parts.append(_summaries(aware, ["aware_centre"], hh_groups).assign(team="centre", unit="households"))
     out = pd.concat(parts, ignore_index=True)
     out["count"] = out["count"].round().astype(int)
     out = out[["team", "variable", "unit", "group", "group_value", "count", "denominator", "proportion"]]
     return out.sort_values(["team", "unit", "variable", "group", "group_value"], kind="stable").reset_index(drop=True)
+
+
+def truth_change(first: pd.DataFrame, second: pd.DataFrame, years: tuple[int, int] = (2012, 2013)) -> pd.DataFrame:
+    """The planted change between two waves' truths (:func:`truth` of each wave's population): per team,
+    variable, unit, group and group value, each wave's ``count_<year>`` and ``proportion_<year>`` and the
+    change (second − first) of both. Rows of only one wave (a 村居 level that appears) get NaN there."""
+    keys = ["team", "variable", "unit", "group", "group_value"]
+    a, b = (t.set_index(keys)[["count", "proportion"]] for t in (first, second))
+    out = a.add_suffix(f"_{years[0]}").join(b.add_suffix(f"_{years[1]}"), how="outer")
+    out["count_change"] = out[f"count_{years[1]}"] - out[f"count_{years[0]}"]
+    out["proportion_change"] = out[f"proportion_{years[1]}"] - out[f"proportion_{years[0]}"]
+    return out.reset_index().sort_values(keys, kind="stable").reset_index(drop=True)

@@ -38,10 +38,11 @@ def write_survey(seed: int, out_dir: str | Path, n_households: int | None = None
 
 def write_wave(population: Population, sample: Sample, seed: int, out_dir: str | Path, truth_table: pd.DataFrame,
                form_path: str | Path | None = None, formats: tuple[str, ...] = EXPORT_FORMATS,
-               extra: dict[str, pd.DataFrame] | None = None, provenance_extra: dict | None = None) -> dict[str, Path]:
+               extra: dict[str, pd.DataFrame] | None = None, provenance_extra: dict | None = None,
+               records_seed: int | None = None) -> dict[str, Path]:
     """Write one drawn sample of ``population`` as a survey folder (see :func:`write_survey`): records and
-    faults are drawn with ``seed + 2``. ``extra`` maps names to tables written as ``simulation/<name>.csv``;
-    ``provenance_extra`` adds keys to PROVENANCE.json."""
+    faults are drawn with ``records_seed`` (default ``seed + 2``). ``extra`` maps names to tables written as
+    ``simulation/<name>.csv``; ``provenance_extra`` adds keys to PROVENANCE.json."""
     from analysis import __version__
     from analysis.instrument import load_form
 
@@ -50,7 +51,7 @@ def write_wave(population: Population, sample: Sample, seed: int, out_dir: str |
         raise ValueError(f"unknown export formats {sorted(unknown)}; choose from {EXPORT_FORMATS}")
     out_dir = Path(out_dir)
     form = load_form(form_path or ROOT / "survey" / "instrument")
-    rng = np.random.default_rng(seed + 2)
+    rng = np.random.default_rng(seed + 2 if records_seed is None else records_seed)
     records, persons = submissions(sample, population, rng)
     records, persons, manifest = inject_faults(records, persons, population, rng, form)
     kobo_hh, kobo_roster = kobo_tables(records, persons, form)

@@ -20,6 +20,7 @@ from analysis.survey.calibration import Margin, calibration_matrix, check_margin
 from analysis.survey.columns import Columns
 from analysis.survey.estimators import Estimators
 from analysis.survey.groups import as_list, check_columns, combine, first_rows, groupsum, numeric
+from analysis.survey.mrb import mrb_bootstrap
 from analysis.survey.variance import svr_var
 
 
@@ -116,7 +117,7 @@ def rao_wu(design, replicates=50, seed=None):
     return design.stages[0].unit, F, 1.0 / (replicates - 1), np.ones(replicates)
 
 
-METHODS = {"JK1": jk1, "JKn": jkn, "bootstrap": rao_wu}
+METHODS = {"JK1": jk1, "JKn": jkn, "bootstrap": rao_wu, "mrbbootstrap": mrb_bootstrap}
 
 
 def replicate(design, method: str = "JK1", replicates: int = 50, seed: int | None = None, mse: bool = False):
@@ -190,6 +191,12 @@ class ReplicateDesign(Estimators):
         base = np.ones(len(df)) if combined_weights else w
         rep = self._from_parts(df, w, base, np.arange(len(df)), W, scale, rs, mse, type)
         self.__dict__.update(rep.__dict__)
+
+    @classmethod
+    def from_factors(cls, df, weights: str, groups, factors, scale: float, rscales, type: str = "other", mse=False):
+        """Replicate weight of row i in replicate r = ``factors[groups[i], r]`` (e.g. a household's weight,
+        shared by its members); ``weights`` names the full-sample weight column."""
+        return cls._from_parts(df, numeric(df, weights), np.ones(len(df)), groups, factors, scale, rscales, mse, type)
 
     @classmethod
     def _from_parts(cls, df, weights, base, groups, factors, scale, rscales, mse, type_):
