@@ -463,7 +463,8 @@ def wide_intervals(rows: pd.DataFrame, width: float = 0.30) -> tuple[int, int]:
 def with_model_rows(results: pd.DataFrame, model_rows: pd.DataFrame) -> pd.DataFrame:
     """The results table with a ``method`` column: its own rows "direct", followed by the model rows of
     :func:`cunju_estimates` that use the model (``method`` "fh"; fallback rows already are direct rows)."""
-    fh = model_rows.loc[model_rows["method"] == "fh", [*results.columns.drop("method", errors="ignore"), "method"]]
+    columns = [*results.columns.drop("method", errors="ignore"), "method"]
+    fh = model_rows.loc[model_rows["method"] == "fh"].reindex(columns=columns)  # model rows have no design df
     return pd.concat([results.assign(method="direct"), fh], ignore_index=True)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -130,8 +131,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="folder for results_analyse.json/.md")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
+    load = os.getloadavg()[0]
     results = run(args.repeats)
-    text = markdown(results)
+    text = markdown(results) + (f"\nLoad average (1 min) at start: {load:.1f} on {os.cpu_count()} logical cores; "
+                                "wall clock includes waiting for a CPU, CPU seconds do not.\n")
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
