@@ -1,7 +1,8 @@
 """Command line: ``python -m analysis {run,simulate,clean,analyse,readme,instrument} ...``.
 
-Owns: parsing arguments, running the stages (:mod:`analysis.pipeline`) headless or through their
-notebooks with papermill, and turning errors into one line. User-caused problems
+Owns: parsing arguments, running the stages (:mod:`analysis.pipeline`) in this process (the default,
+skipping stages whose inputs did not change) or, with ``--notebooks``, through their notebooks with
+papermill, and turning errors into one line. User-caused problems
 (:class:`analysis.errors.AnalysisError`) are printed as one line on stderr naming the stage and exit with
 status 2; a failing notebook cell exits with status 1 and names the notebook and the cell.
 """
@@ -18,6 +19,7 @@ from analysis.errors import AnalysisError
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT / "survey" / "raw" / "kobo" / "leliu_needs_survey.xlsx"
 DEFAULT_FORM = ROOT / "survey" / "instrument" / "leliu_needs_survey.xlsx"
+NOTEBOOKS = ROOT / "notebooks"
 USER_ERRORS = {cls.__name__ for cls in (AnalysisError, *AnalysisError.__subclasses__())}
 
 
@@ -171,17 +173,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for name in raw_export_changes(inputs.data, out):
             print(f"warning: raw file {name} changed since the last run (its sha256 differs from "
                   f"{out / 'clean' / 'provenance.json'}); results will be recomputed from the new file")
-    if args.no_notebooks:
-        pipeline.run_stages(out, inputs, args.lang, figures, stages, progress=_progress)
+    if args.notebooks is None and not args.in_place:  # the main job: stage functions in this process
+        pipeline.run_stages(out, inputs, args.lang, figures, stages, progress=_progress, cache=not args.force)
         return 0
     only = tuple(pipeline.NOTEBOOKS[s] for s in stages) if args.stage else ()
-    return run_notebooks(Path(args.notebooks).resolve(), out, notebook_parameters(inputs, out, figures, args.lang),
-                         in_place=args.in_place, only=only)
+    return run_notebooks(Path(args.notebooks or NOTEBOOKS).resolve(), out,
+                         notebook_parameters(inputs, out, figures, args.lang), in_place=args.in_place, only=only)
 
 
 def _progress(line: str) -> None:
-    """Progress of a headless run: "[1/5] clean ..." then "done in 3.2 s" on the same line."""
-    print(line, end=" " if line.endswith("...") else "\n", flush=True)
+    """Progress of a headless run, one line per stage."""
+    print(line, flush=True)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -261,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run every stage in order through its notebook, or headless (the main job "
-                                          "behind `make report`)")
+    run = commands.add_parser("run", help="run every stage in order in this process, or through the notebooks with "
+                                          "--notebooks (the main job behind `make report`)")
     run.add_argument("--data", default=str(DEFAULT_DATA), help="raw survey export (default: the bundled simulated one)")
     run.add_argument("--form", default=str(DEFAULT_FORM), help="the XLSForm the export was collected with")
     run.add_argument("--decisions", default=None, help="an edited cleaning log whose decisions win over the defaults")
@@ -271,13 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder of the population frame (population_frame.csv, cunju.csv)")
     run.add_argument("--design", default=None, help="sample design CSV (default: sample_design.csv in --frame)")
     run.add_argument("--no-notebooks", action="store_true",
-                     help="run the stage functions headless (same tables as the notebook run, no executed notebooks)")
+                     help="run the stage functions in this process (the default; same tables as the notebook run)")
+    run.add_argument("--force", action="store_true",
+                     help="rerun every stage even when its inputs are unchanged since the last run into --out")
     run.add_argument("--stage", choices=["clean", "weights", "demand", "staffing", "brief"], default=None,
                      help="rerun one stage from the files the earlier stages left in --out")
     run.add_argument("--lang", choices=["zh", "en"], default="zh", help="label language of figures and brief")
     run.add_argument("--out", default=str(ROOT / "build"), help="folder for tables, logs and executed notebooks")
     run.add_argument("--figures", default=str(ROOT / "figures"), help="folder for figures")
-    run.add_argument("--notebooks", default=str(ROOT / "notebooks"), help="folder of notebooks to run")
+    run.add_argument("--notebooks", nargs="?", const=str(NOTEBOOKS), default=None,
+                     help="run the stages through their notebooks with papermill, from this folder (default "
+                          "notebooks/), executed copies in <out>/notebooks")
     run.add_argument("--in-place", action="store_true",
                      help="re-execute the committed notebooks in place with their default parameters")
     run.set_defaults(func=_cmd_run)

@@ -37,6 +37,8 @@ LABELS_PATH = HERE / "labels.yaml"
 
 # ----- reading YAML with errors that point at the line ------------------------------------------------------
 
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser: same values, ~10x faster
+
 def read_yaml(path: str | Path, what: str):
     """Parse a YAML file, raising :class:`ConfigError` naming the file (and line) when it cannot be read.
 
@@ -44,7 +46,7 @@ def read_yaml(path: str | Path, what: str):
     """
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except FileNotFoundError:
         raise ConfigError(f"{what} file not found", file=str(path)) from None
     except OSError as error:

@@ -432,16 +432,21 @@ def brief(out: str | Path, form: str | Path = Inputs().form, needs: str | Path =
 
 def run_stages(out: str | Path, inputs: Inputs = Inputs(), lang: str = "zh",
                fig_dir: str | Path | None = ROOT / "figures", stages: tuple[str, ...] = STAGES,
-               progress: Callable[[str], None] | None = None) -> dict:
+               progress: Callable[[str], None] | None = None, cache: bool = False) -> dict:
     """Run ``stages`` in order (each reads what the previous one wrote); returns their results by name.
 
-    ``progress`` receives "started <stage>" / "<stage> done in <s> s" lines (the CLI prints them).
+    ``progress`` receives "[n/N] <stage> ..." and "<stage> done in <s> s" lines (the CLI prints them; a
+    terminal or notebook also sees the seconds so far and the time left, :mod:`analysis.progress`).
+    With ``cache``, a stage whose inputs and outputs are as its last run recorded (:mod:`analysis.stage_cache`)
+    is skipped, and its result is None.
     """
-    import time
+    from analysis import stage_cache
+    from analysis.progress import StageProgress
 
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise AnalysisError(f"unknown stage '{unknown[0]}'", hint=f"stages: {', '.join(STAGES)}")
+    out = Path(out)
     calls = {
         "clean": lambda: clean(out, inputs, lang, fig_dir),
         "weights": lambda: weights(out, inputs, lang, fig_dir),
@@ -449,16 +454,44 @@ def run_stages(out: str | Path, inputs: Inputs = Inputs(), lang: str = "zh",
         "staffing": lambda: staffing(out, lang, fig_dir),
         "brief": lambda: brief(out, inputs.form),
     }
+    code = stage_cache.code_fingerprint() if cache else ""
     done = {}
     for number, stage in enumerate(stages, start=1):
-        started = time.perf_counter()
+        label = f"[{number}/{len(stages)}] {stage}"
+        wanted = {}
+        if cache:
+            wanted = stage_cache.stage_inputs(stage, out, inputs, {"lang": lang, "figures": str(fig_dir)}, code)
+            if stage_cache.is_current(out, stage, wanted):
+                done[stage] = None
+                if progress:
+                    progress(f"{label}: inputs unchanged since the last run, skipped")
+                continue
+            stage_cache.forget(out, stage)
+        rows = _households(out) if stage != "clean" else None
+        _, _, last_seconds, last_rows = stage_cache.read_record(out, stage)
+        expected = last_seconds * (rows / last_rows if rows and last_rows else 1) if last_seconds else None
+        with StageProgress(label, rows, expected) as shown:
+            try:
+                done[stage] = calls[stage]()
+            except AnalysisError as error:
+                error.stage = stage  # the CLI names the stage that stopped
+                raise
+        if stage == "clean":
+            shown.rows = _households(out)
         if progress:
-            progress(f"[{number}/{len(stages)}] {stage} ...")
-        try:
-            done[stage] = calls[stage]()
-        except AnalysisError as error:
-            error.stage = stage  # the CLI names the stage that stopped
-            raise
-        if progress:
-            progress(f"done in {time.perf_counter() - started:.1f} s")
+            progress(shown.done_text())
+        if cache:
+            written = [path for paths in getattr(done[stage], "figures", {}).values() for path in paths]
+            if stage == "clean":
+                written.append(out / "DATA_SOURCE.txt")
+            stage_cache.write_record(out, stage, wanted, stage_cache.stage_outputs(out, stage, written),
+                                     shown.seconds, shown.rows)
     return done
+
+
+def _households(out: Path) -> int | None:
+    """Clean households in ``out`` (from the Parquet footer, nothing read), None before the clean stage."""
+    import pyarrow.parquet as pq
+
+    path = out / "clean" / "households.parquet"
+    return pq.ParquetFile(path).metadata.num_rows if path.exists() else None

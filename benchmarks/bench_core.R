@@ -2,7 +2,7 @@
 #
 #   Rscript benchmarks/bench_core.R DATA.csv MARGINS.json OP REPEATS OUT.json [FACTORS.csv]
 #
-# OP: mean | domains | rake | bootstrap | bootstrap_check. Each timed run builds the design and
+# OP: mean | domains | crossed | rake | bootstrap | bootstrap_check. Each timed run builds the design and
 # runs the operation (as the Python side does). bootstrap uses R's Rao-Wu bootstrap
 # (as.svrepdesign type="subbootstrap", 200 replicates); bootstrap_check (untimed) puts the Python
 # side's PSU factors (FACTORS.csv) into R's compressed replicate weights, so R computes the SE
@@ -25,6 +25,7 @@ run <- function() {
   switch(op,
     mean = svymean(~y, d),
     domains = svyby(~y, ~dom, d, svymean),
+    crossed = svyby(~y, ~g1 + g2, d, svymean),
     rake = svymean(~y, rake(d, list(~sex, ~age), list(pop_sex, pop_age),
                             control = list(maxit = 100, epsilon = 1e-10))),
     bootstrap = svymean(~y, as.svrepdesign(d, type = "subbootstrap", replicates = 200)),
@@ -43,6 +44,8 @@ for (i in seq_len(repeats)) {
   r <- run()
   times <- c(times, proc.time()[["elapsed"]] - t0)
 }
+est <- as.vector(coef(r)); se <- as.vector(SE(r))
+if (op == "crossed") { ord <- order(r$g1, r$g2); est <- est[ord]; se <- se[ord] }  # as the Python side
 writeLines(toJSON(list(tool = "R survey", version = as.character(packageVersion("survey")), op = op,
-                       times = times, estimate = as.vector(coef(r)), se = as.vector(SE(r))),
+                       times = times, estimate = est, se = se),
                   digits = NA, auto_unbox = FALSE), out_file)

@@ -6,7 +6,9 @@ Synthetic stratified cluster samples of each size (50 strata × 20 PSUs, a numer
 ``b``, a 10-level domain ``dom`` and two raking variables ``sex``/``age``) are generated once,
 deterministically, and written to one CSV per size that every tool reads. Four operations, each
 timed as design construction + estimate: (a) mean of y with SE, (b) mean of y in 10 domains,
-(c) raking to the sex and age margins then the mean, (d) Rao–Wu bootstrap SE with 200 replicates.
+(c) raking to the sex and age margins then the mean, (d) Rao–Wu bootstrap SE with 200 replicates;
+and, at ``--crossed-size`` rows (default 50,000) only, (e) ``crossed``: mean of y in the 6,760
+domains of g1 (26 levels) × g2 (260 levels), every domain present (R: ``svyby(~y, ~g1 + g2, ...)``).
 Every (tool, size, operation) runs in its own process, so its peak memory (ru_maxrss from wait4,
 which includes reading the data) is its own; each time is the median of ``--repeats`` runs (R at
 1,000,000 rows: ``--r-repeats-large``, as one R bootstrap run there takes over a minute).
@@ -33,6 +35,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 OPS = ("mean", "domains", "rake", "bootstrap")
+CROSSED = (26, 260)  # levels of g1 and g2: 6,760 crossed domains (op "crossed", at --crossed-size rows only)
 N_STRATA, PSU_PER_STRATUM, REPLICATES, SEED = 50, 20, 200, 20121
 AGREE = 1e-8
 SEX_SHARE = {"f": 0.51, "m": 0.49}
@@ -47,7 +50,7 @@ def make_data(n: int, seed: int = SEED) -> pd.DataFrame:
     psu[:n_psu] = np.arange(n_psu)  # every PSU sampled
     psu.sort()
     effect = rng.normal(0, 3, n_psu)
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "stratum": psu // PSU_PER_STRATUM,
         "psu": psu,
         "w": rng.uniform(20, 200, n).round(4),
@@ -57,6 +60,10 @@ def make_data(n: int, seed: int = SEED) -> pd.DataFrame:
         "sex": rng.choice(list(SEX_SHARE), n),
         "age": rng.choice(list(AGE_SHARE), n, p=[0.25, 0.25, 0.25, 0.25]),
     })
+    # the crossed domains (drawn last, so the columns above are as before): 26 × 260 cells, each present
+    cell = rng.integers(0, CROSSED[0] * CROSSED[1], n)
+    cell[:min(n, CROSSED[0] * CROSSED[1])] = np.arange(min(n, CROSSED[0] * CROSSED[1]))
+    return frame.assign(g1=cell // CROSSED[1], g2=cell % CROSSED[1])
 
 
 def margins(df: pd.DataFrame) -> dict:
@@ -80,6 +87,8 @@ def run_ours(data: Path, margins_file: Path, op: str, repeats: int, factors_out:
             res = d.mean("y")
         elif op == "domains":
             res = d.mean("y", by="dom")
+        elif op == "crossed":
+            res = d.mean("y", by=["g1", "g2"])
         elif op == "rake":
             res = d.rake({"sex": m["sex"], "age": m["age"]}, tol=1e-10).mean("y")
         else:
@@ -106,6 +115,8 @@ def run_svy(data: Path, margins_file: Path, op: str, repeats: int) -> dict:
             res = s.estimation.mean("y")
         elif op == "domains":
             res = s.estimation.mean("y", by="dom")
+        elif op == "crossed":
+            res = s.estimation.mean("y", by=["g1", "g2"])
         elif op == "rake":
             res = s.weighting.rake(controls={"sex": m["sex"], "age": m["age"]}, tol=1e-10).estimation.mean("y")
         else:
@@ -115,6 +126,8 @@ def run_svy(data: Path, margins_file: Path, op: str, repeats: int) -> dict:
     table = res.to_polars()
     if "dom" in table.columns:
         table = table.sort("dom")
+    elif "g1" in table.columns:
+        table = table.sort(["g1", "g2"])
     return {"tool": f"svy {svy.__version__}", "times": times, "estimate": table["est"].to_list(),
             "se": table["se"].to_list()}
 
@@ -178,6 +191,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--r-repeats-large", type=int, default=1, help="R runs per operation at ≥ 1,000,000 rows")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per child process")
+    ap.add_argument("--crossed-size", type=int, default=50_000,
+                    help="rows of the crossed-domain case (mean of y in 6,760 g1 × g2 domains); 0: skip it")
+    ap.add_argument("--only-crossed", action="store_true", help="run the crossed-domain case alone")
     ap.add_argument("--child", nargs=5, metavar=("TOOL", "DATA", "MARGINS", "OP", "REPEATS"), help=argparse.SUPPRESS)
     ap.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--factors-out", type=Path, help=argparse.SUPPRESS)
@@ -210,14 +226,17 @@ def main(argv=None) -> int:
                "sizes": {}, "notes": notes}
     with tempfile.TemporaryDirectory(prefix="bench_core_") as tmp:
         tmp = Path(tmp)
-        for n in args.sizes:
+        plan = [] if args.only_crossed else [(n, OPS) for n in args.sizes]
+        if args.crossed_size:
+            plan.append((args.crossed_size, ("crossed",)))
+        for n, ops in plan:
             df = make_data(n)
             data = tmp / f"core_{n}.csv"
             df.to_csv(data, index=False)
             marg = tmp / f"margins_{n}.json"
             marg.write_text(json.dumps(margins(df)))
-            size = {}
-            for op in OPS:
+            size = results["sizes"].setdefault(str(n), {})
+            for op in ops:
                 print(f"[bench_core] n={n:,} {op}", file=sys.stderr, flush=True)
                 entry = {}
                 out = tmp / f"ours_{n}_{op}.json"
@@ -242,7 +261,6 @@ def main(argv=None) -> int:
                                 "bootstrap_check", "1", str(cout), str(factors)]
                         entry["R survey, our replicates"] = child(ccmd, cout, args.timeout)
                 size[op] = summarise(op, entry)
-            results["sizes"][str(n)] = size
             data.unlink()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results_core.json").write_text(json.dumps(results, indent=2))

@@ -117,5 +117,5 @@ def test_run_with_a_bad_export_exits_2_and_leaves_no_files(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: 01_clean.ipynb: ") and data.name in last and "empty" in last, last
+    assert last.startswith("error: clean stage: ") and data.name in last and "empty" in last, last
     assert not [p for p in out.rglob("*") if p.is_file()], list(out.rglob("*"))

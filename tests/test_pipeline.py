@@ -172,9 +172,9 @@ def test_an_export_without_the_simulators_provenance_gets_no_simulated_mark(tmp_
 def test_the_notebook_run_writes_the_same_bytes_as_the_headless_run(headless, tmp_path):
     out, _ = headless
     notebooks = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "analysis", "run", "--out", str(notebooks), "--figures",
-                           str(notebooks / "figures")], capture_output=True, text=True, cwd=ROOT, check=False,
-                          timeout=1800)
+    done = subprocess.run([sys.executable, "-m", "analysis", "run", "--notebooks", "--out", str(notebooks),
+                           "--figures", str(notebooks / "figures")], capture_output=True, text=True, cwd=ROOT,
+                          check=False, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     first, second = _files(out), _files(notebooks)
     assert sorted(first) == sorted(second)

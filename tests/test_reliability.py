@@ -185,9 +185,10 @@ def test_raw_equals_clean_plus_deleted_and_no_pii(rows, faults, tmp_path_factory
 # ----- privacy of everything the main job writes ------------------------------------------------------------
 
 def _pipeline(out: Path) -> tuple[float, str]:
-    """Run the main job into ``out`` (figures in ``out/figures``); returns seconds and what it printed."""
+    """Run the main job through the notebooks into ``out`` (figures in ``out/figures``); returns seconds and
+    what it printed."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "analysis", "run", "--out", str(out), "--figures",
+    done = subprocess.run([sys.executable, "-m", "analysis", "run", "--notebooks", "--out", str(out), "--figures",
                            str(out / "figures")], check=False, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     return time.perf_counter() - started, done.stdout + done.stderr
