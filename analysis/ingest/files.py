@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
-import pickle
 import re
 import zipfile
 from pathlib import Path
@@ -138,45 +136,7 @@ def xlsx_first_headers(path: Path) -> list[str]:
 
 
 def read_xlsx(path: Path) -> dict[str, pd.DataFrame]:
-    """All sheets of a workbook as all-string tables (headers checked).
-
-    Parsing with openpyxl is most of the clean stage's time on an .xlsx export, and a planner reruns on
-    the same export after each edit of the decisions, so the tables are kept in the user's cache folder
-    (``$XDG_CACHE_HOME/leliu/xlsx``) under the sha256 of the file, this module and the openpyxl version.
-    """
-    cached = _xlsx_cache(path)
-    if cached is not None and cached.is_file():
-        with open(cached, "rb") as handle:
-            return pickle.load(handle)  # written by this function from the same bytes (file name = their sha256)
-    sheets = _parse_xlsx(path)
-    if cached is not None:
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            draft = cached.with_suffix(f".{os.getpid()}.tmp")
-            with open(draft, "wb") as handle:
-                pickle.dump(sheets, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            draft.replace(cached)
-        except OSError:  # a read-only home: no cache, same tables
-            pass
-    return sheets
-
-
-def _xlsx_cache(path: Path) -> Path | None:
-    """Cache file of ``path``'s tables, or None when the file cannot be read (the parser then says why)."""
-    import openpyxl
-
-    try:
-        digest = hashlib.sha256(Path(path).read_bytes())
-    except OSError:
-        return None
-    digest.update(Path(__file__).read_bytes())
-    digest.update(openpyxl.__version__.encode())
-    digest.update(pd.__version__.encode())
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "leliu" / "xlsx" / f"{digest.hexdigest()}.pickle"
-
-
-def _parse_xlsx(path: Path) -> dict[str, pd.DataFrame]:
+    """All sheets of a workbook as all-string tables (headers checked)."""
     book = _open_workbook(path)
     try:
         sheets = {}
