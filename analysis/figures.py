@@ -812,19 +812,22 @@ def annual_change(table: pd.DataFrame, labels: Labels, note: Note, english: Labe
                 ax.text((h if ok else 0) + top * 0.015, yi, f"{v:.0f}%" if ok else labels("suppressed_cell"),
                         va="center", fontsize=10, color="#262626" if ok else NEUTRAL)
         change = part[part["wave"] == "change"].set_index("team").reindex(teams)
-        ax.text(1.03, 1.0, both("figures.annual_change.change_header", "\n"), transform=ax.transAxes,
-                va="bottom", ha="left", fontsize=11, color=NEUTRAL)
+        ax.text(1.06, -0.03, both("figures.annual_change.change_header", "\n"), transform=ax.transAxes,
+                va="top", ha="left", fontsize=11, color=NEUTRAL)
         for yi, (_, c) in zip(y, change.iterrows()):
             significant = c["ci_low"] > 0 or c["ci_high"] < 0
+            interval = f"[{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}]"
             if pd.isna(c["estimate"]):
-                text = labels("suppressed_cell")
+                lines = (labels("suppressed_cell"), "")
             elif significant:
-                text = f"{'▲' if c['estimate'] > 0 else '▼'} {100 * c['estimate']:+.1f}"
+                lines = (f"{'▲' if c['estimate'] > 0 else '▼'} {100 * c['estimate']:+.1f}", interval)
             else:
-                text = f"{100 * c['estimate']:+.1f}  " + both("figures.annual_change.unclear", "\n")
-            ax.text(1.03, yi, text, transform=ax.get_yaxis_transform(), va="center", ha="left",
+                lines = (f"{100 * c['estimate']:+.1f}  {interval}", both("figures.annual_change.unclear"))
+            ax.text(1.06, yi + 0.02, lines[0], transform=ax.get_yaxis_transform(), va="bottom", ha="left",
                     fontsize=15 if significant else 11, color="#1a1a1a" if significant else NEUTRAL,
-                    fontweight="bold" if significant else "normal", linespacing=1.1)
+                    fontweight="bold" if significant else "normal")
+            ax.text(1.06, yi - 0.02, lines[1], transform=ax.get_yaxis_transform(), va="top", ha="left",
+                    fontsize=10, color=NEUTRAL)
         ax.set_yticks(y, [team_name(t) for t in teams], fontsize=11)
         ax.set_ylim(-0.6, most - 0.4)
         ax.tick_params(axis="y", length=0)
