@@ -117,15 +117,21 @@ class _Plan:
                 self._cache[("coded", var)] = coded(self.data[var])
             codes, levels = self._cache[("coded", var)]
             for order, level in enumerate(levels):
-                column = self.add(("level", var, level), f"{var}={level}",
-                                  lambda k=order: np.where(codes < 0, np.nan, codes == k))
+                column = self.add(
+                    ("level", var, level),
+                    f"{var}={level}",
+                    lambda k=order: np.where(codes < 0, np.nan, codes == k),
+                )
                 self.items.append(_Item(i, level, order, column, hits=column))
             self.missing[i] = self.add(("missing", var), f"{var}=NA", lambda: codes < 0)
         else:
             options, respondents = self._options(spec)
             for order, option in enumerate(options.columns):
-                column = self.add(("option", var, option), f"{var}/{option}",
-                                  lambda o=option: np.where(respondents, options[o].to_numpy(), np.nan))
+                column = self.add(
+                    ("option", var, option),
+                    f"{var}/{option}",
+                    lambda o=option: np.where(respondents, options[o].to_numpy(), np.nan),
+                )
                 self.items.append(_Item(i, option, order, column, hits=column))
             self.missing[i] = self.add(("unanswered", var), f"{var}=NA", lambda: (~respondents).astype(float))
 
@@ -134,9 +140,13 @@ class _Plan:
         if key not in self._cache:
             options, respondents = select_multiple(self.data, spec.analysis_var, self.form)
             if options.empty:
-                raise AnalysisError(f"no options found for select_multiple '{spec.analysis_var}'", file=self.source,
-                                    row=spec.row, column="analysis_var",
-                                    hint="give the form (--form), or columns named <question>/<option>")
+                raise AnalysisError(
+                    f"no options found for select_multiple '{spec.analysis_var}'",
+                    file=self.source,
+                    row=spec.row,
+                    column="analysis_var",
+                    hint="give the form (--form), or columns named <question>/<option>",
+                )
             self._cache[key] = (options, respondents)
         return self._cache[key]
 
@@ -154,12 +164,27 @@ class _Plan:
 # the calls to the survey core, all here
 
 
-ESTIMATORS = {"mean": "mean", "total": "total", "prop_select_one": "mean", "prop_select_multiple": "mean",
-              "ratio": "ratio", "median": "median"}
+ESTIMATORS = {
+    "mean": "mean",
+    "total": "total",
+    "prop_select_one": "mean",
+    "prop_select_multiple": "mean",
+    "ratio": "ratio",
+    "median": "median",
+}
 
 
-def _core(design, frame: pd.DataFrame, estimator: str, columns: list[str], by: list[str], level: float,
-          denominator: str = "", flags: tuple = (), df="domain") -> pd.DataFrame:
+def _core(
+    design,
+    frame: pd.DataFrame,
+    estimator: str,
+    columns: list[str],
+    by: list[str],
+    level: float,
+    denominator: str = "",
+    flags: tuple = (),
+    df="domain",
+) -> pd.DataFrame:
     """Estimate, se, ci_low, ci_high, df (the domain's) and n per group and column (``variable``).
 
     The design reads its variables from ``frame`` (the working columns: R's ``update(design, ...)``);
@@ -172,14 +197,22 @@ def _core(design, frame: pd.DataFrame, estimator: str, columns: list[str], by: l
     if estimator in ("mean", "total"):
         return getattr(work, estimator)(columns, by=by, na_rm=True, level=level)
     if estimator == "ratio":
-        out = work.ratio(columns, denominator, by=by, na_rm=True, level=level, numerator_na_to_0=flags[0],
-                         filter_denominator_0=flags[1])
+        out = work.ratio(
+            columns,
+            denominator,
+            by=by,
+            na_rm=True,
+            level=level,
+            numerator_na_to_0=flags[0],
+            filter_denominator_0=flags[1],
+        )
         return out.assign(variable=out["variable"].str.slice(stop=-len(denominator) - 1))
     return work.quantile(columns, 0.5, by=by, na_rm=True, level=level, df=df, qrule="school")
 
 
 def interval(estimate, se, df, level, method):
-    """Interval per estimate: ``method`` "wald" (estimate ± q·se) or "logit" (R ``svyciprop``), one name or one
+    """Interval per estimate: ``method`` "wald" (estimate ± q·se) or "logit" (R ``svyciprop``), one name or
+    one
     per estimate; q is the t quantile with ``df`` (normal where df is infinite)."""
     estimate, se = np.asarray(estimate, dtype=float), np.asarray(se, dtype=float)
     df = np.broadcast_to(np.asarray(df, dtype=float), estimate.shape)
@@ -194,7 +227,9 @@ def interval(estimate, se, df, level, method):
             if name == "logit":
                 low[pick], high[pick] = intervals.logit_interval(estimate[pick], se[pick], df[pick], value)
             else:
-                low[pick], high[pick] = intervals.wald(estimate[pick], se[pick], intervals.critical(value, df[pick]))
+                low[pick], high[pick] = intervals.wald(
+                    estimate[pick], se[pick], intervals.critical(value, df[pick])
+                )
     return low, high
 
 
@@ -258,8 +293,23 @@ def run(design, loa: pd.DataFrame, form=None, source: str | None = None) -> pd.D
     for (estimator, groups, level, rule, denominator, flags), batch in items.groupby(keys, sort=False):
         if groups not in group_cache:
             group_cache[groups] = _groups_of(codes, groups, len(data))
-        pieces.append(_batch(design, plan, batch, estimator, groups, level, rule, denominator, flags,
-                             group_cache[groups], codes, weights, design_df))
+        pieces.append(
+            _batch(
+                design,
+                plan,
+                batch,
+                estimator,
+                groups,
+                level,
+                rule,
+                denominator,
+                flags,
+                group_cache[groups],
+                codes,
+                weights,
+                design_df,
+            )
+        )
     for i, column in plan.missing.items():
         groups = checked.at[i, "groups"]
         rows_group, label_codes = group_cache[groups]
@@ -267,15 +317,34 @@ def run(design, loa: pd.DataFrame, form=None, source: str | None = None) -> pd.D
         count = np.bincount(rows_group, weights=plan.columns[column], minlength=size)
         seen = np.flatnonzero(count > 0)
         value = None if checked.at[i, "analysis_type"] == "prop_select_one" else "NA"
-        pieces.append({"_loa": np.full(len(seen), i), "_group": seen, "_order": np.full(len(seen), np.iinfo(np.int32).max),
-                       "analysis_var_value": np.full(len(seen), value, dtype=object), "n": count[seen],
-                       **{g: label_codes[g][seen] for g in groups}})
+        pieces.append(
+            {
+                "_loa": np.full(len(seen), i),
+                "_group": seen,
+                "_order": np.full(len(seen), np.iinfo(np.int32).max),
+                "analysis_var_value": np.full(len(seen), value, dtype=object),
+                "n": count[seen],
+                **{g: label_codes[g][seen] for g in groups},
+            }
+        )
     return _finish(pieces, checked, codes)
 
 
-def _batch(design, plan: _Plan, batch: pd.DataFrame, estimator: str, groups: tuple, level: float, rule: str,
-           denominator: str, flags: tuple, grouping: tuple, group_codes: dict, weights: np.ndarray,
-           design_df: dict) -> dict:
+def _batch(
+    design,
+    plan: _Plan,
+    batch: pd.DataFrame,
+    estimator: str,
+    groups: tuple,
+    level: float,
+    rule: str,
+    denominator: str,
+    flags: tuple,
+    grouping: tuple,
+    group_codes: dict,
+    weights: np.ndarray,
+    design_df: dict,
+) -> dict:
     """The lines of one batch: core estimates per group and column, with counts and intervals."""
     rows_group, label_codes = grouping
     by, size = list(groups), (len(next(iter(label_codes.values()))) if groups else 1)
@@ -284,27 +353,58 @@ def _batch(design, plan: _Plan, batch: pd.DataFrame, estimator: str, groups: tup
     masks = np.column_stack([used[c] for c in columns]).astype(float)
     hits = np.column_stack([plan.columns[c] == 1 for c in columns]) * masks
     rows = (rows_group, np.arange(len(rows_group)))
-    count, weigh = (sparse.csr_matrix((v, rows), shape=(size, len(rows_group))) for v in (np.ones(len(weights)), weights))
+    count, weigh = (
+        sparse.csr_matrix((v, rows), shape=(size, len(rows_group))) for v in (np.ones(len(weights)), weights)
+    )
     used_n, hit_n, used_w, hit_w = (np.asarray(m @ x) for m in (count, weigh) for x in (masks, hits))
     by_codes = {g: group_codes[g][0] for g in by}
     alone = []  # medians run one variable at a time where a group has none of its values (R's subset)
     if estimator == "median":
         weight_of = np.bincount(rows_group, weights, size)
-        alone = [c for j, c in enumerate(columns) if rule == "design" or ((weight_of > 0) & (used_w[:, j] == 0)).any()]
+        alone = [
+            c
+            for j, c in enumerate(columns)
+            if rule == "design" or ((weight_of > 0) & (used_w[:, j] == 0)).any()
+        ]
     together = [c for c in columns if c not in alone]
     parts = []
     if together:
         variables = {c: plan.columns[c] for c in [*together, denominator] if c}
-        parts.append(_core(design, pd.DataFrame({**variables, **by_codes}, copy=False), estimator, together, by, level,
-                           denominator, flags, df=rule))
+        parts.append(
+            _core(
+                design,
+                pd.DataFrame({**variables, **by_codes}, copy=False),
+                estimator,
+                together,
+                by,
+                level,
+                denominator,
+                flags,
+                df=rule,
+            )
+        )
     for c in alone:
         masked = {g: np.where(used[c], by_codes[g], np.nan) for g in by}
-        parts.append(_core(design, pd.DataFrame({c: plan.columns[c], **masked}), estimator, [c], by, level,
-                           df=design_df[(c, denominator, flags)] if rule == "design" else rule))
+        parts.append(
+            _core(
+                design,
+                pd.DataFrame({c: plan.columns[c], **masked}),
+                estimator,
+                [c],
+                by,
+                level,
+                df=design_df[(c, denominator, flags)] if rule == "design" else rule,
+            )
+        )
     result = pd.concat(parts, ignore_index=True)
     table = {k: np.full((size, len(columns)), np.nan) for k in ("estimate", "se", "ci_low", "ci_high", "df")}
-    gid = (pd.Index(_combined({g: label_codes[g] for g in by}, group_codes)).get_indexer(
-        _combined({g: result[g].to_numpy() for g in by}, group_codes)) if by else np.zeros(len(result), dtype=int))
+    gid = (
+        pd.Index(_combined({g: label_codes[g] for g in by}, group_codes)).get_indexer(
+            _combined({g: result[g].to_numpy() for g in by}, group_codes)
+        )
+        if by
+        else np.zeros(len(result), dtype=int)
+    )
     cid = pd.Index(columns).get_indexer(result["variable"])
     for k, values in table.items():
         values[gid, cid] = result[k].to_numpy(dtype=float)
@@ -323,12 +423,26 @@ def _batch(design, plan: _Plan, batch: pd.DataFrame, estimator: str, groups: tup
             own = np.array([design_df.get((c, denominator, flags), np.nan) for c in columns])[j]
             df = np.where(choice == "design", own, df)
         df = np.where(choice == "z", np.inf, df)
-        low, high = interval(estimate, se, df, batch["level"].to_numpy(dtype=float)[item], batch["ci"].to_numpy()[item])
+        low, high = interval(
+            estimate, se, df, batch["level"].to_numpy(dtype=float)[item], batch["ci"].to_numpy()[item]
+        )
     keep = ~select | (n > 0)  # an answer not seen in a group has no line, as in analysistools
-    out = {"_loa": batch["loa"].to_numpy()[item], "_group": g, "_order": batch["order"].to_numpy()[item],
-           "analysis_var_value": batch["value"].to_numpy(dtype=object)[item], "stat": estimate, "stat_low": low,
-           "stat_upp": high, "n": n, "n_total": n_total, "n_w": n_w, "n_w_total": n_w_total, "se": se, "df": df,
-           **{name: label_codes[name][g] for name in by}}
+    out = {
+        "_loa": batch["loa"].to_numpy()[item],
+        "_group": g,
+        "_order": batch["order"].to_numpy()[item],
+        "analysis_var_value": batch["value"].to_numpy(dtype=object)[item],
+        "stat": estimate,
+        "stat_low": low,
+        "stat_upp": high,
+        "n": n,
+        "n_total": n_total,
+        "n_w": n_w,
+        "n_w_total": n_w_total,
+        "se": se,
+        "df": df,
+        **{name: label_codes[name][g] for name in by},
+    }
     return {k: v[keep] for k, v in out.items()}
 
 
@@ -357,6 +471,7 @@ def _join(parts: list, sep: str):
 
 def _finish(pieces: list[dict], checked: pd.DataFrame, codes: dict) -> pd.DataFrame:
     """analysistools' columns and analysis_key for the lines of ``run``, in the list's order."""
+
     def stack(key, fill):
         return np.concatenate([p[key] if key in p else np.full(len(p["_loa"]), fill) for p in pieces])
 
@@ -365,7 +480,9 @@ def _finish(pieces: list[dict], checked: pd.DataFrame, codes: dict) -> pd.DataFr
     spec = checked.iloc[loa].reset_index(drop=True)
     ratio = (spec["analysis_type"] == "ratio").to_numpy()
     kind = spec["analysis_type"].to_numpy(dtype=object)
-    variable = np.where(ratio, spec["numerator"] + " %/% " + spec["denominator"], spec["analysis_var"]).astype(object)
+    variable = np.where(
+        ratio, spec["numerator"] + " %/% " + spec["denominator"], spec["analysis_var"]
+    ).astype(object)
     group_var = np.full(len(loa), np.nan, dtype=object)
     group_value = np.full(len(loa), np.nan, dtype=object)
     group_key = np.full(len(loa), "NA %/% NA", dtype=object)
@@ -380,11 +497,27 @@ def _finish(pieces: list[dict], checked: pd.DataFrame, codes: dict) -> pd.DataFr
         group_key[rows] = _join([names[k] + " %/% " + values[k] for k in range(len(names))], " -/- ")
     value = stack("analysis_var_value", None)[order]
     value_text = np.where(pd.isna(value), "NA", value).astype(object)
-    numerator, denominator = spec["numerator"].to_numpy(dtype=object), spec["denominator"].to_numpy(dtype=object)
-    key = np.where(ratio, kind + " @/@ " + numerator + " %/% NA -/- " + denominator + " %/% NA @/@ ",
-                   kind + " @/@ " + variable + " %/% " + value_text + " @/@ ") + group_key
-    result = pd.DataFrame({"analysis_type": kind, "analysis_var": variable, "analysis_var_value": value,
-                           "group_var": group_var, "group_var_value": group_value})
+    numerator, denominator = (
+        spec["numerator"].to_numpy(dtype=object),
+        spec["denominator"].to_numpy(dtype=object),
+    )
+    key = (
+        np.where(
+            ratio,
+            kind + " @/@ " + numerator + " %/% NA -/- " + denominator + " %/% NA @/@ ",
+            kind + " @/@ " + variable + " %/% " + value_text + " @/@ ",
+        )
+        + group_key
+    )
+    result = pd.DataFrame(
+        {
+            "analysis_type": kind,
+            "analysis_var": variable,
+            "analysis_var_value": value,
+            "group_var": group_var,
+            "group_var_value": group_value,
+        }
+    )
     for column in ["stat", "stat_low", "stat_upp", "n", "n_total", "n_w", "n_w_total", "se", "df"]:
         result[column] = stack(column, np.nan)[order].astype(float)
     result["analysis_key"] = key
@@ -399,19 +532,33 @@ def _finish(pieces: list[dict], checked: pd.DataFrame, codes: dict) -> pd.DataFr
 # files
 
 
-def design_from_columns(data: pd.DataFrame, weights: str | None = None, strata: str | None = None,
-                        ids: list[str] | None = None, fpc: list[str] | None = None) -> Design:
+def design_from_columns(
+    data: pd.DataFrame,
+    weights: str | None = None,
+    strata: str | None = None,
+    ids: list[str] | None = None,
+    fpc: list[str] | None = None,
+) -> Design:
     """The design named by columns of ``data`` (none = equal weights, each row its own PSU, as srvyr's
     ``as_survey(data)``)."""
     return Design(data, weights=weights, strata=strata, ids=ids or None, fpc=fpc or None)
 
 
-def analyse_files(data: str | Path, loa: str | Path, out: str | Path, form: str | Path | None = None,
-                  weights: str | None = None, strata: str | None = None, ids: list[str] | None = None,
-                  fpc: list[str] | None = None) -> pd.DataFrame:
+def analyse_files(
+    data: str | Path,
+    loa: str | Path,
+    out: str | Path,
+    form: str | Path | None = None,
+    weights: str | None = None,
+    strata: str | None = None,
+    ids: list[str] | None = None,
+    fpc: list[str] | None = None,
+) -> pd.DataFrame:
     """``python -m analysis analyse``: read the clean table and the list, write the results CSV."""
     table = read_data(data)
-    results = run(design_from_columns(table, weights, strata, ids, fpc), read_loa(loa), form=form, source=str(loa))
+    results = run(
+        design_from_columns(table, weights, strata, ids, fpc), read_loa(loa), form=form, source=str(loa)
+    )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     results.to_csv(out, index=False)

@@ -39,6 +39,7 @@ LABELS_PATH = HERE / "labels.yaml"
 
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser: same values, ~10x faster
 
+
 def read_yaml(path: str | Path, what: str):
     """Parse a YAML file, raising :class:`ConfigError` naming the file (and line) when it cannot be read.
 
@@ -55,9 +56,12 @@ def read_yaml(path: str | Path, what: str):
         raise ConfigError(f"{what} file is not UTF-8 text", file=str(path)) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        raise ConfigError(f"{what} file is not valid YAML ({getattr(error, 'problem', None) or 'syntax error'})",
-                          file=str(path), row=None if mark is None else mark.line + 1,
-                          hint="check indentation and quoting on that line") from None
+        raise ConfigError(
+            f"{what} file is not valid YAML ({getattr(error, 'problem', None) or 'syntax error'})",
+            file=str(path),
+            row=None if mark is None else mark.line + 1,
+            hint="check indentation and quoting on that line",
+        ) from None
 
 
 def yaml_line(text: str, loc: tuple) -> int | None:
@@ -95,8 +99,9 @@ def _problem(error: dict) -> str:
     return message if error["type"] == "value_error" else f"is invalid: {message}"
 
 
-def load_model(path: str | Path, model: type[BaseModel], what: str, item: str = "key",
-               hint: str | None = None) -> BaseModel:
+def load_model(
+    path: str | Path, model: type[BaseModel], what: str, item: str = "key", hint: str | None = None
+) -> BaseModel:
     """Read the YAML file ``path`` and validate it as ``model`` (a pydantic model).
 
     On a bad value raises :class:`ConfigError` with the file, the line and the dotted key, e.g.
@@ -115,11 +120,18 @@ def load_model(path: str | Path, model: type[BaseModel], what: str, item: str = 
         return model.model_validate(content)
     except ValidationError as errors:
         found = errors.errors()
-        first = next((e for e in found if e["type"] == "extra_forbidden"), found[0])  # a typo explains a "missing"
+        first = next(
+            (e for e in found if e["type"] == "extra_forbidden"), found[0]
+        )  # a typo explains a "missing"
         loc = tuple(p for p in first["loc"] if p != "__root__")
         key = ".".join(str(p) for p in loc) or "(top level)"
-        raise ConfigError(f"{item} '{key}' {_problem(first)}", file=str(path),
-                          row=yaml_line(path.read_text(encoding="utf-8"), loc), column=key, hint=hint) from None
+        raise ConfigError(
+            f"{item} '{key}' {_problem(first)}",
+            file=str(path),
+            row=yaml_line(path.read_text(encoding="utf-8"), loc),
+            column=key,
+            hint=hint,
+        ) from None
 
 
 class Section(BaseModel):
@@ -128,7 +140,8 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# ----- shared pieces ------------------------------------------------------------------------------------------
+# ----- shared pieces ----------------------------------------------------------------------------------------
+
 
 def placeholders(text: str) -> set[str]:
     """Names of the ``{placeholders}`` in a label text."""
@@ -144,12 +157,14 @@ class Text(Section):
     @model_validator(mode="after")
     def _same_placeholders(self):
         if placeholders(self.zh) != placeholders(self.en):
-            raise ValueError(f"has placeholders {sorted(placeholders(self.zh))} in zh but "
-                             f"{sorted(placeholders(self.en))} in en; keep the same in both")
+            raise ValueError(
+                f"has placeholders {sorted(placeholders(self.zh))} in zh but "
+                f"{sorted(placeholders(self.en))} in en; keep the same in both"
+            )
         return self
 
 
-# ----- needs.yaml ---------------------------------------------------------------------------------------------
+# ----- needs.yaml -------------------------------------------------------------------------------------------
 
 TEAM_NAME = re.compile(r"^[a-z][a-z0-9]*$")
 BREAKDOWNS = Literal["cunju", "registration", "sex", "age_band"]
@@ -169,7 +184,8 @@ class Universe(Section):
 
 
 class Team(Section):
-    """One team of the centre: who it serves, when a resident is in need, its service lines, how it is shown."""
+    """One team of the centre: who it serves, when a resident is in need, its service lines, how it is
+    shown."""
 
     unit: Literal["persons", "households"]
     universe: Universe
@@ -216,8 +232,10 @@ class Needs(Section):
     def _plain_names(cls, teams: dict) -> dict:
         for name in teams:
             if not TEAM_NAME.match(name):
-                raise ValueError(f"has a team named {name!r}; use lower-case letters and digits (it becomes part "
-                                 "of column names such as in_need_<team>)")
+                raise ValueError(
+                    f"has a team named {name!r}; use lower-case letters and digits (it becomes part "
+                    "of column names such as in_need_<team>)"
+                )
         colours = [team.colour.lower() for team in teams.values()]
         if len(set(colours)) < len(colours):
             raise ValueError("gives two teams the same colour")
@@ -226,10 +244,13 @@ class Needs(Section):
 
 def load_needs(path: str | Path = NEEDS_PATH) -> dict:
     """The need definitions as a mapping (``teams`` in file order: the order of every table and figure)."""
-    return load_model(path, Needs, "need definitions", hint="see analysis/needs.yaml").model_dump(exclude_none=True)
+    return load_model(path, Needs, "need definitions", hint="see analysis/needs.yaml").model_dump(
+        exclude_none=True
+    )
 
 
-# ----- assumptions.yaml ---------------------------------------------------------------------------------------
+# ----- assumptions.yaml -------------------------------------------------------------------------------------
+
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
@@ -252,8 +273,12 @@ class Leaf(Section):
         value, rng = leaf.get("value"), leaf.get("range")
         if not _is_number(value):
             raise ValueError(f"has value {value!r}, which is not a number")
-        if not (isinstance(rng, list | tuple) and len(rng) == 2 and all(_is_number(x) for x in rng)
-                and rng[0] <= value <= rng[1]):
+        if not (
+            isinstance(rng, list | tuple)
+            and len(rng) == 2
+            and all(_is_number(x) for x in rng)
+            and rng[0] <= value <= rng[1]
+        ):
             raise ValueError(f"needs range: [low, high] around its value {value}")
         if not (isinstance(leaf.get("source"), str) or leaf.get("assumption") is True):
             raise ValueError("has neither a source nor 'assumption: true'")
@@ -302,7 +327,8 @@ class CommunityEvents(Section):
 
 
 class TeamAssumptions(Section):
-    """The four activities of a team, its caseload norm (a cross-check) and its other staff per social worker."""
+    """The four activities of a team, its caseload norm (a cross-check) and its other staff per social
+    worker."""
 
     casework: Casework
     home_visits: HomeVisits
@@ -346,8 +372,13 @@ def load_assumptions(path: str | Path = ASSUMPTIONS_PATH, needs: dict | None = N
     returned in needs.yaml's order: the team list has one source.
     """
     path = Path(path)
-    raw = load_model(path, Assumptions, "assumptions", item="assumption",
-                     hint="every number needs value, range and source (or assumption: true)")
+    raw = load_model(
+        path,
+        Assumptions,
+        "assumptions",
+        item="assumption",
+        hint="every number needs value, range and source (or assumption: true)",
+    )
     content = raw.model_dump(exclude_defaults=True)  # no 'source: None' or 'assumption: False' added
     if needs is not None:
         content["teams"] = teams_in_needs_order(content["teams"], needs, path)
@@ -360,16 +391,25 @@ def teams_in_needs_order(teams: dict, needs: dict, path: str | Path = ASSUMPTION
     wanted = list(needs["teams"])
     missing = [t for t in wanted if t not in teams]
     if missing:
-        raise ConfigError(f"team '{missing[0]}' of needs.yaml has no planning assumptions", file=str(path),
-                          column=f"teams.{missing[0]}", hint="copy another team's block under teams: and adapt it")
+        raise ConfigError(
+            f"team '{missing[0]}' of needs.yaml has no planning assumptions",
+            file=str(path),
+            column=f"teams.{missing[0]}",
+            hint="copy another team's block under teams: and adapt it",
+        )
     extra = [t for t in teams if t not in wanted]
     if extra:
-        raise ConfigError(f"team '{extra[0]}' is not a team of needs.yaml", file=str(path),
-                          column=f"teams.{extra[0]}", hint="teams are listed in analysis/needs.yaml; remove or rename it")
+        raise ConfigError(
+            f"team '{extra[0]}' is not a team of needs.yaml",
+            file=str(path),
+            column=f"teams.{extra[0]}",
+            hint="teams are listed in analysis/needs.yaml; remove or rename it",
+        )
     return {t: teams[t] for t in wanted}
 
 
-# ----- labels.yaml --------------------------------------------------------------------------------------------
+# ----- labels.yaml ------------------------------------------------------------------------------------------
+
 
 class LabelTexts(Section):
     """``analysis/labels.yaml``: every text of the figures and the brief that the instrument and needs.yaml
@@ -390,4 +430,6 @@ class LabelTexts(Section):
 
 def load_label_texts(path: str | Path = LABELS_PATH) -> dict:
     """The label texts as a mapping of sections to ``{zh, en}`` leaves."""
-    return load_model(path, LabelTexts, "labels", item="label", hint="every label needs zh and en").model_dump()
+    return load_model(
+        path, LabelTexts, "labels", item="label", hint="every label needs zh and en"
+    ).model_dump()

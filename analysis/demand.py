@@ -43,8 +43,23 @@ from analysis.errors import AnalysisError
 
 NEEDS_LOA_FILE = Path(__file__).with_name("needs_loa.csv")
 
-RESULT_COLUMNS = ["analysis_type", "team", "variable", "value", "universe", "unit", "group", "group_value",
-                  "estimate", "se", "ci_low", "ci_high", "n", "n_weighted", "suppressed"]
+RESULT_COLUMNS = [
+    "analysis_type",
+    "team",
+    "variable",
+    "value",
+    "universe",
+    "unit",
+    "group",
+    "group_value",
+    "estimate",
+    "se",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_weighted",
+    "suppressed",
+]
 PERSON_GROUPS = {"cunju": "cunju", "registration": "registration", "sex": "sex", "age_band": "age_band"}
 HOUSEHOLD_GROUPS = {"cunju": "cunju", "registration": "hh_registration"}  # household registration type
 SERVICE_MEASURES = ("need", "receiving", "would_use")
@@ -61,13 +76,17 @@ def estimation_table(households: pd.DataFrame, persons: pd.DataFrame, definition
     household_only = [c for c in households.columns if c not in persons.columns or c == "household_id"]
     table = persons.merge(households[household_only], on="household_id", how="left", validate="many_to_one")
     size = table.groupby("household_id")["household_id"].transform("size")
-    groups = {c: table[c].astype("object").fillna("unknown")
-              for c in {*PERSON_GROUPS.values(), *HOUSEHOLD_GROUPS.values()} if c in table.columns}
+    groups = {
+        c: table[c].astype("object").fillna("unknown")
+        for c in {*PERSON_GROUPS.values(), *HOUSEHOLD_GROUPS.values()}
+        if c in table.columns
+    }
     return table.assign(hh_share=1.0 / size, **groups)
 
 
-def prepare(households: pd.DataFrame, persons: pd.DataFrame, definitions: dict
-            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def prepare(
+    households: pd.DataFrame, persons: pd.DataFrame, definitions: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The estimation table with every derived column, and the specs of what is estimated."""
     table = estimation_table(households, persons, definitions)
     specs = variable_specs(table, definitions)
@@ -95,6 +114,7 @@ def variable_specs(table: pd.DataFrame | None, definitions: dict) -> pd.DataFram
     Service lines whose columns ``table`` lacks are left out; ``table=None`` lists every line
     ``needs.yaml`` names (the instrument's columns).
     """
+
     def present(*columns: str) -> bool:
         return table is None or all(c in table.columns for c in columns)
 
@@ -109,11 +129,27 @@ def variable_specs(table: pd.DataFrame | None, definitions: dict) -> pd.DataFram
         for service in spec["services"]:
             for measure in SERVICE_MEASURES:
                 if present(f"{measure}_{team}.{service}"):
-                    rows.append((team, f"{measure}_{team}", service, "households", "households",
-                                 f"{measure}_{team}.{service}"))
+                    rows.append(
+                        (
+                            team,
+                            f"{measure}_{team}",
+                            service,
+                            "households",
+                            "households",
+                            f"{measure}_{team}.{service}",
+                        )
+                    )
             if present(f"need_{team}.{service}", f"receiving_{team}.{service}"):
-                rows.append((team, f"unmet_need_{team}", service, f"households needing {service}",
-                             "households", f"unmet_need_{team}.{service}"))
+                rows.append(
+                    (
+                        team,
+                        f"unmet_need_{team}",
+                        service,
+                        f"households needing {service}",
+                        "households",
+                        f"unmet_need_{team}.{service}",
+                    )
+                )
     specs = pd.DataFrame(rows, columns=["team", "variable", "value", "universe", "unit", "column"])
     return specs.assign(key=specs["team"] + ":" + specs["column"])
 
@@ -137,10 +173,14 @@ def add_derived_columns(table: pd.DataFrame, specs: pd.DataFrame, definitions: d
         options = [c for c in table.columns if c.startswith(f"need_{team}.")]
         if options:  # any option ticked, "other" included; blank when the question was not answered
             ticked = table[options].apply(pd.to_numeric, errors="coerce")
-            new[f"need_any_{team}"] = (ticked == 1).any(axis=1).astype(float).where(ticked.notna().any(axis=1))
+            new[f"need_any_{team}"] = (
+                (ticked == 1).any(axis=1).astype(float).where(ticked.notna().any(axis=1))
+            )
     table = table.assign(**new)
-    inside = {team: indicators.in_universe(table, spec.get("universe") or {})
-              for team, spec in definitions["teams"].items()}
+    inside = {
+        team: indicators.in_universe(table, spec.get("universe") or {})
+        for team, spec in definitions["teams"].items()
+    }
     columns = {}
     for row in specs.itertuples():
         y = pd.to_numeric(table[row.column], errors="coerce").astype(float)
@@ -154,8 +194,9 @@ def _by_groups(unit: str, allowed: list[str]) -> dict[str, str]:
     return {g: c for g, c in groups.items() if g in allowed}
 
 
-def loa_for(specs: pd.DataFrame, breakdowns: dict[str, list[str]] | None = None, level: float = 0.95
-            ) -> pd.DataFrame:
+def loa_for(
+    specs: pd.DataFrame, breakdowns: dict[str, list[str]] | None = None, level: float = 0.95
+) -> pd.DataFrame:
     """The list of analyses (:mod:`analysis.analyse`) estimating every spec, overall and by each group.
 
     ``breakdowns`` (``needs.yaml``) lists the groups for indicators (team flags, in need, unmet, stated
@@ -173,8 +214,19 @@ def loa_for(specs: pd.DataFrame, breakdowns: dict[str, list[str]] | None = None,
             else:
                 rows.append(("ratio", "", group_column, spec.key, "hh_share", "FALSE", "TRUE", "logit"))
             rows.append(("total", spec.key, group_column, "", "", "", "", "wald"))
-    loa = pd.DataFrame(rows, columns=["analysis_type", "analysis_var", "group_var", "analysis_var_numerator",
-                                      "analysis_var_denominator", "numerator_NA_to_0", "filter_denominator_0", "ci"])
+    loa = pd.DataFrame(
+        rows,
+        columns=[
+            "analysis_type",
+            "analysis_var",
+            "group_var",
+            "analysis_var_numerator",
+            "analysis_var_denominator",
+            "numerator_NA_to_0",
+            "filter_denominator_0",
+            "ci",
+        ],
+    )
     loa.insert(3, "level", f"{level:g}")
     return loa.assign(df="domain")
 
@@ -210,8 +262,13 @@ def _counts(table: pd.DataFrame, specs: pd.DataFrame, group_column: str | None) 
     return both.reset_index().astype({"n": int})
 
 
-def estimate(design, table: pd.DataFrame, specs: pd.DataFrame, level: float = 0.95,
-             breakdowns: dict[str, list[str]] | None = None) -> pd.DataFrame:
+def estimate(
+    design,
+    table: pd.DataFrame,
+    specs: pd.DataFrame,
+    level: float = 0.95,
+    breakdowns: dict[str, list[str]] | None = None,
+) -> pd.DataFrame:
     """Share and number of every spec, overall and by each group, on ``design`` (built on ``table``).
 
     Runs :func:`loa_for` through :func:`analysis.analyse.run`. Returns the tidy results (contract
@@ -220,25 +277,40 @@ def estimate(design, table: pd.DataFrame, specs: pd.DataFrame, level: float = 0.
     out = analyse.run(design, loa_for(specs, breakdowns, level), source="list of analyses of needs.yaml")
     key = out["analysis_var"].str.split(" %/% ").str[0]
     group_column = out["group_var"].fillna("all")
-    names = {column: group for groups in (PERSON_GROUPS, HOUSEHOLD_GROUPS) for group, column in groups.items()}
-    results = pd.DataFrame({
-        "key": key, "group": group_column.map(names).fillna("all"), "group_value": out["group_var_value"].fillna("all"),
-        "analysis_type": np.where(out["analysis_type"] == "total", "total", "prop"),
-        "estimate": out["stat"], "se": out["se"], "ci_low": out["stat_low"], "ci_high": out["stat_upp"], "df": out["df"],
-    })
+    names = {
+        column: group for groups in (PERSON_GROUPS, HOUSEHOLD_GROUPS) for group, column in groups.items()
+    }
+    results = pd.DataFrame(
+        {
+            "key": key,
+            "group": group_column.map(names).fillna("all"),
+            "group_value": out["group_var_value"].fillna("all"),
+            "analysis_type": np.where(out["analysis_type"] == "total", "total", "prop"),
+            "estimate": out["stat"],
+            "se": out["se"],
+            "ci_low": out["stat_low"],
+            "ci_high": out["stat_upp"],
+            "df": out["df"],
+        }
+    )
     counts = []
     for (unit, group), rows in results.groupby([results["key"].map(specs.set_index("key")["unit"]), "group"]):
         unit_specs = specs[specs["key"].isin(rows["key"].unique())]
         column = None if group == "all" else (PERSON_GROUPS if unit == "persons" else HOUSEHOLD_GROUPS)[group]
         counts.append(_counts(table, unit_specs, column).assign(group=group))
-    results = results.merge(pd.concat(counts, ignore_index=True), on=["key", "group", "group_value"], how="left")
+    results = results.merge(
+        pd.concat(counts, ignore_index=True), on=["key", "group", "group_value"], how="left"
+    )
     results = results.merge(specs, on="key", how="left", validate="many_to_one")
     results = results[results["n"] > 0]  # e.g. the elderly team in the 0-14 band: no universe, no estimate
-    order = {"_type": results["analysis_type"].map({"prop": 0, "total": 1}),
-             "_spec": results["key"].map(pd.Series(range(len(specs)), index=specs["key"])),
-             "_group": results["group"].map({g: i for i, g in enumerate(["all", *PERSON_GROUPS])})}
-    results = results.assign(**order).sort_values(["_spec", "_type", "_group", "group_value"], kind="stable",
-                                                   ignore_index=True)
+    order = {
+        "_type": results["analysis_type"].map({"prop": 0, "total": 1}),
+        "_spec": results["key"].map(pd.Series(range(len(specs)), index=specs["key"])),
+        "_group": results["group"].map({g: i for i, g in enumerate(["all", *PERSON_GROUPS])}),
+    }
+    results = results.assign(**order).sort_values(
+        ["_spec", "_type", "_group", "group_value"], kind="stable", ignore_index=True
+    )
     return results.reindex(columns=RESULT_COLUMNS[:-1] + ["df"])
 
 
@@ -255,8 +327,11 @@ def cunju_sample(table: pd.DataFrame, min_households: int) -> pd.DataFrame:
     rest on too few households to be read alone (its CIs are shown; many of its cells are suppressed).
     """
     per = table.groupby("cunju").agg(households=("household_id", "nunique"), persons=("person_id", "size"))
-    note = np.where(per["households"] < min_households,
-                    f"fewer than {min_households} responding households: read with caution", "")
+    note = np.where(
+        per["households"] < min_households,
+        f"fewer than {min_households} responding households: read with caution",
+        "",
+    )
     return per.assign(note=note).reset_index()
 
 
@@ -270,9 +345,12 @@ def rank_services(results: pd.DataFrame) -> pd.DataFrame:
 
     Columns: team, service, need, receiving, would_use, unmet_need (household totals), rank.
     """
-    rows = results[(results["analysis_type"] == "total") & (results["group"] == "all") & (results["value"] != "1")]
-    wide = rows.assign(measure=_measure(rows)).pivot_table(index=["team", "value"], columns="measure",
-                                                    values="estimate", aggfunc="first", sort=False)
+    rows = results[
+        (results["analysis_type"] == "total") & (results["group"] == "all") & (results["value"] != "1")
+    ]
+    wide = rows.assign(measure=_measure(rows)).pivot_table(
+        index=["team", "value"], columns="measure", values="estimate", aggfunc="first", sort=False
+    )
     wide = wide.reindex(columns=["need", "receiving", "would_use", "unmet_need"]).reset_index()
     wide = wide.rename(columns={"value": "service"})
     wide["rank"] = wide.groupby("team", sort=False)["would_use"].rank(ascending=False, method="first")
@@ -292,8 +370,9 @@ def driver_columns(specs: pd.DataFrame, definitions: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["team", "driver", "column"])
 
 
-def drivers(table: pd.DataFrame, columns: pd.DataFrame, replicate_weights: np.ndarray | None = None
-            ) -> pd.DataFrame:
+def drivers(
+    table: pd.DataFrame, columns: pd.DataFrame, replicate_weights: np.ndarray | None = None
+) -> pd.DataFrame:
     """Weighted totals of each driver: with ``weight``, or per replicate as W.T @ Y (vectorised).
 
     ``replicate_weights`` is the persons × replicates matrix in the row order of ``table``; the result
@@ -304,16 +383,19 @@ def drivers(table: pd.DataFrame, columns: pd.DataFrame, replicate_weights: np.nd
         return columns[["team", "driver"]].assign(estimate=table["weight"].to_numpy() @ y)
     totals = np.asarray(replicate_weights, dtype=float).T @ y  # replicates × drivers
     n_rep = totals.shape[0]
-    return pd.DataFrame({
-        "team": np.tile(columns["team"].to_numpy(), n_rep),
-        "driver": np.tile(columns["driver"].to_numpy(), n_rep),
-        "replicate": np.repeat(np.arange(1, n_rep + 1), len(columns)),
-        "estimate": totals.ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "team": np.tile(columns["team"].to_numpy(), n_rep),
+            "driver": np.tile(columns["driver"].to_numpy(), n_rep),
+            "replicate": np.repeat(np.arange(1, n_rep + 1), len(columns)),
+            "estimate": totals.ravel(),
+        }
+    )
 
 
-def precision(results: pd.DataFrame, table: pd.DataFrame, margin: float = 0.05,
-              level: float = 0.95) -> pd.DataFrame:
+def precision(
+    results: pd.DataFrame, table: pd.DataFrame, margin: float = 0.05, level: float = 0.95
+) -> pd.DataFrame:
     """Achieved margin of error and design effect of each headline prevalence, and the next wave's size.
 
     Headline = ``in_need_<team>`` among the team's target group. The design effect here is Kish's:
@@ -325,8 +407,11 @@ def precision(results: pd.DataFrame, table: pd.DataFrame, margin: float = 0.05,
     household in this survey).
     """
     z = stats.norm.ppf(0.5 + level / 2)
-    head = results[(results["analysis_type"] == "prop") & (results["group"] == "all")
-                   & (results["variable"] == "in_need_" + results["team"])].copy()
+    head = results[
+        (results["analysis_type"] == "prop")
+        & (results["group"] == "all")
+        & (results["variable"] == "in_need_" + results["team"])
+    ].copy()
     households = table["household_id"].nunique()
     head["moe"] = (head["ci_high"] - head["ci_low"]) / 2
     p = head["estimate"]
@@ -334,17 +419,33 @@ def precision(results: pd.DataFrame, table: pd.DataFrame, margin: float = 0.05,
     head["n_required"] = np.ceil(head["deff"] * z**2 * p * (1 - p) / margin**2).astype("Int64")
     per_household = head["n"] / households
     head["households_required"] = np.ceil(head["n_required"] / per_household).astype("Int64")
-    return head[["team", "variable", "universe", "estimate", "se", "moe", "deff", "n", "n_required",
-                 "households_required"]].reset_index(drop=True)
+    return head[
+        [
+            "team",
+            "variable",
+            "universe",
+            "estimate",
+            "se",
+            "moe",
+            "deff",
+            "n",
+            "n_required",
+            "households_required",
+        ]
+    ].reset_index(drop=True)
 
 
 def headline_columns(definitions: dict) -> pd.DataFrame:
     """The headline prevalence of each team: ``in_need_<team>`` in its target group."""
-    return pd.DataFrame([(team, f"in_need_{team}", spec["unit"]) for team, spec in definitions["teams"].items()],
-                        columns=["team", "variable", "unit"])
+    return pd.DataFrame(
+        [(team, f"in_need_{team}", spec["unit"]) for team, spec in definitions["teams"].items()],
+        columns=["team", "variable", "unit"],
+    )
 
 
-def point_estimates(table: pd.DataFrame, definitions: dict, weight_columns: dict[str, str | None]) -> pd.DataFrame:
+def point_estimates(
+    table: pd.DataFrame, definitions: dict, weight_columns: dict[str, str | None]
+) -> pd.DataFrame:
     """Headline prevalences under several weightings (None = unweighted), side by side.
 
     Shows what each weighting step changes; the planted truth (simulated data) shows which is right.
@@ -357,7 +458,9 @@ def point_estimates(table: pd.DataFrame, definitions: dict, weight_columns: dict
         for row in heads.itertuples():
             y = table[f"{row.team}:{row.variable}"].to_numpy(dtype=float)
             ok = ~np.isnan(y)
-            share = table["hh_share"].to_numpy(dtype=float) if row.unit == "households" else np.ones(len(table))
+            share = (
+                table["hh_share"].to_numpy(dtype=float) if row.unit == "households" else np.ones(len(table))
+            )
             if column is None and row.unit == "households":  # one vote per household
                 values.append(y[ok].sum() / share[ok].sum())
             else:
@@ -380,8 +483,9 @@ class DemandRun:
     cunju_sample: pd.DataFrame
 
 
-def stored_design(table: pd.DataFrame, margins: dict[str, dict[str, float]], tol: float = 1e-10,
-                  agree: float = 1e-6):
+def stored_design(
+    table: pd.DataFrame, margins: dict[str, dict[str, float]], tol: float = 1e-10, agree: float = 1e-6
+):
     """The design of the weights stage's person weights (``weight``) with their calibration to ``margins``.
 
     Raking the stored weights again to the margins they were raked to leaves them in place (one sweep;
@@ -393,15 +497,26 @@ def stored_design(table: pd.DataFrame, margins: dict[str, dict[str, float]], tol
     design = weights.design_for(table, "weight").rake(margins, tol=tol)
     moved = float(np.max(np.abs(np.asarray(design.weights) / table["weight"].to_numpy(float) - 1)))
     if moved > agree:
-        raise AnalysisError(f"the person weights are not calibrated to the frame margins of the weights stage "
-                            f"(raking them again moves a weight by {moved:.1e})", file="weights/persons.parquet",
-                            column="weight", hint="rerun the weights stage")
+        raise AnalysisError(
+            f"the person weights are not calibrated to the frame margins of the weights stage "
+            f"(raking them again moves a weight by {moved:.1e})",
+            file="weights/persons.parquet",
+            column="weight",
+            hint="rerun the weights stage",
+        )
     return design
 
 
-def run_demand(households: pd.DataFrame, persons: pd.DataFrame, margins: dict[str, dict[str, float]],
-               definitions: dict, person_replicates: pd.DataFrame, level: float = 0.95, min_households: int = 30,
-               threshold: int | None = None) -> DemandRun:
+def run_demand(
+    households: pd.DataFrame,
+    persons: pd.DataFrame,
+    margins: dict[str, dict[str, float]],
+    definitions: dict,
+    person_replicates: pd.DataFrame,
+    level: float = 0.95,
+    min_households: int = 30,
+    threshold: int | None = None,
+) -> DemandRun:
     """Everything stage 03 writes, from what stage 02 wrote: the weighted tables, the frame ``margins`` their
     person weights were raked to (``weights/diagnostics.csv``) and the replicate weights.
 
@@ -416,8 +531,12 @@ def run_demand(households: pd.DataFrame, persons: pd.DataFrame, margins: dict[st
     results = disclosure.suppress_results(raw.assign(suppressed=False), threshold)
     reps = person_replicates.set_index("person_id").reindex(table["person_id"])
     if reps.isna().any().any():
-        raise AnalysisError("replicate weights do not cover every person", file="person_replicates.parquet",
-                            column="person_id", hint="rerun stage 02 on the same clean data")
+        raise AnalysisError(
+            "replicate weights do not cover every person",
+            file="person_replicates.parquet",
+            column="person_id",
+            hint="rerun stage 02 on the same clean data",
+        )
     columns = driver_columns(specs, definitions)
     return DemandRun(
         results=results[RESULT_COLUMNS + ["df"]],
@@ -433,35 +552,67 @@ def run_demand(households: pd.DataFrame, persons: pd.DataFrame, margins: dict[st
 def headline(results: pd.DataFrame) -> pd.DataFrame:
     """Per team: share of the target group in need and the number in need, each with its 95% CI."""
     rows = results[(results["group"] == "all") & (results["variable"] == "in_need_" + results["team"])]
-    wide = rows.pivot_table(index=["team", "universe", "unit"], columns="analysis_type",
-                            values=["estimate", "ci_low", "ci_high"], aggfunc="first")
+    wide = rows.pivot_table(
+        index=["team", "universe", "unit"],
+        columns="analysis_type",
+        values=["estimate", "ci_low", "ci_high"],
+        aggfunc="first",
+    )
     wide.columns = [f"{kind}_{stat}" for stat, kind in wide.columns]
     n = rows[rows["analysis_type"] == "prop"].set_index(["team", "universe", "unit"])["n"]
-    order = ["prop_estimate", "prop_ci_low", "prop_ci_high", "total_estimate", "total_ci_low", "total_ci_high"]
+    order = [
+        "prop_estimate",
+        "prop_ci_low",
+        "prop_ci_high",
+        "total_estimate",
+        "total_ci_low",
+        "total_ci_high",
+    ]
     return wide[order].join(n).reset_index().round({c: 3 for c in order[:3]} | {c: 0 for c in order[3:]})
 
 
 def indicator_table(results: pd.DataFrame) -> pd.DataFrame:
     """Each team's indicators (share of its target group, number of people or households), all of Leliu."""
     rows = results[(results["group"] == "all") & (results["value"] == "1")]
-    wide = rows.pivot_table(index=["team", "variable", "universe"], columns="analysis_type",
-                            values=["estimate", "ci_low", "ci_high"], aggfunc="first", sort=False)
+    wide = rows.pivot_table(
+        index=["team", "variable", "universe"],
+        columns="analysis_type",
+        values=["estimate", "ci_low", "ci_high"],
+        aggfunc="first",
+        sort=False,
+    )
     wide.columns = [f"{kind}_{stat}" for stat, kind in wide.columns]
-    order = ["prop_estimate", "prop_ci_low", "prop_ci_high", "total_estimate", "total_ci_low", "total_ci_high"]
+    order = [
+        "prop_estimate",
+        "prop_ci_low",
+        "prop_ci_high",
+        "total_estimate",
+        "total_ci_low",
+        "total_ci_high",
+    ]
     return wide[order].reset_index().round({c: 3 for c in order[:3]} | {c: 0 for c in order[3:]})
 
 
 def service_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per team and service line: need, receiving, would use (shares of households) and unmet need."""
-    rows = results[(results["group"] == "all") & (results["analysis_type"] == "prop") & (results["value"] != "1")]
-    wide = rows.assign(measure=_measure(rows)).pivot_table(index=["team", "value"], columns="measure",
-                                                    values="estimate", aggfunc="first", sort=False)
+    rows = results[
+        (results["group"] == "all") & (results["analysis_type"] == "prop") & (results["value"] != "1")
+    ]
+    wide = rows.assign(measure=_measure(rows)).pivot_table(
+        index=["team", "value"], columns="measure", values="estimate", aggfunc="first", sort=False
+    )
     return wide.reindex(columns=["need", "receiving", "would_use", "unmet_need"]).reset_index()
 
 
 def by_group(results: pd.DataFrame, group: str) -> pd.DataFrame:
     """The headline prevalence of every team by ``group``: estimate [CI], n, suppressed."""
-    rows = results[(results["group"] == group) & (results["analysis_type"] == "prop")
-                   & (results["variable"] == "in_need_" + results["team"])]
-    return rows[["team", "group", "group_value", "estimate", "ci_low", "ci_high", "n", "suppressed"]].round(
-        {"estimate": 3, "ci_low": 3, "ci_high": 3}).reset_index(drop=True)
+    rows = results[
+        (results["group"] == group)
+        & (results["analysis_type"] == "prop")
+        & (results["variable"] == "in_need_" + results["team"])
+    ]
+    return (
+        rows[["team", "group", "group_value", "estimate", "ci_low", "ci_high", "n", "suppressed"]]
+        .round({"estimate": 3, "ci_low": 3, "ci_high": 3})
+        .reset_index(drop=True)
+    )

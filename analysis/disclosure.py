@@ -24,20 +24,26 @@ from analysis.errors import AnalysisError
 def thresholds(assumptions: dict) -> dict[str, int]:
     """``leadership``, ``internal`` and ``k`` from the ``disclosure:`` section of the assumptions."""
     section = assumptions["disclosure"]
-    return {"leadership": int(section["leadership_threshold"]["value"]),
-            "internal": int(section["internal_threshold"]["value"]),
-            "k": int(section["k_anonymity"]["value"])}
+    return {
+        "leadership": int(section["leadership_threshold"]["value"]),
+        "internal": int(section["internal_threshold"]["value"]),
+        "k": int(section["k_anonymity"]["value"]),
+    }
 
 
 def _check_columns(table: pd.DataFrame, columns: list[str], what: str) -> None:
     for column in columns:
         if column not in table.columns:
-            raise AnalysisError(f"{what} has no column '{column}'", column=column,
-                                hint=f"columns present: {', '.join(map(str, table.columns))}")
+            raise AnalysisError(
+                f"{what} has no column '{column}'",
+                column=column,
+                hint=f"columns present: {', '.join(map(str, table.columns))}",
+            )
 
 
-def _lines(table: pd.DataFrame, group_cols: list[str], total_label: str, margins_published: bool,
-           by: list[str]) -> pd.DataFrame:
+def _lines(
+    table: pd.DataFrame, group_cols: list[str], total_label: str, margins_published: bool, by: list[str]
+) -> pd.DataFrame:
     """Every additivity relation of the table as (line, row, sign): Σ inner cells − margin = 0.
 
     A line runs along one grouping column and holds the other columns fixed; its margin is the row
@@ -49,22 +55,35 @@ def _lines(table: pd.DataFrame, group_cols: list[str], total_label: str, margins
     parts = []
     for column in group_cols:
         others = [c for c in group_cols if c != column] + list(by)
-        line_id = (table.groupby(others, sort=False, dropna=False).ngroup() if others
-                   else pd.Series(0, index=table.index))
+        line_id = (
+            table.groupby(others, sort=False, dropna=False).ngroup()
+            if others
+            else pd.Series(0, index=table.index)
+        )
         is_margin = table[column].astype(str) == str(total_label)
         has_margin = is_margin.groupby(line_id).transform("any")
         keep = has_margin | margins_published
-        parts.append(pd.DataFrame({
-            "line": column + ":" + line_id[keep].astype(str),
-            "row": position[keep],
-            "sign": np.where(is_margin[keep], -1.0, 1.0),
-            "margin": is_margin[keep],
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "line": column + ":" + line_id[keep].astype(str),
+                    "row": position[keep],
+                    "sign": np.where(is_margin[keep], -1.0, 1.0),
+                    "margin": is_margin[keep],
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
-def recoverable_cells(table: pd.DataFrame, suppressed: pd.Series, group_cols: list[str], total_label: str = "all",
-                      margins_published: bool = True, by: list[str] | tuple[str, ...] = ()) -> pd.Index:
+def recoverable_cells(
+    table: pd.DataFrame,
+    suppressed: pd.Series,
+    group_cols: list[str],
+    total_label: str = "all",
+    margins_published: bool = True,
+    by: list[str] | tuple[str, ...] = (),
+) -> pd.Index:
     """Index of suppressed cells whose exact value follows from the published ones by the table's sums.
 
     A suppressed cell x_j is determined iff the unit vector e_j lies in the row space of the additivity
@@ -123,8 +142,12 @@ def suppress(
     counts = pd.to_numeric(table[count_col], errors="coerce")
     if counts.isna().any():
         row = int(np.flatnonzero(counts.isna().to_numpy())[0])
-        raise AnalysisError("a count is missing or not a number", row=row + 1, column=count_col,
-                            hint="every cell needs its number of respondents")
+        raise AnalysisError(
+            "a count is missing or not a number",
+            row=row + 1,
+            column=count_col,
+            hint="every cell needs its number of respondents",
+        )
     primary = (counts < threshold) & ((counts > 0) | suppress_zeros)
     hidden = primary.copy()
     lines = _lines(table, group_cols, total_label, margins_published, by)
@@ -143,14 +166,17 @@ def suppress(
             if candidates.empty:
                 break
             candidates = candidates.sort_values(["margin", "zero", "count", "row"]).head(1)
-        chosen = (candidates.sort_values(["margin", "zero", "count", "row"])
-                  .drop_duplicates("line")["row"].unique())
+        chosen = (
+            candidates.sort_values(["margin", "zero", "count", "row"]).drop_duplicates("line")["row"].unique()
+        )
         hidden.iloc[chosen] = True
     out = table.copy()
     out["suppressed"] = hidden.to_numpy()
     out["suppression"] = np.select([primary.to_numpy(), hidden.to_numpy()], ["primary", "secondary"], "")
     for column in [count_col, *value_cols]:
-        out[column] = out[column].astype("Float64" if pd.api.types.is_numeric_dtype(out[column]) else "object")
+        out[column] = out[column].astype(
+            "Float64" if pd.api.types.is_numeric_dtype(out[column]) else "object"
+        )
         out.loc[out["suppressed"], column] = pd.NA
     return out.set_axis(original_index)
 
@@ -176,12 +202,20 @@ def suppress_results(results: pd.DataFrame, threshold: int, count_col: str = "n"
     groups = results.loc[~overall, "group"].drop_duplicates().tolist()
     stacked = pd.concat(
         [results[~overall].assign(_row=np.flatnonzero(~overall))]
-        + [results[overall].assign(group=group, group_value="all", _row=np.flatnonzero(overall)) for group in groups],
-        ignore_index=True)
+        + [
+            results[overall].assign(group=group, group_value="all", _row=np.flatnonzero(overall))
+            for group in groups
+        ],
+        ignore_index=True,
+    )
     done = suppress(stacked, count_col, threshold, ["group_value"], values, by=[*keys, "group"])
     flag = done.groupby("_row")["suppressed"].any().reindex(range(len(results)), fill_value=False).to_numpy()
-    reason = done.sort_values("suppression").groupby("_row")["suppression"].last().reindex(range(len(results)),
-                                                                                          fill_value="")
+    reason = (
+        done.sort_values("suppression")
+        .groupby("_row")["suppression"]
+        .last()
+        .reindex(range(len(results)), fill_value="")
+    )
     out = results.copy()
     earlier = out["suppressed"].astype(str).str.lower().isin(["true", "1"]) if "suppressed" in out else False
     out["suppressed"] = flag | earlier
@@ -207,5 +241,6 @@ def k_anonymity(df: pd.DataFrame, keys: list[str], k: int = 3, raise_error: bool
         raise AnalysisError(
             f"{len(violations)} combinations of {' × '.join(keys)} occur fewer than {k} times "
             f"({int(violations['count'].sum())} records)",
-            hint="coarsen a key (e.g. wider age bands) or suppress those values before sharing")
+            hint="coarsen a key (e.g. wider age bands) or suppress those values before sharing",
+        )
     return violations

@@ -44,8 +44,15 @@ LIGHT = "#BFBFBF"
 SUPPRESSED = "#E0E0E0"
 SIMULATED_RED = "#C00000"
 CJK_FAMILY = "Noto Sans CJK SC"
-SYSTEM_CJK_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Zen Hei",
-                       "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing CN")
+SYSTEM_CJK_FAMILIES = (
+    "Noto Sans CJK SC",
+    "Source Han Sans SC",
+    "Source Han Sans CN",
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "Droid Sans Fallback",
+    "AR PL UMing CN",
+)
 SLIDE_INCHES = (13.33, 7.5)  # 16:9 slide
 DPI = 300
 # Fixed metadata: no software version or creation date in the files, so reruns give identical bytes.
@@ -75,8 +82,10 @@ def register_cjk_font() -> str:
     for family in SYSTEM_CJK_FAMILIES:
         if family in installed:
             return family
-    raise ConfigError("no Chinese (CJK) font found for figures",
-                      hint="pip install noto-cjk-sans-otc (a project dependency) or install fonts-noto-cjk")
+    raise ConfigError(
+        "no Chinese (CJK) font found for figures",
+        hint="pip install noto-cjk-sans-otc (a project dependency) or install fonts-noto-cjk",
+    )
 
 
 def style_rc(family: str) -> dict:
@@ -117,10 +126,12 @@ def house_style():
 
 def styled(make):
     """Run a figure-making function inside :func:`house_style` (text takes its font when created)."""
+
     @functools.wraps(make)
     def wrapper(*args, **kwargs):
         with house_style():
             return make(*args, **kwargs)
+
     return wrapper
 
 
@@ -159,8 +170,12 @@ class Labels:
 
     def _style(self, team: str) -> dict:
         if team not in self.team_styles:
-            raise ConfigError(f"team '{team}' is in the results but not in needs.yaml", file=str(config.NEEDS_PATH),
-                              column="teams", hint="rerun the demand stage after changing needs.yaml")
+            raise ConfigError(
+                f"team '{team}' is in the results but not in needs.yaml",
+                file=str(config.NEEDS_PATH),
+                column="teams",
+                hint="rerun the demand stage after changing needs.yaml",
+            )
         return self.team_styles[team]
 
     def team(self, team: str) -> str:
@@ -182,7 +197,9 @@ class Labels:
         return self.choice("cunju", code)
 
 
-def load_labels(lang: str = "zh", form=None, path: str | Path = LABELS_PATH, needs: dict | None = None) -> Labels:
+def load_labels(
+    lang: str = "zh", form=None, path: str | Path = LABELS_PATH, needs: dict | None = None
+) -> Labels:
     """Labels in ``lang`` ("zh" or "en") from the labels file, the teams of ``needs`` (default
     analysis/needs.yaml) and, when given, an instrument ``Form``.
 
@@ -193,7 +210,9 @@ def load_labels(lang: str = "zh", form=None, path: str | Path = LABELS_PATH, nee
         raise ConfigError(f"unknown label language '{lang}'", hint="use zh or en")
     text = config.load_label_texts(path)
     needs = config.load_needs() if needs is None else needs
-    styles = {team: {"label": spec["label"], "colour": spec["colour"]} for team, spec in needs["teams"].items()}
+    styles = {
+        team: {"label": spec["label"], "colour": spec["colour"]} for team, spec in needs["teams"].items()
+    }
     choices = {}
     if form is not None:
         table = form.choices
@@ -231,25 +250,40 @@ def data_note(households: pd.DataFrame, persons: pd.DataFrame, provenance: dict)
         date = first if first == last else f"{first} – {last}"
     else:
         date = str(provenance.get("fieldwork", provenance.get("date", "?")))
-    return Note(households=len(households), persons=len(persons), date=date,
-                simulated=bool(provenance.get("simulated", False)))
+    return Note(
+        households=len(households),
+        persons=len(persons),
+        date=date,
+        simulated=bool(provenance.get("simulated", False)),
+    )
 
 
 def footnote_text(note: Note, labels: Labels, extra: str | None = None) -> str:
     """The footnote line(s) for a figure."""
     sep = "；" if labels.lang == "zh" else "; "
     lines = [
-        [labels("footnote.source", source=note.source or labels("footnote.default_source")),
-         labels("footnote.n", households=note.households, persons=note.persons)],
-        [labels("footnote.weighted", weighted_to=note.weighted_to or labels("footnote.default_weighted_to")),
-         labels("footnote.date", date=note.date)],
+        [
+            labels("footnote.source", source=note.source or labels("footnote.default_source")),
+            labels("footnote.n", households=note.households, persons=note.persons),
+        ],
+        [
+            labels(
+                "footnote.weighted", weighted_to=note.weighted_to or labels("footnote.default_weighted_to")
+            ),
+            labels("footnote.date", date=note.date),
+        ],
         [p for p in (extra, labels("footnote.simulated") if note.simulated else None) if p],
     ]
     return "\n".join(sep.join(line) for line in lines if line)
 
 
-def new_figure(title: str, note: Note, labels: Labels, extra_note: str | None = None,
-               size: tuple[float, float] = SLIDE_INCHES) -> Figure:
+def new_figure(
+    title: str,
+    note: Note,
+    labels: Labels,
+    extra_note: str | None = None,
+    size: tuple[float, float] = SLIDE_INCHES,
+) -> Figure:
     """A figure with its title, footnote and (for simulated data) the simulated mark.
 
     Slide size by default; smaller sizes (the brief's) get smaller title, mark and footnote. The axes
@@ -257,14 +291,36 @@ def new_figure(title: str, note: Note, labels: Labels, extra_note: str | None = 
     """
     slide = size[0] >= SLIDE_INCHES[0]
     bottom = 0.13 if slide else 0.16
-    fig = Figure(figsize=size, dpi=DPI, layout=ConstrainedLayoutEngine(rect=(0.01, bottom, 0.98, 0.9 - bottom)))
+    fig = Figure(
+        figsize=size, dpi=DPI, layout=ConstrainedLayoutEngine(rect=(0.01, bottom, 0.98, 0.9 - bottom))
+    )
     fig.text(0.015, 0.965, title, ha="left", va="top", fontsize=28 if slide else 22, color="#1a1a1a")
-    fig.text(0.015, 0.02, footnote_text(note, labels, extra_note), ha="left", va="bottom",
-             fontsize=11.5 if slide else 9, color=NEUTRAL, linespacing=1.4)
+    fig.text(
+        0.015,
+        0.02,
+        footnote_text(note, labels, extra_note),
+        ha="left",
+        va="bottom",
+        fontsize=11.5 if slide else 9,
+        color=NEUTRAL,
+        linespacing=1.4,
+    )
     if note.simulated:
-        fig.text(0.985, 0.965, labels("mark.simulated"), ha="right", va="top", fontsize=20 if slide else 15,
-                 color=SIMULATED_RED, bbox={"boxstyle": "round,pad=0.35", "facecolor": "white",
-                                            "edgecolor": SIMULATED_RED, "linewidth": 2.5})
+        fig.text(
+            0.985,
+            0.965,
+            labels("mark.simulated"),
+            ha="right",
+            va="top",
+            fontsize=20 if slide else 15,
+            color=SIMULATED_RED,
+            bbox={
+                "boxstyle": "round,pad=0.35",
+                "facecolor": "white",
+                "edgecolor": SIMULATED_RED,
+                "linewidth": 2.5,
+            },
+        )
     return fig
 
 
@@ -274,19 +330,40 @@ def _rows(results: pd.DataFrame, *, analysis_type: str, variable: str, group: st
     ``variable`` may name the team as ``{team}``: "in_need_{team}" selects in_need_elderly for the
     elderly team, in_need_youth for youth, and so on (analysis/demand.py's naming).
     """
-    missing = {"analysis_type", "team", "variable", "value", "group", "group_value", "estimate", "ci_low",
-               "ci_high", "n", "suppressed", "unit"} - set(results.columns)
+    missing = {
+        "analysis_type",
+        "team",
+        "variable",
+        "value",
+        "group",
+        "group_value",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "n",
+        "suppressed",
+        "unit",
+    } - set(results.columns)
     if missing:
-        raise AnalysisError(f"results table lacks columns {sorted(missing)}", file="demand/results.csv",
-                            hint="see docs/contracts.md, tidy results table")
+        raise AnalysisError(
+            f"results table lacks columns {sorted(missing)}",
+            file="demand/results.csv",
+            hint="see docs/contracts.md, tidy results table",
+        )
     wanted = results["team"].map({t: variable.format(team=t) for t in results["team"].unique()})
-    rows = results[(results["analysis_type"] == analysis_type) & (results["variable"] == wanted)
-                   & (results["group"] == group)]
+    rows = results[
+        (results["analysis_type"] == analysis_type)
+        & (results["variable"] == wanted)
+        & (results["group"] == group)
+    ]
     if rows.empty:
         available = sorted(results.loc[results["analysis_type"] == analysis_type, "variable"].unique())
-        raise AnalysisError(f"no '{analysis_type}' rows for variable '{variable}' by '{group}'",
-                            file="demand/results.csv", column="variable",
-                            hint=f"variables with that analysis_type: {available[:12]}")
+        raise AnalysisError(
+            f"no '{analysis_type}' rows for variable '{variable}' by '{group}'",
+            file="demand/results.csv",
+            column="variable",
+            hint=f"variables with that analysis_type: {available[:12]}",
+        )
     return rows
 
 
@@ -301,8 +378,16 @@ def _thousands(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def _hbar(ax, names: list[str], rows: pd.DataFrame, colours: list[str], fmt, hidden: np.ndarray,
-          hidden_text: str, scale: float = 1.0) -> None:
+def _hbar(
+    ax,
+    names: list[str],
+    rows: pd.DataFrame,
+    colours: list[str],
+    fmt,
+    hidden: np.ndarray,
+    hidden_text: str,
+    scale: float = 1.0,
+) -> None:
     """Horizontal bars with 95% CI whiskers and the value printed past the whisker, in row order from the top.
 
     Rows in ``hidden`` (suppressed by disclosure control) get no bar and no number, only ``hidden_text``.
@@ -313,12 +398,27 @@ def _hbar(ax, names: list[str], rows: pd.DataFrame, colours: list[str], fmt, hid
     high = np.where(hidden, np.nan, rows["ci_high"].to_numpy(float) * scale)
     top = np.nanmax(high) if (~hidden).any() else 1.0
     ax.barh(y[~hidden], est[~hidden], color=np.asarray(colours)[~hidden], height=0.62)
-    ax.errorbar(est[~hidden], y[~hidden], xerr=[(est - low)[~hidden], (high - est)[~hidden]], fmt="none",
-                ecolor="#262626", elinewidth=1.8, capsize=6, capthick=1.8)
+    ax.errorbar(
+        est[~hidden],
+        y[~hidden],
+        xerr=[(est - low)[~hidden], (high - est)[~hidden]],
+        fmt="none",
+        ecolor="#262626",
+        elinewidth=1.8,
+        capsize=6,
+        capthick=1.8,
+    )
     pad = top * 0.015
     for yi, hi, value, gone in zip(y, high, est, hidden):
-        ax.text(pad if gone else hi + pad, yi, hidden_text if gone else fmt(value), va="center", ha="left",
-                fontsize=15 if gone else 17, color=NEUTRAL if gone else "#262626")
+        ax.text(
+            pad if gone else hi + pad,
+            yi,
+            hidden_text if gone else fmt(value),
+            va="center",
+            ha="left",
+            fontsize=15 if gone else 17,
+            color=NEUTRAL if gone else "#262626",
+        )
     ax.set_yticks(y, names)
     ax.set_xlim(0, top * 1.16)
     ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=6))
@@ -328,55 +428,103 @@ def _hbar(ax, names: list[str], rows: pd.DataFrame, colours: list[str], fmt, hid
 
 
 @styled
-def demand_by_team(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "in_need_{team}",
-                   threshold: int = 10, size: tuple = SLIDE_INCHES) -> Figure:
+def demand_by_team(
+    results: pd.DataFrame,
+    labels: Labels,
+    note: Note,
+    variable: str = "in_need_{team}",
+    threshold: int = 10,
+    size: tuple = SLIDE_INCHES,
+) -> Figure:
     """Estimated residents (households for family) in need of each team's services, with 95% CIs."""
     rows = _rows(results, analysis_type="total", variable=variable).sort_values("estimate", ascending=False)
-    names = [f"{labels.team(t)}（{labels(f'units.{u}')}）" if labels.lang == "zh"
-             else f"{labels.team(t)} ({labels(f'units.{u}')})" for t, u in zip(rows["team"], rows["unit"])]
+    names = [
+        f"{labels.team(t)}（{labels(f'units.{u}')}）"
+        if labels.lang == "zh"
+        else f"{labels.team(t)} ({labels(f'units.{u}')})"
+        for t, u in zip(rows["team"], rows["unit"])
+    ]
     fig = new_figure(labels("figures.demand_by_team.title"), note, labels, labels("footnote.ci"), size)
     ax = fig.add_subplot()
-    _hbar(ax, names, rows, [labels.colour(t) for t in rows["team"]], _thousands,
-          _suppressed(rows, threshold).to_numpy(), labels("suppressed", threshold=threshold))
+    _hbar(
+        ax,
+        names,
+        rows,
+        [labels.colour(t) for t in rows["team"]],
+        _thousands,
+        _suppressed(rows, threshold).to_numpy(),
+        labels("suppressed", threshold=threshold),
+    )
     ax.set_xlabel(labels("figures.demand_by_team.xlabel"))
     ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
     return fig
 
 
 @styled
-def top_services(results: pd.DataFrame, labels: Labels, note: Note, k: int = 10,
-                 variable: str = "need_{team}", threshold: int = 10, size: tuple = SLIDE_INCHES) -> Figure:
+def top_services(
+    results: pd.DataFrame,
+    labels: Labels,
+    note: Note,
+    k: int = 10,
+    variable: str = "need_{team}",
+    threshold: int = 10,
+    size: tuple = SLIDE_INCHES,
+) -> Figure:
     """The ``k`` service lines with the most households in need (``need_<team>`` totals), by team colour.
 
     Suppressed estimates cannot be ranked and are left out.
     """
     rows = _rows(results, analysis_type="total", variable=variable)
-    rows = rows[(rows["value"].astype(str) != "other") & ~_suppressed(rows, threshold)].sort_values(["estimate", "team", "value"],
-                                                                  ascending=[False, True, True]).head(k)
+    rows = (
+        rows[(rows["value"].astype(str) != "other") & ~_suppressed(rows, threshold)]
+        .sort_values(["estimate", "team", "value"], ascending=[False, True, True])
+        .head(k)
+    )
     names = [labels.service(t, s) for t, s in zip(rows["team"], rows["value"].astype(str))]
-    fig = new_figure(labels("figures.top_services.title", k=len(rows)), note, labels, labels("footnote.ci"),
-                     size)
+    fig = new_figure(
+        labels("figures.top_services.title", k=len(rows)), note, labels, labels("footnote.ci"), size
+    )
     ax = fig.add_subplot()
-    _hbar(ax, names, rows, [labels.colour(t) for t in rows["team"]], _thousands, np.zeros(len(rows), bool), "")
+    _hbar(
+        ax, names, rows, [labels.colour(t) for t in rows["team"]], _thousands, np.zeros(len(rows), bool), ""
+    )
     ax.set_xlabel(labels("figures.top_services.xlabel"))
     ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
     ax.tick_params(axis="y", labelsize=16)
     present = [t for t in labels.teams if t in set(rows["team"])]
-    ax.legend([Patch(color=labels.colour(t)) for t in present], [labels.team(t) for t in present],
-              loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=len(present))
+    ax.legend(
+        [Patch(color=labels.colour(t)) for t in present],
+        [labels.team(t) for t in present],
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        ncols=len(present),
+    )
     return fig
 
 
 @styled
-def unmet_need(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "unmet_{team}",
-               threshold: int = 10, size: tuple = SLIDE_INCHES) -> Figure:
+def unmet_need(
+    results: pd.DataFrame,
+    labels: Labels,
+    note: Note,
+    variable: str = "unmet_{team}",
+    threshold: int = 10,
+    size: tuple = SLIDE_INCHES,
+) -> Figure:
     """Per team, the share of those in need who receive none of the team's services, with 95% CIs."""
     rows = _rows(results, analysis_type="prop", variable=variable).sort_values("estimate", ascending=False)
     fig = new_figure(labels("figures.unmet_need.title"), note, labels, labels("footnote.ci"), size)
     ax = fig.add_subplot()
-    _hbar(ax, [labels.team(t) for t in rows["team"]], rows, [labels.colour(t) for t in rows["team"]],
-          lambda v: f"{v:.0f}%", _suppressed(rows, threshold).to_numpy(), labels("suppressed", threshold=threshold),
-          scale=100)
+    _hbar(
+        ax,
+        [labels.team(t) for t in rows["team"]],
+        rows,
+        [labels.colour(t) for t in rows["team"]],
+        lambda v: f"{v:.0f}%",
+        _suppressed(rows, threshold).to_numpy(),
+        labels("suppressed", threshold=threshold),
+        scale=100,
+    )
     ax.set_xlim(0, 100)
     ax.set_xlabel(labels("figures.unmet_need.xlabel"))
     ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:.0f}%"))
@@ -396,8 +544,15 @@ def _denominator(universe: str | None, labels: Labels) -> str:
 
 
 @styled
-def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable: str = "in_need_{team}",
-                    threshold: int = 10, size: tuple = SLIDE_INCHES, imprecise_width: float = 0.30) -> Figure:
+def demand_by_cunju(
+    results: pd.DataFrame,
+    labels: Labels,
+    note: Note,
+    variable: str = "in_need_{team}",
+    threshold: int = 10,
+    size: tuple = SLIDE_INCHES,
+    imprecise_width: float = 0.30,
+) -> Figure:
     """Heat map of the share in need per 村居 (rows) and team (columns, each naming its denominator).
 
     Where the results carry model-based 村居 rows (``method`` "fh", :mod:`analysis.sae`) the map shows
@@ -417,15 +572,24 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     rows = rows.assign(hidden=hidden, group_value=rows["group_value"].astype(str))
     teams = [t for t in labels.teams if t in set(rows["team"])]
     codes = sorted(rows["group_value"].unique())
-    share = rows.pivot(index="group_value", columns="team", values="estimate").reindex(index=codes, columns=teams)
-    hidden = rows.pivot(index="group_value", columns="team", values="hidden").reindex(index=codes, columns=teams)
+    share = rows.pivot(index="group_value", columns="team", values="estimate").reindex(
+        index=codes, columns=teams
+    )
+    hidden = rows.pivot(index="group_value", columns="team", values="hidden").reindex(
+        index=codes, columns=teams
+    )
     hidden = hidden.fillna(True).astype(bool)
     width = (rows["ci_high"].astype(float) - rows["ci_low"].astype(float)).rename("width")
     width = rows.assign(width=width).pivot(index="group_value", columns="team", values="width")
     imprecise = (width.reindex(index=codes, columns=teams) > imprecise_width).to_numpy() & ~hidden.to_numpy()
     values = np.ma.masked_array(share.to_numpy(float) * 100, mask=hidden.to_numpy())
-    low, high = (rows.pivot(index="group_value", columns="team", values=c).reindex(index=codes, columns=teams)
-                 .to_numpy(float) * 100 for c in ("ci_low", "ci_high"))
+    low, high = (
+        rows.pivot(index="group_value", columns="team", values=c)
+        .reindex(index=codes, columns=teams)
+        .to_numpy(float)
+        * 100
+        for c in ("ci_low", "ci_high")
+    )
     extra = labels("suppressed", threshold=threshold)
     title, footnote = labels("figures.demand_by_cunju.title"), extra
     if model.any():
@@ -438,23 +602,45 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     image = ax.imshow(values, cmap="cividis", vmin=0, vmax=vmax, aspect="auto")
     rr, cc = np.nonzero(hidden.to_numpy())
     for r, c in zip(rr, cc):
-        ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor=SUPPRESSED, edgecolor="#9E9E9E",
-                               hatch="///", linewidth=0))
+        ax.add_patch(
+            Rectangle(
+                (c - 0.5, r - 0.5), 1, 1, facecolor=SUPPRESSED, edgecolor="#9E9E9E", hatch="///", linewidth=0
+            )
+        )
         ax.text(c, r, labels("suppressed_cell"), ha="center", va="center", fontsize=11, color="#404040")
     rr, cc = np.nonzero(~hidden.to_numpy())
     for r, c in zip(rr, cc):
         v = values[r, c]
         ink = "white" if v < 0.55 * vmax else "#1a1a1a"
         ax.text(c, r, f"{v:.0f}%", ha="center", va="center", fontsize=11, color=ink)
-        ax.annotate(f"{low[r, c]:.0f}–{high[r, c]:.0f}", (c, r), xytext=(16, 0), textcoords="offset points",
-                    ha="left", va="center", fontsize=8, color=ink)
+        ax.annotate(
+            f"{low[r, c]:.0f}–{high[r, c]:.0f}",
+            (c, r),
+            xytext=(16, 0),
+            textcoords="offset points",
+            ha="left",
+            va="center",
+            fontsize=8,
+            color=ink,
+        )
     rr, cc = np.nonzero(imprecise)
     for r, c in zip(rr, cc):
-        ax.annotate("±", (c, r), xytext=(-16, 0), textcoords="offset points", ha="right", va="center",
-                    fontsize=10, color="white" if values[r, c] < 0.55 * vmax else "#1a1a1a")
+        ax.annotate(
+            "±",
+            (c, r),
+            xytext=(-16, 0),
+            textcoords="offset points",
+            ha="right",
+            va="center",
+            fontsize=10,
+            color="white" if values[r, c] < 0.55 * vmax else "#1a1a1a",
+        )
     universe = rows.groupby("team")["universe"].first() if "universe" in rows.columns else {}
-    ax.set_xticks(np.arange(len(teams)), [f"{labels.team(t)}\n{_denominator(universe.get(t), labels)}"
-                                          for t in teams], fontsize=14)
+    ax.set_xticks(
+        np.arange(len(teams)),
+        [f"{labels.team(t)}\n{_denominator(universe.get(t), labels)}" for t in teams],
+        fontsize=14,
+    )
     ax.xaxis.tick_top()
     ax.tick_params(axis="x", length=0)
     for tick, team in zip(ax.get_xticklabels(), teams):
@@ -468,13 +654,24 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     bar.ax.tick_params(labelsize=14)
     bar.outline.set_visible(False)
     marker = Line2D([], [], linestyle="none", marker="$±$", markersize=9, markeredgewidth=0, color="#1a1a1a")
-    interval = Line2D([], [], linestyle="none", marker="$a–b$", markersize=16, markeredgewidth=0,
-                      color="#1a1a1a")
-    ax.legend([Patch(facecolor=SUPPRESSED, edgecolor="#9E9E9E", hatch="///"), interval, marker],
-              [extra, labels("figures.demand_by_cunju.interval"),
-               labels("figures.demand_by_cunju.imprecise", width=round(imprecise_width * 100))],
-              loc="upper left", bbox_to_anchor=(0.0, 0.0), fontsize=12, borderaxespad=0.3, frameon=False,
-              handlelength=1.6, labelspacing=0.3)
+    interval = Line2D(
+        [], [], linestyle="none", marker="$a–b$", markersize=16, markeredgewidth=0, color="#1a1a1a"
+    )
+    ax.legend(
+        [Patch(facecolor=SUPPRESSED, edgecolor="#9E9E9E", hatch="///"), interval, marker],
+        [
+            extra,
+            labels("figures.demand_by_cunju.interval"),
+            labels("figures.demand_by_cunju.imprecise", width=round(imprecise_width * 100)),
+        ],
+        loc="upper left",
+        bbox_to_anchor=(0.0, 0.0),
+        fontsize=12,
+        borderaxespad=0.3,
+        frameon=False,
+        handlelength=1.6,
+        labelspacing=0.3,
+    )
     return fig
 
 
@@ -485,8 +682,9 @@ def cunju_shrinkage(areas: pd.DataFrame, labels: Labels, note: Note, size: tuple
     small samples towards the regression on the frame shows. ``areas``: :class:`analysis.sae.CunjuFit`
     ``areas`` (team, cunju, n, direct, estimate, method)."""
     teams = [t for t in labels.teams if t in set(areas["team"])]
-    fig = new_figure(labels("figures.cunju_shrinkage.title"), note, labels,
-                     labels("figures.cunju_shrinkage.key"), size)
+    fig = new_figure(
+        labels("figures.cunju_shrinkage.title"), note, labels, labels("figures.cunju_shrinkage.key"), size
+    )
     # panels at fixed positions (figure fractions): constrained layout of several panels moved them by
     # ~1e-9 depending on what was drawn before, which changed the SVG's clip-path ids between runs
     fig.set_layout_engine("none")
@@ -498,11 +696,20 @@ def cunju_shrinkage(areas: pd.DataFrame, labels: Labels, note: Note, size: tuple
         both = rows[["direct", "estimate"]].to_numpy(float) * 100
         for direct, model in both:
             ax.plot([0, 1], [direct, model], color=NEUTRAL, linewidth=0.8, alpha=0.6)
-        ax.scatter(np.zeros(len(rows)), both[:, 0], s=4 + 2 * rows["n"].to_numpy(float), color=NEUTRAL,
-                   alpha=0.7, linewidths=0)
+        ax.scatter(
+            np.zeros(len(rows)),
+            both[:, 0],
+            s=4 + 2 * rows["n"].to_numpy(float),
+            color=NEUTRAL,
+            alpha=0.7,
+            linewidths=0,
+        )
         ax.scatter(np.ones(len(rows)), both[:, 1], s=28, color=labels.colour(team), zorder=3)
-        ax.set_xticks([0, 1], [labels("figures.cunju_shrinkage.direct"),
-                               labels("figures.cunju_shrinkage.model")], fontsize=13)
+        ax.set_xticks(
+            [0, 1],
+            [labels("figures.cunju_shrinkage.direct"), labels("figures.cunju_shrinkage.model")],
+            fontsize=13,
+        )
         ax.set_xlim(-0.3, 1.3)
         ax.set_title(labels.team(team), color=labels.colour(team), fontsize=16)
         ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:.0f}%"))
@@ -521,20 +728,32 @@ def require_columns(frame: pd.DataFrame, name: str) -> None:
     """AnalysisError naming the staffing table and its missing columns (analysis/staffing.py writes them)."""
     missing = STAFFING_COLUMNS[name] - set(frame.columns)
     if missing:
-        raise AnalysisError(f"staffing table lacks columns {sorted(missing)}", file=f"staffing/{name}.csv",
-                            hint="rerun notebook 04_team_sizing")
+        raise AnalysisError(
+            f"staffing table lacks columns {sorted(missing)}",
+            file=f"staffing/{name}.csv",
+            hint="rerun notebook 04_team_sizing",
+        )
 
 
 def assumption_label(key: str, labels: Labels) -> str:
-    """Readable name of a dotted assumption key, e.g. teams.youth.casework.coverage -> 青少年 · 个案 · 覆盖率."""
+    """Readable name of a dotted assumption key.
+
+    E.g. teams.youth.casework.coverage -> 青少年 · 个案 · 覆盖率.
+    """
     parts = [p for p in key.split(".") if p != "teams"]
     names = [labels.team(p) if p in labels.teams else labels.get(f"assumption_parts.{p}", p) for p in parts]
     return ("·" if labels.lang == "zh" else " · ").join(names)
 
 
 @styled
-def staffing_vs_even(allocation: pd.DataFrame, replicates: pd.DataFrame, labels: Labels, note: Note,
-                     categories: tuple = ("social_workers", "other_staff"), size: tuple = SLIDE_INCHES) -> Figure:
+def staffing_vs_even(
+    allocation: pd.DataFrame,
+    replicates: pd.DataFrame,
+    labels: Labels,
+    note: Note,
+    categories: tuple = ("social_workers", "other_staff"),
+    size: tuple = SLIDE_INCHES,
+) -> Figure:
     """Recommended staff per team (bars) against an even split (dashed line), one panel per staff category.
 
     Whiskers span the 2.5th–97.5th percentile of the allocation over the bootstrap replicates (the whole
@@ -553,30 +772,47 @@ def staffing_vs_even(allocation: pd.DataFrame, replicates: pd.DataFrame, labels:
         x = np.arange(len(order))
         est = chosen[category].to_numpy(float)
         even = est.sum() / len(order)
-        ax.bar(x, est, color=[labels.colour(t) for t in order], width=0.62,
-               label=labels("figures.staffing.recommended"))
-        ax.errorbar(x, est, yerr=[np.clip(est - low, 0, None), np.clip(high - est, 0, None)], fmt="none",
-                    ecolor="#262626", elinewidth=1.8, capsize=7, capthick=1.8,
-                    label=labels("figures.staffing.interval"))
+        ax.bar(
+            x,
+            est,
+            color=[labels.colour(t) for t in order],
+            width=0.62,
+            label=labels("figures.staffing.recommended"),
+        )
+        ax.errorbar(
+            x,
+            est,
+            yerr=[np.clip(est - low, 0, None), np.clip(high - est, 0, None)],
+            fmt="none",
+            ecolor="#262626",
+            elinewidth=1.8,
+            capsize=7,
+            capthick=1.8,
+            label=labels("figures.staffing.interval"),
+        )
         ax.axhline(even, color=NEUTRAL, linestyle="--", linewidth=2, label=labels("figures.staffing.even"))
         ax.set_xticks(x, [f"{labels.team(t)}\n{v:g}" for t, v in zip(order, est)])
         ax.tick_params(axis="x", length=0, labelsize=18 if len(categories) == 1 else 15)
         name = labels(f"staff_category.{category}")
-        ax.set_title(f"{name}（{est.sum():g}）" if labels.lang == "zh" else f"{name} ({est.sum():g})", loc="left")
+        ax.set_title(
+            f"{name}（{est.sum():g}）" if labels.lang == "zh" else f"{name} ({est.sum():g})", loc="left"
+        )
         ax.set_ylim(0, max(np.nanmax(high), est.max(), even) * 1.4)  # headroom for the legend
         ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.yaxis.grid(True, color="#E6E6E6", linewidth=1)
         ax.set_axisbelow(True)
         ax.spines["left"].set_visible(True)
     axes[0].set_ylabel(labels("figures.staffing.ylabel"))
-    axes[-1].legend(loc="upper right", ncols=3 if len(axes) == 1 else 1, fontsize=14, handlelength=1.5,
-                    columnspacing=1.2)
+    axes[-1].legend(
+        loc="upper right", ncols=3 if len(axes) == 1 else 1, fontsize=14, handlelength=1.5, columnspacing=1.2
+    )
     return fig
 
 
 @styled
-def sensitivity_tornado(sensitivity: pd.DataFrame, labels: Labels, note: Note, top: int = 10,
-                        size: tuple = SLIDE_INCHES) -> Figure:
+def sensitivity_tornado(
+    sensitivity: pd.DataFrame, labels: Labels, note: Note, top: int = 10, size: tuple = SLIDE_INCHES
+) -> Figure:
     """Tornado of required social workers when each assumption moves to its low and high value.
 
     Bars run from the base to the total required staff under the low (light) and high (dark) end of the
@@ -589,20 +825,40 @@ def sensitivity_tornado(sensitivity: pd.DataFrame, labels: Labels, note: Note, t
     fig = new_figure(labels("figures.sensitivity.title"), note, labels, size=size)
     ax = fig.add_subplot()
     y = np.arange(len(rows))[::-1]
-    ax.barh(y, rows["required_low"] - base, left=base, color=LIGHT, height=0.6,
-            label=labels("figures.sensitivity.low"))
-    ax.barh(y, rows["required_high"] - base, left=base, color=NEUTRAL, height=0.6,
-            label=labels("figures.sensitivity.high"))
+    ax.barh(
+        y,
+        rows["required_low"] - base,
+        left=base,
+        color=LIGHT,
+        height=0.6,
+        label=labels("figures.sensitivity.low"),
+    )
+    ax.barh(
+        y,
+        rows["required_high"] - base,
+        left=base,
+        color=NEUTRAL,
+        height=0.6,
+        label=labels("figures.sensitivity.high"),
+    )
     ax.axvline(base, color="#1a1a1a", linewidth=2)
-    names = [f"{assumption_label(a, labels)}  {lo:.3g}–{hi:.3g}"
-             for a, lo, hi in zip(rows["assumption"], rows["low"], rows["high"])]
+    names = [
+        f"{assumption_label(a, labels)}  {lo:.3g}–{hi:.3g}"
+        for a, lo, hi in zip(rows["assumption"], rows["low"], rows["high"])
+    ]
     ax.set_yticks(y, names, fontsize=14)
     ax.tick_params(axis="y", length=0)
     ax.set_xlabel(labels("figures.sensitivity.xlabel"))
     ax.xaxis.grid(True, color="#E6E6E6", linewidth=1)
     ax.set_axisbelow(True)
-    ax.text(base, y.max() + 0.75, f" {labels('figures.sensitivity.base')} {base:.1f}", ha="left",
-            va="bottom", fontsize=15)
+    ax.text(
+        base,
+        y.max() + 0.75,
+        f" {labels('figures.sensitivity.base')} {base:.1f}",
+        ha="left",
+        va="bottom",
+        fontsize=15,
+    )
     ax.set_ylim(-0.6, y.max() + 1.4)
     ax.legend(loc="lower right")
     return fig
@@ -612,7 +868,9 @@ WEIGHT_STAGES = {"weight_base": "design", "weight_nr": "nonresponse", "weight": 
 
 
 @styled
-def weight_distribution(persons: pd.DataFrame, labels: Labels, note: Note, size: tuple = SLIDE_INCHES) -> Figure:
+def weight_distribution(
+    persons: pd.DataFrame, labels: Labels, note: Note, size: tuple = SLIDE_INCHES
+) -> Figure:
     """Person weights after each weighting step (design, nonresponse, raking), one box each (for researchers).
 
     Drawn with seaborn. seaborn 0.13 passes matplotlib's ``vert=`` to ``boxplot``, which matplotlib 3.11
@@ -620,17 +878,34 @@ def weight_distribution(persons: pd.DataFrame, labels: Labels, note: Note, size:
     """
     for column in WEIGHT_STAGES:
         if column not in persons.columns:
-            raise AnalysisError("weighted persons table lacks a weight column", file="weights/persons.parquet",
-                                column=column, hint="run notebook 02_weight first")
-    long = persons[list(WEIGHT_STAGES)].rename(columns=WEIGHT_STAGES).melt(var_name="stage", value_name="weight")
+            raise AnalysisError(
+                "weighted persons table lacks a weight column",
+                file="weights/persons.parquet",
+                column=column,
+                hint="run notebook 02_weight first",
+            )
+    long = (
+        persons[list(WEIGHT_STAGES)].rename(columns=WEIGHT_STAGES).melt(var_name="stage", value_name="weight")
+    )
     long["stage"] = long["stage"].map(lambda s: labels(f"figures.weight_distribution.{s}"))
     fig = new_figure(labels("figures.weight_distribution.title"), note, labels, size=size)
     ax = fig.add_subplot()
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"vert: bool was deprecated", category=DeprecationWarning,
-                                module="seaborn")
-        seaborn.boxplot(data=long, x="weight", y="stage", hue="stage", ax=ax, legend=False, width=0.55,
-                        palette=[NEUTRAL, "#56B4E9", "#0072B2"], fliersize=3, linewidth=1.5)
+        warnings.filterwarnings(
+            "ignore", message=r"vert: bool was deprecated", category=DeprecationWarning, module="seaborn"
+        )
+        seaborn.boxplot(
+            data=long,
+            x="weight",
+            y="stage",
+            hue="stage",
+            ax=ax,
+            legend=False,
+            width=0.55,
+            palette=[NEUTRAL, "#56B4E9", "#0072B2"],
+            fliersize=3,
+            linewidth=1.5,
+        )
     ax.set_xlabel(labels("figures.weight_distribution.xlabel"))
     ax.set_ylabel("")
     ax.tick_params(axis="y", labelsize=16, length=0)
@@ -643,15 +918,24 @@ def first_reasons(deletion_log: pd.DataFrame, reason: str | None = None) -> pd.S
     as the clean stage writes it; else ``reason`` or ``issue``, as cleaningtools), most frequent first."""
     reason = reason or next((c for c in ("check_id", "reason", "issue") if c in deletion_log.columns), None)
     if reason is None:
-        raise AnalysisError("deletion log has no 'check_id', 'reason' or 'issue' column",
-                            file="clean/deletion_log.csv", column="check_id")
+        raise AnalysisError(
+            "deletion log has no 'check_id', 'reason' or 'issue' column",
+            file="clean/deletion_log.csv",
+            column="check_id",
+        )
     first = deletion_log[reason].astype(str).str.split(";").str[0].str.strip()
     return first.value_counts().sort_index().sort_values(ascending=False, kind="stable")
 
 
 @styled
-def cleaning_funnel(households: pd.DataFrame, deletion_log: pd.DataFrame, labels: Labels, note: Note,
-                    reason: str | None = None, size: tuple = SLIDE_INCHES) -> Figure:
+def cleaning_funnel(
+    households: pd.DataFrame,
+    deletion_log: pd.DataFrame,
+    labels: Labels,
+    note: Note,
+    reason: str | None = None,
+    size: tuple = SLIDE_INCHES,
+) -> Figure:
     """From raw submissions to the clean sample: one bar per deletion reason (for researchers).
 
     Raw = clean households + deleted submissions (the clean stage asserts this accounting). Each deleted
@@ -660,8 +944,11 @@ def cleaning_funnel(households: pd.DataFrame, deletion_log: pd.DataFrame, labels
     """
     counts = first_reasons(deletion_log, reason)
     clean, raw = len(households), len(households) + int(counts.sum())
-    steps = [labels("figures.cleaning_funnel.raw")] + [
-        labels.get(f"deletion_reason.{r}", r) for r in counts.index] + [labels("figures.cleaning_funnel.clean")]
+    steps = (
+        [labels("figures.cleaning_funnel.raw")]
+        + [labels.get(f"deletion_reason.{r}", r) for r in counts.index]
+        + [labels("figures.cleaning_funnel.clean")]
+    )
     left = np.concatenate([[0], raw - np.cumsum(counts.to_numpy()), [0]])
     width = np.concatenate([[raw], counts.to_numpy(), [clean]])
     colours = [NEUTRAL] + [SIMULATED_RED] * len(counts) + ["#0072B2"]
@@ -669,9 +956,9 @@ def cleaning_funnel(households: pd.DataFrame, deletion_log: pd.DataFrame, labels
     ax = fig.add_subplot()
     y = np.arange(len(steps))[::-1]
     ax.barh(y, width, left=left, color=colours, height=0.6)
-    for yi, l, w, i in zip(y, left, width, range(len(steps))):
+    for yi, lo, w, i in zip(y, left, width, range(len(steps))):
         text = f"{w:,.0f}" if i in (0, len(steps) - 1) else f"−{w:,.0f}"
-        ax.text(l + w + raw * 0.01, yi, text, va="center", fontsize=15)
+        ax.text(lo + w + raw * 0.01, yi, text, va="center", fontsize=15)
     ax.set_yticks(y, steps, fontsize=15)
     ax.tick_params(axis="y", length=0)
     ax.set_xlim(0, raw * 1.1)
@@ -681,11 +968,17 @@ def cleaning_funnel(households: pd.DataFrame, deletion_log: pd.DataFrame, labels
 
 
 def save_figure(fig: Figure, fig_dir: str | Path, name: str, formats: tuple = FORMATS) -> list[Path]:
-    """Write ``fig`` as ``<name>.png`` (300 dpi) and ``<name>.svg``, with fixed metadata: same bytes on rerun."""
+    """Write ``fig`` as ``<name>.png`` (300 dpi) and ``<name>.svg``, with fixed metadata.
+
+    Same bytes on rerun.
+    """
     fig_dir = Path(fig_dir)
     fig_dir.mkdir(parents=True, exist_ok=True)
-    metadata = {"png": PNG_METADATA, "svg": SVG_METADATA, "pdf": {"CreationDate": None, "Producer": None,
-                                                                  "Creator": None}}
+    metadata = {
+        "png": PNG_METADATA,
+        "svg": SVG_METADATA,
+        "pdf": {"CreationDate": None, "Producer": None, "Creator": None},
+    }
     paths = []
     with house_style():
         for fmt in formats:
@@ -703,9 +996,12 @@ def preview(paths: Path | list[Path], width: int = 1200):
 
     path = next(p for p in ([paths] if isinstance(paths, str | Path) else paths) if Path(p).suffix == ".png")
     with Image.open(path) as image:
-        small = image.convert("RGB").resize((width, round(image.height * width / image.width)),
-                                            Image.Resampling.LANCZOS)
-    small = small.quantize(128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)  # a quarter the bytes
+        small = image.convert("RGB").resize(
+            (width, round(image.height * width / image.width)), Image.Resampling.LANCZOS
+        )
+    small = small.quantize(
+        128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+    )  # a quarter the bytes
     buffer = io.BytesIO()
     small.save(buffer, format="PNG", optimize=True)
     return Shown(data=buffer.getvalue(), format="png")
@@ -731,21 +1027,35 @@ def read_outputs(out_dir: str | Path) -> dict:
     }
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
-        raise AnalysisError(f"stage output missing: {missing[0]}", file=missing[0],
-                            hint="run the earlier notebooks first (python -m analysis run)")
-    outputs = {name: pd.read_csv(path, dtype={"group_value": str, "value": str}, keep_default_na=True)
-               for name, path in paths.items() if path.suffix == ".csv"}
+        raise AnalysisError(
+            f"stage output missing: {missing[0]}",
+            file=missing[0],
+            hint="run the earlier notebooks first (python -m analysis run)",
+        )
+    outputs = {
+        name: pd.read_csv(path, dtype={"group_value": str, "value": str}, keep_default_na=True)
+        for name, path in paths.items()
+        if path.suffix == ".csv"
+    }
     outputs["households"] = pd.read_parquet(paths["households"])
     outputs["persons"] = pd.read_parquet(paths["persons"])
     outputs["provenance"] = json.loads(paths["provenance"].read_text(encoding="utf-8"))
     model = out_dir / "demand" / "cunju_model.csv"  # model-based 村居 estimates (analysis/sae.py), when made
     if model.exists():
-        outputs["cunju_model"] = pd.read_csv(model, dtype={"cunju": str}, keep_default_na=False, na_values=[""])
+        outputs["cunju_model"] = pd.read_csv(
+            model, dtype={"cunju": str}, keep_default_na=False, na_values=[""]
+        )
     return outputs
 
 
-def make_figures(outputs: dict, labels: Labels, note: Note, threshold: int = 10,
-                 names: tuple | None = None, size: tuple = SLIDE_INCHES) -> dict[str, Figure]:
+def make_figures(
+    outputs: dict,
+    labels: Labels,
+    note: Note,
+    threshold: int = 10,
+    names: tuple | None = None,
+    size: tuple = SLIDE_INCHES,
+) -> dict[str, Figure]:
     """The figures ``names`` (default: the whole set), by file name, from :func:`read_outputs`' dict."""
     results = outputs.get("results")
     makers = {
@@ -753,14 +1063,18 @@ def make_figures(outputs: dict, labels: Labels, note: Note, threshold: int = 10,
         "top_services": lambda: top_services(results, labels, note, threshold=threshold, size=size),
         "unmet_need": lambda: unmet_need(results, labels, note, threshold=threshold, size=size),
         "demand_by_cunju": lambda: demand_by_cunju(results, labels, note, threshold=threshold, size=size),
-        "staffing_vs_even": lambda: staffing_vs_even(outputs["allocation"], outputs["replicate_allocations"],
-                                                     labels, note, size=size),
+        "staffing_vs_even": lambda: staffing_vs_even(
+            outputs["allocation"], outputs["replicate_allocations"], labels, note, size=size
+        ),
         "sensitivity_tornado": lambda: sensitivity_tornado(outputs["sensitivity"], labels, note, size=size),
-        "cleaning_funnel": lambda: cleaning_funnel(outputs["households"], outputs["deletion_log"], labels,
-                                                   note, size=size),
+        "cleaning_funnel": lambda: cleaning_funnel(
+            outputs["households"], outputs["deletion_log"], labels, note, size=size
+        ),
         "cunju_shrinkage": lambda: cunju_shrinkage(outputs["cunju_model"], labels, note, size=size),
     }
-    default = [n for n in makers if n != "cunju_shrinkage" or "cunju_model" in outputs]  # model table optional
+    default = [
+        n for n in makers if n != "cunju_shrinkage" or "cunju_model" in outputs
+    ]  # model table optional
     return {name: makers[name]() for name in (names or default)}
 
 
@@ -770,8 +1084,14 @@ def save_figures(figures: dict[str, Figure], fig_dir: str | Path, formats: tuple
 
 
 @styled
-def annual_change(table: pd.DataFrame, labels: Labels, note: Note, english: Labels | None = None,
-                  extra_note: str | None = None, size: tuple = SLIDE_INCHES) -> Figure:
+def annual_change(
+    table: pd.DataFrame,
+    labels: Labels,
+    note: Note,
+    english: Labels | None = None,
+    extra_note: str | None = None,
+    size: tuple = SLIDE_INCHES,
+) -> Figure:
     """Two survey waves side by side, with the change marked, one panel per measure (analysis/evaluate.py).
 
     Per team, the earlier wave's bar (pale) above the later one's (full team colour), each with its 95%
@@ -791,8 +1111,13 @@ def annual_change(table: pd.DataFrame, labels: Labels, note: Note, english: Labe
             return both("evaluation.centre", "\n")
         return labels.team(team) if english is None else f"{labels.team(team)}\n{english.team(team)}"
 
-    fig = new_figure(both("figures.annual_change.title", first=years[0], second=years[-1]), note, labels,
-                     "\n".join(p for p in (extra_note, both("figures.annual_change.key", "\n")) if p), size)
+    fig = new_figure(
+        both("figures.annual_change.title", first=years[0], second=years[-1]),
+        note,
+        labels,
+        "\n".join(p for p in (extra_note, both("figures.annual_change.key", "\n")) if p),
+        size,
+    )
     fig.get_layout_engine().set(rect=(0.01, 0.23, 0.98, 0.67), wspace=0.08, hspace=0.06)
     measures = [m for m in ("reach", "unmet", "need_any", "aware") if m in set(rows["measure"])]
     axes = fig.subplots(2, 2, squeeze=False).ravel()
@@ -800,23 +1125,50 @@ def annual_change(table: pd.DataFrame, labels: Labels, note: Note, english: Labe
     for ax, measure in zip(axes, measures):
         part = rows[rows["measure"] == measure]
         teams = list(dict.fromkeys(part["team"]))
-        wide = {c: part.pivot_table(index="team", columns="wave", values=c, aggfunc="first").reindex(teams) * 100
-                for c in ("estimate", "ci_low", "ci_high")}
-        y = np.arange(most)[::-1][:len(teams)].astype(float)
-        top = np.nanmax(wide["ci_high"][years].to_numpy(float)) if wide["ci_high"][years].notna().any().any() else 1.0
+        wide = {
+            c: part.pivot_table(index="team", columns="wave", values=c, aggfunc="first").reindex(teams) * 100
+            for c in ("estimate", "ci_low", "ci_high")
+        }
+        y = np.arange(most)[::-1][: len(teams)].astype(float)
+        top = (
+            np.nanmax(wide["ci_high"][years].to_numpy(float))
+            if wide["ci_high"][years].notna().any().any()
+            else 1.0
+        )
         colours = np.asarray([labels.colour(t) if t in labels.teams else NEUTRAL for t in teams])
         for year, shift, alpha in zip(years, (0.2, -0.2), (0.35, 1.0)):
             value, low, high = (wide[c][year].to_numpy(float) for c in ("estimate", "ci_low", "ci_high"))
             shown = ~np.isnan(value)
             ax.barh(y[shown] + shift, value[shown], height=0.38, color=colours[shown], alpha=alpha)
-            ax.errorbar(value[shown], y[shown] + shift, xerr=[(value - low)[shown], (high - value)[shown]],
-                        fmt="none", ecolor="#262626", elinewidth=1.2, capsize=3)
+            ax.errorbar(
+                value[shown],
+                y[shown] + shift,
+                xerr=[(value - low)[shown], (high - value)[shown]],
+                fmt="none",
+                ecolor="#262626",
+                elinewidth=1.2,
+                capsize=3,
+            )
             for yi, v, h, ok in zip(y + shift, value, high, shown):
-                ax.text((h if ok else 0) + top * 0.015, yi, f"{v:.0f}%" if ok else labels("suppressed_cell"),
-                        va="center", fontsize=10, color="#262626" if ok else NEUTRAL)
+                ax.text(
+                    (h if ok else 0) + top * 0.015,
+                    yi,
+                    f"{v:.0f}%" if ok else labels("suppressed_cell"),
+                    va="center",
+                    fontsize=10,
+                    color="#262626" if ok else NEUTRAL,
+                )
         change = part[part["wave"] == "change"].set_index("team").reindex(teams)
-        ax.text(1.06, -0.03, both("figures.annual_change.change_header", "\n"), transform=ax.transAxes,
-                va="top", ha="left", fontsize=11, color=NEUTRAL)
+        ax.text(
+            1.06,
+            -0.03,
+            both("figures.annual_change.change_header", "\n"),
+            transform=ax.transAxes,
+            va="top",
+            ha="left",
+            fontsize=11,
+            color=NEUTRAL,
+        )
         for yi, (_, c) in zip(y, change.iterrows()):
             significant = c["ci_low"] > 0 or c["ci_high"] < 0
             interval = f"[{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}]"
@@ -826,11 +1178,27 @@ def annual_change(table: pd.DataFrame, labels: Labels, note: Note, english: Labe
                 lines = (f"{'▲' if c['estimate'] > 0 else '▼'} {100 * c['estimate']:+.1f}", interval)
             else:
                 lines = (f"{100 * c['estimate']:+.1f}  {interval}", both("figures.annual_change.unclear"))
-            ax.text(1.06, yi + 0.02, lines[0], transform=ax.get_yaxis_transform(), va="bottom", ha="left",
-                    fontsize=15 if significant else 11, color="#1a1a1a" if significant else NEUTRAL,
-                    fontweight="bold" if significant else "normal")
-            ax.text(1.06, yi - 0.02, lines[1], transform=ax.get_yaxis_transform(), va="top", ha="left",
-                    fontsize=10, color=NEUTRAL)
+            ax.text(
+                1.06,
+                yi + 0.02,
+                lines[0],
+                transform=ax.get_yaxis_transform(),
+                va="bottom",
+                ha="left",
+                fontsize=15 if significant else 11,
+                color="#1a1a1a" if significant else NEUTRAL,
+                fontweight="bold" if significant else "normal",
+            )
+            ax.text(
+                1.06,
+                yi - 0.02,
+                lines[1],
+                transform=ax.get_yaxis_transform(),
+                va="top",
+                ha="left",
+                fontsize=10,
+                color=NEUTRAL,
+            )
         ax.set_yticks(y, [team_name(t) for t in teams], fontsize=11)
         ax.set_ylim(-0.6, most - 0.4)
         ax.tick_params(axis="y", length=0)
@@ -840,9 +1208,16 @@ def annual_change(table: pd.DataFrame, labels: Labels, note: Note, english: Labe
         ax.xaxis.grid(True, color="#E6E6E6", linewidth=1)
         ax.set_axisbelow(True)
         ax.set_title(both(f"evaluation.{measure}"), loc="left", fontsize=16)
-    for ax in axes[len(measures):]:
+    for ax in axes[len(measures) :]:
         ax.set_visible(False)
-    fewest = min(range(len(measures)), key=lambda k: rows.loc[rows["measure"] == measures[k], "team"].nunique())
-    axes[fewest].legend([Patch(color=NEUTRAL, alpha=0.35), Patch(color=NEUTRAL)], years, loc="lower right",
-                        ncols=2, fontsize=13)
+    fewest = min(
+        range(len(measures)), key=lambda k: rows.loc[rows["measure"] == measures[k], "team"].nunique()
+    )
+    axes[fewest].legend(
+        [Patch(color=NEUTRAL, alpha=0.35), Patch(color=NEUTRAL)],
+        years,
+        loc="lower right",
+        ncols=2,
+        fontsize=13,
+    )
     return fig

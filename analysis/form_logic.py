@@ -40,10 +40,25 @@ _TOKEN = re.compile(
 )
 
 _FUNCTIONS = {
-    "not": (1, 1), "selected": (2, 2), "count-selected": (1, 1), "string-length": (1, 1),
-    "if": (3, 3), "coalesce": (2, 2), "true": (0, 0), "false": (0, 0), "number": (1, 1),
-    "int": (1, 1), "string": (1, 1), "concat": (1, 99), "contains": (2, 2), "starts-with": (2, 2),
-    "ends-with": (2, 2), "regex": (2, 2), "round": (1, 2), "abs": (1, 1), "min": (1, 99),
+    "not": (1, 1),
+    "selected": (2, 2),
+    "count-selected": (1, 1),
+    "string-length": (1, 1),
+    "if": (3, 3),
+    "coalesce": (2, 2),
+    "true": (0, 0),
+    "false": (0, 0),
+    "number": (1, 1),
+    "int": (1, 1),
+    "string": (1, 1),
+    "concat": (1, 99),
+    "contains": (2, 2),
+    "starts-with": (2, 2),
+    "ends-with": (2, 2),
+    "regex": (2, 2),
+    "round": (1, 2),
+    "abs": (1, 1),
+    "min": (1, 99),
     "max": (1, 99),
 }
 _WORD_OPERATORS = {"and", "or", "div", "mod"}
@@ -131,8 +146,10 @@ class _Parser:
             return inner
         if kind == "name":
             if value not in _FUNCTIONS:
-                raise ExpressionError(f"unknown function {value!r} in expression {self.text!r}",
-                                      hint="supported: " + ", ".join(sorted(_FUNCTIONS)))
+                raise ExpressionError(
+                    f"unknown function {value!r} in expression {self.text!r}",
+                    hint="supported: " + ", ".join(sorted(_FUNCTIONS)),
+                )
             self._expect("(")
             args = []
             if self._peek() != ("op", ")"):
@@ -143,8 +160,9 @@ class _Parser:
             self._expect(")")
             low, high = _FUNCTIONS[value]
             if not low <= len(args) <= high:
-                raise ExpressionError(f"{value}() takes {low}–{high} arguments, got {len(args)} "
-                                      f"in expression {self.text!r}")
+                raise ExpressionError(
+                    f"{value}() takes {low}–{high} arguments, got {len(args)} in expression {self.text!r}"
+                )
             return ("call", value, tuple(args))
         raise ExpressionError(f"unexpected {value!r} in expression {self.text!r}")
 
@@ -176,6 +194,7 @@ def references(text: str) -> set[str]:
 # ----- values -----------------------------------------------------------------------------------------
 # Every node evaluates to a pandas Series aligned to the frame's index: float for numbers (NaN = empty),
 # bool for booleans, pandas string dtype for strings ('' = empty).
+
 
 def _as_number(values: pd.Series) -> pd.Series:
     if pd.api.types.is_bool_dtype(values):
@@ -251,9 +270,11 @@ def _call(name: str, args: list[pd.Series], frame: pd.DataFrame) -> pd.Series:
         return ~_as_bool(args[0])
     if name == "selected":
         padded, option = _split_selected(args[0]), _as_string(args[1]).str.strip()
-        return pd.Series([f" {o} " in p for p, o in zip(padded, option)], index=frame.index, dtype=bool) \
-            if option.nunique() > 1 else padded.str.contains(f" {option.iloc[0] if len(option) else ''} ",
-                                                             regex=False).astype(bool)
+        return (
+            pd.Series([f" {o} " in p for p, o in zip(padded, option)], index=frame.index, dtype=bool)
+            if option.nunique() > 1
+            else padded.str.contains(f" {option.iloc[0] if len(option) else ''} ", regex=False).astype(bool)
+        )
     if name == "count-selected":
         return _as_string(args[0]).str.split().str.len().fillna(0).astype(float)
     if name == "string-length":
@@ -262,8 +283,9 @@ def _call(name: str, args: list[pd.Series], frame: pd.DataFrame) -> pd.Series:
         condition = _as_bool(args[0])
         if _is_numeric(args[1]) and _is_numeric(args[2]):
             return pd.Series(np.where(condition, args[1], args[2]), index=frame.index, dtype=float)
-        return pd.Series(np.where(condition, _as_string(args[1]), _as_string(args[2])),
-                         index=frame.index, dtype=object)
+        return pd.Series(
+            np.where(condition, _as_string(args[1]), _as_string(args[2])), index=frame.index, dtype=object
+        )
     if name == "coalesce":
         first, second = _as_string(args[0]), _as_string(args[1])
         return first.where(first != "", second)
@@ -300,7 +322,9 @@ def _call(name: str, args: list[pd.Series], frame: pd.DataFrame) -> pd.Series:
         re.compile(needle)
         return text.str.contains(needle, regex=True).fillna(False).astype(bool)
     except re.error as error:
-        raise ExpressionError(f"regex() pattern {needle!r} is not a valid regular expression ({error})") from None
+        raise ExpressionError(
+            f"regex() pattern {needle!r} is not a valid regular expression ({error})"
+        ) from None
 
 
 def _evaluate(node: tuple, frame: pd.DataFrame, current: pd.Series | None) -> pd.Series:

@@ -27,7 +27,14 @@ from analysis.errors import ConfigError
 NEEDS_FILE = config.NEEDS_PATH
 
 WG_DOMAINS = ["wg_seeing", "wg_hearing", "wg_walking", "wg_cognition", "wg_selfcare", "wg_communication"]
-ADL_ITEMS = ["adl_bathing", "adl_dressing", "adl_toileting", "adl_transferring", "adl_continence", "adl_feeding"]
+ADL_ITEMS = [
+    "adl_bathing",
+    "adl_dressing",
+    "adl_toileting",
+    "adl_transferring",
+    "adl_continence",
+    "adl_feeding",
+]
 K6_ITEMS = ["k6_nervous", "k6_hopeless", "k6_restless", "k6_depressed", "k6_effort", "k6_worthless"]
 
 # Lawton–Brody IADL: for each domain, the answer codes (1 = most independent) that score 1.
@@ -71,7 +78,8 @@ def _flag(condition: pd.Series, known: pd.Series) -> pd.Series:
 
 
 def wg_disability(persons: pd.DataFrame, cutoff: str = "disability3") -> pd.Series:
-    """Washington Group Short Set disability identifier (docs/sources.md §4.1; washingtongroup-disability.com).
+    """Washington Group Short Set disability identifier (docs/sources.md §4.1;
+    washingtongroup-disability.com).
 
     Six domains coded 1 no difficulty, 2 some, 3 a lot, 4 cannot do at all; asked of members aged 5+.
     ``cutoff``:
@@ -98,7 +106,8 @@ def wg_disability(persons: pd.DataFrame, cutoff: str = "disability3") -> pd.Seri
 
 
 def wg_domain_difficulty(persons: pd.DataFrame) -> pd.DataFrame:
-    """Per-domain flags "a lot of difficulty or cannot do" (code >= 3), for the type mix (docs/sources.md §4.1).
+    """Per-domain flags "a lot of difficulty or cannot do" (code >= 3), for the type mix (docs/sources.md
+    §4.1).
 
     Columns are named ``<domain>_alot`` (e.g. ``wg_walking_alot``); unanswered -> NaN.
     """
@@ -133,8 +142,16 @@ def lawton_iadl(persons: pd.DataFrame) -> pd.DataFrame:
     historical male version used five). NaN unless every domain has a valid code (asked of 60+).
     """
     codes = _codes(persons, IADL_ITEMS)
-    levels = {"iadl_telephone": 4, "iadl_shopping": 4, "iadl_food": 4, "iadl_housekeeping": 5,
-              "iadl_laundry": 3, "iadl_transport": 5, "iadl_medication": 3, "iadl_finances": 3}
+    levels = {
+        "iadl_telephone": 4,
+        "iadl_shopping": 4,
+        "iadl_food": 4,
+        "iadl_housekeeping": 5,
+        "iadl_laundry": 3,
+        "iadl_transport": 5,
+        "iadl_medication": 3,
+        "iadl_finances": 3,
+    }
     valid = pd.DataFrame({c: codes[c].isin(range(1, levels[c] + 1)) for c in IADL_ITEMS})
     scored = pd.DataFrame({c: codes[c].isin(IADL_INDEPENDENT_CODES[c]).astype("float64") for c in IADL_ITEMS})
     score = scored.sum(axis=1).where(valid.all(axis=1))
@@ -212,7 +229,8 @@ def family_flags(households: pd.DataFrame, heavy_care_hours: float = 20) -> pd.D
 
 
 def living_arrangement(persons: pd.DataFrame, min_age: int = 60) -> pd.DataFrame:
-    """Older people living alone or in an "empty nest" (空巢), from the household roster (docs/sources.md §1.4).
+    """Older people living alone or in an "empty nest" (空巢), from the household roster (docs/sources.md
+    §1.4).
 
     - ``living_alone``: aged ``min_age``+ and the only member on the roster;
     - ``empty_nest``: aged ``min_age``+ and every roster member is the head or the head's spouse
@@ -239,7 +257,8 @@ def any_flag(flags: pd.DataFrame) -> pd.Series:
 
 
 def load_needs(path: str | Path = NEEDS_FILE) -> dict:
-    """Read and check the need definitions (``analysis/needs.yaml`` by default; :class:`analysis.config.Needs`)."""
+    """Read and check the need definitions (``analysis/needs.yaml`` by default;
+    :class:`analysis.config.Needs`)."""
     return config.load_needs(path)
 
 
@@ -282,12 +301,17 @@ def add_need_flags(
     person_flags["adl_dependent"] = _flag(
         person_flags["adl_score"] <= p.get("adl_dependent_max_score", 5), person_flags["adl_score"].notna()
     )
-    person_flags["adl_severe"] = _flag(person_flags["adl_level"] == "severe", person_flags["adl_score"].notna())
+    person_flags["adl_severe"] = _flag(
+        person_flags["adl_level"] == "severe", person_flags["adl_score"].notna()
+    )
     person_flags["iadl_dependent"] = _flag(
         person_flags["iadl_score"] <= p.get("iadl_dependent_max_score", 5), person_flags["iadl_score"].notna()
     )
     household_flags = pd.concat(
-        [k6(households, cutoff=p.get("k6_cutoff", 13)), family_flags(households, p.get("heavy_care_hours", 20))],
+        [
+            k6(households, cutoff=p.get("k6_cutoff", 13)),
+            family_flags(households, p.get("heavy_care_hours", 20)),
+        ],
         axis=1,
     )
     persons = persons.drop(columns=person_flags.columns, errors="ignore").join(person_flags)
@@ -299,7 +323,8 @@ def add_need_flags(
         if unknown:
             raise ConfigError(
                 f"team {team!r} names indicators {unknown} that are not {spec['unit']}-level flags",
-                file="needs.yaml", column="indicators",
+                file="needs.yaml",
+                column="indicators",
                 hint="see analysis/indicators.py for the flags each unit has",
             )
         inside = in_universe(table, spec["universe"] or {})
@@ -311,9 +336,17 @@ def add_need_flags(
         if spec["unit"] == "persons":
             by_household = receiving.set_axis(households["household_id"])
             got = persons["household_id"].map(by_household).fillna(False).astype(bool)
-            persons = persons.assign(**{in_need.name: in_need, f"unmet_{team}": _flag(
-                got.eq(False) & in_need.eq(1), in_need.notna())})
+            persons = persons.assign(
+                **{
+                    in_need.name: in_need,
+                    f"unmet_{team}": _flag(got.eq(False) & in_need.eq(1), in_need.notna()),
+                }
+            )
         else:
-            households = households.assign(**{in_need.name: in_need, f"unmet_{team}": _flag(
-                receiving.eq(False) & in_need.eq(1), in_need.notna())})
+            households = households.assign(
+                **{
+                    in_need.name: in_need,
+                    f"unmet_{team}": _flag(receiving.eq(False) & in_need.eq(1), in_need.notna()),
+                }
+            )
     return households, persons

@@ -5,7 +5,8 @@ settings); ``build_xlsx`` turns them into the deployable ``.xlsx`` with identica
 Language columns follow the XLSForm convention ``label::<language>`` (this project: ``label::Chinese (zh)``
 and ``label::English (en)``; ODK "Form Language"; docs/sources.md §5.3) or a plain ``label``; any
 languages are read: ``label_zh`` holds the Chinese labels (else the form's first language), ``label_en``
-the English ones (else the plain or first label), and every language is kept as ``label::<language>``. Fields holding personal data carry ``pii = yes``; pyxform
+the English ones (else the plain or first label), and every language is kept as ``label::<language>``. Fields
+holding personal data carry ``pii = yes``; pyxform
 ignores unknown columns, so the flag travels with the form without affecting the XForm.
 """
 
@@ -54,8 +55,11 @@ class Form:
         """The survey row of field ``name``; IngestError if the form has no such field."""
         hit = self.survey[self.survey["name"] == name]
         if hit.empty:
-            raise IngestError(f"the form has no field named '{name}'", column=name,
-                              hint="use the bare XLSForm name, without group prefix")
+            raise IngestError(
+                f"the form has no field named '{name}'",
+                column=name,
+                hint="use the bare XLSForm name, without group prefix",
+            )
         return hit.iloc[0]
 
     def choice_names(self, field_name: str) -> list[str]:
@@ -84,30 +88,40 @@ class Form:
         labels = self.choices.assign(pair=self.choices["name"] + "=" + self.choices["label_zh"])
         values_by_list = labels.groupby("list_name", sort=False)["pair"].agg("; ".join)
         universe = fields["relevant_all"].str.replace(r"\$\{(\w+)\}", r"\1", regex=True).replace("", "all")
-        main = pd.DataFrame({
-            "variable": fields["name"],
-            "label_zh": fields["label_zh"],
-            "label_en": fields["label_en"],
-            "type": fields["base_type"],
-            "values": fields["list_name"].map(values_by_list).fillna(fields["constraint"]),
-            "universe": universe,
-            "pii": fields["pii"],
-        })
-        multi = fields[fields["base_type"] == "select_multiple"][["name", "list_name", "label_zh", "label_en"]]
+        main = pd.DataFrame(
+            {
+                "variable": fields["name"],
+                "label_zh": fields["label_zh"],
+                "label_en": fields["label_en"],
+                "type": fields["base_type"],
+                "values": fields["list_name"].map(values_by_list).fillna(fields["constraint"]),
+                "universe": universe,
+                "pii": fields["pii"],
+            }
+        )
+        multi = fields[fields["base_type"] == "select_multiple"][
+            ["name", "list_name", "label_zh", "label_en"]
+        ]
         dummies = multi.merge(self.choices, on="list_name", suffixes=("", "_choice"))
-        dummies = pd.DataFrame({
-            "variable": dummies["name"] + "." + dummies["name_choice"],
-            "label_zh": dummies["label_zh"] + "：" + dummies["label_zh_choice"],
-            "label_en": dummies["label_en"] + ": " + dummies["label_en_choice"],
-            "type": "binary",
-            "values": "1=selected; 0=not selected",
-            "universe": dummies["name"].map(main.set_index("variable")["universe"]),
-            "pii": False,
-        })
+        dummies = pd.DataFrame(
+            {
+                "variable": dummies["name"] + "." + dummies["name_choice"],
+                "label_zh": dummies["label_zh"] + "：" + dummies["label_zh_choice"],
+                "label_en": dummies["label_en"] + ": " + dummies["label_en_choice"],
+                "type": "binary",
+                "values": "1=selected; 0=not selected",
+                "universe": dummies["name"].map(main.set_index("variable")["universe"]),
+                "pii": False,
+            }
+        )
         order = {name: i for i, name in enumerate(fields["name"])}
         out = pd.concat([main, dummies], ignore_index=True)
         out["_order"] = out["variable"].str.split(".").str[0].map(order)
-        return out.sort_values(["_order", "variable"], kind="stable").drop(columns="_order").reset_index(drop=True)
+        return (
+            out.sort_values(["_order", "variable"], kind="stable")
+            .drop(columns="_order")
+            .reset_index(drop=True)
+        )
 
 
 def _read_sheets(path: Path) -> dict[str, pd.DataFrame]:
@@ -116,17 +130,27 @@ def _read_sheets(path: Path) -> dict[str, pd.DataFrame]:
     if path.is_dir():
         missing = [s for s in SHEETS if not (path / f"{s}.csv").exists()]
         if missing:
-            raise IngestError(f"missing sheet file(s) {', '.join(s + '.csv' for s in missing)}", file=path,
-                              hint="the instrument folder needs survey.csv, choices.csv and settings.csv")
-        return {s: pd.read_csv(path / f"{s}.csv", dtype=str, keep_default_na=False, encoding="utf-8")
-                for s in SHEETS}
+            raise IngestError(
+                f"missing sheet file(s) {', '.join(s + '.csv' for s in missing)}",
+                file=path,
+                hint="the instrument folder needs survey.csv, choices.csv and settings.csv",
+            )
+        return {
+            s: pd.read_csv(path / f"{s}.csv", dtype=str, keep_default_na=False, encoding="utf-8")
+            for s in SHEETS
+        }
     if not path.exists():
-        raise IngestError("instrument not found", file=path, hint="pass the .xlsx or the folder of sheet CSVs")
+        raise IngestError(
+            "instrument not found", file=path, hint="pass the .xlsx or the folder of sheet CSVs"
+        )
     try:
         sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False)
     except Exception as exc:  # openpyxl raises several unrelated types for a damaged file
-        raise IngestError(f"cannot read the workbook ({exc})", file=path,
-                          hint="is it an XLSForm? save it as .xlsx (the old .xls format is not read)") from exc
+        raise IngestError(
+            f"cannot read the workbook ({exc})",
+            file=path,
+            hint="is it an XLSForm? save it as .xlsx (the old .xls format is not read)",
+        ) from exc
     missing = [s for s in ("survey", "choices") if s not in sheets]
     if missing:
         raise IngestError(f"workbook has no sheet(s) {', '.join(missing)}", file=path)
@@ -164,8 +188,10 @@ def _in_language(frame: pd.DataFrame, kind: str, pattern: re.Pattern, plain_firs
 
 def _all_labels(frame: pd.DataFrame) -> dict[str, pd.Series]:
     """Every label column as ``label::<language>`` (a plain ``label`` as ``label``)."""
-    return {f"label::{lang}" if lang else "label": _col(frame, column)
-            for lang, column in _languages(frame, "label").items()}
+    return {
+        f"label::{lang}" if lang else "label": _col(frame, column)
+        for lang, column in _languages(frame, "label").items()
+    }
 
 
 def _nesting(types: list[str], names: list[str], relevants: list[str]) -> tuple[list, list, list]:
@@ -204,45 +230,55 @@ def load_form(path: str | Path) -> Form:
     relevant = _col(raw, "relevant")
     groups, repeats, conditions = _nesting(base.tolist(), _col(raw, "name").tolist(), relevant.tolist())
     own = relevant.tolist()
-    relevant_all = [None if c is None else " and ".join(f"({x})" if " or " in x else x for x in c + ([r] if r else []))
-                    for c, r in zip(conditions, own)]
-    survey = pd.DataFrame({
-        "type": types,
-        "base_type": base,
-        "list_name": types.map(lambda t: t.split(" ")[1] if " " in t else "").where(base.str.startswith("select_"), ""),
-        "name": _col(raw, "name"),
-        "group": groups,
-        "repeat": pd.Series(repeats, dtype=object),
-        "label_zh": _in_language(raw, "label", CHINESE, plain_first=False),
-        "label_en": _in_language(raw, "label", ENGLISH, plain_first=True),
-        "hint_zh": _in_language(raw, "hint", CHINESE, plain_first=False),
-        "hint_en": _in_language(raw, "hint", ENGLISH, plain_first=True),
-        "relevant": relevant,
-        "relevant_all": relevant_all,
-        "constraint": _col(raw, "constraint"),
-        "required": _col(raw, "required").str.lower().isin(["yes", "true", "true()", "1"]),
-        "pii": _col(raw, "pii").str.lower().isin(["yes", "true", "1"]),
-        "calculation": _col(raw, "calculation"),
-        "appearance": _col(raw, "appearance"),
-        **_all_labels(raw),
-    })
+    relevant_all = [
+        None if c is None else " and ".join(f"({x})" if " or " in x else x for x in c + ([r] if r else []))
+        for c, r in zip(conditions, own)
+    ]
+    survey = pd.DataFrame(
+        {
+            "type": types,
+            "base_type": base,
+            "list_name": types.map(lambda t: t.split(" ")[1] if " " in t else "").where(
+                base.str.startswith("select_"), ""
+            ),
+            "name": _col(raw, "name"),
+            "group": groups,
+            "repeat": pd.Series(repeats, dtype=object),
+            "label_zh": _in_language(raw, "label", CHINESE, plain_first=False),
+            "label_en": _in_language(raw, "label", ENGLISH, plain_first=True),
+            "hint_zh": _in_language(raw, "hint", CHINESE, plain_first=False),
+            "hint_en": _in_language(raw, "hint", ENGLISH, plain_first=True),
+            "relevant": relevant,
+            "relevant_all": relevant_all,
+            "constraint": _col(raw, "constraint"),
+            "required": _col(raw, "required").str.lower().isin(["yes", "true", "true()", "1"]),
+            "pii": _col(raw, "pii").str.lower().isin(["yes", "true", "1"]),
+            "calculation": _col(raw, "calculation"),
+            "appearance": _col(raw, "appearance"),
+            **_all_labels(raw),
+        }
+    )
     survey = survey[~survey["base_type"].isin(["end_group", "end_repeat"])].reset_index(drop=True)
     ch = sheets["choices"]
     ch = ch[_col(ch, "list_name") != ""]
-    choices = pd.DataFrame({
-        "list_name": _col(ch, "list_name"),
-        "name": _col(ch, "name"),
-        "label_zh": _in_language(ch, "label", CHINESE, plain_first=False),
-        "label_en": _in_language(ch, "label", ENGLISH, plain_first=True),
-        **_all_labels(ch),
-    }).reset_index(drop=True)
+    choices = pd.DataFrame(
+        {
+            "list_name": _col(ch, "list_name"),
+            "name": _col(ch, "name"),
+            "label_zh": _in_language(ch, "label", CHINESE, plain_first=False),
+            "label_en": _in_language(ch, "label", ENGLISH, plain_first=True),
+            **_all_labels(ch),
+        }
+    ).reset_index(drop=True)
     settings = sheets["settings"].iloc[0].to_dict() if len(sheets["settings"]) else {}
     # groups may share a name; an answer field named twice (pyxform refuses it, yet deployed forms have it)
     # cannot be told apart in an export: the first row is kept and the form's warnings say so
     answer = ~survey["base_type"].isin(NON_DATA_TYPES) & (survey["name"] != "")
     repeated = answer & survey["name"].where(answer).duplicated()
-    warnings = tuple(f"field name '{n}' is used twice in the form; its later row is ignored"
-                     for n in dict.fromkeys(survey.loc[repeated, "name"]))
+    warnings = tuple(
+        f"field name '{n}' is used twice in the form; its later row is ignored"
+        for n in dict.fromkeys(survey.loc[repeated, "name"])
+    )
     survey = survey[~repeated].reset_index(drop=True)
     return Form(survey=survey, choices=choices, settings=settings, warnings=warnings)
 
@@ -262,8 +298,11 @@ def xlsx_bytes(sheets: dict[str, pd.DataFrame]) -> bytes:
         for info in src.infolist():
             data = src.read(info.filename)
             if info.filename == "docProps/core.xml":
-                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(<)",
-                              rb"\g<1>" + FIXED_CORE_TIME.encode() + rb"\g<2>", data)
+                data = re.sub(
+                    rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(<)",
+                    rb"\g<1>" + FIXED_CORE_TIME.encode() + rb"\g<2>",
+                    data,
+                )
             entry = zipfile.ZipInfo(info.filename, date_time=FIXED_ZIP_TIME)
             entry.compress_type = zipfile.ZIP_DEFLATED
             entry.external_attr = 0o600 << 16
@@ -294,12 +333,10 @@ def validate_form(path: str | Path):
     from pyxform.xls2xform import convert
 
     path = Path(path)
-    if path.is_dir():
-        xlsform = xlsx_bytes(_read_sheets(path))
-    else:
-        xlsform = str(path)
+    xlsform = xlsx_bytes(_read_sheets(path)) if path.is_dir() else str(path)
     try:
         return convert(xlsform=xlsform, validate=False, pretty_print=False)
     except PyXFormError as exc:
-        raise IngestError(f"pyxform rejects the form: {exc}", file=path,
-                          hint="fix the XLSForm row named in the message") from exc
+        raise IngestError(
+            f"pyxform rejects the form: {exc}", file=path, hint="fix the XLSForm row named in the message"
+        ) from exc

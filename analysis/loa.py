@@ -18,8 +18,21 @@ import pandas as pd
 from analysis.errors import AnalysisError
 
 TYPES = ("mean", "median", "prop_select_one", "prop_select_multiple", "ratio", "total")
-RESULT_COLUMNS = ["analysis_type", "analysis_var", "analysis_var_value", "group_var", "group_var_value", "stat",
-                  "stat_low", "stat_upp", "n", "n_total", "n_w", "n_w_total", "analysis_key"]
+RESULT_COLUMNS = [
+    "analysis_type",
+    "analysis_var",
+    "analysis_var_value",
+    "group_var",
+    "group_var_value",
+    "stat",
+    "stat_low",
+    "stat_upp",
+    "n",
+    "n_total",
+    "n_w",
+    "n_w_total",
+    "analysis_key",
+]
 EXTRA_COLUMNS = ["se", "df"]
 CI_METHODS = ("wald", "logit")
 DF_RULES = ("design", "domain", "z")
@@ -43,8 +56,11 @@ def read_loa(path: str | Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise AnalysisError("list of analyses not found", file=str(path)) from None
     except (OSError, ValueError, UnicodeDecodeError) as error:
-        raise AnalysisError(f"cannot read the list of analyses ({error})", file=str(path),
-                            hint="a CSV or .xlsx with analysistools' columns") from None
+        raise AnalysisError(
+            f"cannot read the list of analyses ({error})",
+            file=str(path),
+            hint="a CSV or .xlsx with analysistools' columns",
+        ) from None
 
 
 def read_data(path: str | Path) -> pd.DataFrame:
@@ -59,8 +75,9 @@ def read_data(path: str | Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise AnalysisError("data file not found", file=str(path)) from None
     except (OSError, ValueError, UnicodeDecodeError) as error:
-        raise AnalysisError(f"cannot read the data ({error})", file=str(path),
-                            hint="a clean table as CSV, Parquet or .xlsx") from None
+        raise AnalysisError(
+            f"cannot read the data ({error})", file=str(path), hint="a clean table as CSV, Parquet or .xlsx"
+        ) from None
 
 
 def _text(value) -> str:
@@ -89,8 +106,12 @@ def check_loa(loa: pd.DataFrame, data: pd.DataFrame, source: str | None = None) 
     columns = {str(c).strip(): c for c in loa.columns}
     records = loa.to_dict("records")
     if "analysis_type" not in columns:
-        raise AnalysisError("the list of analyses has no analysis_type column", file=source, column="analysis_type",
-                            hint="columns are analysistools': analysis_type, analysis_var, group_var, level, ...")
+        raise AnalysisError(
+            "the list of analyses has no analysis_type column",
+            file=source,
+            column="analysis_type",
+            hint="columns are analysistools': analysis_type, analysis_var, group_var, level, ...",
+        )
     known = set(data.columns)
 
     def cell(i: int, name: str) -> str:
@@ -107,8 +128,14 @@ def check_loa(loa: pd.DataFrame, data: pd.DataFrame, source: str | None = None) 
             fail(f"{column} is empty", i, column)
         if name not in known and not allow_missing:
             close = difflib.get_close_matches(name, [str(c) for c in data.columns], n=3)
-            fail(f"variable '{name}' is not in the data", i, column,
-                 hint=f"did you mean {', '.join(close)}?" if close else "check the spelling against the data's header")
+            fail(
+                f"variable '{name}' is not in the data",
+                i,
+                column,
+                hint=f"did you mean {', '.join(close)}?"
+                if close
+                else "check the spelling against the data's header",
+            )
         return name
 
     rows = []
@@ -116,21 +143,34 @@ def check_loa(loa: pd.DataFrame, data: pd.DataFrame, source: str | None = None) 
         kind = cell(i, "analysis_type")
         if kind not in TYPES:
             fail(f"unknown analysis type '{kind}'", i, "analysis_type", hint=f"use one of {', '.join(TYPES)}")
-        groups = tuple(part.strip() for part in cell(i, "group_var").split(",")) if cell(i, "group_var") else ()
+        groups = (
+            tuple(part.strip() for part in cell(i, "group_var").split(",")) if cell(i, "group_var") else ()
+        )
         for group in groups:
             if not group:
                 fail("group_var has an empty name between commas", i, "group_var")
             if group not in known:
                 close = difflib.get_close_matches(group, [str(c) for c in data.columns], n=3)
-                fail(f"group variable '{group}' is not in the data", i, "group_var",
-                     hint=f"did you mean {', '.join(close)}?" if close else "group_var names columns of the data")
+                fail(
+                    f"group variable '{group}' is not in the data",
+                    i,
+                    "group_var",
+                    hint=f"did you mean {', '.join(close)}?"
+                    if close
+                    else "group_var names columns of the data",
+                )
         text = cell(i, "level")
         try:
             level = float(text) if text else 0.95
         except ValueError:
             level = np.nan
         if not 0 < level < 1:
-            fail(f"level '{text}' is not a confidence level", i, "level", hint="a number between 0 and 1, e.g. 0.95")
+            fail(
+                f"level '{text}' is not a confidence level",
+                i,
+                "level",
+                hint="a number between 0 and 1, e.g. 0.95",
+            )
         numerator = denominator = ""
         if kind == "ratio":
             numerator, denominator = variable(i, RATIO_COLUMNS[0]), variable(i, RATIO_COLUMNS[1])
@@ -146,12 +186,39 @@ def check_loa(loa: pd.DataFrame, data: pd.DataFrame, source: str | None = None) 
             fail(f"unknown interval '{ci}'", i, "ci", hint=f"use one of {', '.join(CI_METHODS)}")
         rule = cell(i, "df").lower() or ("domain" if kind == "median" else "design")
         if rule not in DF_RULES:
-            fail(f"unknown degrees-of-freedom rule '{rule}'", i, "df", hint=f"use one of {', '.join(DF_RULES)}")
-        rows.append({"row": i + 2, "analysis_type": kind, "analysis_var": "" if kind == "ratio" else name,
-                     "groups": groups, "level": level, "numerator": numerator, "denominator": denominator,
-                     **flags, "ci": ci, "df": rule})
-    return pd.DataFrame(rows, columns=["row", "analysis_type", "analysis_var", "groups", "level", "numerator",
-                                       "denominator", "numerator_NA_to_0", "filter_denominator_0", "ci", "df"])
+            fail(
+                f"unknown degrees-of-freedom rule '{rule}'", i, "df", hint=f"use one of {', '.join(DF_RULES)}"
+            )
+        rows.append(
+            {
+                "row": i + 2,
+                "analysis_type": kind,
+                "analysis_var": "" if kind == "ratio" else name,
+                "groups": groups,
+                "level": level,
+                "numerator": numerator,
+                "denominator": denominator,
+                **flags,
+                "ci": ci,
+                "df": rule,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "row",
+            "analysis_type",
+            "analysis_var",
+            "groups",
+            "level",
+            "numerator",
+            "denominator",
+            "numerator_NA_to_0",
+            "filter_denominator_0",
+            "ci",
+            "df",
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -165,16 +232,36 @@ def as_text(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values):
         x = values.astype(float)
         whole = np.isfinite(x) & (x == np.round(x)) & (x.abs() < 1e15)
-        out = pd.Series(np.where(whole, x.fillna(0).round().astype(np.int64).astype(str), x.map("{:.15g}".format)),
-                        index=values.index, dtype=object)
+        out = pd.Series(
+            np.where(whole, x.fillna(0).round().astype(np.int64).astype(str), x.map("{:.15g}".format)),
+            index=values.index,
+            dtype=object,
+        )
         return out.where(x.notna(), None)
-    return values.astype(object).map(lambda v: None if pd.isna(v) else (
-        "TRUE" if v is True else "FALSE" if v is False else as_text(pd.Series([v])).iloc[0]
-        if isinstance(v, (int, float, np.number)) else str(v))).astype(object)
+    return (
+        values.astype(object)
+        .map(
+            lambda v: (
+                None
+                if pd.isna(v)
+                else (
+                    "TRUE"
+                    if v is True
+                    else "FALSE"
+                    if v is False
+                    else as_text(pd.Series([v])).iloc[0]
+                    if isinstance(v, (int, float, np.number))
+                    else str(v)
+                )
+            )
+        )
+        .astype(object)
+    )
 
 
 def coded(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Codes 0..k−1 of the distinct values in sorted order (numbers numerically; −1 = missing) and their text."""
+    """Codes 0..k−1 of the distinct values in sorted order (numbers numerically; −1 = missing) and their
+    text."""
     try:
         codes, uniques = pd.factorize(values, sort=True)
     except TypeError:  # numbers and text mixed: sort their text
@@ -192,9 +279,14 @@ def numeric_values(data: pd.DataFrame, name: str, row: int, column: str, source:
     number = pd.to_numeric(mapped.where(values.notna()), errors="coerce")
     bad = values.notna() & number.isna() & (text != "")
     if bad.any():
-        raise AnalysisError(f"variable '{name}' is not numeric (data row {int(np.flatnonzero(bad)[0]) + 2}: "
-                            f"'{values[bad].iloc[0]}')", file=source, row=row, column=column,
-                            hint="a mean, median, total or ratio needs numbers; use prop_select_one for answers")
+        raise AnalysisError(
+            f"variable '{name}' is not numeric (data row {int(np.flatnonzero(bad)[0]) + 2}: "
+            f"'{values[bad].iloc[0]}')",
+            file=source,
+            row=row,
+            column=column,
+            hint="a mean, median, total or ratio needs numbers; use prop_select_one for answers",
+        )
     return number.to_numpy(dtype=float)
 
 
@@ -223,7 +315,7 @@ def select_multiple(data: pd.DataFrame, question: str, form=None) -> tuple[pd.Da
     found = {}
     for sep in SEPARATORS:
         prefix = question + sep
-        found = {str(c)[len(prefix):]: c for c in data.columns if str(c).startswith(prefix)}
+        found = {str(c)[len(prefix) :]: c for c in data.columns if str(c).startswith(prefix)}
         if found:
             break
     answers = data[question] if question in data.columns else None
@@ -238,7 +330,9 @@ def select_multiple(data: pd.DataFrame, question: str, form=None) -> tuple[pd.Da
             chosen[option] = _as_zero_one(data[found[option]], found[option])
         elif answers is not None:
             tokens = answers.fillna("").astype(str).str.split()
-            chosen[option] = np.where(answers.isna(), np.nan, tokens.map(lambda t, o=option: o in t).astype(float))
+            chosen[option] = np.where(
+                answers.isna(), np.nan, tokens.map(lambda t, o=option: o in t).astype(float)
+            )
     table = pd.DataFrame(chosen, index=data.index)
     respondents = answers.notna().to_numpy() if answers is not None else table.notna().any(axis=1).to_numpy()
     return table, respondents
@@ -249,8 +343,19 @@ def _as_zero_one(values: pd.Series, name: str) -> np.ndarray:
         out = values.astype("float64").to_numpy(dtype=float, na_value=np.nan)
     else:
         text = values.astype(str).str.strip().str.lower().where(values.notna())
-        out = text.map(lambda t: np.nan if t is None or t == "" or t == "nan" else
-                       1.0 if t in TRUE_TEXT else 0.0 if t in FALSE_TEXT else -1.0).to_numpy(dtype=float)
+        out = text.map(
+            lambda t: (
+                np.nan
+                if t is None or t == "" or t == "nan"
+                else 1.0
+                if t in TRUE_TEXT
+                else 0.0
+                if t in FALSE_TEXT
+                else -1.0
+            )
+        ).to_numpy(dtype=float)
     if ((out != 0) & (out != 1) & ~np.isnan(out)).any():
-        raise AnalysisError("select_multiple option column holds values other than 0/1 or TRUE/FALSE", column=name)
+        raise AnalysisError(
+            "select_multiple option column holds values other than 0/1 or TRUE/FALSE", column=name
+        )
     return out

@@ -17,7 +17,8 @@ from pathlib import Path
 
 @contextmanager
 def publishing(out: str | Path, name: str) -> Iterator[Path]:
-    """A temporary folder beside ``out/name`` that replaces ``out/name`` when the block ends without an error."""
+    """A temporary folder beside ``out/name`` that replaces ``out/name`` when the block ends without an
+    error."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))

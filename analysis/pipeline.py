@@ -28,15 +28,22 @@ from analysis.outputs import publishing
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("clean", "weights", "demand", "staffing", "brief")
-NOTEBOOKS = {"clean": "01_clean", "weights": "02_weight", "demand": "03_demand", "staffing": "04_team_sizing",
-             "brief": "05_leadership_brief"}
+NOTEBOOKS = {
+    "clean": "01_clean",
+    "weights": "02_weight",
+    "demand": "03_demand",
+    "staffing": "04_team_sizing",
+    "brief": "05_leadership_brief",
+}
 REPLICATES = 200  # bootstrap replicate weight sets carried through demand and staffing
 REPLICATE_SEED = 20120411  # the centre's opening day (docs/sources.md §1.1), as a fixed seed
 BREAK_EVEN_KEYS = 12  # most influential assumptions searched for the value that moves a social worker
 SIMULATED_NOTE = (
     "模拟数据 / SIMULATED DATA\n"
-    "本文件夹中的所有表格、图表和简报均由模拟调查数据生成（见 survey/raw/PROVENANCE.json），不描述勒流的真实居民。\n"
-    "Every table, figure and brief in this folder was made from a simulated survey (survey/raw/PROVENANCE.json);\n"
+    "本文件夹中的所有表格、图表和简报均由模拟调查数据生成（见 "
+    "survey/raw/PROVENANCE.json），不描述勒流的真实居民。\n"
+    "Every table, figure and brief in this folder was made from a simulated survey "
+    "(survey/raw/PROVENANCE.json);\n"
     "none of it describes real Leliu residents.\n"
 )
 
@@ -64,7 +71,8 @@ class Inputs:
         return self.design or self.frame / "sample_design.csv"
 
 
-# ----- writing a stage's files ---------------------------------------------------------------------------------
+# ----- writing a stage's files ------------------------------------------------------------------------------
+
 
 def save_figures(draw: Callable[[], dict], fig_dir: str | Path | None) -> dict[str, list[Path]]:
     """Draw the figures (``draw`` returns them by name) and write each (PNG and SVG) into ``fig_dir``, each
@@ -92,16 +100,22 @@ def read_stage(out: Path, stage: str, names: list[str]) -> dict[str, Path]:
     paths = {name: Path(out) / stage / name for name in names}
     for path in paths.values():
         if not path.exists():
-            raise AnalysisError(f"the {stage} stage's output is missing", file=str(path),
-                                hint=f"run the {stage} stage first (python -m analysis run --stage {stage})")
+            raise AnalysisError(
+                f"the {stage} stage's output is missing",
+                file=str(path),
+                hint=f"run the {stage} stage first (python -m analysis run --stage {stage})",
+            )
     return paths
 
 
 def data_note(out: Path) -> figures.Note:
     """The footnote facts of every figure (unweighted N, fieldwork dates, simulated) from ``out/clean``."""
     paths = read_stage(out, "clean", ["households.parquet", "persons.parquet", "provenance.json"])
-    return figures.data_note(pd.read_parquet(paths["households.parquet"]), pd.read_parquet(paths["persons.parquet"]),
-                             json.loads(paths["provenance.json"].read_text(encoding="utf-8")))
+    return figures.data_note(
+        pd.read_parquet(paths["households.parquet"]),
+        pd.read_parquet(paths["persons.parquet"]),
+        json.loads(paths["provenance.json"].read_text(encoding="utf-8")),
+    )
 
 
 def write_data_source_note(out: Path) -> None:
@@ -117,7 +131,8 @@ def write_data_source_note(out: Path) -> None:
         note.unlink(missing_ok=True)
 
 
-# ----- 01 clean ------------------------------------------------------------------------------------------------
+# ----- 01 clean ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CleanStage:
@@ -130,29 +145,45 @@ class CleanStage:
     planted: validation.Planted | None
 
     def funnel(self, labels: figures.Labels) -> pd.DataFrame:
-        """Raw submissions, minus each deletion reason (first reason of a submission), the clean interviews."""
+        """Raw submissions, minus each deletion reason (first reason of a submission), the clean
+        interviews."""
         counts = figures.first_reasons(self.result.deletion_log)
-        steps = [labels("figures.cleaning_funnel.raw")] + [
-            "− " + labels.get(f"deletion_reason.{r}", r) for r in counts.index] + [
-            labels("figures.cleaning_funnel.clean")]
-        n = [self.result.counts["raw_households"], *(-counts).tolist(), self.result.counts["clean_households"]]
+        steps = (
+            [labels("figures.cleaning_funnel.raw")]
+            + ["− " + labels.get(f"deletion_reason.{r}", r) for r in counts.index]
+            + [labels("figures.cleaning_funnel.clean")]
+        )
+        n = [
+            self.result.counts["raw_households"],
+            *(-counts).tolist(),
+            self.result.counts["clean_households"],
+        ]
         return pd.DataFrame({"step": steps, "n": n})
 
     def checks(self) -> pd.DataFrame:
         """Log rows and interviews per check and default decision, most rows first."""
         log = self.result.cleaning_log
-        table = log.groupby(["check_id", "change_type"]).agg(rows=("uuid", "size"), interviews=("uuid", "nunique"))
-        return table.reset_index().sort_values(["rows", "check_id"], ascending=[False, True], ignore_index=True)
+        table = log.groupby(["check_id", "change_type"]).agg(
+            rows=("uuid", "size"), interviews=("uuid", "nunique")
+        )
+        return table.reset_index().sort_values(
+            ["rows", "check_id"], ascending=[False, True], ignore_index=True
+        )
 
     def examples(self) -> pd.DataFrame:
         """One log row per check (the first by uuid and question)."""
         log = self.result.cleaning_log.sort_values(["check_id", "uuid", "question"], na_position="first")
-        return log.drop_duplicates("check_id")[["check_id", "question", "old_value", "new_value", "change_type",
-                                                "issue"]].reset_index(drop=True)
+        return log.drop_duplicates("check_id")[
+            ["check_id", "question", "old_value", "new_value", "change_type", "issue"]
+        ].reset_index(drop=True)
 
 
-def clean(out: str | Path, inputs: Inputs = Inputs(), lang: str = "zh",
-          fig_dir: str | Path | None = ROOT / "figures") -> CleanStage:
+def clean(
+    out: str | Path,
+    inputs: Inputs = Inputs(),
+    lang: str = "zh",
+    fig_dir: str | Path | None = ROOT / "figures",
+) -> CleanStage:
     """Stage 01: read the export with its form, run every check, apply the log (and a person's decisions),
     write ``clean/`` (docs/contracts.md) and ``DATA_SOURCE.txt``, and draw the cleaning funnel."""
     from analysis.clean import clean_survey
@@ -161,13 +192,22 @@ def clean(out: str | Path, inputs: Inputs = Inputs(), lang: str = "zh",
     result = clean_survey(inputs.form, inputs.data, out, decisions=inputs.decisions, settings=inputs.settings)
     write_data_source_note(out)
     written = read_stage(out, "clean", ["households.parquet", "deletion_log.csv"])
-    drawn = save_figures(lambda: {"cleaning_funnel": figures.cleaning_funnel(
-        pd.read_parquet(written["households.parquet"]), pd.read_csv(written["deletion_log.csv"], dtype=str),
-        figures.load_labels(lang), data_note(out))}, fig_dir)
+    drawn = save_figures(
+        lambda: {
+            "cleaning_funnel": figures.cleaning_funnel(
+                pd.read_parquet(written["households.parquet"]),
+                pd.read_csv(written["deletion_log.csv"], dtype=str),
+                figures.load_labels(lang),
+                data_note(out),
+            )
+        },
+        fig_dir,
+    )
     return CleanStage(result, out / "clean", drawn, validation.planted(inputs.data, out))
 
 
-# ----- 02 weights ----------------------------------------------------------------------------------------------
+# ----- 02 weights -------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class WeightsStage:
@@ -196,33 +236,51 @@ class WeightsStage:
         """Person weights after each step and the final household weights: size, spread, Kish deff."""
         rows = self.built.diagnostics.query("section == 'weights'")
         table = rows.pivot(index="category", columns="stage", values="value")
-        return table.loc[["n", "sum", "min", "p05", "median", "p95", "max", "max_over_median", "cv", "kish_deff"],
-                         ["base", "nonresponse", "trimmed", "raked", "household_final"]]
+        return table.loc[
+            ["n", "sum", "min", "p05", "median", "p95", "max", "max_over_median", "cv", "kish_deff"],
+            ["base", "nonresponse", "trimmed", "raked", "household_final"],
+        ]
 
     def margins(self) -> pd.DataFrame:
         """Frame totals beside the weighted totals before and after raking, with the relative gaps."""
         rows = self.built.diagnostics.query("section == 'margin'")
         table = rows.pivot_table(index=["variable", "category"], columns="stage", values="value", sort=False)
         table = table[["frame", "before", "after"]]
-        return table.assign(before_gap=table["before"] / table["frame"] - 1,
-                            after_gap=table["after"] / table["frame"] - 1)
+        return table.assign(
+            before_gap=table["before"] / table["frame"] - 1, after_gap=table["after"] / table["frame"] - 1
+        )
 
     def weighting_steps(self, definitions: dict) -> pd.DataFrame:
-        """Each team's headline prevalence unweighted and after each weighting step (what each step changes)."""
+        """Each team's headline prevalence unweighted and after each weighting step (what each step
+        changes)."""
         from analysis import demand
 
         table, _ = demand.prepare(self.built.households, self.built.persons, definitions)
-        return demand.point_estimates(table, definitions, {"unweighted": None, "design": "weight_base",
-                                                           "nonresponse": "weight_nr", "raked": "weight"})
+        return demand.point_estimates(
+            table,
+            definitions,
+            {"unweighted": None, "design": "weight_base", "nonresponse": "weight_nr", "raked": "weight"},
+        )
 
 
-WEIGHT_FILES = ["households.parquet", "persons.parquet", "person_replicates.parquet", "household_replicates.parquet",
-                "diagnostics.csv"]
+WEIGHT_FILES = [
+    "households.parquet",
+    "persons.parquet",
+    "person_replicates.parquet",
+    "household_replicates.parquet",
+    "diagnostics.csv",
+]
 
 
-def weights(out: str | Path, inputs: Inputs = Inputs(), lang: str = "zh", fig_dir: str | Path | None = ROOT / "figures",
-            replicates: int = REPLICATES, seed: int = REPLICATE_SEED, trim_max_ratio: float | None = None
-            ) -> WeightsStage:
+def weights(
+    out: str | Path,
+    inputs: Inputs = Inputs(),
+    lang: str = "zh",
+    fig_dir: str | Path | None = ROOT / "figures",
+    replicates: int = REPLICATES,
+    seed: int = REPLICATE_SEED,
+    trim_max_ratio: float | None = None,
+) -> WeightsStage:
     """Stage 02: design weights, nonresponse adjustment, (optional trimming), raking to the frame and
     ``replicates`` bootstrap replicate weights; writes ``weights/`` and draws the weight distribution."""
     from analysis import weights as weighting
@@ -233,24 +291,42 @@ def weights(out: str | Path, inputs: Inputs = Inputs(), lang: str = "zh", fig_di
     persons = pd.read_parquet(clean_files["persons.parquet"])
     sample_design = _read_input(inputs.sample_design, "sample design")
     frame = _read_input(inputs.frame / "population_frame.csv", "population frame")
-    built = weighting.build_weights(households, persons, sample_design, frame, trim_max_ratio=trim_max_ratio,
-                                    replicates=replicates, seed=seed)
+    built = weighting.build_weights(
+        households,
+        persons,
+        sample_design,
+        frame,
+        trim_max_ratio=trim_max_ratio,
+        replicates=replicates,
+        seed=seed,
+    )
     with publishing(out, "weights") as tmp:
         built.households.to_parquet(tmp / "households.parquet", index=False)
         built.persons.to_parquet(tmp / "persons.parquet", index=False)
         built.person_replicates.to_parquet(tmp / "person_replicates.parquet", index=False)
         built.household_replicates.to_parquet(tmp / "household_replicates.parquet", index=False)
         built.diagnostics.to_csv(tmp / "diagnostics.csv", index=False)
-    drawn = save_figures(lambda: {"weight_distribution": figures.weight_distribution(
-        pd.read_parquet(out / "weights" / "persons.parquet"), figures.load_labels(lang), data_note(out))}, fig_dir)
+    drawn = save_figures(
+        lambda: {
+            "weight_distribution": figures.weight_distribution(
+                pd.read_parquet(out / "weights" / "persons.parquet"),
+                figures.load_labels(lang),
+                data_note(out),
+            )
+        },
+        fig_dir,
+    )
     classes = weighting.nonresponse_classes(households, sample_design)
     return WeightsStage(built, classes, out / "weights", drawn)
 
 
 def _read_input(path: Path, what: str) -> pd.DataFrame:
     if not Path(path).is_file():
-        raise AnalysisError(f"{what} file not found", file=str(path),
-                            hint="--frame names the folder of population_frame.csv, --design the sample design CSV")
+        raise AnalysisError(
+            f"{what} file not found",
+            file=str(path),
+            hint="--frame names the folder of population_frame.csv, --design the sample design CSV",
+        )
     return pd.read_csv(path)
 
 
@@ -259,13 +335,19 @@ def calibration_margins(diagnostics: pd.DataFrame) -> dict[str, dict[str, float]
     by raking variable and category, in the order the weights stage used."""
     rows = diagnostics[(diagnostics["section"] == "margin") & (diagnostics["stage"] == "frame")]
     if rows.empty:
-        raise AnalysisError("the weights stage's diagnostics hold no frame margins", file="weights/diagnostics.csv",
-                            hint="rerun the weights stage")
-    return {variable: dict(zip(group["category"].astype(str), group["value"].astype(float)))
-            for variable, group in rows.groupby("variable", sort=False)}
+        raise AnalysisError(
+            "the weights stage's diagnostics hold no frame margins",
+            file="weights/diagnostics.csv",
+            hint="rerun the weights stage",
+        )
+    return {
+        variable: dict(zip(group["category"].astype(str), group["value"].astype(float)))
+        for variable, group in rows.groupby("variable", sort=False)
+    }
 
 
-# ----- 03 demand -----------------------------------------------------------------------------------------------
+# ----- 03 demand --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DemandStage:
@@ -282,27 +364,51 @@ class DemandStage:
     def drivers_with_range(self) -> pd.DataFrame:
         """The staffing drivers with the 2.5th and 97.5th percentiles over the replicate weights."""
         reps = self.run.drivers_replicates.groupby(["team", "driver"], sort=False)["estimate"]
-        spread = reps.quantile([0.025, 0.975]).unstack().rename(columns={0.025: "rep_p2_5", 0.975: "rep_p97_5"})
+        spread = (
+            reps.quantile([0.025, 0.975]).unstack().rename(columns={0.025: "rep_p2_5", 0.975: "rep_p97_5"})
+        )
         return self.run.drivers.merge(spread.reset_index(), on=["team", "driver"])
 
     def needs_table(self) -> pd.DataFrame:
         """The need definitions in use, one row per team (needs.yaml)."""
         from analysis.demand import universe_text
 
-        return pd.DataFrame([{"team": team, "unit": spec["unit"], "target group": universe_text(spec),
-                              "in need if any of": ", ".join(spec["in_need_if_any"]),
-                              "services": ", ".join(spec["services"])}
-                             for team, spec in self.definitions["teams"].items()])
+        return pd.DataFrame(
+            [
+                {
+                    "team": team,
+                    "unit": spec["unit"],
+                    "target group": universe_text(spec),
+                    "in need if any of": ", ".join(spec["in_need_if_any"]),
+                    "services": ", ".join(spec["services"]),
+                }
+                for team, spec in self.definitions["teams"].items()
+            ]
+        )
 
 
-DEMAND_FILES = ["results.csv", "drivers.csv", "drivers_replicates.parquet", "precision.csv", "services_ranked.csv",
-                "cunju_sample.csv", "cunju_model.csv", "cunju_model_fit.csv"]
+DEMAND_FILES = [
+    "results.csv",
+    "drivers.csv",
+    "drivers_replicates.parquet",
+    "precision.csv",
+    "services_ranked.csv",
+    "cunju_sample.csv",
+    "cunju_model.csv",
+    "cunju_model_fit.csv",
+]
 DEMAND_FIGURES = ("demand_by_team", "top_services", "unmet_need", "demand_by_cunju", "cunju_shrinkage")
 
 
-def demand(out: str | Path, form: str | Path = Inputs().form, lang: str = "zh",
-           fig_dir: str | Path | None = ROOT / "figures", needs: str | Path = config.NEEDS_PATH,
-           assumptions: str | Path = config.ASSUMPTIONS_PATH, frame: str | Path = Inputs().frame) -> DemandStage:
+def demand(
+    out: str | Path,
+    form: str | Path = Inputs().form,
+    lang: str = "zh",
+    fig_dir: str | Path | None = ROOT / "figures",
+    needs: str | Path = config.NEEDS_PATH,
+    assumptions: str | Path = config.ASSUMPTIONS_PATH,
+    frame: str | Path = Inputs().frame,
+) -> DemandStage:
     """Stage 03: every estimate of the need definitions from the weights stage's tables, suppressed below the
     leadership threshold; model-based 村居 estimates of each team's headline prevalence (:mod:`analysis.sae`,
     covariates from the population ``frame`` folder) as rows with ``method`` "fh" (all others "direct");
@@ -316,11 +422,17 @@ def demand(out: str | Path, form: str | Path = Inputs().form, lang: str = "zh",
     files = read_stage(out, "weights", WEIGHT_FILES)
     definitions = config.load_needs(needs)
     threshold = disclosure.thresholds(config.load_assumptions(assumptions))["leadership"]
-    run = estimation.run_demand(pd.read_parquet(files["households.parquet"]), pd.read_parquet(files["persons.parquet"]),
-                                calibration_margins(pd.read_csv(files["diagnostics.csv"])), definitions,
-                                pd.read_parquet(files["person_replicates.parquet"]), threshold=threshold)
-    model = sae.fit_cunju(run.estimates, _read_input(Path(frame) / "population_frame.csv", "population frame"),
-                          definitions)
+    run = estimation.run_demand(
+        pd.read_parquet(files["households.parquet"]),
+        pd.read_parquet(files["persons.parquet"]),
+        calibration_margins(pd.read_csv(files["diagnostics.csv"])),
+        definitions,
+        pd.read_parquet(files["person_replicates.parquet"]),
+        threshold=threshold,
+    )
+    model = sae.fit_cunju(
+        run.estimates, _read_input(Path(frame) / "population_frame.csv", "population frame"), definitions
+    )
     with publishing(out, "demand") as tmp:
         sae.with_model_rows(run.results, model.rows).to_csv(tmp / "results.csv", index=False)
         model.areas.to_csv(tmp / "cunju_model.csv", index=False)
@@ -330,15 +442,26 @@ def demand(out: str | Path, form: str | Path = Inputs().form, lang: str = "zh",
         run.precision.to_csv(tmp / "precision.csv", index=False)
         run.ranked.to_csv(tmp / "services_ranked.csv", index=False)
         run.cunju_sample.to_csv(tmp / "cunju_sample.csv", index=False)
-    drawn = save_figures(lambda: figures.make_figures(
-        {"results": pd.read_csv(out / "demand" / "results.csv", dtype={"group_value": str, "value": str}),
-         "cunju_model": model.areas},
-        figures.load_labels(lang, load_form(form), needs=definitions), data_note(out), threshold=threshold,
-        names=DEMAND_FIGURES), fig_dir)
+    drawn = save_figures(
+        lambda: figures.make_figures(
+            {
+                "results": pd.read_csv(
+                    out / "demand" / "results.csv", dtype={"group_value": str, "value": str}
+                ),
+                "cunju_model": model.areas,
+            },
+            figures.load_labels(lang, load_form(form), needs=definitions),
+            data_note(out),
+            threshold=threshold,
+            names=DEMAND_FIGURES,
+        ),
+        fig_dir,
+    )
     return DemandStage(run, model, definitions, threshold, out / "demand", drawn)
 
 
-# ----- 04 staffing ---------------------------------------------------------------------------------------------
+# ----- 04 staffing ------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class StaffingStage:
@@ -357,7 +480,8 @@ class StaffingStage:
     figures: dict[str, list[Path]] = field(default_factory=dict)
 
     def methods(self) -> pd.DataFrame:
-        """Social workers per team under every apportionment method (the default one is in ``social_workers``)."""
+        """Social workers per team under every apportionment method (the default one is in
+        ``social_workers``)."""
         allocation = self.tables["allocation"].set_index("team")
         columns = [c for c in allocation.columns if c.startswith("social_workers_")]
         return allocation[columns].rename(columns=lambda c: c.removeprefix("social_workers_"))
@@ -366,9 +490,14 @@ class StaffingStage:
 STAFFING_FIGURES = ("staffing_vs_even", "sensitivity_tornado")
 
 
-def staffing(out: str | Path, lang: str = "zh", fig_dir: str | Path | None = ROOT / "figures",
-             needs: str | Path = config.NEEDS_PATH, assumptions: str | Path = config.ASSUMPTIONS_PATH,
-             break_even_keys: int = BREAK_EVEN_KEYS) -> StaffingStage:
+def staffing(
+    out: str | Path,
+    lang: str = "zh",
+    fig_dir: str | Path | None = ROOT / "figures",
+    needs: str | Path = config.NEEDS_PATH,
+    assumptions: str | Path = config.ASSUMPTIONS_PATH,
+    break_even_keys: int = BREAK_EVEN_KEYS,
+) -> StaffingStage:
     """Stage 04: WISN workload, required social workers and the apportionment of the plan's posts, on the
     drivers and on every replicate; tornado and break-even values; writes ``staffing/`` (tables and
     ``conclusion.json``) and draws the staffing figures."""
@@ -381,28 +510,48 @@ def staffing(out: str | Path, lang: str = "zh", fig_dir: str | Path | None = ROO
     drivers = pd.read_csv(files["drivers.csv"])
     unknown = sorted(set(drivers["team"]) ^ set(definitions["teams"]))
     if unknown:
-        raise AnalysisError(f"the demand stage's drivers and needs.yaml name different teams ({unknown})",
-                            file=str(files["drivers.csv"]), column="team", hint="rerun the demand stage")
+        raise AnalysisError(
+            f"the demand stage's drivers and needs.yaml name different teams ({unknown})",
+            file=str(files["drivers.csv"]),
+            column="team",
+            hint="rerun the demand stage",
+        )
     point = sizing.run_chain(drivers, plan)
     replicated = sizing.run_chain(pd.read_parquet(files["drivers_replicates.parquet"]), plan)
     summary = sizing.replicate_summary(replicated["allocation"], plan)
     sensitivity = sizing.tornado(point["demand"], plan)
-    breaks = sizing.break_evens(point["demand"], plan, keys=sensitivity["assumption"].head(break_even_keys).tolist())
-    sentences = {language: sizing.leader_sentence(point["allocation"], summary, plan, language, needs=definitions)
-                 for language in ("zh", "en")}
+    breaks = sizing.break_evens(
+        point["demand"], plan, keys=sensitivity["assumption"].head(break_even_keys).tolist()
+    )
+    sentences = {
+        language: sizing.leader_sentence(point["allocation"], summary, plan, language, needs=definitions)
+        for language in ("zh", "en")
+    }
     tables = sizing.staffing_tables(point, replicated, sensitivity, breaks, plan)
     with publishing(out, "staffing") as tmp:
         sizing.write_tables(tables, tmp)
-        (tmp / "conclusion.json").write_text(json.dumps(sentences, ensure_ascii=False, indent=1), encoding="utf-8")
-    drawn = save_figures(lambda: figures.make_figures(
-        {name: pd.read_csv(out / "staffing" / f"{name}.csv") for name in ("allocation", "replicate_allocations",
-                                                                          "sensitivity")},
-        figures.load_labels(lang, needs=definitions), data_note(out), names=STAFFING_FIGURES), fig_dir)
-    return StaffingStage(plan, point, replicated, summary, sensitivity, breaks, sentences, tables, out / "staffing",
-                         drawn)
+        (tmp / "conclusion.json").write_text(
+            json.dumps(sentences, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+    drawn = save_figures(
+        lambda: figures.make_figures(
+            {
+                name: pd.read_csv(out / "staffing" / f"{name}.csv")
+                for name in ("allocation", "replicate_allocations", "sensitivity")
+            },
+            figures.load_labels(lang, needs=definitions),
+            data_note(out),
+            names=STAFFING_FIGURES,
+        ),
+        fig_dir,
+    )
+    return StaffingStage(
+        plan, point, replicated, summary, sensitivity, breaks, sentences, tables, out / "staffing", drawn
+    )
 
 
-# ----- 05 brief ------------------------------------------------------------------------------------------------
+# ----- 05 brief ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class BriefStage:
@@ -412,9 +561,14 @@ class BriefStage:
     written: dict
 
 
-def brief(out: str | Path, form: str | Path = Inputs().form, needs: str | Path = config.NEEDS_PATH,
-          assumptions: str | Path = config.ASSUMPTIONS_PATH) -> BriefStage:
-    """Stage 05: the one-page brief (HTML, and PDF when Chromium is installed) from the earlier stages' files."""
+def brief(
+    out: str | Path,
+    form: str | Path = Inputs().form,
+    needs: str | Path = config.NEEDS_PATH,
+    assumptions: str | Path = config.ASSUMPTIONS_PATH,
+) -> BriefStage:
+    """Stage 05: the one-page brief (HTML, and PDF when Chromium is installed) from the earlier stages'
+    files."""
     from analysis import brief as leadership
     from analysis.instrument import load_form
 
@@ -422,22 +576,34 @@ def brief(out: str | Path, form: str | Path = Inputs().form, needs: str | Path =
     outputs = figures.read_outputs(out)
     threshold = disclosure.thresholds(config.load_assumptions(assumptions))["leadership"]
     with publishing(out, "brief") as tmp:
-        drafted = leadership.build(outputs, load_form(form), tmp, threshold=threshold, needs=config.load_needs(needs))
+        drafted = leadership.build(
+            outputs, load_form(form), tmp, threshold=threshold, needs=config.load_needs(needs)
+        )
     written = {kind: (None if path is None else out / "brief" / path.name) for kind, path in drafted.items()}
-    numbers = leadership.key_numbers(outputs["results"], outputs["allocation"], outputs["replicate_allocations"])
+    numbers = leadership.key_numbers(
+        outputs["results"], outputs["allocation"], outputs["replicate_allocations"]
+    )
     return BriefStage(numbers, written)
 
 
-# ----- the whole run -------------------------------------------------------------------------------------------
+# ----- the whole run ----------------------------------------------------------------------------------------
 
-def run_stages(out: str | Path, inputs: Inputs = Inputs(), lang: str = "zh",
-               fig_dir: str | Path | None = ROOT / "figures", stages: tuple[str, ...] = STAGES,
-               progress: Callable[[str], None] | None = None, cache: bool = False) -> dict:
+
+def run_stages(
+    out: str | Path,
+    inputs: Inputs = Inputs(),
+    lang: str = "zh",
+    fig_dir: str | Path | None = ROOT / "figures",
+    stages: tuple[str, ...] = STAGES,
+    progress: Callable[[str], None] | None = None,
+    cache: bool = False,
+) -> dict:
     """Run ``stages`` in order (each reads what the previous one wrote); returns their results by name.
 
     ``progress`` receives "[n/N] <stage> ..." and "<stage> done in <s> s" lines (the CLI prints them; a
     terminal or notebook also sees the seconds so far and the time left, :mod:`analysis.progress`).
-    With ``cache``, a stage whose inputs and outputs are as its last run recorded (:mod:`analysis.stage_cache`)
+    With ``cache``, a stage whose inputs and outputs are as its last run recorded
+    (:mod:`analysis.stage_cache`)
     is skipped, and its result is None.
     """
     from analysis import stage_cache
@@ -460,7 +626,9 @@ def run_stages(out: str | Path, inputs: Inputs = Inputs(), lang: str = "zh",
         label = f"[{number}/{len(stages)}] {stage}"
         wanted = {}
         if cache:
-            wanted = stage_cache.stage_inputs(stage, out, inputs, {"lang": lang, "figures": str(fig_dir)}, code)
+            wanted = stage_cache.stage_inputs(
+                stage, out, inputs, {"lang": lang, "figures": str(fig_dir)}, code
+            )
             if stage_cache.is_current(out, stage, wanted):
                 done[stage] = None
                 if progress:
@@ -484,8 +652,9 @@ def run_stages(out: str | Path, inputs: Inputs = Inputs(), lang: str = "zh",
             written = [path for paths in getattr(done[stage], "figures", {}).values() for path in paths]
             if stage == "clean":
                 written.append(out / "DATA_SOURCE.txt")
-            stage_cache.write_record(out, stage, wanted, stage_cache.stage_outputs(out, stage, written),
-                                     shown.seconds, shown.rows)
+            stage_cache.write_record(
+                out, stage, wanted, stage_cache.stage_outputs(out, stage, written), shown.seconds, shown.rows
+            )
     return done
 
 

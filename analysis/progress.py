@@ -26,8 +26,14 @@ class StageProgress:
     is expected to take (None: no estimate).
     """
 
-    def __init__(self, label: str, rows: int | None = None, expected: float | None = None, every: float = 0.5,
-                 stream=None):
+    def __init__(
+        self,
+        label: str,
+        rows: int | None = None,
+        expected: float | None = None,
+        every: float = 0.5,
+        stream=None,
+    ):
         self.label, self.rows, self.expected, self.every = label, rows, expected, every
         self.stream = stream or sys.stdout
         self.live = interactive()

@@ -38,9 +38,13 @@ def cleaning_facts(out: Path, inputs: pipeline.Inputs) -> dict[str, str]:
     provenance = json.loads((out / "clean" / "provenance.json").read_text(encoding="utf-8"))
     counts = provenance["counts"]
     deleted = figures.first_reasons(pd.read_csv(out / "clean" / "deletion_log.csv", dtype=str))
-    facts = {"submissions": _n(counts["raw_households"]), "kept_households": _n(counts["clean_households"]),
-             "kept_persons": _n(counts["clean_persons"]), "deleted": _n(counts["deleted_households"]),
-             **{f"deleted_{reason}": _n(n) for reason, n in deleted.items()}}
+    facts = {
+        "submissions": _n(counts["raw_households"]),
+        "kept_households": _n(counts["clean_households"]),
+        "kept_persons": _n(counts["clean_persons"]),
+        "deleted": _n(counts["deleted_households"]),
+        **{f"deleted_{reason}": _n(n) for reason, n in deleted.items()},
+    }
     planted = validation.planted(inputs.data, out)
     if planted is None:
         return facts
@@ -52,10 +56,14 @@ def cleaning_facts(out: Path, inputs: pipeline.Inputs) -> dict[str, str]:
     by_kind, summary = validation.fault_detection(result, faults)
     flagging = validation.false_positives_by_check(result, faults)
     return facts | {
-        "fault_rows": _n(len(faults)), "fault_kinds": _n(faults["kind"].nunique()),
-        "faults_found": _n(by_kind["found"].sum()), "fault_events": _n(by_kind["faults"].sum()),
-        "kinds_all_found": _n((by_kind["rate"] == 1).sum()), "lowest_kind_rate": f"{by_kind['rate'].min():.0%}",
-        "fault_free": _n(summary["fault_free_submissions"]), "fault_free_flagged": _n(summary["flagged"]),
+        "fault_rows": _n(len(faults)),
+        "fault_kinds": _n(faults["kind"].nunique()),
+        "faults_found": _n(by_kind["found"].sum()),
+        "fault_events": _n(by_kind["faults"].sum()),
+        "kinds_all_found": _n((by_kind["rate"] == 1).sum()),
+        "lowest_kind_rate": f"{by_kind['rate'].min():.0%}",
+        "fault_free": _n(summary["fault_free_submissions"]),
+        "fault_free_flagged": _n(summary["flagged"]),
         "false_positive_rate": f"{summary['false_positive_rate']:.1%}",
         "false_positive_checks": ", ".join(sorted(set(flagging["check_id"]))) or "none",
     }
@@ -70,23 +78,31 @@ def weighting_facts(out: Path, inputs: pipeline.Inputs) -> dict[str, str]:
     classes = weights.nonresponse_classes(households, pd.read_csv(inputs.sample_design))
     diagnostics = pd.read_csv(out / "weights" / "diagnostics.csv")
     margin = diagnostics[diagnostics["section"] == "margin"].pivot_table(
-        index=["variable", "category"], columns="stage", values="value", sort=False)
+        index=["variable", "category"], columns="stage", values="value", sort=False
+    )
     gap_before = (margin["before"] / margin["frame"] - 1).abs()
     gap_after = (margin["after"] / margin["frame"] - 1).abs()
     kish = diagnostics.query("section == 'weights' and category == 'kish_deff' and stage == 'raked'")["value"]
     definitions = config.load_needs()
     table, _ = demand.prepare(households, persons, definitions)
-    steps = demand.point_estimates(table, definitions, {"unweighted": None, "raked": "weight"}).set_index("team")
-    facts = {"issued": _n(classes["issued"].sum()),
-             "response_rate": f"{classes['responding'].sum() / classes['issued'].sum():.1%}",
-             "gap_before": f"{gap_before.max():.0%}", "gap_before_cell": " ".join(gap_before.idxmax()[1].split("|")),
-             "gap_after": f"{gap_after.max():.0e}".replace("e-0", "e-"), "kish_deff": f"{float(kish.iloc[0]):.2f}",
-             "elderly_unweighted": f"{steps.loc['elderly', 'unweighted']:.3f}",
-             "elderly_raked": f"{steps.loc['elderly', 'raked']:.3f}"}
+    steps = demand.point_estimates(table, definitions, {"unweighted": None, "raked": "weight"}).set_index(
+        "team"
+    )
+    facts = {
+        "issued": _n(classes["issued"].sum()),
+        "response_rate": f"{classes['responding'].sum() / classes['issued'].sum():.1%}",
+        "gap_before": f"{gap_before.max():.0%}",
+        "gap_before_cell": " ".join(gap_before.idxmax()[1].split("|")),
+        "gap_after": f"{gap_after.max():.0e}".replace("e-0", "e-"),
+        "kish_deff": f"{float(kish.iloc[0]):.2f}",
+        "elderly_unweighted": f"{steps.loc['elderly', 'unweighted']:.3f}",
+        "elderly_raked": f"{steps.loc['elderly', 'raked']:.3f}",
+    }
     planted = validation.planted(inputs.data, out)
     if planted is not None:
         truth = validation.read_truth(planted.truth, definitions).query(
-            "group == 'all' and analysis_type == 'prop' and value == '1' and variable == 'in_need_elderly'")
+            "group == 'all' and analysis_type == 'prop' and value == '1' and variable == 'in_need_elderly'"
+        )
         facts["elderly_truth"] = f"{float(truth['truth'].iloc[0]):.3f}"
     return facts
 
@@ -97,8 +113,13 @@ def demand_facts(out: Path, inputs: pipeline.Inputs) -> dict[str, str]:
     head = results[(results["group"] == "all") & (results["variable"] == "in_need_" + results["team"])]
     precision = pd.read_csv(out / "demand" / "precision.csv").set_index("team")
     planted = validation.planted(inputs.data, out)
-    truth = None if planted is None else validation.read_truth(planted.truth, config.load_needs()).query(
-        "group == 'all' and analysis_type == 'prop' and value == '1'").set_index("variable")["truth"]
+    truth = (
+        None
+        if planted is None
+        else validation.read_truth(planted.truth, config.load_needs())
+        .query("group == 'all' and analysis_type == 'prop' and value == '1'")
+        .set_index("variable")["truth"]
+    )
     facts = {}
     for row in head.itertuples():
         team, kind = row.team, row.analysis_type
@@ -129,19 +150,27 @@ def staffing_facts(out: Path) -> dict[str, str]:
     wide = replicates.pivot(index="replicate", columns="team", values="social_workers")[teams]
     agree = (wide.to_numpy() == allocation["social_workers"].to_numpy()).all(axis=1).mean()
     nearest = sensitivity.loc[sensitivity["nearest_change"].idxmin()]
-    facts = {"required_total": f"{required.loc['total', 'required']:.1f}",
-             "required_range": f"{required.loc['total', 'required_p2_5']:.1f}–{required.loc['total', 'required_p97_5']:.1f}",
-             "required_by_team": ", ".join(f"{t} {required.loc[t, 'required']:.1f}" for t in teams),
-             "split": ", ".join(f"{t} {n}" for t, n in zip(teams, allocation["social_workers"])),
-             "split_share": f"{agree:.0%}", "replicates": _n(wide.shape[0]),
-             "other_staff_split": "/".join(str(n) for n in allocation["other_staff"]),
-             "break_even": f"{nearest['nearest_change']:.0%}",
-             "break_even_assumption": figures.assumption_label(nearest["assumption"], figures.load_labels("en")),
-             "sentence_zh": sentences["zh"]}
+    facts = {
+        "required_total": f"{required.loc['total', 'required']:.1f}",
+        "required_range": (
+            f"{required.loc['total', 'required_p2_5']:.1f}–{required.loc['total', 'required_p97_5']:.1f}"
+        ),
+        "required_by_team": ", ".join(f"{t} {required.loc[t, 'required']:.1f}" for t in teams),
+        "split": ", ".join(f"{t} {n}" for t, n in zip(teams, allocation["social_workers"])),
+        "split_share": f"{agree:.0%}",
+        "replicates": _n(wide.shape[0]),
+        "other_staff_split": "/".join(str(n) for n in allocation["other_staff"]),
+        "break_even": f"{nearest['nearest_change']:.0%}",
+        "break_even_assumption": figures.assumption_label(nearest["assumption"], figures.load_labels("en")),
+        "sentence_zh": sentences["zh"],
+    }
     for column in [c for c in allocation.columns if c.startswith("social_workers_")]:
-        facts[f"split_{column.removeprefix('social_workers_')}"] = "/".join(str(n) for n in allocation[column])
-    facts["split_methods"] = ", ".join(m for m in ("hamilton", "webster", "huntington_hill", "jefferson")
-                                       if facts.get(f"split_{m}") == split)
+        facts[f"split_{column.removeprefix('social_workers_')}"] = "/".join(
+            str(n) for n in allocation[column]
+        )
+    facts["split_methods"] = ", ".join(
+        m for m in ("hamilton", "webster", "huntington_hill", "jefferson") if facts.get(f"split_{m}") == split
+    )
     return facts
 
 
@@ -149,21 +178,33 @@ def committed_facts(root: Path = ROOT) -> dict[str, str]:
     """Results committed beside the code: CI coverage over repeated samples and the benchmarks."""
     coverage = json.loads((root / "tests" / "results" / "coverage.json").read_text(encoding="utf-8"))
     lowest = min(coverage["by_indicator"], key=lambda r: r["coverage"])
-    facts = {"coverage_samples": _n(coverage["samples"]), "coverage_indicators": _n(coverage["indicators"]),
-             "coverage_mean": f"{coverage['mean_coverage']:.1%}", "coverage_min": f"{coverage['min_coverage']:.1%}",
-             "coverage_min_variable": lowest["variable"],
-             "coverage_wald_mean": f"{coverage['mean_coverage_wald']:.1%}",
-             "coverage_wald_min": f"{coverage['min_coverage_wald']:.1%}",
-             "coverage_unweighted_mean": f"{coverage['mean_coverage_unweighted']:.1%}",
-             "coverage_unweighted_min": f"{coverage['min_coverage_unweighted']:.0%}"}
+    facts = {
+        "coverage_samples": _n(coverage["samples"]),
+        "coverage_indicators": _n(coverage["indicators"]),
+        "coverage_mean": f"{coverage['mean_coverage']:.1%}",
+        "coverage_min": f"{coverage['min_coverage']:.1%}",
+        "coverage_min_variable": lowest["variable"],
+        "coverage_wald_mean": f"{coverage['mean_coverage_wald']:.1%}",
+        "coverage_wald_min": f"{coverage['min_coverage_wald']:.1%}",
+        "coverage_unweighted_mean": f"{coverage['mean_coverage_unweighted']:.1%}",
+        "coverage_unweighted_min": f"{coverage['min_coverage_unweighted']:.0%}",
+    }
     bench = json.loads((root / "benchmarks" / "results.json").read_text(encoding="utf-8"))
     goals = {g["goal"]: g for g in bench["goals"]}
-    end_to_end = next(g for name, g in goals.items() if name.startswith("150,000 households end to end, time"))
-    memory = next(g for name, g in goals.items() if name.startswith("150,000 households end to end, peak memory"))
+    end_to_end = next(
+        g for name, g in goals.items() if name.startswith("150,000 households end to end, time")
+    )
+    memory = next(
+        g for name, g in goals.items() if name.startswith("150,000 households end to end, peak memory")
+    )
     scaling = [g["measured"] for name, g in goals.items() if name.endswith("scaling exponent k")]
-    facts |= {"report_seconds": f"{bench['report']['seconds']:.0f}", "max_k": f"{max(scaling):.2f}",
-              "end_to_end_seconds": f"{end_to_end['measured']:.0f}",
-              "end_to_end_over": f"{end_to_end['ratio']:.2f}", "end_to_end_gb": f"{memory['measured']:.1f}"}
+    facts |= {
+        "report_seconds": f"{bench['report']['seconds']:.0f}",
+        "max_k": f"{max(scaling):.2f}",
+        "end_to_end_seconds": f"{end_to_end['measured']:.0f}",
+        "end_to_end_over": f"{end_to_end['ratio']:.2f}",
+        "end_to_end_gb": f"{memory['measured']:.1f}",
+    }
     core = json.loads((root / "benchmarks" / "results_core.json").read_text(encoding="utf-8"))
     largest = core["sizes"][max(core["sizes"], key=int)]
     for task, runs in largest.items():
@@ -180,10 +221,18 @@ def facts(out: str | Path, inputs: pipeline.Inputs | None = None, root: Path = R
     run's inputs, default the bundled survey's)."""
     out, inputs = Path(out), inputs or pipeline.Inputs()
     if not (out / "staffing" / "conclusion.json").exists():
-        raise AnalysisError("no complete run in the output folder", file=str(out),
-                            hint="run python -m analysis run (or --no-notebooks) first")
-    return (cleaning_facts(out, inputs) | weighting_facts(out, inputs) | demand_facts(out, inputs)
-            | staffing_facts(out) | committed_facts(root))
+        raise AnalysisError(
+            "no complete run in the output folder",
+            file=str(out),
+            hint="run python -m analysis run (or --no-notebooks) first",
+        )
+    return (
+        cleaning_facts(out, inputs)
+        | weighting_facts(out, inputs)
+        | demand_facts(out, inputs)
+        | staffing_facts(out)
+        | committed_facts(root)
+    )
 
 
 def fill(text: str, values: dict[str, str]) -> tuple[str, dict[str, tuple[str, str]], list[str]]:
@@ -207,8 +256,11 @@ def update(out: str | Path, readme: Path = README, check: bool = False) -> dict[
     text = readme.read_text(encoding="utf-8")
     new, changed, unknown = fill(text, facts(out))
     if unknown:
-        raise AnalysisError(f"README marks values this command does not know: {sorted(set(unknown))}",
-                            file=str(readme), hint="name a value analysis/readme.py computes")
+        raise AnalysisError(
+            f"README marks values this command does not know: {sorted(set(unknown))}",
+            file=str(readme),
+            hint="name a value analysis/readme.py computes",
+        )
     if changed and not check:
         readme.write_text(new, encoding="utf-8")
     return changed

@@ -81,17 +81,22 @@ def _checked(direct, vardir, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         X = X[:, None]
     m, p = X.shape
     if len(y) != m or len(psi) != m:
-        raise FitError(f"direct ({len(y)}), vardir ({len(psi)}) and X ({m} rows) must have one entry "
-                       "per area")
+        raise FitError(
+            f"direct ({len(y)}), vardir ({len(psi)}) and X ({m} rows) must have one entry per area"
+        )
     for name, values in (("direct", y), ("vardir", psi), ("X", X)):
         if not np.isfinite(values).all():
             raise FitError(f"{name} contains missing or infinite values", column=name)
     if (psi <= 0).any():
-        raise FitError("sampling variances must be positive", column="vardir",
-                       hint="smooth them (a generalised variance function) instead of using zero variances")
+        raise FitError(
+            "sampling variances must be positive",
+            column="vardir",
+            hint="smooth them (a generalised variance function) instead of using zero variances",
+        )
     if m <= p or np.linalg.matrix_rank(X) < p:
-        raise FitError(f"X ({m} areas × {p} columns) must have full column rank and more areas than columns",
-                       column="X")
+        raise FitError(
+            f"X ({m} areas × {p} columns) must have full column rank and more areas than columns", column="X"
+        )
     return y, psi, X
 
 
@@ -148,8 +153,9 @@ def _refvars(Y, psi, X, method: str, max_iter: int, precision: float):
     return np.maximum(A, 0.0), iterations, converged
 
 
-def fay_herriot(direct, vardir, X, method: str = "REML", max_iter: int = 100,
-                precision: float = 1e-4) -> FayHerriot:
+def fay_herriot(
+    direct, vardir, X, method: str = "REML", max_iter: int = 100, precision: float = 1e-4
+) -> FayHerriot:
     """Fit the Fay–Herriot model: EBLUP and MSE per area, as R ``sae::eblupFH`` and ``sae::mseFH``.
 
     ``direct``: m direct estimates; ``vardir``: their sampling variances ψᵢ (> 0, treated as known);
@@ -165,8 +171,10 @@ def fay_herriot(direct, vardir, X, method: str = "REML", max_iter: int = 100,
     m = len(y)
     A, iterations, converged = _refvars(y[None, :], psi, X, method, max_iter, precision)
     if not converged[0]:
-        raise FitError(f"{method} estimation of the area-effect variance did not converge in {max_iter} "
-                       "iterations", hint="use the direct estimates, another method, or fewer covariates")
+        raise FitError(
+            f"{method} estimation of the area-effect variance did not converge in {max_iter} iterations",
+            hint="use the direct estimates, another method, or fewer covariates",
+        )
     A, iterations = float(A[0]), int(iterations[0])
     vi, Q, beta = (part[0] for part in _weighted_fits(y[None, :], psi, X, np.array([A])))
     synthetic = X @ beta
@@ -186,8 +194,18 @@ def fay_herriot(direct, vardir, X, method: str = "REML", max_iter: int = 100,
         bias = -np.trace(Q @ ((vi**2)[:, None] * X).T @ X) / sum_vi2 if method == "ML" else 0.0
     g3 = shrink**2 * var_a * vi
     mse = g1 + g2 + 2 * g3 - bias * shrink**2
-    return FayHerriot(method=method, eblup=eblup, mse=mse, refvar=A, beta=beta, beta_se=np.sqrt(np.diag(Q)),
-                      gamma=gamma, synthetic=synthetic, beta_cov=Q, iterations=iterations)
+    return FayHerriot(
+        method=method,
+        eblup=eblup,
+        mse=mse,
+        refvar=A,
+        beta=beta,
+        beta_se=np.sqrt(np.diag(Q)),
+        gamma=gamma,
+        synthetic=synthetic,
+        beta_cov=Q,
+        iterations=iterations,
+    )
 
 
 # ---- Leliu: model-based 村居 estimates of each team's headline prevalence ----------------------------
@@ -198,8 +216,9 @@ MAX_RESIDUAL = 3.0  # |standardised residual| above which a 村居 keeps its dir
 MIN_AREAS = 10  # fewer 村居 with a direct estimate than this: no model, every 村居 keeps its direct estimate
 
 
-def frame_covariates(frame: pd.DataFrame, universe: dict | None = None,
-                     cunju_table: pd.DataFrame | None = None) -> pd.DataFrame:
+def frame_covariates(
+    frame: pd.DataFrame, universe: dict | None = None, cunju_table: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """What the population frame says about each 村居's target group (one row per 村居).
 
     ``frame``: persons by cunju × sex × age band × registration (``population_frame.csv``); ``universe``:
@@ -222,16 +241,27 @@ def frame_covariates(frame: pd.DataFrame, universe: dict | None = None,
     midpoint = pd.Series((part_low + part_high) / 2, index=bands.index)
     band = frame["age_band"].astype(str)
     people = frame["population"].to_numpy(dtype=float) * band.map(inside).to_numpy()
-    sums = pd.DataFrame({
-        "target": people,
-        "nonlocal": people * (frame["registration"].astype(str) == "nonlocal").to_numpy(),
-        "age": people * band.map(midpoint).to_numpy(),
-        "male": people * (frame["sex"].astype(str) == "male").to_numpy(),
-        "everyone": frame["population"].to_numpy(dtype=float),
-    }).groupby(frame["cunju"].astype(str).to_numpy()).sum()
-    out = pd.DataFrame({"nonlocal_share": sums["nonlocal"] / sums["target"],
-                        "mean_age": sums["age"] / sums["target"], "male_share": sums["male"] / sums["target"],
-                        "target_share": sums["target"] / sums["everyone"]})
+    sums = (
+        pd.DataFrame(
+            {
+                "target": people,
+                "nonlocal": people * (frame["registration"].astype(str) == "nonlocal").to_numpy(),
+                "age": people * band.map(midpoint).to_numpy(),
+                "male": people * (frame["sex"].astype(str) == "male").to_numpy(),
+                "everyone": frame["population"].to_numpy(dtype=float),
+            }
+        )
+        .groupby(frame["cunju"].astype(str).to_numpy())
+        .sum()
+    )
+    out = pd.DataFrame(
+        {
+            "nonlocal_share": sums["nonlocal"] / sums["target"],
+            "mean_age": sums["age"] / sums["target"],
+            "male_share": sums["male"] / sums["target"],
+            "target_share": sums["target"] / sums["everyone"],
+        }
+    )
     if cunju_table is not None:
         sizes = cunju_table.set_index(cunju_table["cunju"].astype(str))
         out["household_size"] = sizes["residents"] / sizes["households"]
@@ -273,8 +303,18 @@ def arcsine_mean(mean, var) -> np.ndarray:
     return np.where(sd > 1e-12, np.clip(value, 0, 1), naive)
 
 
-def bootstrap_mse(design, observed, psi, beta, refvar: float, method: str, replicates: int, rng,
-                  max_iter: int = 100, precision: float = 1e-4) -> tuple[np.ndarray, int]:
+def bootstrap_mse(
+    design,
+    observed,
+    psi,
+    beta,
+    refvar: float,
+    method: str,
+    replicates: int,
+    rng,
+    max_iter: int = 100,
+    precision: float = 1e-4,
+) -> tuple[np.ndarray, int]:
     """Parametric bootstrap MSE of the back-transformed EBLUP, on the proportion scale (per area).
 
     As emdi's ``fh`` for the arcsine transformation (after González-Manteiga et al. 2008): each
@@ -325,14 +365,18 @@ def _direct_rows(heads: pd.DataFrame, team: str) -> tuple[pd.DataFrame, pd.Serie
     head = heads[heads["team"] == team]
     overall = head[head["group"] == "all"]
     if overall.empty:
-        raise AnalysisError(f"the results have no all-Leliu row of in_need_{team}", column="group",
-                            hint="pass the unsuppressed estimates of stage 03 (DemandRun.estimates)")
+        raise AnalysisError(
+            f"the results have no all-Leliu row of in_need_{team}",
+            column="group",
+            hint="pass the unsuppressed estimates of stage 03 (DemandRun.estimates)",
+        )
     by_cunju = head[head["group"] == "cunju"]
     return by_cunju.set_index(by_cunju["group_value"].astype(str)), overall.iloc[0]
 
 
-def _team_fit(direct: pd.DataFrame, target: float, X: pd.DataFrame, method: str, replicates: int, rng
-              ) -> tuple[dict, dict]:
+def _team_fit(
+    direct: pd.DataFrame, target: float, X: pd.DataFrame, method: str, replicates: int, rng
+) -> tuple[dict, dict]:
     """One team's model: per-村居 columns (dict of arrays, in the order of X) and the model summary.
 
     ``direct``: the team's direct 村居 rows indexed by 村居; ``target``: its direct all-Leliu estimate.
@@ -345,27 +389,52 @@ def _team_fit(direct: pd.DataFrame, target: float, X: pd.DataFrame, method: str,
     psi = np.where(observed, deff / (4 * np.maximum(n, 1)), np.nan)
     y = np.arcsin(np.sqrt(np.clip(p, 0, 1)))
     blank = np.full(len(n), np.nan)
-    areas = {"n": n, "direct": p, "direct_se": se, "psi": psi, "gamma": blank, "residual": blank,
-             "synthetic": blank, "model": blank, "model_se": blank, "estimate": p, "se": se,
-             "method": np.full(len(n), "direct", dtype=object), "note": np.full(len(n), "", dtype=object)}
-    summary = {"covariates": ", ".join(X.columns), "deff": deff, "areas": int(observed.sum()),
-               "refvar": np.nan, "beta": "", "beta_se": "", "benchmark_factor": np.nan,
-               "replicates_dropped": 0, "status": "fitted"}
+    areas = {
+        "n": n,
+        "direct": p,
+        "direct_se": se,
+        "psi": psi,
+        "gamma": blank,
+        "residual": blank,
+        "synthetic": blank,
+        "model": blank,
+        "model_se": blank,
+        "estimate": p,
+        "se": se,
+        "method": np.full(len(n), "direct", dtype=object),
+        "note": np.full(len(n), "", dtype=object),
+    }
+    summary = {
+        "covariates": ", ".join(X.columns),
+        "deff": deff,
+        "areas": int(observed.sum()),
+        "refvar": np.nan,
+        "beta": "",
+        "beta_se": "",
+        "benchmark_factor": np.nan,
+        "replicates_dropped": 0,
+        "status": "fitted",
+    }
 
     def direct_only(reason: str) -> tuple[dict, dict]:
         return {**areas, "note": np.full(len(n), reason, dtype=object)}, {**summary, "status": reason}
 
     if observed.sum() < MIN_AREAS:
-        return direct_only(f"model not fitted: {int(observed.sum())} 村居 with a direct estimate "
-                           f"(fewer than {MIN_AREAS})")
+        return direct_only(
+            f"model not fitted: {int(observed.sum())} 村居 with a direct estimate (fewer than {MIN_AREAS})"
+        )
     design = np.column_stack([np.ones(len(n)), X.to_numpy(dtype=float)])
     try:
         fit = fay_herriot(y[observed], psi[observed], design[observed], method=method)
     except FitError as error:
         return direct_only(f"model not fitted: {error.problem}")
     mse, dropped = bootstrap_mse(design, observed, psi, fit.beta, fit.refvar, method, replicates, rng)
-    summary.update(refvar=fit.refvar, beta=" ".join(f"{b:.6g}" for b in fit.beta),
-                   beta_se=" ".join(f"{b:.6g}" for b in fit.beta_se), replicates_dropped=dropped)
+    summary.update(
+        refvar=fit.refvar,
+        beta=" ".join(f"{b:.6g}" for b in fit.beta),
+        beta_se=" ".join(f"{b:.6g}" for b in fit.beta_se),
+        replicates_dropped=dropped,
+    )
     if dropped > replicates / 2:
         return direct_only(f"model not used: {dropped} of {replicates} bootstrap fits did not converge")
 
@@ -384,18 +453,38 @@ def _team_fit(direct: pd.DataFrame, target: float, X: pd.DataFrame, method: str,
     factor = (target * size.sum() - np.sum(size[misfit] * p[misfit])) / modelled if modelled > 0 else 1.0
     benchmarked = np.clip(model * factor, 0, 1)
     summary["benchmark_factor"] = factor
-    note = np.array([f"model does not fit this 村居 (standardised residual {r:+.1f})" if bad else ""
-                     for r, bad in zip(residual, misfit, strict=True)], dtype=object)
-    areas.update(gamma=gamma, residual=residual, synthetic=arcsine_mean(synthetic, 0.0), model=model,
-                 model_se=np.sqrt(mse), estimate=np.where(use, benchmarked, p),
-                 se=np.where(use, np.sqrt(mse + (benchmarked - model) ** 2), se),
-                 method=np.where(use, "fh", "direct").astype(object), note=note)
+    note = np.array(
+        [
+            f"model does not fit this 村居 (standardised residual {r:+.1f})" if bad else ""
+            for r, bad in zip(residual, misfit, strict=True)
+        ],
+        dtype=object,
+    )
+    areas.update(
+        gamma=gamma,
+        residual=residual,
+        synthetic=arcsine_mean(synthetic, 0.0),
+        model=model,
+        model_se=np.sqrt(mse),
+        estimate=np.where(use, benchmarked, p),
+        se=np.where(use, np.sqrt(mse + (benchmarked - model) ** 2), se),
+        method=np.where(use, "fh", "direct").astype(object),
+        note=note,
+    )
     return areas, summary
 
 
-def fit_cunju(estimates: pd.DataFrame, frame: pd.DataFrame, definitions: dict | None = None,
-              cunju_table: pd.DataFrame | None = None, covariates: tuple[str, ...] = COVARIATES,
-              method: str = "REML", level: float = 0.95, replicates: int = 200, seed: int = 2012) -> CunjuFit:
+def fit_cunju(
+    estimates: pd.DataFrame,
+    frame: pd.DataFrame,
+    definitions: dict | None = None,
+    cunju_table: pd.DataFrame | None = None,
+    covariates: tuple[str, ...] = COVARIATES,
+    method: str = "REML",
+    level: float = 0.95,
+    replicates: int = 200,
+    seed: int = 2012,
+) -> CunjuFit:
     """Fay–Herriot estimates of each team's headline prevalence (``in_need_<team>``) for every 村居.
 
     ``estimates``: the unsuppressed stage-03 estimates (``DemandRun.estimates``: prop rows by 村居 and
@@ -423,8 +512,11 @@ def fit_cunju(estimates: pd.DataFrame, frame: pd.DataFrame, definitions: dict | 
 
     definitions = load_needs() if definitions is None else definitions
     z = stats.norm.ppf(0.5 + level / 2)
-    heads = estimates[(estimates["variable"] == "in_need_" + estimates["team"])
-                      & (estimates["analysis_type"] == "prop") & (estimates["value"].astype(str) == "1")]
+    heads = estimates[
+        (estimates["variable"] == "in_need_" + estimates["team"])
+        & (estimates["analysis_type"] == "prop")
+        & (estimates["value"].astype(str) == "1")
+    ]
     streams = np.random.SeedSequence(seed).spawn(len(definitions["teams"]))
     rows, areas, models = [], [], []
     for (team, spec), stream in zip(definitions["teams"].items(), streams, strict=True):
@@ -432,26 +524,60 @@ def fit_cunju(estimates: pd.DataFrame, frame: pd.DataFrame, definitions: dict | 
         X = frame_covariates(frame, spec.get("universe"), cunju_table)
         missing = [c for c in covariates if c not in X.columns]
         if missing:
-            raise AnalysisError(f"unknown covariates {missing}", column="covariates",
-                                hint=f"choose among {', '.join(X.columns)}")
-        cols, summary = _team_fit(direct, float(overall["estimate"]), X[list(covariates)], method, replicates,
-                                  np.random.default_rng(stream))
+            raise AnalysisError(
+                f"unknown covariates {missing}",
+                column="covariates",
+                hint=f"choose among {', '.join(X.columns)}",
+            )
+        cols, summary = _team_fit(
+            direct,
+            float(overall["estimate"]),
+            X[list(covariates)],
+            method,
+            replicates,
+            np.random.default_rng(stream),
+        )
         table = pd.DataFrame({"team": team, "cunju": X.index, **cols})
         areas.append(table)
         models.append({"team": team, "method": method, **summary})
         fh = (table["method"] == "fh").to_numpy()
-        low = np.where(fh, np.clip(table["estimate"] - z * table["se"], 0, 1),
-                       direct["ci_low"].reindex(X.index).to_numpy(dtype=float))
-        high = np.where(fh, np.clip(table["estimate"] + z * table["se"], 0, 1),
-                        direct["ci_high"].reindex(X.index).to_numpy(dtype=float))
-        rows.append(pd.DataFrame({
-            **{c: overall[c] for c in ["analysis_type", "team", "variable", "value", "universe", "unit"]},
-            "group": "cunju", "group_value": X.index, "estimate": table["estimate"], "se": table["se"],
-            "ci_low": low, "ci_high": high, "n": table["n"].astype(int),
-            "n_weighted": direct["n_weighted"].reindex(X.index).to_numpy(dtype=float), "suppressed": False,
-            "method": table["method"], "note": table["note"]}, index=range(len(X))))
-    return CunjuFit(rows=pd.concat(rows, ignore_index=True)[RESULT_COLUMNS + ["method", "note"]],
-                    areas=pd.concat(areas, ignore_index=True), models=pd.DataFrame(models))
+        low = np.where(
+            fh,
+            np.clip(table["estimate"] - z * table["se"], 0, 1),
+            direct["ci_low"].reindex(X.index).to_numpy(dtype=float),
+        )
+        high = np.where(
+            fh,
+            np.clip(table["estimate"] + z * table["se"], 0, 1),
+            direct["ci_high"].reindex(X.index).to_numpy(dtype=float),
+        )
+        rows.append(
+            pd.DataFrame(
+                {
+                    **{
+                        c: overall[c]
+                        for c in ["analysis_type", "team", "variable", "value", "universe", "unit"]
+                    },
+                    "group": "cunju",
+                    "group_value": X.index,
+                    "estimate": table["estimate"],
+                    "se": table["se"],
+                    "ci_low": low,
+                    "ci_high": high,
+                    "n": table["n"].astype(int),
+                    "n_weighted": direct["n_weighted"].reindex(X.index).to_numpy(dtype=float),
+                    "suppressed": False,
+                    "method": table["method"],
+                    "note": table["note"],
+                },
+                index=range(len(X)),
+            )
+        )
+    return CunjuFit(
+        rows=pd.concat(rows, ignore_index=True)[RESULT_COLUMNS + ["method", "note"]],
+        areas=pd.concat(areas, ignore_index=True),
+        models=pd.DataFrame(models),
+    )
 
 
 def cunju_estimates(estimates: pd.DataFrame, frame: pd.DataFrame, **options) -> pd.DataFrame:
@@ -486,8 +612,11 @@ def preferred(results: pd.DataFrame) -> pd.DataFrame:
 
 def _cunju_headline(results: pd.DataFrame) -> pd.DataFrame:
     """The headline-prevalence rows by 村居 (``in_need_<team>``, prop) of a results table."""
-    return results[(results["group"] == "cunju") & (results["analysis_type"] == "prop")
-                   & (results["variable"] == "in_need_" + results["team"])]
+    return results[
+        (results["group"] == "cunju")
+        & (results["analysis_type"] == "prop")
+        & (results["variable"] == "in_need_" + results["team"])
+    ]
 
 
 def interval_summary(results: pd.DataFrame, width: float = 0.30) -> pd.DataFrame:
@@ -498,10 +627,14 @@ def interval_summary(results: pd.DataFrame, width: float = 0.30) -> pd.DataFrame
     cells shown, wider (than ``width``), share wider.
     """
     rows = _cunju_headline(results)
-    counts = {"direct": wide_intervals(rows[rows["method"] == "direct"], width),
-              "model (fh where it fits)": wide_intervals(preferred(rows), width)}
-    table = pd.DataFrame([(name, shown, wide) for name, (wide, shown) in counts.items()],
-                         columns=["estimates", "cells shown", f"wider than {round(width * 100)} points"])
+    counts = {
+        "direct": wide_intervals(rows[rows["method"] == "direct"], width),
+        "model (fh where it fits)": wide_intervals(preferred(rows), width),
+    }
+    table = pd.DataFrame(
+        [(name, shown, wide) for name, (wide, shown) in counts.items()],
+        columns=["estimates", "cells shown", f"wider than {round(width * 100)} points"],
+    )
     return table.assign(share=table.iloc[:, 2] / table["cells shown"])
 
 
@@ -511,8 +644,17 @@ def side_by_side(results: pd.DataFrame) -> pd.DataFrame:
     rows = _cunju_headline(results)
     direct = rows[rows["method"] == "direct"].set_index(["team", "group_value"])
     chosen = preferred(rows).set_index(["team", "group_value"])
-    out = pd.DataFrame({"n": chosen["n"].astype("Int64"), "direct": direct["estimate"],
-                        "direct_low": direct["ci_low"], "direct_high": direct["ci_high"],
-                        "model": chosen["estimate"], "model_low": chosen["ci_low"],
-                        "model_high": chosen["ci_high"], "method": chosen["method"]}, index=chosen.index)
+    out = pd.DataFrame(
+        {
+            "n": chosen["n"].astype("Int64"),
+            "direct": direct["estimate"],
+            "direct_low": direct["ci_low"],
+            "direct_high": direct["ci_high"],
+            "model": chosen["estimate"],
+            "model_low": chosen["ci_low"],
+            "model_high": chosen["ci_high"],
+            "method": chosen["method"],
+        },
+        index=chosen.index,
+    )
     return out.rename_axis(["team", "cunju"]).reset_index()

@@ -99,18 +99,25 @@ def apportion_many(weights: np.ndarray, seats: int, method: str = "hamilton", mi
     if method not in METHODS:
         raise ConfigError(f"unknown apportionment method '{method}'", hint=f"use one of {', '.join(METHODS)}")
     if not np.isfinite(weights).all() or (weights < 0).any():
-        raise AnalysisError("apportionment weights must be finite and non-negative",
-                            hint="check the required staff per team for missing or negative values")
+        raise AnalysisError(
+            "apportionment weights must be finite and non-negative",
+            hint="check the required staff per team for missing or negative values",
+        )
     if int(seats) != seats or seats < 0 or int(minimum) != minimum or minimum < 0:
         raise ConfigError(f"seats ({seats}) and minimum ({minimum}) must be non-negative whole numbers")
     seats, minimum = int(seats), int(minimum)
     rows, units = weights.shape
     if minimum * units > seats:
-        raise ConfigError(f"a minimum of {minimum} for each of {units} teams needs {minimum * units} posts, "
-                          f"but only {seats} are available", hint="lower the per-team minimum")
+        raise ConfigError(
+            f"a minimum of {minimum} for each of {units} teams needs {minimum * units} posts, "
+            f"but only {seats} are available",
+            hint="lower the per-team minimum",
+        )
     if seats > minimum * units and (weights.sum(axis=1) == 0).any():
-        raise AnalysisError("every apportionment weight is zero, so there is nothing to divide by",
-                            hint="check that the demand drivers are not all zero")
+        raise AnalysisError(
+            "every apportionment weight is zero, so there is nothing to divide by",
+            hint="check that the demand drivers are not all zero",
+        )
     if method == "hamilton":
         return _hamilton(weights, seats, minimum)
     counts = np.full(weights.shape, minimum, dtype=int)
@@ -121,7 +128,9 @@ def apportion_many(weights: np.ndarray, seats: int, method: str = "hamilton", mi
     return counts
 
 
-def apportion(weights: dict[str, float], seats: int, method: str = "hamilton", minimum: int = 0) -> dict[str, int]:
+def apportion(
+    weights: dict[str, float], seats: int, method: str = "hamilton", minimum: int = 0
+) -> dict[str, int]:
     """Divide ``seats`` whole posts among teams in proportion to ``weights`` (docs/sources.md §7).
 
     ``method``: "hamilton" (largest remainder, default), "webster" (Sainte-Laguë, d(n) = n + 1/2),
@@ -130,7 +139,9 @@ def apportion(weights: dict[str, float], seats: int, method: str = "hamilton", m
     first, so the result never depends on dict order.
     """
     names = sorted(weights)
-    counts = apportion_many(np.array([[weights[name] for name in names]], dtype=float), seats, method, minimum)
+    counts = apportion_many(
+        np.array([[weights[name] for name in names]], dtype=float), seats, method, minimum
+    )
     allocation = dict(zip(names, counts[0].tolist()))
     return {name: allocation[name] for name in weights}
 
@@ -156,11 +167,14 @@ def available_working_time(
     E other leave (training); F hours per day. Pass ``hours_per_day=1`` to keep AWT in days (the Kenya
     example, docs/sources.md §3.2). Works element-wise on arrays.
     """
-    return (weeks * days_per_week - (public_holidays + annual_leave + sick_leave + other_leave)) * hours_per_day
+    return (
+        weeks * days_per_week - (public_holidays + annual_leave + sick_leave + other_leave)
+    ) * hours_per_day
 
 
-def allowance_factors(awt, cas_hours, cas_per, ias_hours, hours_per_day: float = 8, days_per_week: float = 5
-                      ) -> tuple[np.ndarray, float, float, float]:
+def allowance_factors(
+    awt, cas_hours, cas_per, ias_hours, hours_per_day: float = 8, days_per_week: float = 5
+) -> tuple[np.ndarray, float, float, float]:
     """Category and individual allowance factors (docs/sources.md §3.1 steps 4 and 6).
 
     Each category allowance standard (CAS) becomes a share of working time: hours per ``day`` ÷ hours
@@ -175,8 +189,10 @@ def allowance_factors(awt, cas_hours, cas_per, ias_hours, hours_per_day: float =
     shares = np.asarray(cas_hours, dtype=float) / divisor.astype(float)
     tcas = float(shares.sum())
     if tcas >= 1:
-        raise ConfigError(f"category allowances take {tcas:.0%} of working time, leaving none for service",
-                          hint="check the hours and periods of the category allowances")
+        raise ConfigError(
+            f"category allowances take {tcas:.0%} of working time, leaving none for service",
+            hint="check the hours and periods of the category allowances",
+        )
     return shares, tcas, 1.0 / (1.0 - tcas), float(np.sum(ias_hours)) / awt
 
 
@@ -206,8 +222,9 @@ def wisn(
     steps["staff"] = steps["annual_workload"] / steps["standard_workload"]
     cas = pd.DataFrame(category_allowances, columns=["name", "hours", "per"])
     ias = pd.DataFrame(individual_allowances, columns=["name", "hours"])
-    cas["share"], tcas, caf, iaf = allowance_factors(awt_hours, cas["hours"], cas["per"], ias["hours"],
-                                                     hours_per_day, days_per_week)
+    cas["share"], tcas, caf, iaf = allowance_factors(
+        awt_hours, cas["hours"], cas["per"], ias["hours"], hours_per_day, days_per_week
+    )
     service_staff = float(steps["staff"].sum())
     required = service_staff * caf + iaf
     return {
@@ -236,8 +253,15 @@ ACTIVITIES = {  # activity: (contacts per participant key, participants per unit
     "group_sessions": ("sessions_per_group", "group_size"),
     "community_events": (None, "attendance_per_event"),
 }
-WORKING_TIME_KEYS = ("weeks_per_year", "days_per_week", "public_holidays", "annual_leave", "sick_leave",
-                     "training_days", "hours_per_day")
+WORKING_TIME_KEYS = (
+    "weeks_per_year",
+    "days_per_week",
+    "public_holidays",
+    "annual_leave",
+    "sick_leave",
+    "training_days",
+    "hours_per_day",
+)
 # Leaves that change the required social workers (the tornado and break-even search vary these).
 SIZING_SECTIONS = ("working_time", "category_allowances", "individual_allowances", "teams")
 
@@ -294,9 +318,17 @@ def teams(assumptions: dict) -> list[str]:
 
 def assumptions_table(assumptions: dict) -> pd.DataFrame:
     """Every numeric assumption as a row: key, value, low, high, source, assumption."""
-    rows = [{"key": key, "value": leaf["value"], "low": leaf["range"][0], "high": leaf["range"][1],
-             "source": leaf.get("source", ""), "assumption": bool(leaf.get("assumption", False))}
-            for key, leaf in _leaves(assumptions)]
+    rows = [
+        {
+            "key": key,
+            "value": leaf["value"],
+            "low": leaf["range"][0],
+            "high": leaf["range"][1],
+            "source": leaf.get("source", ""),
+            "assumption": bool(leaf.get("assumption", False)),
+        }
+        for key, leaf in _leaves(assumptions)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -318,26 +350,45 @@ def team_demand(drivers: pd.DataFrame, assumptions: dict, file: str = "demand/dr
     """
     missing = [c for c in ("team", "driver", "estimate") if c not in drivers.columns]
     if missing:
-        raise AnalysisError("drivers table lacks a column", file=file, column=missing[0],
-                            hint="the demand stage writes team, driver, estimate (docs/contracts.md)")
+        raise AnalysisError(
+            "drivers table lacks a column",
+            file=file,
+            column=missing[0],
+            hint="the demand stage writes team, driver, estimate (docs/contracts.md)",
+        )
     keys = _keys(drivers)
     estimate = pd.to_numeric(drivers["estimate"], errors="coerce")
     if estimate.isna().any() or (estimate < 0).any():
         row = int(np.flatnonzero((estimate.isna() | (estimate < 0)).to_numpy())[0])
-        raise AnalysisError("a driver estimate is missing, negative or not a number", file=file, row=row + 2,
-                            column="estimate", hint="rerun the demand stage; every driver needs a number")
+        raise AnalysisError(
+            "a driver estimate is missing, negative or not a number",
+            file=file,
+            row=row + 2,
+            column="estimate",
+            hint="rerun the demand stage; every driver needs a number",
+        )
     kind = drivers["driver"].astype(str).str.split(":").str[0].rename("kind")
-    wide = (drivers.assign(kind=kind, estimate=estimate)
-            .pivot_table(index=[*keys, "team"], columns="kind", values="estimate", aggfunc="sum")
-            .reset_index())
+    wide = (
+        drivers.assign(kind=kind, estimate=estimate)
+        .pivot_table(index=[*keys, "team"], columns="kind", values="estimate", aggfunc="sum")
+        .reset_index()
+    )
     for team in teams(assumptions):
         if team not in set(wide["team"]):
-            raise AnalysisError(f"no drivers for team '{team}'", file=file, column="team",
-                                hint="the teams in assumptions.yaml must match the demand stage's teams")
+            raise AnalysisError(
+                f"no drivers for team '{team}'",
+                file=file,
+                column="team",
+                hint="the teams in assumptions.yaml must match the demand stage's teams",
+            )
     for column in ("in_need", "need", "would_use"):
         if column not in wide.columns or wide[column].isna().any():
-            raise AnalysisError(f"driver '{column}' is missing or not numeric for some team", file=file,
-                                column="driver", hint="expected in_need, need:<service>, would_use:<service>")
+            raise AnalysisError(
+                f"driver '{column}' is missing or not numeric for some team",
+                file=file,
+                column="driver",
+                hint="expected in_need, need:<service>, would_use:<service>",
+            )
     wide = wide[wide["team"].isin(teams(assumptions))]
     take_up = np.divide(wide["would_use"], wide["need"], out=np.zeros(len(wide)), where=wide["need"] > 0)
     out = wide[[*keys, "team", "in_need", "need", "would_use"]].copy()
@@ -347,8 +398,9 @@ def team_demand(drivers: pd.DataFrame, assumptions: dict, file: str = "demand/dr
     out["willing"] = out["in_need"] * out["take_up"]
     out.columns.name = None
     order = {t: i for i, t in enumerate(teams(assumptions))}
-    return out.sort_values([*keys, "team"], key=lambda s: s.map(order) if s.name == "team" else s,
-                           ignore_index=True)
+    return out.sort_values(
+        [*keys, "team"], key=lambda s: s.map(order) if s.name == "team" else s, ignore_index=True
+    )
 
 
 def activity_table(assumptions: dict) -> pd.DataFrame:
@@ -357,14 +409,18 @@ def activity_table(assumptions: dict) -> pd.DataFrame:
     for team in teams(assumptions):
         for activity, (per_participant, unit_size) in ACTIVITIES.items():
             prefix = f"teams.{team}.{activity}."
-            rows.append({
-                "team": team,
-                "activity": activity,
-                "coverage": value(assumptions, prefix + "coverage"),
-                "contacts_per_participant": value(assumptions, prefix + per_participant) if per_participant else 1.0,
-                "participants_per_unit": value(assumptions, prefix + unit_size) if unit_size else 1.0,
-                "unit_time_hours": value(assumptions, prefix + "unit_time_hours"),
-            })
+            rows.append(
+                {
+                    "team": team,
+                    "activity": activity,
+                    "coverage": value(assumptions, prefix + "coverage"),
+                    "contacts_per_participant": value(assumptions, prefix + per_participant)
+                    if per_participant
+                    else 1.0,
+                    "participants_per_unit": value(assumptions, prefix + unit_size) if unit_size else 1.0,
+                    "unit_time_hours": value(assumptions, prefix + "unit_time_hours"),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -388,10 +444,15 @@ def workload(demand: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
 def awt_hours(assumptions: dict) -> float:
     """Available working time of one full-time social worker, hours per year (docs/sources.md §3.1)."""
     v = {k: value(assumptions, f"working_time.{k}") for k in WORKING_TIME_KEYS}
-    return available_working_time(weeks=v["weeks_per_year"], days_per_week=v["days_per_week"],
-                                  public_holidays=v["public_holidays"], annual_leave=v["annual_leave"],
-                                  sick_leave=v["sick_leave"], other_leave=v["training_days"],
-                                  hours_per_day=v["hours_per_day"])
+    return available_working_time(
+        weeks=v["weeks_per_year"],
+        days_per_week=v["days_per_week"],
+        public_holidays=v["public_holidays"],
+        annual_leave=v["annual_leave"],
+        sick_leave=v["sick_leave"],
+        other_leave=v["training_days"],
+        hours_per_day=v["hours_per_day"],
+    )
 
 
 def required_staff(work: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
@@ -405,15 +466,21 @@ def required_staff(work: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
     names = teams(assumptions)
     awt = awt_hours(assumptions)
     cas = assumptions.get("category_allowances") or {}
-    _, _, caf, iaf = allowance_factors(awt, [leaf["value"] for leaf in cas.values()],
-                                       [leaf["per"] for leaf in cas.values()],
-                                       [leaf["value"] for leaf in (assumptions.get("individual_allowances") or {}).values()],
-                                       value(assumptions, "working_time.hours_per_day"),
-                                       value(assumptions, "working_time.days_per_week"))
+    _, _, caf, iaf = allowance_factors(
+        awt,
+        [leaf["value"] for leaf in cas.values()],
+        [leaf["per"] for leaf in cas.values()],
+        [leaf["value"] for leaf in (assumptions.get("individual_allowances") or {}).values()],
+        value(assumptions, "working_time.hours_per_day"),
+        value(assumptions, "working_time.days_per_week"),
+    )
     staff = work.assign(staff=work["workload_hours"] / awt)
     table = staff.set_index([*keys, "team", "activity"])[["staff", "participants"]].unstack("activity")
-    table = table.reindex(pd.MultiIndex.from_product([table.index.unique("replicate"), names],
-                                                     names=["replicate", "team"]) if keys else names)
+    table = table.reindex(
+        pd.MultiIndex.from_product([table.index.unique("replicate"), names], names=["replicate", "team"])
+        if keys
+        else names
+    )
     out = table["staff"][list(ACTIVITIES)].add_prefix("staff_")
     out["service_staff"] = out.sum(axis=1)
     out["cases"] = table["participants"]["casework"]
@@ -441,17 +508,27 @@ def allocate(required: pd.DataFrame, assumptions: dict, method: str | None = Non
     frame = required if keys else required.assign(replicate=0)
     wide = frame.set_index(["replicate", "team"])["required"].unstack("team").reindex(columns=names)
     ratio = np.array([value(assumptions, f"teams.{t}.other_staff_per_social_worker") for t in names])
-    sw = apportion_many(wide.to_numpy(), value(assumptions, "plan.social_workers"), method,
-                        value(assumptions, "plan.minimum_social_workers"))
-    other = apportion_many(wide.to_numpy() * ratio, value(assumptions, "plan.other_staff"), method,
-                           value(assumptions, "plan.minimum_other_staff"))
-    out = pd.DataFrame({
-        "replicate": np.repeat(wide.index.to_numpy(), len(names)),
-        "team": np.tile(names, len(wide)),
-        "required": wide.to_numpy().ravel(),
-        "social_workers": sw.ravel(),
-        "other_staff": other.ravel(),
-    })
+    sw = apportion_many(
+        wide.to_numpy(),
+        value(assumptions, "plan.social_workers"),
+        method,
+        value(assumptions, "plan.minimum_social_workers"),
+    )
+    other = apportion_many(
+        wide.to_numpy() * ratio,
+        value(assumptions, "plan.other_staff"),
+        method,
+        value(assumptions, "plan.minimum_other_staff"),
+    )
+    out = pd.DataFrame(
+        {
+            "replicate": np.repeat(wide.index.to_numpy(), len(names)),
+            "team": np.tile(names, len(wide)),
+            "required": wide.to_numpy().ravel(),
+            "social_workers": sw.ravel(),
+            "other_staff": other.ravel(),
+        }
+    )
     out = out if keys else out.drop(columns="replicate")
     out["wisn_ratio"] = out["social_workers"] / out["required"]
     out["difference"] = out["social_workers"] - out["required"]
@@ -463,8 +540,12 @@ def run_chain(drivers: pd.DataFrame, assumptions: dict, method: str | None = Non
     demand = team_demand(drivers, assumptions)
     work = workload(demand, assumptions)
     required = required_staff(work, assumptions)
-    return {"demand": demand, "workload": work, "required": required,
-            "allocation": allocate(required, assumptions, method)}
+    return {
+        "demand": demand,
+        "workload": work,
+        "required": required,
+        "allocation": allocate(required, assumptions, method),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -476,8 +557,14 @@ def split_label(allocation: pd.DataFrame, column: str = "social_workers") -> pd.
     """The allocation of each replicate as "a/b/c/d" in team order (one label per replicate)."""
     keys = _keys(allocation)
     frame = allocation if keys else allocation.assign(replicate=0)
-    return (frame[column].astype(int).astype(str).groupby(frame["replicate"], sort=True)
-            .agg("/".join).rename("split"))
+    return (
+        frame[column]
+        .astype(int)
+        .astype(str)
+        .groupby(frame["replicate"], sort=True)
+        .agg("/".join)
+        .rename("split")
+    )
 
 
 def replicate_summary(allocation: pd.DataFrame, assumptions: dict) -> dict[str, pd.DataFrame]:
@@ -490,24 +577,45 @@ def replicate_summary(allocation: pd.DataFrame, assumptions: dict) -> dict[str, 
     names = teams(assumptions)
     wide = allocation.set_index(["replicate", "team"])["required"].unstack("team").reindex(columns=names)
     wide["total"] = wide.sum(axis=1)
-    required = pd.DataFrame({
-        "mean": wide.mean(), "sd": wide.std(ddof=1),
-        "p2_5": wide.quantile(0.025), "median": wide.median(), "p97_5": wide.quantile(0.975),
-    }).rename_axis("team").reset_index()
+    required = (
+        pd.DataFrame(
+            {
+                "mean": wide.mean(),
+                "sd": wide.std(ddof=1),
+                "p2_5": wide.quantile(0.025),
+                "median": wide.median(),
+                "p97_5": wide.quantile(0.975),
+            }
+        )
+        .rename_axis("team")
+        .reset_index()
+    )
     counts = split_label(allocation).value_counts()
-    splits = (counts.rename("replicates").rename_axis("split").reset_index()
-              .assign(share=lambda d: d["replicates"] / len(wide))
-              .sort_values(["replicates", "split"], ascending=[False, True], ignore_index=True))
+    splits = (
+        counts.rename("replicates")
+        .rename_axis("split")
+        .reset_index()
+        .assign(share=lambda d: d["replicates"] / len(wide))
+        .sort_values(["replicates", "split"], ascending=[False, True], ignore_index=True)
+    )
     plan = value(assumptions, "plan.social_workers")
-    return {"required": required, "splits": splits,
-            "enough": float((wide["total"] <= plan).mean()), "replicates": len(wide)}
+    return {
+        "required": required,
+        "splits": splits,
+        "enough": float((wide["total"] <= plan).mean()),
+        "replicates": len(wide),
+    }
 
 
 def sizing_keys(assumptions: dict) -> list[str]:
     """Assumptions that change the required social workers and have a range to vary over."""
-    return [key for key, leaf in _leaves(assumptions)
-            if key.split(".")[0] in SIZING_SECTIONS and leaf["range"][0] < leaf["range"][1]
-            and not key.endswith((".caseload_norm", ".other_staff_per_social_worker"))]
+    return [
+        key
+        for key, leaf in _leaves(assumptions)
+        if key.split(".")[0] in SIZING_SECTIONS
+        and leaf["range"][0] < leaf["range"][1]
+        and not key.endswith((".caseload_norm", ".other_staff_per_social_worker"))
+    ]
 
 
 def _point(demand: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
@@ -527,16 +635,26 @@ def tornado(demand: pd.DataFrame, assumptions: dict, keys: list[str] | None = No
     rows = []
     for key in keys or sizing_keys(assumptions):
         low, high = assumptions_range(assumptions, key)
-        at_low, at_high = _point(demand, with_value(assumptions, key, low)), _point(demand, with_value(assumptions, key, high))
-        rows.append({
-            "assumption": key, "base": value(assumptions, key), "low": low, "high": high,
-            "required_base": base["required"].sum(), "required_low": at_low["required"].sum(),
-            "required_high": at_high["required"].sum(),
-            "split_base": split_label(base).iloc[0], "split_low": split_label(at_low).iloc[0],
-            "split_high": split_label(at_high).iloc[0],
-            **{f"{t}_low": r for t, r in zip(names, at_low["required"])},
-            **{f"{t}_high": r for t, r in zip(names, at_high["required"])},
-        })
+        at_low, at_high = (
+            _point(demand, with_value(assumptions, key, low)),
+            _point(demand, with_value(assumptions, key, high)),
+        )
+        rows.append(
+            {
+                "assumption": key,
+                "base": value(assumptions, key),
+                "low": low,
+                "high": high,
+                "required_base": base["required"].sum(),
+                "required_low": at_low["required"].sum(),
+                "required_high": at_high["required"].sum(),
+                "split_base": split_label(base).iloc[0],
+                "split_low": split_label(at_low).iloc[0],
+                "split_high": split_label(at_high).iloc[0],
+                **{f"{t}_low": r for t, r in zip(names, at_low["required"])},
+                **{f"{t}_high": r for t, r in zip(names, at_high["required"])},
+            }
+        )
     table = pd.DataFrame(rows)
     table["swing"] = (table["required_high"] - table["required_low"]).abs()
     return table.sort_values(["swing", "assumption"], ascending=[False, True], ignore_index=True)
@@ -550,8 +668,9 @@ def assumptions_range(assumptions: dict, key: str) -> tuple[float, float]:
     return float(node["range"][0]), float(node["range"][1])
 
 
-def break_even(demand: pd.DataFrame, assumptions: dict, key: str, factor: float = 4.0,
-               tolerance: float = 1e-3) -> dict[str, Any]:
+def break_even(
+    demand: pd.DataFrame, assumptions: dict, key: str, factor: float = 4.0, tolerance: float = 1e-3
+) -> dict[str, Any]:
     """The nearest values of one assumption, below and above its value, at which a social worker moves.
 
     Steps outward by ×1.1, ×1.25, ×1.5, ×2, ×3 … up to ``factor`` (and the same divided) until the
@@ -566,7 +685,7 @@ def break_even(demand: pd.DataFrame, assumptions: dict, key: str, factor: float 
     for side, direction in (("lower", -1), ("upper", 1)):
         inside, outside, split = base_value, None, None
         for step in steps:
-            candidate = base_value * step ** direction
+            candidate = base_value * step**direction
             split = split_label(_point(demand, with_value(assumptions, key, candidate))).iloc[0]
             if split != base_split:
                 outside = candidate
@@ -586,12 +705,19 @@ def break_even(demand: pd.DataFrame, assumptions: dict, key: str, factor: float 
     return result
 
 
-def break_evens(demand: pd.DataFrame, assumptions: dict, keys: list[str] | None = None, **kwargs) -> pd.DataFrame:
+def break_evens(
+    demand: pd.DataFrame, assumptions: dict, keys: list[str] | None = None, **kwargs
+) -> pd.DataFrame:
     """:func:`break_even` for several assumptions, with the relative change needed (nearest side)."""
-    table = pd.DataFrame([break_even(demand, assumptions, key, **kwargs) for key in keys or sizing_keys(assumptions)])
-    change = pd.concat([(table["lower"] / table["value"] - 1).abs(), (table["upper"] / table["value"] - 1).abs()],
-                       axis=1).min(axis=1)
-    return table.assign(nearest_change=change).sort_values(["nearest_change", "assumption"], ignore_index=True)
+    table = pd.DataFrame(
+        [break_even(demand, assumptions, key, **kwargs) for key in keys or sizing_keys(assumptions)]
+    )
+    change = pd.concat(
+        [(table["lower"] / table["value"] - 1).abs(), (table["upper"] / table["value"] - 1).abs()], axis=1
+    ).min(axis=1)
+    return table.assign(nearest_change=change).sort_values(
+        ["nearest_change", "assumption"], ignore_index=True
+    )
 
 
 def compare_even_split(allocation: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
@@ -605,8 +731,9 @@ def compare_even_split(allocation: pd.DataFrame, assumptions: dict) -> pd.DataFr
     table["even_split"] = plan / len(table)
     table["wisn_ratio"] = table["social_workers"] / table["required"]
     table["wisn_ratio_even"] = table["even_split"] / table["required"]
-    total = pd.DataFrame([{"team": "total", "required": table["required"].sum(), "social_workers": plan,
-                           "even_split": plan}])
+    total = pd.DataFrame(
+        [{"team": "total", "required": table["required"].sum(), "social_workers": plan, "even_split": plan}]
+    )
     total["wisn_ratio"] = total["wisn_ratio_even"] = plan / total["required"]
     return pd.concat([table, total], ignore_index=True)
 
@@ -624,18 +751,25 @@ def plan_coverage(required: pd.DataFrame, assumptions: dict) -> float:
 
 
 SENTENCES = {
-    "en": ("Give the {plan:g} social workers as {parts} (the split in {share:.0%} of {replicates} survey replicates); "
-           "the measured workload needs {required:.1f} (95% range {low:.1f}–{high:.1f}), so {plan:g} {verdict}, "
-           "and an even split of {even:g} each would leave {worst} with {worst_even:.0%} of the workers it needs "
-           "instead of {worst_rec:.0%}."),
-    "zh": ("建议{plan:g}名社工按{parts}分配（{replicates}次重复抽样中{share:.0%}得出同一方案）；"
-           "按测得的工作量需社工{required:.1f}名（95%区间{low:.1f}–{high:.1f}），{verdict}；"
-           "若平均分配（每组{even:g}名），{worst}只得到所需人手的{worst_even:.0%}，本方案为{worst_rec:.0%}。"),
+    "en": (
+        "Give the {plan:g} social workers as {parts} (the split in {share:.0%} of {replicates} survey "
+        "replicates); "
+        "the measured workload needs {required:.1f} (95% range {low:.1f}–{high:.1f}), so {plan:g} {verdict}, "
+        "and an even split of {even:g} each would leave {worst} with {worst_even:.0%} of the workers "
+        "it needs "
+        "instead of {worst_rec:.0%}."
+    ),
+    "zh": (
+        "建议{plan:g}名社工按{parts}分配（{replicates}次重复抽样中{share:.0%}得出同一方案）；"
+        "按测得的工作量需社工{required:.1f}名（95%区间{low:.1f}–{high:.1f}），{verdict}；"
+        "若平均分配（每组{even:g}名），{worst}只得到所需人手的{worst_even:.0%}，本方案为{worst_rec:.0%}。"
+    ),
 }
 
 
-def leader_sentence(allocation: pd.DataFrame, summary: dict, assumptions: dict, lang: str = "zh",
-                    needs: dict | None = None) -> str:
+def leader_sentence(
+    allocation: pd.DataFrame, summary: dict, assumptions: dict, lang: str = "zh", needs: dict | None = None
+) -> str:
     """The recommendation in one sentence a leader can repeat, computed from the tables (zh or en).
 
     Team names are the labels of ``needs`` (default: analysis/needs.yaml).
@@ -646,8 +780,10 @@ def leader_sentence(allocation: pd.DataFrame, summary: dict, assumptions: dict, 
     needs = config.load_needs() if needs is None else needs
     labels = {t: needs["teams"][t]["label"][lang] for t in teams(assumptions)}
     joiner = "、" if lang == "zh" else ", "
-    parts = joiner.join(f"{labels[t]}{'' if lang == 'zh' else ' '}{n}" for t, n in
-                        zip(allocation["team"], allocation["social_workers"]))
+    parts = joiner.join(
+        f"{labels[t]}{'' if lang == 'zh' else ' '}{n}"
+        for t, n in zip(allocation["team"], allocation["social_workers"])
+    )
     split = split_label(allocation).iloc[0]
     splits = summary["splits"].set_index("split")["share"]
     total = summary["required"].set_index("team").loc["total"]
@@ -655,30 +791,55 @@ def leader_sentence(allocation: pd.DataFrame, summary: dict, assumptions: dict, 
     cover = plan / required
     enough = summary["enough"]
     if lang == "zh":
-        within = (f"所有重复抽样的需求均超过{plan:g}名" if enough == 0 else
-                  f"{enough:.0%}的重复抽样需求不超过{plan:g}名")
-        verdict = (f"{plan:g}名足够（{within}）" if required <= plan else
-                   f"{plan:g}名约可覆盖{cover:.0%}的工作量（{within}）")
+        within = (
+            f"所有重复抽样的需求均超过{plan:g}名"
+            if enough == 0
+            else f"{enough:.0%}的重复抽样需求不超过{plan:g}名"
+        )
+        verdict = (
+            f"{plan:g}名足够（{within}）"
+            if required <= plan
+            else f"{plan:g}名约可覆盖{cover:.0%}的工作量（{within}）"
+        )
     else:
-        within = (f"every replicate needs more than {plan:g}" if enough == 0 else
-                  f"{enough:.0%} of replicates need {plan:g} or fewer")
-        verdict = f"is enough ({within})" if required <= plan else f"covers about {cover:.0%} of it ({within})"
+        within = (
+            f"every replicate needs more than {plan:g}"
+            if enough == 0
+            else f"{enough:.0%} of replicates need {plan:g} or fewer"
+        )
+        verdict = (
+            f"is enough ({within})" if required <= plan else f"covers about {cover:.0%} of it ({within})"
+        )
     even = compare_even_split(allocation, assumptions).iloc[:-1].set_index("team")
     worst = even["wisn_ratio_even"].idxmin()
-    return SENTENCES[lang].format(plan=plan, parts=parts, share=float(splits.get(split, 0.0)),
-                                  replicates=summary["replicates"], required=required,
-                                  low=total["p2_5"], high=total["p97_5"], verdict=verdict,
-                                  even=plan / len(even), worst=labels[worst],
-                                  worst_even=even.loc[worst, "wisn_ratio_even"],
-                                  worst_rec=even.loc[worst, "wisn_ratio"])
+    return SENTENCES[lang].format(
+        plan=plan,
+        parts=parts,
+        share=float(splits.get(split, 0.0)),
+        replicates=summary["replicates"],
+        required=required,
+        low=total["p2_5"],
+        high=total["p97_5"],
+        verdict=verdict,
+        even=plan / len(even),
+        worst=labels[worst],
+        worst_even=even.loc[worst, "wisn_ratio_even"],
+        worst_rec=even.loc[worst, "wisn_ratio"],
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # Output tables (docs/contracts.md, stage 04)
 # --------------------------------------------------------------------------------------------------
 
-def staffing_tables(point: dict[str, pd.DataFrame], replicates: dict[str, pd.DataFrame], sensitivity: pd.DataFrame,
-                    breaks: pd.DataFrame, assumptions: dict) -> dict[str, pd.DataFrame]:
+
+def staffing_tables(
+    point: dict[str, pd.DataFrame],
+    replicates: dict[str, pd.DataFrame],
+    sensitivity: pd.DataFrame,
+    breaks: pd.DataFrame,
+    assumptions: dict,
+) -> dict[str, pd.DataFrame]:
     """The stage's output tables, named as the files under ``staffing/``.
 
     ``required_staff``: per team (and ``total``) the WISN steps, the caseload cross-check and the
@@ -690,13 +851,27 @@ def staffing_tables(point: dict[str, pd.DataFrame], replicates: dict[str, pd.Dat
     summary = replicate_summary(replicates["allocation"], assumptions)
     spread = summary["required"].set_index("team")[["p2_5", "median", "p97_5"]].add_prefix("required_")
     required = point["required"].join(spread, on="team")
-    required = pd.concat([required, pd.DataFrame([{
-        "team": "total", **required.drop(columns="team").sum(numeric_only=True).to_dict(),
-        **spread.loc["total"].to_dict()}])], ignore_index=True)
+    required = pd.concat(
+        [
+            required,
+            pd.DataFrame(
+                [
+                    {
+                        "team": "total",
+                        **required.drop(columns="team").sum(numeric_only=True).to_dict(),
+                        **spread.loc["total"].to_dict(),
+                    }
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
     required.loc[required["team"] == "total", ["awt_hours", "caf", "iaf"]] = np.nan
     allocation = point["allocation"].assign(method=assumptions["plan"]["method"])
     for method in METHODS:
-        allocation[f"social_workers_{method}"] = allocate(point["required"], assumptions, method)["social_workers"]
+        allocation[f"social_workers_{method}"] = allocate(point["required"], assumptions, method)[
+            "social_workers"
+        ]
     even = compare_even_split(point["allocation"], assumptions)
     allocation["even_split"] = even["even_split"].iloc[:-1].to_numpy()
     allocation["wisn_ratio_even"] = even["wisn_ratio_even"].iloc[:-1].to_numpy()
@@ -704,7 +879,9 @@ def staffing_tables(point: dict[str, pd.DataFrame], replicates: dict[str, pd.Dat
         "required_staff": required,
         "allocation": allocation,
         "replicate_allocations": replicates["allocation"],
-        "sensitivity": sensitivity.merge(breaks.drop(columns=["value", "split"]), on="assumption", how="left"),
+        "sensitivity": sensitivity.merge(
+            breaks.drop(columns=["value", "split"]), on="assumption", how="left"
+        ),
     }
 
 

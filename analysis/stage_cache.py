@@ -19,16 +19,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ".stage_cache"
 LIBRARIES = ("numpy", "pandas", "pyarrow", "scipy", "matplotlib", "openpyxl", "pyyaml")
-CLEAN_READ = ["clean/households.parquet", "clean/persons.parquet", "clean/provenance.json"]  # figure footnotes
+CLEAN_READ = [
+    "clean/households.parquet",
+    "clean/persons.parquet",
+    "clean/provenance.json",
+]  # figure footnotes
 STAGE_READS = {  # files under the output folder each stage reads (docs/contracts.md)
     "clean": [],
     "weights": CLEAN_READ,
-    "demand": CLEAN_READ + [f"weights/{name}" for name in ("households.parquet", "persons.parquet",
-                                                          "person_replicates.parquet",
-                                                          "household_replicates.parquet", "diagnostics.csv")],
+    "demand": CLEAN_READ
+    + [
+        f"weights/{name}"
+        for name in (
+            "households.parquet",
+            "persons.parquet",
+            "person_replicates.parquet",
+            "household_replicates.parquet",
+            "diagnostics.csv",
+        )
+    ],
     "staffing": CLEAN_READ + ["demand/drivers.csv", "demand/drivers_replicates.parquet"],
-    "brief": CLEAN_READ + ["clean/deletion_log.csv", "demand/results.csv", "staffing/allocation.csv",
-                           "staffing/replicate_allocations.csv", "staffing/sensitivity.csv"],
+    "brief": CLEAN_READ
+    + [
+        "clean/deletion_log.csv",
+        "demand/results.csv",
+        "staffing/allocation.csv",
+        "staffing/replicate_allocations.csv",
+        "staffing/sensitivity.csv",
+    ],
 }
 
 
@@ -70,8 +88,12 @@ def stage_inputs(stage: str, out: Path, inputs, settings: dict[str, str], code: 
     if stage == "clean":  # the export with its sibling files (roster, media), the form, decisions, settings
         from analysis.clean.settings import DEFAULT_SETTINGS
 
-        outside = [inputs.data if inputs.data.is_dir() else inputs.data.parent, inputs.form,
-                   inputs.decisions, inputs.settings or DEFAULT_SETTINGS]
+        outside = [
+            inputs.data if inputs.data.is_dir() else inputs.data.parent,
+            inputs.form,
+            inputs.decisions,
+            inputs.settings or DEFAULT_SETTINGS,
+        ]
     elif stage == "weights":
         outside = [inputs.sample_design, inputs.frame / "population_frame.csv"]
     elif stage == "demand":  # the form's labels; the frame's 村居 covariates for the model estimates
@@ -127,8 +149,14 @@ def stage_outputs(out: Path, stage: str, extra: list[Path] = ()) -> list[Path]:
     return (_files(folder) if folder.is_dir() else []) + [Path(p) for p in extra if Path(p).is_file()]
 
 
-def write_record(out: Path, stage: str, inputs: dict[str, str], outputs: list[Path], seconds: float,
-                 rows: int | None = None) -> None:
+def write_record(
+    out: Path,
+    stage: str,
+    inputs: dict[str, str],
+    outputs: list[Path],
+    seconds: float,
+    rows: int | None = None,
+) -> None:
     """Record what the stage read and wrote (written last, so a stage stopped midway has no record)."""
     path = _record_path(out, stage)
     path.parent.mkdir(parents=True, exist_ok=True)

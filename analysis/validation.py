@@ -30,8 +30,10 @@ TRUTH_COLUMNS = {"team", "variable", "group", "group_value", "count", "denominat
 
 # ----- where the planted truth of an export is -------------------------------------------------------------
 
+
 def is_simulated(out: str | Path) -> bool:
-    """True when the clean stage recorded, in ``<out>/clean/provenance.json``, that the export is simulated."""
+    """True when the clean stage recorded, in ``<out>/clean/provenance.json``, that the export is
+    simulated."""
     path = Path(out) / "clean" / "provenance.json"
     if not path.exists():
         return False
@@ -71,22 +73,32 @@ def planted(data: str | Path, out: str | Path) -> Planted | None:
         listed = json.loads(manifest.read_text(encoding="utf-8")).get("files", {})
         if not digests or not digests <= set(listed.values()):
             continue
-        files = Planted(truth=candidate.parent / "simulation" / "truth.csv",
-                        faults=candidate.parent / "simulation" / "faults.csv")
+        files = Planted(
+            truth=candidate.parent / "simulation" / "truth.csv",
+            faults=candidate.parent / "simulation" / "faults.csv",
+        )
         for name, path in (("truth", files.truth), ("faults", files.faults)):
             if not path.is_file() or _sha256(path) != listed.get(name):
-                raise AnalysisError(f"the simulator's {name} file is missing or changed since it was written",
-                                    file=str(path), hint=f"regenerate the survey (python -m analysis simulate); "
-                                                         f"{manifest} lists its checksum")
+                raise AnalysisError(
+                    f"the simulator's {name} file is missing or changed since it was written",
+                    file=str(path),
+                    hint=f"regenerate the survey (python -m analysis simulate); "
+                    f"{manifest} lists its checksum",
+                )
         return files
-    raise AnalysisError("the export is marked simulated but no simulator PROVENANCE.json above it lists its files",
-                        file=str(data), hint="pass --data the export the clean stage read")
+    raise AnalysisError(
+        "the export is marked simulated but no simulator PROVENANCE.json above it lists its files",
+        file=str(data),
+        hint="pass --data the export the clean stage read",
+    )
 
 
-# ----- the truth in the results' terms ------------------------------------------------------------------------
+# ----- the truth in the results' terms ----------------------------------------------------------------------
+
 
 def read_truth(path: str | Path, definitions: dict) -> pd.DataFrame:
-    """The planted truth file (``survey/simulation/truth.csv``) in the results' terms (:func:`truth_table`)."""
+    """The planted truth file (``survey/simulation/truth.csv``) in the results' terms
+    (:func:`truth_table`)."""
     try:
         raw = pd.read_csv(path, dtype={"group_value": str})
     except OSError as error:
@@ -108,26 +120,39 @@ def truth_table(raw: pd.DataFrame, definitions: dict) -> pd.DataFrame:
     raw = raw[raw["team"].isin(list(definitions["teams"]))]
     service = raw["variable"].str.contains(":")
     measure = raw["variable"].str.split(":").str[0]
-    raw = raw.assign(variable=np.where(service, measure + "_" + raw["team"], raw["variable"]),
-                     value=np.where(service, raw["variable"].str.split(":").str[-1], "1"))
+    raw = raw.assign(
+        variable=np.where(service, measure + "_" + raw["team"], raw["variable"]),
+        value=np.where(service, raw["variable"].str.split(":").str[-1], "1"),
+    )
     keys = ["team", "group", "group_value"]
     in_need = raw[raw["variable"] == "in_need_" + raw["team"]].set_index(keys)["count"]
     unmet = raw["variable"] == "unmet_" + raw["team"]
     need_count = pd.MultiIndex.from_frame(raw.loc[unmet, keys]).map(in_need.to_dict())
     need_count = pd.Series(np.asarray(need_count, dtype=float), index=raw.index[unmet])
     raw.loc[unmet, "proportion"] = raw.loc[unmet, "count"] / need_count.where(need_count > 0)
-    long = pd.concat([raw.assign(analysis_type="prop", truth=raw["proportion"]),
-                      raw.assign(analysis_type="total", truth=raw["count"])], ignore_index=True)
+    long = pd.concat(
+        [
+            raw.assign(analysis_type="prop", truth=raw["proportion"]),
+            raw.assign(analysis_type="total", truth=raw["count"]),
+        ],
+        ignore_index=True,
+    )
     return long[["team", "variable", "value", "group", "group_value", "analysis_type", "truth"]]
 
 
 def compare_with_truth(results: pd.DataFrame, truth: pd.DataFrame, level: float = 0.99) -> pd.DataFrame:
-    """Headline estimates (each team's ``in_need``, ``unmet`` and ``need_any``, share and number, all of Leliu)
+    """Headline estimates (each team's ``in_need``, ``unmet`` and ``need_any``, share and number, all of
+    Leliu)
     beside the planted truth, with the ``level`` interval (logit for shares, t with the estimate's df for
     numbers) and whether it covers the truth (``inside_<level%>``). ``results`` must carry ``df`` (the
     unsuppressed estimates of the demand stage)."""
-    headline_row = np.array([variable in (f"in_need_{team}", f"unmet_{team}", f"need_any_{team}")
-                             for variable, team in zip(results["variable"], results["team"])], dtype=bool)
+    headline_row = np.array(
+        [
+            variable in (f"in_need_{team}", f"unmet_{team}", f"need_any_{team}")
+            for variable, team in zip(results["variable"], results["team"])
+        ],
+        dtype=bool,
+    )
     head = results[(results["group"] == "all") & headline_row]
     keys = ["team", "variable", "value", "group", "group_value", "analysis_type"]
     out = head.merge(truth, on=keys, how="left", validate="one_to_one")
@@ -138,8 +163,21 @@ def compare_with_truth(results: pd.DataFrame, truth: pd.DataFrame, level: float 
     out[f"ci{pct}_low"] = np.where(prop, low, wald_low)
     out[f"ci{pct}_high"] = np.where(prop, high, wald_high)
     out[f"inside_{pct}"] = (out["truth"] >= out[f"ci{pct}_low"]) & (out["truth"] <= out[f"ci{pct}_high"])
-    return out[["team", "variable", "analysis_type", "universe", "estimate", "se", f"ci{pct}_low", f"ci{pct}_high",
-                "truth", f"inside_{pct}", "n"]]
+    return out[
+        [
+            "team",
+            "variable",
+            "analysis_type",
+            "universe",
+            "estimate",
+            "se",
+            f"ci{pct}_low",
+            f"ci{pct}_high",
+            "truth",
+            f"inside_{pct}",
+            "n",
+        ]
+    ]
 
 
 def weighting_against_truth(compare: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
@@ -152,7 +190,8 @@ def weighting_against_truth(compare: pd.DataFrame, truth: pd.DataFrame) -> pd.Da
     return out.assign(closest=gaps.idxmin(axis=1))
 
 
-# ----- the cleaning against the planted faults ----------------------------------------------------------------
+# ----- the cleaning against the planted faults --------------------------------------------------------------
+
 
 def _log_with_base(cleaning_log: pd.DataFrame) -> pd.DataFrame:
     """The log with ``base``: the submission uuid without the ``#n`` a duplicated copy carries."""
@@ -174,10 +213,15 @@ def fault_detection(result, faults: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     people = log[log["person_id"].notna()]
     members = set(zip(people["base"], people["person_id"].str.extract(r"-(\d+)$")[0].astype(int)))
     faults = faults.assign(field=faults["field"].fillna("").astype(str))
-    member = pd.to_numeric(faults["member"], errors="coerce") if "member" in faults else pd.Series(np.nan,
-                                                                                                 index=faults.index)
-    found = [(u in whole) or ((u, f) in cells) or (pd.notna(m) and (u, int(m)) in members)
-             for u, f, m in zip(faults["uuid"], faults["field"], member)]
+    member = (
+        pd.to_numeric(faults["member"], errors="coerce")
+        if "member" in faults
+        else pd.Series(np.nan, index=faults.index)
+    )
+    found = [
+        (u in whole) or ((u, f) in cells) or (pd.notna(m) and (u, int(m)) in members)
+        for u, f, m in zip(faults["uuid"], faults["field"], member)
+    ]
     faults = faults.assign(found=found, member=member.fillna(0))
     # one fault = one planted event: a kind in a submission (and member); some change two cells, e.g. an
     # out-of-range caregiving hours value plus the 'yes' that makes the question relevant
@@ -187,9 +231,13 @@ def fault_detection(result, faults: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     clean_ids = _fault_free(result, faults)
     flagged = clean_ids & set(log["base"])
     acted = clean_ids & set(log.loc[log["change_type"] != "no_action", "base"])
-    summary = {"fault_free_submissions": len(clean_ids), "flagged": len(flagged),
-               "false_positive_rate": len(flagged) / max(len(clean_ids), 1),
-               "changed": len(acted), "false_change_rate": len(acted) / max(len(clean_ids), 1)}
+    summary = {
+        "fault_free_submissions": len(clean_ids),
+        "flagged": len(flagged),
+        "false_positive_rate": len(flagged) / max(len(clean_ids), 1),
+        "changed": len(acted),
+        "false_change_rate": len(acted) / max(len(clean_ids), 1),
+    }
     return by_kind, summary
 
 

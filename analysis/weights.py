@@ -63,27 +63,36 @@ def base_weights(households: pd.DataFrame, sample_design: pd.DataFrame) -> pd.Se
     if design.index.duplicated().any():
         raise DesignError(
             "a PSU appears twice in the sample design",
-            file="sample_design.csv", column=PSU, row=str(design.index[design.index.duplicated()][0]),
+            file="sample_design.csv",
+            column=PSU,
+            row=str(design.index[design.index.duplicated()][0]),
         )
     unknown = ~households[PSU].isin(design.index)
     if unknown.any():
         raise DesignError(
             f"{int(unknown.sum())} households are in PSUs not listed in the sample design "
             f"(first: {households.loc[unknown, PSU].iloc[0]!r})",
-            file="sample_design.csv", column=PSU, hint="every responding household's psu must be a sampled PSU",
+            file="sample_design.csv",
+            column=PSU,
+            hint="every responding household's psu must be a sampled PSU",
         )
     for column in ("p_psu", "p_hh"):  # each stage's probability, not only their product
         stage = households[PSU].map(design[column])
         bad = ~((stage > 0) & (stage <= 1))
         if bad.any():
-            raise DesignError(f"selection probabilities must be in (0, 1] (PSU {households.loc[bad, PSU].iloc[0]}: "
-                              f"{stage[bad].iloc[0]})", file="sample_design.csv", column=column)
+            raise DesignError(
+                f"selection probabilities must be in (0, 1] (PSU {households.loc[bad, PSU].iloc[0]}: "
+                f"{stage[bad].iloc[0]})",
+                file="sample_design.csv",
+                column=column,
+            )
     probability = households[PSU].map(design["p_psu"] * design["p_hh"])
     return (1.0 / probability).rename("weight_base")
 
 
-def nonresponse_classes(households: pd.DataFrame, sample_design: pd.DataFrame,
-                        min_respondents: int = 3) -> pd.DataFrame:
+def nonresponse_classes(
+    households: pd.DataFrame, sample_design: pd.DataFrame, min_respondents: int = 3
+) -> pd.DataFrame:
     """Weighting classes for the nonresponse adjustment: one row per sampled PSU with its ``class``.
 
     A PSU is its own class when at least ``min_respondents`` households responded; the PSUs of a 村居
@@ -101,8 +110,9 @@ def nonresponse_classes(households: pd.DataFrame, sample_design: pd.DataFrame,
     return table
 
 
-def nonresponse_factors(households: pd.DataFrame, sample_design: pd.DataFrame,
-                        min_respondents: int = 3) -> pd.Series:
+def nonresponse_factors(
+    households: pd.DataFrame, sample_design: pd.DataFrame, min_respondents: int = 3
+) -> pd.Series:
     """Nonresponse adjustment factor per household: weighted issued / weighted responding in its class.
 
     Issued and responding households are weighted by their base weights; within a PSU these are equal,
@@ -118,8 +128,11 @@ def nonresponse_factors(households: pd.DataFrame, sample_design: pd.DataFrame,
     by_class = classes.groupby("class")[["issued_w", "responding_w"]].sum()
     if (by_class["responding_w"] == 0).any():
         empty = by_class.index[by_class["responding_w"] == 0][0]
-        raise DesignError(f"weighting class {empty!r} has no responding household",
-                          file="sample_design.csv", hint="a 村居 with no respondents cannot be weighted")
+        raise DesignError(
+            f"weighting class {empty!r} has no responding household",
+            file="sample_design.csv",
+            hint="a 村居 with no respondents cannot be weighted",
+        )
     factor = by_class["issued_w"] / by_class["responding_w"]
     return households[PSU].map(classes.set_index(PSU)["class"]).map(factor).rename("nonresponse_factor")
 
@@ -176,8 +189,12 @@ def parse_age_bands(labels) -> pd.DataFrame:
         elif open_:
             rows.append((label, int(open_[1]), np.inf))
         else:
-            raise DesignError(f"cannot read age band {label!r}", file="population_frame.csv",
-                              column="age_band", hint='write bands as "15-24" or "80+"')
+            raise DesignError(
+                f"cannot read age band {label!r}",
+                file="population_frame.csv",
+                column="age_band",
+                hint='write bands as "15-24" or "80+"',
+            )
     return pd.DataFrame(rows, columns=["band", "low", "high"]).sort_values("low", ignore_index=True)
 
 
@@ -188,7 +205,9 @@ def age_band(age: pd.Series, bands: pd.DataFrame) -> pd.Series:
     position = np.searchsorted(edges, age.fillna(-1).to_numpy(), side="right") - 1
     inside = (position >= 0) & (age.to_numpy() <= bands["high"].to_numpy()[position.clip(0)])
     labels = bands["band"].to_numpy()[position.clip(0)]
-    return pd.Series(np.where(inside & age.notna().to_numpy(), labels, None), index=age.index, name="age_band")
+    return pd.Series(
+        np.where(inside & age.notna().to_numpy(), labels, None), index=age.index, name="age_band"
+    )
 
 
 def add_rake_cells(persons: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
@@ -207,16 +226,22 @@ def add_rake_cells(persons: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
         mode = cells[column].groupby(relation).agg(lambda v: v.mode().iloc[0] if v.notna().any() else None)
         fill = relation.map(mode).fillna(cells[column].mode().iloc[0])
         cells[column] = cells[column].fillna(fill)
-    return persons.assign(age_band=band, sex_age=cells["sex"] + "|" + cells["age_band"],
-                          rake_registration=cells["registration"], rake_imputed=imputed)
+    return persons.assign(
+        age_band=band,
+        sex_age=cells["sex"] + "|" + cells["age_band"],
+        rake_registration=cells["registration"],
+        rake_imputed=imputed,
+    )
 
 
 def frame_margins(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Population totals for raking, keyed by the person table's raking columns: persons by 村居
     (``cunju``), by sex × age band (``sex_age``), by registration (``rake_registration``)."""
     frame = frame.assign(sex_age=frame["sex"].astype(str) + "|" + frame["age_band"].astype(str))
-    return {var: frame.groupby(column)["population"].sum().astype(float).to_dict()
-            for var, column in RAKE_VARIABLES.items()}
+    return {
+        var: frame.groupby(column)["population"].sum().astype(float).to_dict()
+        for var, column in RAKE_VARIABLES.items()
+    }
 
 
 def check_rake_cells(persons: pd.DataFrame, margins: dict[str, dict[str, float]]) -> None:
@@ -227,13 +252,18 @@ def check_rake_cells(persons: pd.DataFrame, margins: dict[str, dict[str, float]]
             raise DesignError(
                 f"{int(outside.sum())} persons have a {var} not in the population frame "
                 f"(first: {persons.loc[outside, var].iloc[0]!r})",
-                file="population_frame.csv", column=var, hint="clean values must match the frame's categories",
+                file="population_frame.csv",
+                column=var,
+                hint="clean values must match the frame's categories",
             )
         empty = sorted(set(totals) - set(persons[var]))
         if empty:
-            raise DesignError(f"no respondent in frame category {var}={empty[0]!r}; raking cannot reach it",
-                              file="population_frame.csv", column=var,
-                              hint="collapse that category with a neighbour in the frame")
+            raise DesignError(
+                f"no respondent in frame category {var}={empty[0]!r}; raking cannot reach it",
+                file="population_frame.csv",
+                column=var,
+                hint="collapse that category with a neighbour in the frame",
+            )
 
 
 def design_for(persons: pd.DataFrame, weights: str = "weight_prerake"):
@@ -245,8 +275,14 @@ def design_for(persons: pd.DataFrame, weights: str = "weight_prerake"):
     each responding household. A 村居 left with one responding PSU is handled as R's
     ``survey.lonely.psu = "adjust"`` (its PSU deviates from the grand mean).
     """
-    return Design(persons, weights=weights, strata=STRATUM, ids=[PSU, "household_id"],
-                  fpc=["stratum_psus", "psu_households"], lonely_psu="adjust")
+    return Design(
+        persons,
+        weights=weights,
+        strata=STRATUM,
+        ids=[PSU, "household_id"],
+        fpc=["stratum_psus", "psu_households"],
+        lonely_psu="adjust",
+    )
 
 
 def rake_persons(persons: pd.DataFrame, frame: pd.DataFrame, tol: float = 1e-10):
@@ -260,12 +296,26 @@ def weight_summary(weights: pd.Series, stage: str) -> pd.DataFrame:
     """Distribution of one set of weights and Kish's design effect due to weighting, n·Σw² / (Σw)²."""
     w = weights.to_numpy(dtype=float)
     stats = {
-        "n": len(w), "sum": w.sum(), "min": w.min(), "p05": np.quantile(w, 0.05), "median": np.median(w),
-        "p95": np.quantile(w, 0.95), "max": w.max(), "max_over_median": w.max() / np.median(w),
-        "cv": w.std() / w.mean(), "kish_deff": len(w) * (w**2).sum() / w.sum() ** 2,
+        "n": len(w),
+        "sum": w.sum(),
+        "min": w.min(),
+        "p05": np.quantile(w, 0.05),
+        "median": np.median(w),
+        "p95": np.quantile(w, 0.95),
+        "max": w.max(),
+        "max_over_median": w.max() / np.median(w),
+        "cv": w.std() / w.mean(),
+        "kish_deff": len(w) * (w**2).sum() / w.sum() ** 2,
     }
-    return pd.DataFrame({"section": "weights", "variable": "weight", "category": list(stats),
-                         "stage": stage, "value": list(stats.values())})
+    return pd.DataFrame(
+        {
+            "section": "weights",
+            "variable": "weight",
+            "category": list(stats),
+            "stage": stage,
+            "value": list(stats.values()),
+        }
+    )
 
 
 def margin_table(persons: pd.DataFrame, frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
@@ -273,23 +323,45 @@ def margin_table(persons: pd.DataFrame, frame: pd.DataFrame, columns: dict[str, 
     rows = []
     for var, totals in frame_margins(frame).items():
         target = pd.Series(totals)
-        rows.append(pd.DataFrame({"section": "margin", "variable": var, "category": target.index,
-                                  "stage": "frame", "value": target.to_numpy()}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "section": "margin",
+                    "variable": var,
+                    "category": target.index,
+                    "stage": "frame",
+                    "value": target.to_numpy(),
+                }
+            )
+        )
         for stage, column in columns.items():
             got = persons.groupby(var)[column].sum().reindex(target.index, fill_value=0.0)
-            rows.append(pd.DataFrame({"section": "margin", "variable": var, "category": target.index,
-                                      "stage": stage, "value": got.to_numpy()}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "section": "margin",
+                        "variable": var,
+                        "category": target.index,
+                        "stage": stage,
+                        "value": got.to_numpy(),
+                    }
+                )
+            )
     return pd.concat(rows, ignore_index=True)
 
 
-def household_weights_from_persons(persons: pd.DataFrame, person_weights: pd.DataFrame | pd.Series,
-                                   households: pd.DataFrame) -> pd.DataFrame | pd.Series:
+def household_weights_from_persons(
+    persons: pd.DataFrame, person_weights: pd.DataFrame | pd.Series, households: pd.DataFrame
+) -> pd.DataFrame | pd.Series:
     """Household weight(s) = mean of the members' person weight(s), in the order of ``households``."""
     means = pd.DataFrame(person_weights).groupby(persons["household_id"].to_numpy()).mean()
     out = means.reindex(households["household_id"].to_numpy())
     if out.isna().any().any():
-        raise DesignError("a household has no member on the roster", column="household_id",
-                          hint="cleaning must drop or fix households without persons")
+        raise DesignError(
+            "a household has no member on the roster",
+            column="household_id",
+            hint="cleaning must drop or fix households without persons",
+        )
     out.index = households.index
     return out.iloc[:, 0] if isinstance(person_weights, pd.Series) else out
 
@@ -305,17 +377,29 @@ def issued_sample(households: pd.DataFrame, sample_design: pd.DataFrame) -> pd.D
     missing = design["households_issued"] - responding
     if (missing < 0).any():
         psu = missing.index[missing < 0][0]
-        raise DesignError(f"PSU {psu!r} has {responding[psu]} responding households but "
-                          f"{design.loc[psu, 'households_issued']} issued", file="sample_design.csv",
-                          column="households_issued", row=str(psu),
-                          hint="households_issued counts every household selected in the PSU")
-    psu = np.concatenate([households[PSU].to_numpy(dtype=object),
-                          np.repeat(design.index.to_numpy(dtype=object), missing.to_numpy())])
-    table = pd.DataFrame({PSU: psu, "unit": np.arange(len(psu)), "responded": np.arange(len(psu)) < len(households)})
+        raise DesignError(
+            f"PSU {psu!r} has {responding[psu]} responding households but "
+            f"{design.loc[psu, 'households_issued']} issued",
+            file="sample_design.csv",
+            column="households_issued",
+            row=str(psu),
+            hint="households_issued counts every household selected in the PSU",
+        )
+    psu = np.concatenate(
+        [
+            households[PSU].to_numpy(dtype=object),
+            np.repeat(design.index.to_numpy(dtype=object), missing.to_numpy()),
+        ]
+    )
+    table = pd.DataFrame(
+        {PSU: psu, "unit": np.arange(len(psu)), "responded": np.arange(len(psu)) < len(households)}
+    )
     stage = design.loc[table[PSU]]
     columns = [STRATUM, "stratum_psus", "psu_households", "p_psu"]
-    return table.assign(**{c: stage[c].to_numpy() for c in columns},
-                        weight_base=1.0 / (stage["p_psu"] * stage["p_hh"]).to_numpy())
+    return table.assign(
+        **{c: stage[c].to_numpy() for c in columns},
+        weight_base=1.0 / (stage["p_psu"] * stage["p_hh"]).to_numpy(),
+    )
 
 
 def replicate_factors(issued: pd.DataFrame, replicates: int, seed: int | None) -> np.ndarray:
@@ -329,16 +413,26 @@ def replicate_factors(issued: pd.DataFrame, replicates: int, seed: int | None) -
     certain = issued["p_psu"].to_numpy() >= 1
     takers = issued.loc[certain].groupby(STRATUM)[PSU].nunique()
     unit = issued["unit"].astype(str)
-    stages = pd.DataFrame({
-        "stratum": np.where(certain, issued[PSU], issued[STRATUM]),
-        "first": np.where(certain, issued[PSU] + ":" + unit, issued[PSU]),
-        "second": unit,
-        "first_size": np.where(certain, issued["psu_households"],
-                               issued["stratum_psus"] - issued[STRATUM].map(takers).fillna(0).to_numpy()),
-        "second_size": np.where(certain, 1, issued["psu_households"]),
-    })
-    design = Design(stages, strata="stratum", ids=["first", "second"], fpc=["first_size", "second_size"],
-                    lonely_psu="certainty")
+    stages = pd.DataFrame(
+        {
+            "stratum": np.where(certain, issued[PSU], issued[STRATUM]),
+            "first": np.where(certain, issued[PSU] + ":" + unit, issued[PSU]),
+            "second": unit,
+            "first_size": np.where(
+                certain,
+                issued["psu_households"],
+                issued["stratum_psus"] - issued[STRATUM].map(takers).fillna(0).to_numpy(),
+            ),
+            "second_size": np.where(certain, 1, issued["psu_households"]),
+        }
+    )
+    design = Design(
+        stages,
+        strata="stratum",
+        ids=["first", "second"],
+        fpc=["first_size", "second_size"],
+        lonely_psu="certainty",
+    )
     groups, factors, _, _ = mrb_bootstrap(design, replicates, seed)
     return factors[groups]
 
@@ -357,14 +451,26 @@ def nonresponse_replicates(issued: pd.DataFrame, factors: np.ndarray, classes: p
     responding_w = groupsum(weighted[responded], codes[responded], len(labels))
     if (responding_w <= 0).any():
         cls = labels[int(np.flatnonzero((responding_w <= 0).any(axis=1))[0])]
-        raise DesignError(f"weighting class {cls!r} has no responding weight in a bootstrap replicate",
-                          file="sample_design.csv", hint="merge the class with a neighbour (min_respondents)")
+        raise DesignError(
+            f"weighting class {cls!r} has no responding weight in a bootstrap replicate",
+            file="sample_design.csv",
+            hint="merge the class with a neighbour (min_respondents)",
+        )
     return weighted[responded] * (issued_w / responding_w)[codes[responded]]
 
 
-def replicate_weights(households: pd.DataFrame, persons: pd.DataFrame, sample_design: pd.DataFrame,
-                      frame: pd.DataFrame, *, trim_max_ratio: float | None, min_respondents: int,
-                      replicates: int, seed: int | None, tol: float) -> np.ndarray:
+def replicate_weights(
+    households: pd.DataFrame,
+    persons: pd.DataFrame,
+    sample_design: pd.DataFrame,
+    frame: pd.DataFrame,
+    *,
+    trim_max_ratio: float | None,
+    min_respondents: int,
+    replicates: int,
+    seed: int | None,
+    tol: float,
+) -> np.ndarray:
     """Step 6: person replicate weights (persons × replicates, rows of ``persons``), steps 1–5 redone.
 
     ``persons`` carries ``household_id``, ``cunju`` and the raking cells (as in :func:`build_weights`)
@@ -378,14 +484,30 @@ def replicate_weights(households: pd.DataFrame, persons: pd.DataFrame, sample_de
         members = np.bincount(member_of, minlength=len(households)).astype(float)
         cunju, _ = pd.factorize(households[STRATUM])
         adjusted = trim_columns(adjusted, cunju, members, trim_max_ratio)
-    design = ReplicateDesign.from_factors(persons, "weight_prerake", member_of, adjusted, scale=1.0,
-                                          rscales=np.full(replicates, 1.0 / (replicates - 1)), type="mrbbootstrap")
+    design = ReplicateDesign.from_factors(
+        persons,
+        "weight_prerake",
+        member_of,
+        adjusted,
+        scale=1.0,
+        rscales=np.full(replicates, 1.0 / (replicates - 1)),
+        type="mrbbootstrap",
+    )
     return design.rake(frame_margins(frame), tol=tol).replicate_weights()
 
 
-def build_weights(households: pd.DataFrame, persons: pd.DataFrame, sample_design: pd.DataFrame,
-                  frame: pd.DataFrame, *, trim_max_ratio: float | None = None, min_respondents: int = 3,
-                  replicates: int = 200, seed: int = 20120411, tol: float = 1e-10) -> Weights:
+def build_weights(
+    households: pd.DataFrame,
+    persons: pd.DataFrame,
+    sample_design: pd.DataFrame,
+    frame: pd.DataFrame,
+    *,
+    trim_max_ratio: float | None = None,
+    min_respondents: int = 3,
+    replicates: int = 200,
+    seed: int = 20120411,
+    tol: float = 1e-10,
+) -> Weights:
     """Run steps 1–6 of the module docstring and collect the diagnostics (``replicates=0``: no step 6)."""
     design_cols = sample_design.set_index(PSU)[["stratum_psus", "psu_households"]]
     base = base_weights(households, sample_design)
@@ -396,8 +518,10 @@ def build_weights(households: pd.DataFrame, persons: pd.DataFrame, sample_design
     pp = pp.assign(
         **{c: pp["household_id"].map(link[c]) for c in (STRATUM, PSU, "weight_base", "weight_nr")},
     )
-    pp = pp.assign(stratum_psus=pp[PSU].map(design_cols["stratum_psus"]),
-                   psu_households=pp[PSU].map(design_cols["psu_households"]))
+    pp = pp.assign(
+        stratum_psus=pp[PSU].map(design_cols["stratum_psus"]),
+        psu_households=pp[PSU].map(design_cols["psu_households"]),
+    )
     pp = pp.assign(weight_prerake=trim_weights(pp["weight_nr"], pp[STRATUM], trim_max_ratio))
 
     raked = rake_persons(pp, frame, tol=tol)
@@ -405,8 +529,17 @@ def build_weights(households: pd.DataFrame, persons: pd.DataFrame, sample_design
     hh = hh.assign(weight=household_weights_from_persons(pp, pp["weight"], hh))
 
     if replicates > 0:
-        matrix = replicate_weights(hh, pp, sample_design, frame, trim_max_ratio=trim_max_ratio,
-                                   min_respondents=min_respondents, replicates=replicates, seed=seed, tol=tol)
+        matrix = replicate_weights(
+            hh,
+            pp,
+            sample_design,
+            frame,
+            trim_max_ratio=trim_max_ratio,
+            min_respondents=min_respondents,
+            replicates=replicates,
+            seed=seed,
+            tol=tol,
+        )
     else:
         matrix = np.empty((len(pp), 0))
     person_rep = pd.DataFrame(matrix, columns=[f"rep{r + 1:03d}" for r in range(replicates)], index=pp.index)
@@ -415,10 +548,16 @@ def build_weights(households: pd.DataFrame, persons: pd.DataFrame, sample_design
     person_rep.insert(0, "person_id", pp["person_id"].to_numpy())
 
     diagnostics = pd.concat(
-        [weight_summary(pp["weight_base"], "base"), weight_summary(pp["weight_nr"], "nonresponse"),
-         weight_summary(pp["weight_prerake"], "trimmed"), weight_summary(pp["weight"], "raked"),
-         weight_summary(hh["weight"], "household_final"),
-         margin_table(pp, frame, {"before": "weight_prerake", "after": "weight"})],
+        [
+            weight_summary(pp["weight_base"], "base"),
+            weight_summary(pp["weight_nr"], "nonresponse"),
+            weight_summary(pp["weight_prerake"], "trimmed"),
+            weight_summary(pp["weight"], "raked"),
+            weight_summary(hh["weight"], "household_final"),
+            margin_table(pp, frame, {"before": "weight_prerake", "after": "weight"}),
+        ],
         ignore_index=True,
     )
-    return Weights(hh, pp, person_rep.reset_index(drop=True), household_rep.reset_index(drop=True), diagnostics)
+    return Weights(
+        hh, pp, person_rep.reset_index(drop=True), household_rep.reset_index(drop=True), diagnostics
+    )

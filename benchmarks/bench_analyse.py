@@ -1,4 +1,5 @@
-"""Benchmark of lists of analyses (analysis.analyse): a 500-row list on 10,000 households, 6,760 crossed groups.
+"""Benchmark of lists of analyses (analysis.analyse): a 500-row list on 10,000 households, 6,760 crossed
+groups.
 
     python benchmarks/bench_analyse.py [--out benchmarks/] [--repeats 3]
 
@@ -29,7 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis import analyse
+from analysis import analyse  # noqa: E402 -- sys.path must name the repository root first
 
 GOALS = {"loa_500": 2.0, "groups_6760": 0.5}
 SEED = 2012
@@ -42,9 +43,14 @@ def households(n: int = 10_000, seed: int = SEED) -> pd.DataFrame:
     psu = np.sort(rng.integers(0, 500, n))
     psu[:500] = np.arange(500)
     psu.sort()
-    data = {"stratum": psu // 10, "psu": psu, "weight": rng.uniform(20, 200, n).round(3),
-            "region": np.array(list("ABCDE"))[psu // 100], "hh_type": rng.choice(["nuclear", "extended", "single"], n),
-            "head_sex": rng.choice(["female", "male"], n)}
+    data = {
+        "stratum": psu // 10,
+        "psu": psu,
+        "weight": rng.uniform(20, 200, n).round(3),
+        "region": np.array(list("ABCDE"))[psu // 100],
+        "hh_type": rng.choice(["nuclear", "extended", "single"], n),
+        "head_sex": rng.choice(["female", "male"], n),
+    }
     for k in range(40):
         x = rng.gamma(2.0, 10.0 + k, n).round(1)
         data[f"num{k}"] = np.where(rng.random(n) < 0.05, np.nan, x)
@@ -54,7 +60,9 @@ def households(n: int = 10_000, seed: int = SEED) -> pd.DataFrame:
     for k in range(15):
         chosen = rng.random((n, 6)) < np.linspace(0.1, 0.6, 6)
         asked = rng.random(n) > 0.1
-        data[f"multi{k}"] = np.where(asked, [" ".join(f"o{j}" for j in np.flatnonzero(row)) for row in chosen], None)
+        data[f"multi{k}"] = np.where(
+            asked, [" ".join(f"o{j}" for j in np.flatnonzero(row)) for row in chosen], None
+        )
         for j in range(6):
             data[f"multi{k}/o{j}"] = np.where(asked, chosen[:, j].astype(float), np.nan)
     return pd.DataFrame(data)
@@ -64,14 +72,32 @@ def loa_500() -> pd.DataFrame:
     """500 analyses over the variables of :func:`households`, cycling through four groupings."""
     groups = ["", "region", "hh_type", "region, head_sex"]
     rows = []
-    for kind, count, variable in [("mean", 100, "num{}"), ("median", 50, "num{}"), ("total", 50, "num{}"),
-                                  ("prop_select_one", 150, "one{}"), ("prop_select_multiple", 100, "multi{}")]:
+    for kind, count, variable in [
+        ("mean", 100, "num{}"),
+        ("median", 50, "num{}"),
+        ("total", 50, "num{}"),
+        ("prop_select_one", 150, "one{}"),
+        ("prop_select_multiple", 100, "multi{}"),
+    ]:
         size = {"num{}": 40, "one{}": 30, "multi{}": 15}[variable]
-        rows += [{"analysis_type": kind, "analysis_var": variable.format(k % size), "group_var": groups[k // size % 4]}
-                 for k in range(count)]
+        rows += [
+            {
+                "analysis_type": kind,
+                "analysis_var": variable.format(k % size),
+                "group_var": groups[k // size % 4],
+            }
+            for k in range(count)
+        ]
     # ratios as lists have them: several numerators over one denominator (e.g. members of each kind / members)
-    rows += [{"analysis_type": "ratio", "analysis_var_numerator": f"num{10 + k % 30}",
-              "analysis_var_denominator": f"num{k // 5 % 10}", "group_var": groups[k % 4]} for k in range(50)]
+    rows += [
+        {
+            "analysis_type": "ratio",
+            "analysis_var_numerator": f"num{10 + k % 30}",
+            "analysis_var_denominator": f"num{k // 5 % 10}",
+            "group_var": groups[k % 4],
+        }
+        for k in range(50)
+    ]
     return pd.DataFrame(rows).fillna("")
 
 
@@ -80,13 +106,22 @@ def crossed(n: int = 50_000, seed: int = SEED) -> pd.DataFrame:
     rng = np.random.default_rng([seed, n])
     psu = np.sort(rng.integers(0, 1000, n))
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
-    return pd.DataFrame({"stratum": psu // 20, "psu": psu, "weight": rng.uniform(20, 200, n),
-                         "first": rng.choice(letters, n), "second": rng.choice(letters, n),
-                         "digit": rng.integers(0, 10, n), "y": rng.normal(50, 10, n)})
+    return pd.DataFrame(
+        {
+            "stratum": psu // 20,
+            "psu": psu,
+            "weight": rng.uniform(20, 200, n),
+            "first": rng.choice(letters, n),
+            "second": rng.choice(letters, n),
+            "digit": rng.integers(0, 10, n),
+            "y": rng.normal(50, 10, n),
+        }
+    )
 
 
 def timed(data: pd.DataFrame, loa: pd.DataFrame, repeats: int) -> tuple[dict, pd.DataFrame]:
     """Median wall-clock and CPU seconds of design + run over ``repeats`` runs (after a warm-up run)."""
+
     def once():
         design = analyse.design_from_columns(data, weights="weight", strata="stratum", ids=["psu"])
         return analyse.run(design, loa)
@@ -104,12 +139,23 @@ def timed(data: pd.DataFrame, loa: pd.DataFrame, repeats: int) -> tuple[dict, pd
 def run(repeats: int = 3) -> dict:
     results = {}
     timing, out = timed(households(), loa_500(), repeats)
-    results["loa_500"] = {**timing, "rows": 10_000, "analyses": 500, "result_lines": len(out),
-                          "goal_seconds": GOALS["loa_500"]}
-    loa = pd.DataFrame({"analysis_type": ["mean"], "analysis_var": ["y"], "group_var": ["first, second, digit"]})
+    results["loa_500"] = {
+        **timing,
+        "rows": 10_000,
+        "analyses": 500,
+        "result_lines": len(out),
+        "goal_seconds": GOALS["loa_500"],
+    }
+    loa = pd.DataFrame(
+        {"analysis_type": ["mean"], "analysis_var": ["y"], "group_var": ["first, second, digit"]}
+    )
     timing, out = timed(crossed(), loa, repeats)
-    results["groups_6760"] = {**timing, "rows": 50_000, "groups": int(out["n"].gt(0).sum()),
-                              "goal_seconds": GOALS["groups_6760"]}
+    results["groups_6760"] = {
+        **timing,
+        "rows": 50_000,
+        "groups": int(out["n"].gt(0).sum()),
+        "goal_seconds": GOALS["groups_6760"],
+    }
     for case in results.values():
         case["met"] = case["seconds"] <= case["goal_seconds"]
     return results
@@ -117,12 +163,17 @@ def run(repeats: int = 3) -> dict:
 
 def markdown(results: dict) -> str:
     lines = ["| case | median time | CPU | runs | goal | met |", "|---|---|---|---|---|---|"]
-    labels = {"loa_500": "500-row list on 10,000 households", "groups_6760": "mean in 6,760 crossed groups of 50,000 rows"}
+    labels = {
+        "loa_500": "500-row list on 10,000 households",
+        "groups_6760": "mean in 6,760 crossed groups of 50,000 rows",
+    }
     for name, case in results.items():
         runs = ", ".join(f"{t:.2f}" for t in case["runs"])
-        lines.append(f"| {labels[name]} | {case['seconds']:.2f} s | {case['cpu_seconds']:.2f} s | {runs} | "
-                     f"< {case['goal_seconds']} s | "
-                     f"{'yes' if case['met'] else 'no'} |")
+        lines.append(
+            f"| {labels[name]} | {case['seconds']:.2f} s | {case['cpu_seconds']:.2f} s | {runs} | "
+            f"< {case['goal_seconds']} s | "
+            f"{'yes' if case['met'] else 'no'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -133,8 +184,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     load = os.getloadavg()[0]
     results = run(args.repeats)
-    text = markdown(results) + (f"\nLoad average (1 min) at start: {load:.1f} on {os.cpu_count()} logical cores; "
-                                "wall clock includes waiting for a CPU, CPU seconds do not.\n")
+    text = markdown(results) + (
+        f"\nLoad average (1 min) at start: {load:.1f} on {os.cpu_count()} logical cores; "
+        "wall clock includes waiting for a CPU, CPU seconds do not.\n"
+    )
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

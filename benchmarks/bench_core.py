@@ -50,25 +50,30 @@ def make_data(n: int, seed: int = SEED) -> pd.DataFrame:
     psu[:n_psu] = np.arange(n_psu)  # every PSU sampled
     psu.sort()
     effect = rng.normal(0, 3, n_psu)
-    frame = pd.DataFrame({
-        "stratum": psu // PSU_PER_STRATUM,
-        "psu": psu,
-        "w": rng.uniform(20, 200, n).round(4),
-        "y": (50 + effect[psu] + rng.normal(0, 10, n)).round(4),
-        "b": (rng.random(n) < 0.3 + 0.02 * (psu % 10)).astype(int),
-        "dom": rng.integers(0, 10, n),
-        "sex": rng.choice(list(SEX_SHARE), n),
-        "age": rng.choice(list(AGE_SHARE), n, p=[0.25, 0.25, 0.25, 0.25]),
-    })
+    frame = pd.DataFrame(
+        {
+            "stratum": psu // PSU_PER_STRATUM,
+            "psu": psu,
+            "w": rng.uniform(20, 200, n).round(4),
+            "y": (50 + effect[psu] + rng.normal(0, 10, n)).round(4),
+            "b": (rng.random(n) < 0.3 + 0.02 * (psu % 10)).astype(int),
+            "dom": rng.integers(0, 10, n),
+            "sex": rng.choice(list(SEX_SHARE), n),
+            "age": rng.choice(list(AGE_SHARE), n, p=[0.25, 0.25, 0.25, 0.25]),
+        }
+    )
     # the crossed domains (drawn last, so the columns above are as before): 26 × 260 cells, each present
     cell = rng.integers(0, CROSSED[0] * CROSSED[1], n)
-    cell[:min(n, CROSSED[0] * CROSSED[1])] = np.arange(min(n, CROSSED[0] * CROSSED[1]))
+    cell[: min(n, CROSSED[0] * CROSSED[1])] = np.arange(min(n, CROSSED[0] * CROSSED[1]))
     return frame.assign(g1=cell // CROSSED[1], g2=cell % CROSSED[1])
 
 
 def margins(df: pd.DataFrame) -> dict:
     total = round(float(df["w"].sum()) * 1.1)
-    return {"sex": {k: total * v for k, v in SEX_SHARE.items()}, "age": {k: total * v for k, v in AGE_SHARE.items()}}
+    return {
+        "sex": {k: total * v for k, v in SEX_SHARE.items()},
+        "age": {k: total * v for k, v in AGE_SHARE.items()},
+    }
 
 
 # -- the Python side, run in a child process ----------------------------------------------------
@@ -96,7 +101,9 @@ def run_ours(data: Path, margins_file: Path, op: str, repeats: int, factors_out:
             res = rep.mean("y")
         times.append(time.perf_counter() - t0)
     if op == "bootstrap" and factors_out is not None:
-        pd.DataFrame(rep._F, columns=[f"r{i}" for i in range(rep._F.shape[1])]).to_csv(factors_out, index=False)
+        pd.DataFrame(rep._F, columns=[f"r{i}" for i in range(rep._F.shape[1])]).to_csv(
+            factors_out, index=False
+        )
     return {"tool": "ours", "times": times, "estimate": res["estimate"].tolist(), "se": res["se"].tolist()}
 
 
@@ -118,7 +125,9 @@ def run_svy(data: Path, margins_file: Path, op: str, repeats: int) -> dict:
         elif op == "crossed":
             res = s.estimation.mean("y", by=["g1", "g2"])
         elif op == "rake":
-            res = s.weighting.rake(controls={"sex": m["sex"], "age": m["age"]}, tol=1e-10).estimation.mean("y")
+            res = s.weighting.rake(controls={"sex": m["sex"], "age": m["age"]}, tol=1e-10).estimation.mean(
+                "y"
+            )
         else:
             boot = s.weighting.create_bs_wgts(REPLICATES, kind="rao-wu", rstate=SEED)
             res = boot.estimation.mean("y", method="replication")
@@ -128,8 +137,12 @@ def run_svy(data: Path, margins_file: Path, op: str, repeats: int) -> dict:
         table = table.sort("dom")
     elif "g1" in table.columns:
         table = table.sort(["g1", "g2"])
-    return {"tool": f"svy {svy.__version__}", "times": times, "estimate": table["est"].to_list(),
-            "se": table["se"].to_list()}
+    return {
+        "tool": f"svy {svy.__version__}",
+        "times": times,
+        "estimate": table["est"].to_list(),
+        "se": table["se"].to_list(),
+    }
 
 
 # -- the driver ---------------------------------------------------------------------------------
@@ -179,9 +192,15 @@ def machine() -> dict:
                 cpu = line.split(":", 1)[1].strip()
                 break
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu,
-            "cores": os.cpu_count(), "load_average_1min_at_start": load, "numpy": np.__version__,
-            "pandas": pd.__version__}
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_average_1min_at_start": load,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+    }
 
 
 def main(argv=None) -> int:
@@ -191,10 +210,16 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--r-repeats-large", type=int, default=1, help="R runs per operation at ≥ 1,000,000 rows")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per child process")
-    ap.add_argument("--crossed-size", type=int, default=50_000,
-                    help="rows of the crossed-domain case (mean of y in 6,760 g1 × g2 domains); 0: skip it")
+    ap.add_argument(
+        "--crossed-size",
+        type=int,
+        default=50_000,
+        help="rows of the crossed-domain case (mean of y in 6,760 g1 × g2 domains); 0: skip it",
+    )
     ap.add_argument("--only-crossed", action="store_true", help="run the crossed-domain case alone")
-    ap.add_argument("--child", nargs=5, metavar=("TOOL", "DATA", "MARGINS", "OP", "REPEATS"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--child", nargs=5, metavar=("TOOL", "DATA", "MARGINS", "OP", "REPEATS"), help=argparse.SUPPRESS
+    )
     ap.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--factors-out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -209,21 +234,41 @@ def main(argv=None) -> int:
     rscript = shutil.which("Rscript")
     r_version = None
     if rscript:
-        r_version = subprocess.run([rscript, "-e", "cat(R.version.string, as.character(packageVersion('survey')))"],
-                                   capture_output=True, text=True, check=False).stdout.strip() or None
+        r_version = (
+            subprocess.run(
+                [rscript, "-e", "cat(R.version.string, as.character(packageVersion('survey')))"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+            or None
+        )
         if r_version is None:
             rscript = None
-    svy_ok = subprocess.run([sys.executable, "-c", "import svy"], capture_output=True, check=False).returncode == 0
+    svy_ok = (
+        subprocess.run([sys.executable, "-c", "import svy"], capture_output=True, check=False).returncode == 0
+    )
     notes = []
     if not rscript:
         notes.append("R survey skipped: Rscript (with the survey and jsonlite packages) was not found.")
     if not svy_ok:
-        notes.append("svy skipped: the package is not importable in this environment (optional extra: pip install svy).")
+        notes.append(
+            "svy skipped: the package is not importable in this environment (optional extra: pip install "
+            "svy)."
+        )
     else:
-        notes.append("svy bootstrap SEs come from its own random replicates: only its estimate is compared there.")
+        notes.append(
+            "svy bootstrap SEs come from its own random replicates: only its estimate is compared there."
+        )
 
-    results = {"machine": machine(), "r": r_version, "replicates": REPLICATES, "agreement_tolerance": AGREE,
-               "sizes": {}, "notes": notes}
+    results = {
+        "machine": machine(),
+        "r": r_version,
+        "replicates": REPLICATES,
+        "agreement_tolerance": AGREE,
+        "sizes": {},
+        "notes": notes,
+    }
     with tempfile.TemporaryDirectory(prefix="bench_core_") as tmp:
         tmp = Path(tmp)
         plan = [] if args.only_crossed else [(n, OPS) for n in args.sizes]
@@ -241,24 +286,61 @@ def main(argv=None) -> int:
                 entry = {}
                 out = tmp / f"ours_{n}_{op}.json"
                 factors = tmp / f"factors_{n}.csv"
-                cmd = [sys.executable, __file__, "--child", "ours", str(data), str(marg), op, str(args.repeats),
-                       "--child-out", str(out), "--factors-out", str(factors)]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "ours",
+                    str(data),
+                    str(marg),
+                    op,
+                    str(args.repeats),
+                    "--child-out",
+                    str(out),
+                    "--factors-out",
+                    str(factors),
+                ]
                 entry["ours"] = child(cmd, out, args.timeout)
                 if svy_ok:
                     sout = tmp / f"svy_{n}_{op}.json"
-                    scmd = [sys.executable, __file__, "--child", "svy", str(data), str(marg), op, str(args.repeats),
-                            "--child-out", str(sout)]
+                    scmd = [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        "svy",
+                        str(data),
+                        str(marg),
+                        op,
+                        str(args.repeats),
+                        "--child-out",
+                        str(sout),
+                    ]
                     entry["svy"] = child(scmd, sout, args.timeout)
                 if rscript:
                     reps = args.r_repeats_large if n >= 1_000_000 else args.repeats
                     rout = tmp / f"r_{n}_{op}.json"
-                    rcmd = [rscript, str(ROOT / "benchmarks" / "bench_core.R"), str(data), str(marg), op,
-                            str(reps), str(rout)]
+                    rcmd = [
+                        rscript,
+                        str(ROOT / "benchmarks" / "bench_core.R"),
+                        str(data),
+                        str(marg),
+                        op,
+                        str(reps),
+                        str(rout),
+                    ]
                     entry["R survey"] = child(rcmd, rout, args.timeout)
                     if op == "bootstrap" and factors.exists():
                         cout = tmp / f"rcheck_{n}.json"
-                        ccmd = [rscript, str(ROOT / "benchmarks" / "bench_core.R"), str(data), str(marg),
-                                "bootstrap_check", "1", str(cout), str(factors)]
+                        ccmd = [
+                            rscript,
+                            str(ROOT / "benchmarks" / "bench_core.R"),
+                            str(data),
+                            str(marg),
+                            "bootstrap_check",
+                            "1",
+                            str(cout),
+                            str(factors),
+                        ]
                         entry["R survey, our replicates"] = child(ccmd, cout, args.timeout)
                 size[op] = summarise(op, entry)
             data.unlink()
@@ -277,9 +359,14 @@ def summarise(op: str, entry: dict) -> dict:
     for tool, t in entry.items():
         if tool == "R survey, our replicates":
             continue
-        out["tools"][tool] = {"median_s": median(t.get("times", [])), "runs": len(t.get("times", [])),
-                              "peak_mb": t.get("peak_mb"), "error": t.get("error"),
-                              "estimate": t.get("estimate"), "se": t.get("se")}
+        out["tools"][tool] = {
+            "median_s": median(t.get("times", [])),
+            "runs": len(t.get("times", [])),
+            "peak_mb": t.get("peak_mb"),
+            "error": t.get("error"),
+            "estimate": t.get("estimate"),
+            "se": t.get("se"),
+        }
         if tool != "ours" and t.get("times") and ours.get("times"):
             out["speedup"][tool] = median(t["times"]) / median(ours["times"])
     for tool, t in entry.items():
@@ -289,8 +376,10 @@ def summarise(op: str, entry: dict) -> dict:
             if tool == "ours":
                 diff = agree(t, entry.get("R survey, our replicates"))  # same replicates: estimate and SE
             else:
-                diff = agree({"estimate": t.get("estimate", []), "se": []} if "estimate" in t else {},
-                             {"estimate": r.get("estimate", []), "se": []} if r and "estimate" in r else {})
+                diff = agree(
+                    {"estimate": t.get("estimate", []), "se": []} if "estimate" in t else {},
+                    {"estimate": r.get("estimate", []), "se": []} if r and "estimate" in r else {},
+                )
         else:
             diff = agree(t, r)
         out["max_rel_diff_vs_R"][tool] = diff
@@ -303,7 +392,8 @@ def markdown(res: dict) -> str:
         "# Estimator core benchmark",
         "",
         (
-            "Written by `python benchmarks/bench_core.py`; design construction + operation, median of the runs "
+            "Written by `python benchmarks/bench_core.py`; design construction + operation, median of the "
+            "runs "
             "shown, peak memory of the process (includes reading the CSV). Speed-up = peer time / our time. "
             f"Agreement: estimate and SE within {res['agreement_tolerance']:g} relative of R "
             "(bootstrap: R's SE from our replicate factors, since replicates are random)."
@@ -311,7 +401,8 @@ def markdown(res: dict) -> str:
         "",
         (
             f"Machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, load average "
-            f"{res['machine']['load_average_1min_at_start']:.1f} at start (shared with other work). R: {res['r']}."
+            f"{res['machine']['load_average_1min_at_start']:.1f} at start (shared with other work). R: "
+            f"{res['r']}."
         ),
         "",
         (

@@ -60,8 +60,11 @@ def scale_for(n: int) -> float:
 def generator_hash() -> str:
     """Hash of everything the simulated survey depends on: a change regenerates the cached surveys."""
     digest = hashlib.sha256()
-    files = [*sorted((ROOT / "analysis" / "simulate").glob("*.py")), ROOT / "analysis" / "simulation.yaml",
-             *sorted((ROOT / "survey" / "instrument").glob("*.csv"))]
+    files = [
+        *sorted((ROOT / "analysis" / "simulate").glob("*.py")),
+        ROOT / "analysis" / "simulation.yaml",
+        *sorted((ROOT / "survey" / "instrument").glob("*.csv")),
+    ]
     for path in files:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
@@ -84,7 +87,11 @@ def survey_dir(n: int, cache: Path) -> tuple[Path, float | None]:
     seconds = None
     if not (folder / "raw" / "PROVENANCE.json").exists():
         started = time.perf_counter()
-        print(f"  generating the {n:,}-household survey (scale {scale:g}) into {folder} ...", end=" ", flush=True)
+        print(
+            f"  generating the {n:,}-household survey (scale {scale:g}) into {folder} ...",
+            end=" ",
+            flush=True,
+        )
         tmp = folder.with_name(folder.name + ".partial")
         code = subprocess.call([sys.executable, __file__, "--generate", str(n), str(scale), str(tmp)])
         if code != 0:
@@ -104,17 +111,28 @@ def survey_dir(n: int, cache: Path) -> tuple[Path, float | None]:
 def stage_clean(survey: Path, work: Path) -> dict:
     from analysis import pipeline
 
-    done = pipeline.clean(work, pipeline.Inputs(data=survey / "raw" / "kobo" / "leliu_needs.csv", form=FORM),
-                          fig_dir=None)
+    done = pipeline.clean(
+        work, pipeline.Inputs(data=survey / "raw" / "kobo" / "leliu_needs.csv", form=FORM), fig_dir=None
+    )
     return {"counts": {k: int(v) for k, v in done.result.counts.items()}}
 
 
 def stage_weights(survey: Path, work: Path) -> dict:
     from analysis import pipeline
 
-    done = pipeline.weights(work, pipeline.Inputs(frame=survey / "frame"), fig_dir=None, replicates=REPLICATES,
-                            seed=REPLICATE_SEED)
-    return {"counts": {"persons": len(done.built.persons), "replicates": done.built.person_replicates.shape[1] - 1}}
+    done = pipeline.weights(
+        work,
+        pipeline.Inputs(frame=survey / "frame"),
+        fig_dir=None,
+        replicates=REPLICATES,
+        seed=REPLICATE_SEED,
+    )
+    return {
+        "counts": {
+            "persons": len(done.built.persons),
+            "replicates": done.built.person_replicates.shape[1] - 1,
+        }
+    }
 
 
 def stage_demand(survey: Path, work: Path) -> dict:
@@ -131,14 +149,23 @@ def stage_sizing(survey: Path, work: Path) -> dict:
     return {"counts": {"replicates": int(done.summary["replicates"])}}
 
 
-STAGE_FUNCTIONS = {"clean": stage_clean, "weights": stage_weights, "demand": stage_demand, "sizing": stage_sizing}
-STAGE_MODULES = {"clean": ["analysis.clean", "analysis.pipeline"], "weights": ["analysis.weights", "analysis.pipeline"],
-                 "demand": ["analysis.demand", "analysis.indicators", "analysis.pipeline"],
-                 "sizing": ["analysis.staffing", "analysis.pipeline"]}
+STAGE_FUNCTIONS = {
+    "clean": stage_clean,
+    "weights": stage_weights,
+    "demand": stage_demand,
+    "sizing": stage_sizing,
+}
+STAGE_MODULES = {
+    "clean": ["analysis.clean", "analysis.pipeline"],
+    "weights": ["analysis.weights", "analysis.pipeline"],
+    "demand": ["analysis.demand", "analysis.indicators", "analysis.pipeline"],
+    "sizing": ["analysis.staffing", "analysis.pipeline"],
+}
 
 
 def run_stage(stage: str, survey: Path, work: Path) -> dict:
-    """Import the stage's modules, then time the stage (reading its inputs and writing its outputs included)."""
+    """Import the stage's modules, then time the stage (reading its inputs and writing its outputs
+    included)."""
     import importlib
 
     for module in ["pandas", "pyarrow", *STAGE_MODULES[stage]]:
@@ -167,8 +194,12 @@ def run_child(cmd: list[str], timeout: float) -> tuple[int, float, int, float]:
             return -9, time.perf_counter() - started, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
         time.sleep(0.05)
     process.returncode = os.waitstatus_to_exitcode(status)
-    return (process.returncode, time.perf_counter() - started, usage.ru_maxrss * 1024,
-            usage.ru_utime + usage.ru_stime)
+    return (
+        process.returncode,
+        time.perf_counter() - started,
+        usage.ru_maxrss * 1024,
+        usage.ru_utime + usage.ru_stime,
+    )
 
 
 def fit_exponent(n: list[float], seconds: list[float]) -> float | None:
@@ -186,20 +217,26 @@ def fit_scaling(runs: list[dict]) -> dict:
         done = [r for r in runs if r["stage"] == stage and "seconds" in r]
         bound = [r for r in runs if r["stage"] == stage and r.get("timed_out")]
         n = [r["households"] for r in done]
-        scaling[stage] = {"k": fit_exponent(n, [r["seconds"] for r in done]),
-                          "k_cpu": fit_exponent(n, [r["cpu_seconds"] for r in done]),
-                          "sizes": [r["size"] for r in done],
-                          "k_steps": [fit_exponent([a["households"], b["households"]], [a["seconds"], b["seconds"]])
-                                      for a, b in pairwise(done)]}
+        scaling[stage] = {
+            "k": fit_exponent(n, [r["seconds"] for r in done]),
+            "k_cpu": fit_exponent(n, [r["cpu_seconds"] for r in done]),
+            "sizes": [r["size"] for r in done],
+            "k_steps": [
+                fit_exponent([a["households"], b["households"]], [a["seconds"], b["seconds"]])
+                for a, b in pairwise(done)
+            ],
+        }
         if bound and done:  # a timed-out size: its lower-bound time gives a lower bound on k
-            scaling[stage]["k_at_least"] = fit_exponent(n + [r["households"] for r in bound],
-                                                        [r["seconds"] for r in done]
-                                                        + [r["seconds_at_least"] for r in bound])
+            scaling[stage]["k_at_least"] = fit_exponent(
+                n + [r["households"] for r in bound],
+                [r["seconds"] for r in done] + [r["seconds_at_least"] for r in bound],
+            )
     return scaling
 
 
-def run_pipeline(sizes: list[int], cache: Path, work_root: Path, timeout: float = 900.0,
-                 deadline: float | None = None) -> dict:
+def run_pipeline(
+    sizes: list[int], cache: Path, work_root: Path, timeout: float = 900.0, deadline: float | None = None
+) -> dict:
     """Every stage at every size; a failing stage is recorded and the later stages of that size skipped.
 
     A stage gets at most ``timeout`` seconds and never runs past ``deadline`` (a ``time.perf_counter``
@@ -212,9 +249,14 @@ def run_pipeline(sizes: list[int], cache: Path, work_root: Path, timeout: float 
         work = work_root / f"n{n}"
         work.mkdir(parents=True, exist_ok=True)
         for stage in STAGES:
-            entry = {"size": n, "stage": stage, "scale": provenance["scale"],
-                     "households": provenance["households_responding"], "submissions": provenance["submissions"],
-                     "generated_seconds": generated}
+            entry = {
+                "size": n,
+                "stage": stage,
+                "scale": provenance["scale"],
+                "households": provenance["households_responding"],
+                "submissions": provenance["submissions"],
+                "generated_seconds": generated,
+            }
             runs.append(entry)
             limit = timeout if deadline is None else min(timeout, deadline - time.perf_counter())
             if limit < 5:
@@ -224,19 +266,33 @@ def run_pipeline(sizes: list[int], cache: Path, work_root: Path, timeout: float 
             result_file = work / f"{stage}.json"
             result_file.unlink(missing_ok=True)
             print(f"  n={n:,} {stage} ...", end=" ", flush=True)
-            code, wall, rss, cpu = run_child([sys.executable, __file__, "--child", stage, str(survey), str(work),
-                                              str(result_file)], limit)
+            code, wall, rss, cpu = run_child(
+                [sys.executable, __file__, "--child", stage, str(survey), str(work), str(result_file)], limit
+            )
             entry.update(exit_code=code, process_seconds=wall, process_cpu_seconds=cpu, peak_rss_bytes=rss)
             if code == 0 and result_file.exists():
                 entry.update(json.loads(result_file.read_text()))
-                print(f"{entry['seconds']:.1f} s work ({entry['cpu_seconds']:.1f} s CPU), {wall:.1f} s process, "
-                      f"{rss / 1e9:.2f} GB", flush=True)
+                print(
+                    f"{entry['seconds']:.1f} s work ({entry['cpu_seconds']:.1f} s CPU), "
+                    f"{wall:.1f} s process, "
+                    f"{rss / 1e9:.2f} GB",
+                    flush=True,
+                )
                 continue
             if code == -9:
-                startup = max((r["process_seconds"] - r["seconds"] for r in runs if r["stage"] == stage
-                               and "seconds" in r), default=0.0)
-                entry.update(error=f"stopped after {wall:.0f} s", timed_out=True,
-                             seconds_at_least=max(wall - startup, 0.0))
+                startup = max(
+                    (
+                        r["process_seconds"] - r["seconds"]
+                        for r in runs
+                        if r["stage"] == stage and "seconds" in r
+                    ),
+                    default=0.0,
+                )
+                entry.update(
+                    error=f"stopped after {wall:.0f} s",
+                    timed_out=True,
+                    seconds_at_least=max(wall - startup, 0.0),
+                )
             else:
                 entry["error"] = f"exit code {code}"
             print(entry["error"], flush=True)
@@ -249,7 +305,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     ap.add_argument("--cache", type=Path, default=default_cache())
-    ap.add_argument("--work", type=Path, default=None, help="folder for stage outputs (default: a temp folder)")
+    ap.add_argument(
+        "--work", type=Path, default=None, help="folder for stage outputs (default: a temp folder)"
+    )
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     ap.add_argument("--child", nargs=4, metavar=("STAGE", "SURVEY", "WORK", "RESULT"), help=argparse.SUPPRESS)
     ap.add_argument("--generate", nargs=3, metavar=("N", "SCALE", "DIR"), help=argparse.SUPPRESS)

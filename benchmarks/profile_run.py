@@ -45,6 +45,7 @@ class Clock:
             finally:
                 cpu_s, wall_s = self.seconds.setdefault(name, [0.0, 0.0])
                 self.seconds[name] = [cpu_s + cpu() - c, wall_s + time.perf_counter() - w]
+
         return timed
 
 
@@ -56,15 +57,18 @@ def main(argv=None) -> int:
 
     c0, w0 = cpu(), time.perf_counter()
     from analysis import brief, pipeline  # noqa: F401  (the imports a run pays once)
+
     report = {"imports": {"cpu": cpu() - c0, "wall": time.perf_counter() - w0}}
 
     clock = Clock()
     pipeline.save_figures = clock.wrap("figures", pipeline.save_figures)
     from analysis.brief import page
+
     page.print_pdf = clock.wrap("pdf", page.print_pdf)
     profiler = None
     if args.cprofile:
         import cProfile
+
         profiler = cProfile.Profile()
         profiler.enable()
     stages = {}
@@ -72,9 +76,12 @@ def main(argv=None) -> int:
         clock.seconds.clear()
         c, w = cpu(), time.perf_counter()
         pipeline.run_stages(args.out, fig_dir=args.out / "figures", stages=(stage,))
-        stages[stage] = {"cpu": cpu() - c, "wall": time.perf_counter() - w,
-                         **{f"{k}_cpu": v[0] for k, v in clock.seconds.items()},
-                         **{f"{k}_wall": v[1] for k, v in clock.seconds.items()}}
+        stages[stage] = {
+            "cpu": cpu() - c,
+            "wall": time.perf_counter() - w,
+            **{f"{k}_cpu": v[0] for k, v in clock.seconds.items()},
+            **{f"{k}_wall": v[1] for k, v in clock.seconds.items()},
+        }
     if profiler:
         profiler.disable()
         profiler.dump_stats(str(args.cprofile))

@@ -39,10 +39,14 @@ def committed_result():
         if committed.read_text(encoding="utf-8") != text:
             differ = lock.installed_differences()
             if differ:
-                pytest.skip(f"{name} differs from the committed copy, and installed packages differ from "
-                            f"requirements.lock: {', '.join(differ)}")
-            pytest.fail(f"{built} differs from the committed {committed.relative_to(ROOT)}: if the change is "
-                        "intended, run `make results` and commit it")
+                pytest.skip(
+                    f"{name} differs from the committed copy, and installed packages differ from "
+                    f"requirements.lock: {', '.join(differ)}"
+                )
+            pytest.fail(
+                f"{built} differs from the committed {committed.relative_to(ROOT)}: if the change is "
+                "intended, run `make results` and commit it"
+            )
 
     return check
 

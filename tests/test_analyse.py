@@ -1,4 +1,5 @@
-"""Lists of analyses: analysistools' own example reproduced row for row, its documented conventions, the CLI."""
+"""Lists of analyses: analysistools' own example reproduced row for row, its documented conventions, the
+CLI."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from analysis.instrument import write_xlsx
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "analysistools"
 QUESTION = "edu_learning_conditions_reasons_v1"
-EXAMPLES = [("MSNA_template_loa.csv", "MSNA_template_no_ratio_results_table.csv"),
-            ("MSNA_template_loa_with_ratio.csv", "MSNA_template_with_ratio_results_table.csv")]
+EXAMPLES = [
+    ("MSNA_template_loa.csv", "MSNA_template_no_ratio_results_table.csv"),
+    ("MSNA_template_loa_with_ratio.csv", "MSNA_template_with_ratio_results_table.csv"),
+]
 
 
 def template_data() -> pd.DataFrame:
@@ -31,11 +34,17 @@ def compare(got: pd.DataFrame, expected: pd.DataFrame) -> pd.DataFrame:
     assert set(got["analysis_key"]) == set(expected["analysis_key"])
     both = expected.merge(got, on="analysis_key", suffixes=("_r", ""), validate="one_to_one")
     for column in ("stat", "stat_low", "stat_upp"):
-        np.testing.assert_allclose(both[column].astype(float), both[column + "_r"].astype(float), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            both[column].astype(float), both[column + "_r"].astype(float), rtol=0, atol=1e-6
+        )
     for column in ("n", "n_total", "n_w", "n_w_total"):
-        np.testing.assert_allclose(both[column].astype(float), both[column + "_r"].astype(float), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(
+            both[column].astype(float), both[column + "_r"].astype(float), rtol=0, atol=1e-9
+        )
     for column in ("analysis_type", "analysis_var", "analysis_var_value", "group_var", "group_var_value"):
-        assert (both[column].fillna("<NA>").astype(str) == both[column + "_r"].fillna("<NA>").astype(str)).all(), column
+        assert (
+            both[column].fillna("<NA>").astype(str) == both[column + "_r"].fillna("<NA>").astype(str)
+        ).all(), column
     return both
 
 
@@ -60,9 +69,13 @@ def test_reproduces_analysistools_example_row_for_row(loa, expected):
 def test_select_multiple_options_from_the_form_or_from_the_answers_give_the_same_table(tmp_path):
     loa = analyse.read_loa(FIXTURES / "MSNA_template_loa.csv")
     expected = pd.read_csv(FIXTURES / "MSNA_template_no_ratio_results_table.csv")
-    form = write_xlsx({"survey": pd.read_csv(FIXTURES / "MSNA_template_survey.csv", dtype=str).fillna(""),
-                       "choices": pd.read_csv(FIXTURES / "MSNA_template_choices.csv", dtype=str).fillna("")},
-                      tmp_path / "form.xlsx")
+    form = write_xlsx(
+        {
+            "survey": pd.read_csv(FIXTURES / "MSNA_template_survey.csv", dtype=str).fillna(""),
+            "choices": pd.read_csv(FIXTURES / "MSNA_template_choices.csv", dtype=str).fillna(""),
+        },
+        tmp_path / "form.xlsx",
+    )
     with_form = analyse.run(analyse.design_from_columns(template_data()), loa, form=form)
     compare(with_form, expected)
     answers_only = template_data().loc[:, lambda d: ~d.columns.str.startswith(QUESTION + "/")]
@@ -73,35 +86,62 @@ def test_select_multiple_options_from_the_form_or_from_the_answers_give_the_same
 
 def school() -> pd.DataFrame:
     """analysistools' documentation example for ratios (create_analysis_ratio)."""
-    return pd.DataFrame({"hh": ["hh1", "hh2", "hh3", "hh4"], "num_children": [3, 0, 2, np.nan],
-                         "num_enrolled": [3, np.nan, 0, np.nan], "num_attending": [1, np.nan, np.nan, np.nan],
-                         "group": ["a", "a", "b", "b"]})
+    return pd.DataFrame(
+        {
+            "hh": ["hh1", "hh2", "hh3", "hh4"],
+            "num_children": [3, 0, 2, np.nan],
+            "num_enrolled": [3, np.nan, 0, np.nan],
+            "num_attending": [1, np.nan, np.nan, np.nan],
+            "group": ["a", "a", "b", "b"],
+        }
+    )
 
 
-@pytest.mark.parametrize(("na_to_0", "filter_0", "ratio", "n"), [
-    ("TRUE", "TRUE", 0.2, 2),  # hh3's missing numerator counts as 0; hh2 (no children) is filtered out
-    ("FALSE", "TRUE", 1 / 3, 1),  # hh3 is left out
-    ("TRUE", "FALSE", 0.2, 3),  # hh2 is counted, adding 0 / 0
-])
+@pytest.mark.parametrize(
+    ("na_to_0", "filter_0", "ratio", "n"),
+    [
+        ("TRUE", "TRUE", 0.2, 2),  # hh3's missing numerator counts as 0; hh2 (no children) is filtered out
+        ("FALSE", "TRUE", 1 / 3, 1),  # hh3 is left out
+        ("TRUE", "FALSE", 0.2, 3),  # hh2 is counted, adding 0 / 0
+    ],
+)
 def test_ratio_options_as_analysistools_documents_them(na_to_0, filter_0, ratio, n):
-    loa = pd.DataFrame({"analysis_type": ["ratio"], "analysis_var_numerator": ["num_attending"],
-                        "analysis_var_denominator": ["num_children"], "numerator_NA_to_0": [na_to_0],
-                        "filter_denominator_0": [filter_0]})
+    loa = pd.DataFrame(
+        {
+            "analysis_type": ["ratio"],
+            "analysis_var_numerator": ["num_attending"],
+            "analysis_var_denominator": ["num_children"],
+            "numerator_NA_to_0": [na_to_0],
+            "filter_denominator_0": [filter_0],
+        }
+    )
     row = analyse.run(analyse.design_from_columns(school()), loa).iloc[0]
     assert row["stat"] == pytest.approx(ratio) and row["n"] == n == row["n_total"]
     assert row["analysis_key"] == "ratio @/@ num_attending %/% NA -/- num_children %/% NA @/@ NA %/% NA"
 
 
 def small() -> pd.DataFrame:
-    return pd.DataFrame({"w": [1.0, 2, 3, 4, 5, 6], "y": [1.0, np.nan, 3, 4, np.nan, 6],
-                         "pick": ["a", "b", None, "a", "a", "b"], "multi": ["x y", None, "y", "x", None, "z"],
-                         "area": ["n", "n", "n", "s", "s", None], "zone": [1, 2, 1, 2, 1, 2]})
+    return pd.DataFrame(
+        {
+            "w": [1.0, 2, 3, 4, 5, 6],
+            "y": [1.0, np.nan, 3, 4, np.nan, 6],
+            "pick": ["a", "b", None, "a", "a", "b"],
+            "multi": ["x y", None, "y", "x", None, "z"],
+            "area": ["n", "n", "n", "s", "s", None],
+            "zone": [1, 2, 1, 2, 1, 2],
+        }
+    )
 
 
 def test_missing_answers_leave_the_analysis_and_are_counted_on_their_own_line():
     design = analyse.design_from_columns(small(), weights="w")
-    loa = pd.DataFrame({"analysis_type": ["mean", "prop_select_one", "prop_select_multiple"],
-                        "analysis_var": ["y", "pick", "multi"], "group_var": ["", "", ""]})
+    loa = pd.DataFrame(
+        {
+            "analysis_type": ["mean", "prop_select_one", "prop_select_multiple"],
+            "analysis_var": ["y", "pick", "multi"],
+            "group_var": ["", "", ""],
+        }
+    )
     out = analyse.run(design, loa).set_index("analysis_key")
     mean = out.loc["mean @/@ y %/% NA @/@ NA %/% NA"]
     assert mean["stat"] == pytest.approx((1 + 9 + 16 + 36) / 14) and mean["n"] == 4 and mean["n_w"] == 14
@@ -111,11 +151,15 @@ def test_missing_answers_leave_the_analysis_and_are_counted_on_their_own_line():
     missing = out.loc["prop_select_one @/@ pick %/% NA @/@ NA %/% NA"]
     assert missing["n"] == 1 and np.isnan(missing["stat"]) and pd.isna(missing["analysis_var_value"])
     option = out.loc["prop_select_multiple @/@ multi %/% x @/@ NA %/% NA"]
-    assert option["stat"] == pytest.approx(5 / 14) and (option["n"], option["n_total"], option["n_w_total"]) == (2, 4, 14)
+    assert option["stat"] == pytest.approx(5 / 14) and (
+        option["n"],
+        option["n_total"],
+        option["n_w_total"],
+    ) == (2, 4, 14)
     assert out.loc["prop_select_multiple @/@ multi %/% NA @/@ NA %/% NA", "n"] == 2
 
 
-def test_groups_cross_and_a_missing_group_value_is_the_group_NA():
+def test_groups_cross_and_a_missing_group_value_is_the_group_na():
     loa = pd.DataFrame({"analysis_type": ["total"], "analysis_var": ["y"], "group_var": ["area, zone"]})
     out = analyse.run(analyse.design_from_columns(small(), weights="w"), loa)
     assert out["group_var"].unique().tolist() == ["area %/% zone"]
@@ -145,28 +189,50 @@ def test_interval_options_logit_domain_df_and_normal():
     assert wald["stat_upp"] - wald["stat"] > normal["stat_upp"] - normal["stat"]
 
 
-@pytest.mark.parametrize(("row", "column", "text"), [
-    ({"analysis_type": "mean", "analysis_var": "wieght"}, "analysis_var", "'wieght' is not in the data"),
-    ({"analysis_type": "average", "analysis_var": "y"}, "analysis_type", "unknown analysis type 'average'"),
-    ({"analysis_type": "mean", "analysis_var": "y", "group_var": "area, district"}, "group_var", "'district'"),
-    ({"analysis_type": "ratio", "analysis_var_numerator": "y", "analysis_var_denominator": ""},
-     "analysis_var_denominator", "is empty"),
-    ({"analysis_type": "mean", "analysis_var": "pick"}, "analysis_var", "not numeric"),
-    ({"analysis_type": "mean", "analysis_var": "y", "level": "95%"}, "level", "not a confidence level"),
-    ({"analysis_type": "prop_select_multiple", "analysis_var": "nothing"}, "analysis_var", "no options found"),
-])
+@pytest.mark.parametrize(
+    ("row", "column", "text"),
+    [
+        ({"analysis_type": "mean", "analysis_var": "wieght"}, "analysis_var", "'wieght' is not in the data"),
+        (
+            {"analysis_type": "average", "analysis_var": "y"},
+            "analysis_type",
+            "unknown analysis type 'average'",
+        ),
+        (
+            {"analysis_type": "mean", "analysis_var": "y", "group_var": "area, district"},
+            "group_var",
+            "'district'",
+        ),
+        (
+            {"analysis_type": "ratio", "analysis_var_numerator": "y", "analysis_var_denominator": ""},
+            "analysis_var_denominator",
+            "is empty",
+        ),
+        ({"analysis_type": "mean", "analysis_var": "pick"}, "analysis_var", "not numeric"),
+        ({"analysis_type": "mean", "analysis_var": "y", "level": "95%"}, "level", "not a confidence level"),
+        (
+            {"analysis_type": "prop_select_multiple", "analysis_var": "nothing"},
+            "analysis_var",
+            "no options found",
+        ),
+    ],
+)
 def test_a_bad_list_names_its_row_and_column(row, column, text):
     loa = pd.DataFrame([{"analysis_type": "mean", "analysis_var": "y"}, row]).fillna("")
     with pytest.raises(AnalysisError) as caught:
         analyse.run(analyse.design_from_columns(small(), weights="w"), loa, source="loa.csv")
     message = str(caught.value)
-    assert "loa.csv" in message and "row 3" in message and f"'{column}'" in message and text in message, message
+    assert "loa.csv" in message and "row 3" in message and f"'{column}'" in message and text in message, (
+        message
+    )
     assert "\n" not in message
 
 
 def test_a_ratio_list_without_the_denominator_column_is_refused():
     loa = pd.DataFrame({"analysis_type": ["ratio"], "analysis_var_numerator": ["y"]})
-    with pytest.raises(AnalysisError, match="needs a analysis_var_denominator column|analysis_var_denominator"):
+    with pytest.raises(
+        AnalysisError, match="needs a analysis_var_denominator column|analysis_var_denominator"
+    ):
         analyse.run(analyse.design_from_columns(small()), loa, source="loa.csv")
 
 
@@ -179,52 +245,96 @@ def test_values_print_as_r_prints_them():
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "analysis", "analyse", *args], check=False, capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", "analyse", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
 
 
 def test_cli_writes_the_results_table(tmp_path):
     out = tmp_path / "results.csv"
-    done = cli("--data", str(FIXTURES / "MSNA_template_data.csv"), "--loa", str(FIXTURES / "MSNA_template_loa.csv"),
-               "--out", str(out))
+    done = cli(
+        "--data",
+        str(FIXTURES / "MSNA_template_data.csv"),
+        "--loa",
+        str(FIXTURES / "MSNA_template_loa.csv"),
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     compare(pd.read_csv(out), pd.read_csv(FIXTURES / "MSNA_template_no_ratio_results_table.csv"))
 
 
 def test_cli_bad_list_exits_2_with_one_line(tmp_path):
     loa = tmp_path / "loa.csv"
-    pd.DataFrame({"analysis_type": ["mean", "ratio"], "analysis_var": ["income_v1_salaried_work", ""],
-                  "analysis_var_numerator": ["", "expenditure_debt"]}).to_csv(loa, index=False)
-    done = cli("--data", str(FIXTURES / "MSNA_template_data.csv"), "--loa", str(loa), "--out", str(tmp_path / "r.csv"))
+    pd.DataFrame(
+        {
+            "analysis_type": ["mean", "ratio"],
+            "analysis_var": ["income_v1_salaried_work", ""],
+            "analysis_var_numerator": ["", "expenditure_debt"],
+        }
+    ).to_csv(loa, index=False)
+    done = cli(
+        "--data",
+        str(FIXTURES / "MSNA_template_data.csv"),
+        "--loa",
+        str(loa),
+        "--out",
+        str(tmp_path / "r.csv"),
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "row 3" in lines[0] and "analysis_var_denominator" in lines[0], done.stderr
     assert not (tmp_path / "r.csv").exists()
 
 
-
 def derived(name: str) -> pd.DataFrame:
     """The api data of the core's reference tests with the missing values srvyr_reference.R puts in."""
     data = pd.read_csv(ROOT / "tests" / "reference" / "data" / f"{name}.csv")
     row = np.arange(1, len(data) + 1)
-    options = pd.DataFrame({"sch_wide": data["sch.wide"] == "Yes", "comp_imp": data["comp.imp"] == "Yes",
-                            "both": data["both"] == "Yes"})
+    options = pd.DataFrame(
+        {
+            "sch_wide": data["sch.wide"] == "Yes",
+            "comp_imp": data["comp.imp"] == "Yes",
+            "both": data["both"] == "Yes",
+        }
+    )
     asked = row % 4 != 0
-    extra = {"ed_na": data["avg.ed"].where(row % 7 != 0), "awards_na": data["awards"].where(row % 5 != 0),
-             "multi": pd.Series([" ".join(options.columns[x]) for x in options.to_numpy()]).where(asked),
-             **{f"multi/{o}": options[o].astype(float).where(asked) for o in options.columns},
-             **{f"num_{flags}": data["api00"].where(row % 6 != 0) for flags in ("tt", "tf", "ft", "ff")},
-             "den": data["api99"].where(row % 9 != 0, 0)}
+    extra = {
+        "ed_na": data["avg.ed"].where(row % 7 != 0),
+        "awards_na": data["awards"].where(row % 5 != 0),
+        "multi": pd.Series([" ".join(options.columns[x]) for x in options.to_numpy()]).where(asked),
+        **{f"multi/{o}": options[o].astype(float).where(asked) for o in options.columns},
+        **{f"num_{flags}": data["api00"].where(row % 6 != 0) for flags in ("tt", "tf", "ft", "ff")},
+        "den": data["api99"].where(row % 9 != 0, 0),
+    }
     return data.assign(**extra)
 
 
 def srvyr_loa(level: float) -> pd.DataFrame:
-    rows = [("mean", "ed_na"), ("total", "enroll"), ("prop_select_one", "awards_na"),
-            ("prop_select_multiple", "multi"), ("median", "api00"), ("median", "ed_na")]
+    rows = [
+        ("mean", "ed_na"),
+        ("total", "enroll"),
+        ("prop_select_one", "awards_na"),
+        ("prop_select_multiple", "multi"),
+        ("median", "api00"),
+        ("median", "ed_na"),
+    ]
     loa = [{"analysis_type": kind, "analysis_var": var} for kind, var in rows]
-    loa += [{"analysis_type": "ratio", "analysis_var_numerator": f"num_{flags}", "analysis_var_denominator": "den",
-             "numerator_NA_to_0": str(flags[0] == "t").upper(), "filter_denominator_0": str(flags[1] == "t").upper()}
-            for flags in ("tt", "tf", "ft", "ff")]
+    loa += [
+        {
+            "analysis_type": "ratio",
+            "analysis_var_numerator": f"num_{flags}",
+            "analysis_var_denominator": "den",
+            "numerator_NA_to_0": str(flags[0] == "t").upper(),
+            "filter_denominator_0": str(flags[1] == "t").upper(),
+        }
+        for flags in ("tt", "tf", "ft", "ff")
+    ]
     both = [{**row, "group_var": group} for group in ("", "stype") for row in loa]
     return pd.DataFrame(both).fillna("").assign(level=str(level))
 
@@ -244,7 +354,9 @@ def test_conventions_agree_with_r_survey_on_weighted_stratified_and_clustered_de
         assert set(expected["key"]) <= set(got.index), set(expected["key"]) - set(got.index)
         both = expected.set_index("key").join(got.add_suffix("_py"))
         for column in ("stat", "stat_low", "stat_upp", "n_w"):
-            np.testing.assert_allclose(both[column + "_py"].astype(float), both[column], rtol=1e-9, err_msg=column)
+            np.testing.assert_allclose(
+                both[column + "_py"].astype(float), both[column], rtol=1e-9, err_msg=column
+            )
         assert (both["n_py"].astype(int) == both["n"]).all()
     assert len(reference) == 104
 
@@ -255,7 +367,9 @@ def test_select_multiple_shares_are_the_cores_select_multiple_proportions():
     design = analyse.design_from_columns(derived("apiclus2"), ids=["dnum", "snum"], fpc=["fpc1", "fpc2"])
     options = {f"multi/{o}": o for o in ("sch_wide", "comp_imp", "both")}
     core = design.proportion("multi", by="stype", options=options, ci="wald")
-    loa = pd.DataFrame({"analysis_type": ["prop_select_multiple"], "analysis_var": ["multi"], "group_var": ["stype"]})
+    loa = pd.DataFrame(
+        {"analysis_type": ["prop_select_multiple"], "analysis_var": ["multi"], "group_var": ["stype"]}
+    )
     got = analyse.run(design, loa).dropna(subset=["stat"])
     both = core.merge(got, left_on=["stype", "level"], right_on=["group_var_value", "analysis_var_value"])
     assert len(both) == len(core) == 9

@@ -24,8 +24,17 @@ from analysis.survey import Design
 from analysis.weights import build_weights
 
 CASES = bad_inputs.all_cases()
-CLI_CASES = ["zero_byte_csv", "truncated_xlsx", "other_survey_kobo", "mixed_encodings", "roster_orphan_row",
-             "settings_bad_value", "choice_list_mismatch", "decisions_value_outside_choices", "apply_log_unknown_uuid"]
+CLI_CASES = [
+    "zero_byte_csv",
+    "truncated_xlsx",
+    "other_survey_kobo",
+    "mixed_encodings",
+    "roster_orphan_row",
+    "settings_bad_value",
+    "choice_list_mismatch",
+    "decisions_value_outside_choices",
+    "apply_log_unknown_uuid",
+]
 CLI_FLAGS = {"settings": "--settings", "decisions": "--decisions", "apply_log": "--apply-log"}
 
 
@@ -70,8 +79,9 @@ def test_case(case: Case, tmp_path, small_clean):
         with pytest.raises(AnalysisError) as caught:
             _run(case, tmp_path, small_clean)
         _assert_clear(caught.value, case)
-        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir()), \
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir()), (
             f"partial output left: {list((tmp_path / 'out').rglob('*'))}"
+        )
     else:
         case.check(_run(case, tmp_path, small_clean))
 
@@ -87,9 +97,26 @@ def test_cli_exit_2_one_line_no_traceback(name, tmp_path):
     case = next(c for c in CASES if c.name == name)
     args = case.make(tmp_path / "in")
     flags = [part for key, flag in CLI_FLAGS.items() if key in args for part in (flag, str(args[key]))]
-    done = subprocess.run([sys.executable, "-m", "analysis", "clean", "--form", str(args["form_path"]),
-                           "--data", str(args["data_path"]), "--out", str(tmp_path / "out"), *flags],
-                          check=False, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "clean",
+            "--form",
+            str(args["form_path"]),
+            "--data",
+            str(args["data_path"]),
+            "--out",
+            str(tmp_path / "out"),
+            *flags,
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
@@ -102,9 +129,14 @@ def test_cli_exit_2_one_line_no_traceback(name, tmp_path):
 def test_valid_sample_cleans(tmp_path):
     """The material the corpus is made from cleans without error (each case fails for its fault only)."""
     hh, roster = bad_inputs.bundled()
-    result = clean_survey(bad_inputs.FORM, bad_inputs.write_kobo(tmp_path / "in", hh, roster), tmp_path / "out")
+    result = clean_survey(
+        bad_inputs.FORM, bad_inputs.write_kobo(tmp_path / "in", hh, roster), tmp_path / "out"
+    )
     assert result.counts["raw_households"] == 20
-    assert pd.read_csv(tmp_path / "out" / "clean" / "households.csv").shape[0] == result.counts["clean_households"]
+    assert (
+        pd.read_csv(tmp_path / "out" / "clean" / "households.csv").shape[0]
+        == result.counts["clean_households"]
+    )
 
 
 def test_run_with_a_bad_export_exits_2_and_leaves_no_files(tmp_path):
@@ -112,8 +144,25 @@ def test_run_with_a_bad_export_exits_2_and_leaves_no_files(tmp_path):
     case = next(c for c in CASES if c.name == "zero_byte_csv")
     data = case.make(tmp_path / "in")["data_path"]
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "analysis", "run", "--data", str(data), "--out", str(out),
-                           "--figures", str(out / "figures")], check=False, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "run",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--figures",
+            str(out / "figures"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]

@@ -55,10 +55,18 @@ def test_the_three_numbers_and_the_sentence_come_from_the_tables(outputs):
     numbers = brief.key_numbers(outputs["results"], outputs["allocation"], outputs["replicate_allocations"])
     assert numbers["team"] == "youth" and numbers["estimate"] == 21500.0  # largest in_need_<team> total
     assert numbers["required"] == pytest.approx(outputs["allocation"]["required"].sum())
-    assert numbers["planned"] == 10 and numbers["split"] == {"elderly": 4, "disability": 2, "youth": 3, "family": 1}
+    assert numbers["planned"] == 10 and numbers["split"] == {
+        "elderly": 4,
+        "disability": 2,
+        "youth": 3,
+        "family": 1,
+    }
     reps = outputs["replicate_allocations"]
-    labels = reps.sort_values(["replicate", "team"]).groupby("replicate").apply(
-        lambda r: dict(zip(r["team"], r["social_workers"])), include_groups=False)
+    labels = (
+        reps.sort_values(["replicate", "team"])
+        .groupby("replicate")
+        .apply(lambda r: dict(zip(r["team"], r["social_workers"])), include_groups=False)
+    )
     assert numbers["share"] == pytest.approx(np.mean([d == numbers["split"] for d in labels]))
     changed = outputs["allocation"].assign(social_workers=[3, 3, 3, 1])
     again = brief.key_numbers(outputs["results"], changed, reps)
@@ -98,19 +106,26 @@ def _probe(style: str, chars: list[str]) -> str:
     Cell 0 holds U+E000 (a private-use code point no font here draws) in a font that does not exist: the
     browser's missing-glyph rendering, the reference a tofu character would match.
     """
-    cells = '<div style="font-family: \'No Such Font\'">\ue000</div>' + "".join(
-        f"<div>{html.escape(c)}</div>" for c in chars)
-    return (f'<!DOCTYPE html><html><head><meta charset="utf-8">{style}<style>'
-            f"body {{ margin: 0; max-width: none; }} .g {{ display: grid; "
-            f"grid-template-columns: repeat({COLUMNS}, {CELL}px); grid-auto-rows: {CELL}px; font-size: 28px; "
-            f"line-height: {CELL}px; text-align: center; color: black; background: white; }} "
-            f".g div {{ overflow: hidden; }}</style></head><body><div class=\"g\">{cells}</div></body></html>")
+    cells = "<div style=\"font-family: 'No Such Font'\">\ue000</div>" + "".join(
+        f"<div>{html.escape(c)}</div>" for c in chars
+    )
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8">{style}<style>'
+        f"body {{ margin: 0; max-width: none; }} .g {{ display: grid; "
+        f"grid-template-columns: repeat({COLUMNS}, {CELL}px); grid-auto-rows: {CELL}px; font-size: 28px; "
+        f"line-height: {CELL}px; text-align: center; color: black; background: white; }} "
+        f'.g div {{ overflow: hidden; }}</style></head><body><div class="g">{cells}</div></body></html>'
+    )
 
 
 def _glyph_cells(png: Path, count: int) -> list[np.ndarray]:
     ink = np.asarray(Image.open(png).convert("L")) < 128
-    return [ink[(i // COLUMNS) * CELL:(i // COLUMNS + 1) * CELL, (i % COLUMNS) * CELL:(i % COLUMNS + 1) * CELL]
-            for i in range(count)]
+    return [
+        ink[
+            (i // COLUMNS) * CELL : (i // COLUMNS + 1) * CELL, (i % COLUMNS) * CELL : (i % COLUMNS + 1) * CELL
+        ]
+        for i in range(count)
+    ]
 
 
 def _render_probe(tmp_path: Path, name: str, style: str, chars: list[str]) -> list[np.ndarray]:
@@ -118,17 +133,27 @@ def _render_probe(tmp_path: Path, name: str, style: str, chars: list[str]) -> li
     probe.write_text(_probe(style, chars), encoding="utf-8")
     shot = tmp_path / f"{name}.png"
     rows = (len(chars) + 1) // COLUMNS + 1
-    brief.run_chromium(["--force-device-scale-factor=1", f"--screenshot={shot}",
-                        f"--window-size={COLUMNS * CELL},{rows * CELL + 40}", "--virtual-time-budget=5000",
-                        probe.as_uri()])
+    brief.run_chromium(
+        [
+            "--force-device-scale-factor=1",
+            f"--screenshot={shot}",
+            f"--window-size={COLUMNS * CELL},{rows * CELL + 40}",
+            "--virtual-time-budget=5000",
+            probe.as_uri(),
+        ]
+    )
     return _glyph_cells(shot, len(chars) + 1)
 
 
 def _tofu(cells: list[np.ndarray]) -> dict:
     reference, glyphs = cells[0], cells[1:]
     keys = {g.tobytes() for g in glyphs}
-    return {"distinct": len(keys) / len(glyphs), "blank": sum(not g.any() for g in glyphs),
-            "as_missing": sum(np.array_equal(g, reference) for g in glyphs), "reference_ink": int(reference.sum())}
+    return {
+        "distinct": len(keys) / len(glyphs),
+        "blank": sum(not g.any() for g in glyphs),
+        "as_missing": sum(np.array_equal(g, reference) for g in glyphs),
+        "reference_ink": int(reference.sum()),
+    }
 
 
 @needs_chromium
@@ -146,12 +171,18 @@ def test_chinese_in_the_brief_renders_without_missing_glyph_boxes(page, tmp_path
 def test_the_glyph_probe_detects_tofu_without_the_embedded_font(page, tmp_path):
     """Negative control: the same probe with the embedded font removed shows tofu on a machine with no
     Chinese system font (the situation the embedded font exists for)."""
-    fonts = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True, check=False).stdout \
-        if shutil.which("fc-list") else ""
+    fonts = (
+        subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True, check=False).stdout
+        if shutil.which("fc-list")
+        else ""
+    )
     if fonts.strip():
-        pytest.skip("a system Chinese font is installed, so removing the embedded font cannot produce tofu here")
-    style = re.sub(r"@font-face \{.*?\}", "", re.search(r"<style>.*?</style>", page, re.DOTALL).group(),
-                   flags=re.DOTALL)
+        pytest.skip(
+            "a system Chinese font is installed, so removing the embedded font cannot produce tofu here"
+        )
+    style = re.sub(
+        r"@font-face \{.*?\}", "", re.search(r"<style>.*?</style>", page, re.DOTALL).group(), flags=re.DOTALL
+    )
     chars = sorted({c for c in brief.visible_text(page) if re.match(r"[\u4e00-\u9fff]", c)})
     result = _tofu(_render_probe(tmp_path, "no_font", style, chars))
     assert result["distinct"] < 0.1 and result["as_missing"] > 0.9 * len(chars), result
@@ -164,7 +195,7 @@ def test_the_brief_loads_in_a_browser_and_shows_its_four_figures(brief_file, tmp
 window.addEventListener('load', async () => {
   await document.fonts.ready;
   const imgs = [...document.images].map(i => ({name: i.dataset.figure, ok: i.complete && i.naturalWidth > 0,
-                                              width: i.naturalWidth, shown: i.getBoundingClientRect().width}));
+    width: i.naturalWidth, shown: i.getBoundingClientRect().width}));
   const faces = [...document.fonts].map(f => ({family: f.family, status: f.status}));
   const pre = document.createElement('pre'); pre.id = 'probe';
   pre.textContent = JSON.stringify({imgs, faces, title: document.title});
@@ -172,16 +203,25 @@ window.addEventListener('load', async () => {
 });
 </script>"""
     probe = tmp_path / "brief_probe.html"
-    probe.write_text(brief_file.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
+    probe.write_text(
+        brief_file.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8"
+    )
     done = brief.run_chromium(["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()])
     dom = done.stdout.decode("utf-8")
     found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.DOTALL)
     assert found, dom[-500:]
     state = json.loads(html.unescape(found.group(1)))
-    assert [i["name"] for i in state["imgs"]] == ["demand_by_team", "top_services", "unmet_need", "staffing_vs_even"]
+    assert [i["name"] for i in state["imgs"]] == [
+        "demand_by_team",
+        "top_services",
+        "unmet_need",
+        "staffing_vs_even",
+    ]
     assert all(i["ok"] and i["width"] > 1000 and i["shown"] > 200 for i in state["imgs"]), state["imgs"]
-    assert {"family": '"Leliu Noto Sans SC"', "status": "loaded"} in state["faces"] or \
-        {"family": "Leliu Noto Sans SC", "status": "loaded"} in state["faces"], state["faces"]
+    assert {"family": '"Leliu Noto Sans SC"', "status": "loaded"} in state["faces"] or {
+        "family": "Leliu Noto Sans SC",
+        "status": "loaded",
+    } in state["faces"], state["faces"]
     assert state["title"].startswith("勒流街道")
     shot = brief.screenshot(brief_file, tmp_path / "brief_screenshot.png", width=794, height=1123)
     ink = np.asarray(Image.open(shot).convert("L")) < 200
@@ -201,7 +241,11 @@ def test_the_pdf_is_one_page_and_byte_identical(brief_file, tmp_path):
 def test_the_largest_need_compares_residents_with_residents(outputs):
     """Family need is counted in households; a large household count does not outrank resident counts."""
     results = outputs["results"].copy()
-    results.loc[(results["variable"] == "in_need_family") & (results["group"] == "all")
-                & (results["analysis_type"] == "total"), "estimate"] = 99999.0
+    results.loc[
+        (results["variable"] == "in_need_family")
+        & (results["group"] == "all")
+        & (results["analysis_type"] == "total"),
+        "estimate",
+    ] = 99999.0
     numbers = brief.key_numbers(results, outputs["allocation"], outputs["replicate_allocations"])
     assert (numbers["team"], numbers["unit"]) == ("youth", "persons")

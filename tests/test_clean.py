@@ -32,8 +32,18 @@ from analysis.validation import fault_detection
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "survey" / "raw" / "kobo" / "leliu_needs.csv"
 FAULTS = ROOT / "survey" / "simulation" / "faults.csv"
-OUTPUTS = ["households.parquet", "households.csv", "persons.parquet", "persons.csv", "cleaning_log.csv",
-           "deletion_log.csv", "data_dictionary.csv", "provenance.json", "check_summary.csv", "other_texts.csv"]
+OUTPUTS = [
+    "households.parquet",
+    "households.csv",
+    "persons.parquet",
+    "persons.csv",
+    "cleaning_log.csv",
+    "deletion_log.csv",
+    "data_dictionary.csv",
+    "provenance.json",
+    "check_summary.csv",
+    "other_texts.csv",
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +66,7 @@ def faults():
 
 # ----- the planted faults -----------------------------------------------------------------------------
 
+
 def test_checks_find_at_least_95_percent_of_every_planted_fault_kind(bundled, faults):
     by_kind, _ = fault_detection(bundled[0], faults)
     assert set(by_kind["kind"]) == set(faults["kind"])
@@ -66,8 +77,14 @@ def test_checks_find_at_least_95_percent_of_every_planted_fault_kind(bundled, fa
 def test_checks_other_than_duration_flag_at_most_1_percent_of_fault_free_submissions(bundled, faults):
     result = bundled[0]
     log = result.cleaning_log
-    without_duration = type(result)(result.households, result.persons, log[log["check_id"] != "duration"],
-                                    result.deletion_log, result.review, result.raw)
+    without_duration = type(result)(
+        result.households,
+        result.persons,
+        log[log["check_id"] != "duration"],
+        result.deletion_log,
+        result.review,
+        result.raw,
+    )
     _, summary = fault_detection(without_duration, faults)
     assert summary["false_positive_rate"] <= 0.01, summary
 
@@ -91,13 +108,16 @@ def test_all_checks_flag_at_most_1_percent_of_fault_free_submissions(bundled, fa
 
 # ----- accounting and outputs ---------------------------------------------------------------------------
 
+
 def test_every_raw_submission_is_clean_or_deleted_with_a_reason(bundled):
     result, out = bundled
     raw = result.raw
     assert len(raw.households) == len(result.households) + len(result.deletion_log)
     assert set(raw.households["uuid"]) == set(result.households["uuid"]) | set(result.deletion_log["uuid"])
     assert result.deletion_log["issue"].str.len().gt(0).all()
-    assert len(raw.persons) == len(result.persons) + raw.persons["uuid"].isin(result.deletion_log["uuid"]).sum()
+    assert (
+        len(raw.persons) == len(result.persons) + raw.persons["uuid"].isin(result.deletion_log["uuid"]).sum()
+    )
     for name in OUTPUTS:
         assert (out / "clean" / name).exists(), name
     written = pd.read_parquet(out / "clean" / "households.parquet")
@@ -114,14 +134,18 @@ def test_no_output_contains_personal_data_from_the_raw_export(bundled):
         secrets |= {v for v in raw[column] if len(v) >= 2}
     secrets |= {v for v in roster["roster/member_name"] if len(v) >= 2}
     secrets -= {"测试"}  # test submissions use the word 'test' as a name; it appears in their comments only
-    texts = {p.name: p.read_bytes().decode("utf-8", errors="replace") for p in (out / "clean").iterdir()
-             if p.suffix in (".csv", ".json")}
+    texts = {
+        p.name: p.read_bytes().decode("utf-8", errors="replace")
+        for p in (out / "clean").iterdir()
+        if p.suffix in (".csv", ".json")
+    }
     texts.update({p.name: pd.read_parquet(p).to_csv() for p in (out / "clean").glob("*.parquet")})
     leaks = {(name, s) for name, text in texts.items() for s in secrets if s in text}
     assert not leaks, sorted(leaks)[:5]
     # a mobile number or ID number standing alone (not a piece of a uuid such as ...-15933218936)
     numbers = pd.Series(list(texts.values())).str.contains(
-        r"(?<![0-9A-Za-z-])(?:1[3-9]\d{9}|\d{17}[\dX])(?![0-9A-Za-z-])", regex=True)
+        r"(?<![0-9A-Za-z-])(?:1[3-9]\d{9}|\d{17}[\dX])(?![0-9A-Za-z-])", regex=True
+    )
     assert not numbers.any()
 
 
@@ -131,7 +155,9 @@ def test_outputs_are_deterministic(form, tmp_path):
     clean_survey(fx.FORM_DIR, path, tmp_path / "a")
     clean_survey(fx.FORM_DIR, path, tmp_path / "b")
     for name in OUTPUTS:
-        assert (tmp_path / "a" / "clean" / name).read_bytes() == (tmp_path / "b" / "clean" / name).read_bytes(), name
+        assert (tmp_path / "a" / "clean" / name).read_bytes() == (
+            tmp_path / "b" / "clean" / name
+        ).read_bytes(), name
 
 
 def test_every_export_format_gives_the_same_clean_tables(form, tmp_path):
@@ -143,13 +169,21 @@ def test_every_export_format_gives_the_same_clean_tables(form, tmp_path):
     for key, result in results.items():
         for table in ("households", "persons"):
             a, b = getattr(reference, table), getattr(result, table)
-            metadata = ["row", *[c for c in a.columns.union(b.columns) if c.startswith("_")]]  # Kobo-only columns
-            pd.testing.assert_frame_equal(a.drop(columns=metadata, errors="ignore"),
-                                          b.drop(columns=metadata, errors="ignore"), check_dtype=False, obj=key)
+            metadata = [
+                "row",
+                *[c for c in a.columns.union(b.columns) if c.startswith("_")],
+            ]  # Kobo-only columns
+            pd.testing.assert_frame_equal(
+                a.drop(columns=metadata, errors="ignore"),
+                b.drop(columns=metadata, errors="ignore"),
+                check_dtype=False,
+                obj=key,
+            )
         pd.testing.assert_frame_equal(reference.cleaning_log, result.cleaning_log, obj=key)
 
 
 # ----- decisions ----------------------------------------------------------------------------------------
+
 
 @pytest.fixture()
 def small(form, tmp_path):
@@ -196,8 +230,14 @@ def test_a_decision_setting_a_value_outside_the_forms_choices_is_refused(small):
     first = clean_survey(fx.FORM_DIR, path, tmp / "first")
     log = pd.read_csv(tmp / "first" / "clean" / "cleaning_log.csv", dtype=str, keep_default_na=False)
     uuid = first.households["uuid"].iloc[0]
-    typo = log.iloc[[0]].assign(uuid=uuid, question="housing", old_value="", check_id="manual",
-                                change_type="change_response", new_value="flat")
+    typo = log.iloc[[0]].assign(
+        uuid=uuid,
+        question="housing",
+        old_value="",
+        check_id="manual",
+        change_type="change_response",
+        new_value="flat",
+    )
     pd.concat([log, typo]).to_csv(tmp / "decisions.csv", index=False)
     with pytest.raises(ConfigError, match="'flat'") as error:
         clean_survey(fx.FORM_DIR, path, tmp / "second", decisions=tmp / "decisions.csv")
@@ -214,28 +254,33 @@ def test_review_finds_a_change_not_applied_and_a_deleted_survey_still_present(fo
     tampered.loc[tampered["uuid"] == changed["uuid"], changed["question"]] = 123.0
     deleted = result.raw.households[result.raw.households["uuid"].isin(result.deletion_log["uuid"])]
     tampered = pd.concat([tampered, deleted.iloc[:1]], ignore_index=True)
-    review = review_cleaning(form, result.raw, tampered, result.persons, result.cleaning_log, result.deletion_log)
+    review = review_cleaning(
+        form, result.raw, tampered, result.persons, result.cleaning_log, result.deletion_log
+    )
     assert {"change_not_applied", "deleted_survey_present"} <= set(review["finding"])
 
 
 # ----- single checks on planted values ------------------------------------------------------------------
 
+
 def test_single_checks_on_planted_values(form, tmp_path):
     hh, people = fx.responses(form, n=20)
-    hh.loc[1, "cunju"] = "黃連 社區"                        # traditional characters and a space
-    hh.loc[2, "need_youth_other"] = "四点半课堂/课后托管"      # names the 'afterschool' option
+    hh.loc[1, "cunju"] = "黃連 社區"  # traditional characters and a space
+    hh.loc[2, "need_youth_other"] = "四点半课堂/课后托管"  # names the 'afterschool' option
     hh.loc[2, "need_youth"] = "other"
-    hh.loc[4, "caregiver_hours"] = 12                     # care_dependent is 'no': not relevant
+    hh.loc[4, "caregiver_hours"] = 12  # care_dependent is 'no': not relevant
     hh.loc[4, "care_dependent"] = "no"
-    people.loc[people["_parent_index"] == 7, "age"] = 3   # a 3-year-old head
+    people.loc[people["_parent_index"] == 7, "age"] = 3  # a 3-year-old head
     raw = read_export(fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), form)
     ours = raw.households
     choices = check_choices(form, ours, raw.persons)
-    assert choices.loc[choices["question"] == "cunju", ["new_value", "change_type"]].values.tolist() == \
-        [["c02", "change_response"]]
+    assert choices.loc[choices["question"] == "cunju", ["new_value", "change_type"]].to_numpy().tolist() == [
+        ["c02", "change_response"]
+    ]
     other = check_other_text(form, ours, raw.persons)
     assert ("need_youth", "afterschool", "change_response") in set(
-        zip(other["question"], other["new_value"], other["change_type"]))
+        zip(other["question"], other["new_value"], other["change_type"])
+    )
     skips = check_skip_logic(form, ours, raw.persons)
     assert ("uuid-0004", "caregiver_hours") in set(zip(skips["uuid"], skips["question"]))
     roster = check_roster(ours, raw.persons, load_settings().roster, "hh_size")
@@ -244,9 +289,13 @@ def test_single_checks_on_planted_values(form, tmp_path):
 
 def test_soft_duplicate_is_found_and_the_later_copy_removed(form, tmp_path):
     hh, people = fx.responses(form, n=20, seed=11)
-    copy = hh.iloc[[6]].assign(_uuid="uuid-copy", _index=99, k6_nervous="4",
-                               start=(pd.Timestamp(hh.loc[6, "start"]) + pd.Timedelta(days=1)).isoformat(),
-                               end=(pd.Timestamp(hh.loc[6, "end"]) + pd.Timedelta(days=1)).isoformat())
+    copy = hh.iloc[[6]].assign(
+        _uuid="uuid-copy",
+        _index=99,
+        k6_nervous="4",
+        start=(pd.Timestamp(hh.loc[6, "start"]) + pd.Timedelta(days=1)).isoformat(),
+        end=(pd.Timestamp(hh.loc[6, "end"]) + pd.Timedelta(days=1)).isoformat(),
+    )
     members = people[people["_parent_index"] == 7].assign(_parent_index=99)
     hh, people = pd.concat([hh, copy], ignore_index=True), pd.concat([people, members], ignore_index=True)
     raw = read_export(fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), form)
@@ -271,9 +320,20 @@ def test_apply_log_blanks_and_recodes_and_rebuilds_option_columns(form, tmp_path
 def test_a_decision_for_all_data_applies_to_every_interview(form, small):
     path, _ = small
     raw = read_export(path, form)
-    added = pd.DataFrame([{"uuid": "all_data", "person_id": "", "question": "aware_centre", "old_value": "",
-                           "new_value": "yes", "issue": "centre publicised to everyone", "check_id": "manual",
-                           "change_type": "change_response"}])
+    added = pd.DataFrame(
+        [
+            {
+                "uuid": "all_data",
+                "person_id": "",
+                "question": "aware_centre",
+                "old_value": "",
+                "new_value": "yes",
+                "issue": "centre publicised to everyone",
+                "check_id": "manual",
+                "change_type": "change_response",
+            }
+        ]
+    )
     result = clean_raw(form, raw, decisions=added)
     assert (result.households["aware_centre"] == "yes").all()
     assert result.review.empty
@@ -281,18 +341,32 @@ def test_a_decision_for_all_data_applies_to_every_interview(form, small):
 
 # ----- settings ---------------------------------------------------------------------------------------------
 
+
 def _settings(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "cleaning.yaml"
     path.write_text(text, encoding="utf-8")
     return path
 
 
-@pytest.mark.parametrize(("text", "key", "line", "words"), [
-    ("consent:\n  field: consent\noutliers:\n  method: sd\n  sd: -1\n", "outliers.sd", 5, "greater than 0"),
-    ("choices:\n  simlarity: 0.9\n", "choices.simlarity", 2, "unknown key"),
-    ("logic_checks:\n  - id: a\n    expression: ${age} <<< 3\n", "logic_checks.0.expression", 3, "unexpected '<'"),
-    ("choices:\n  columns:\n    cunju: {action: map}\n", "choices.columns.cunju", 3, "recode table"),
-])
+@pytest.mark.parametrize(
+    ("text", "key", "line", "words"),
+    [
+        (
+            "consent:\n  field: consent\noutliers:\n  method: sd\n  sd: -1\n",
+            "outliers.sd",
+            5,
+            "greater than 0",
+        ),
+        ("choices:\n  simlarity: 0.9\n", "choices.simlarity", 2, "unknown key"),
+        (
+            "logic_checks:\n  - id: a\n    expression: ${age} <<< 3\n",
+            "logic_checks.0.expression",
+            3,
+            "unexpected '<'",
+        ),
+        ("choices:\n  columns:\n    cunju: {action: map}\n", "choices.columns.cunju", 3, "recode table"),
+    ],
+)
 def test_settings_errors_name_the_file_the_key_and_its_line(tmp_path, text, key, line, words):
     with pytest.raises(ConfigError) as error:
         load_settings(_settings(tmp_path, text))
@@ -301,18 +375,28 @@ def test_settings_errors_name_the_file_the_key_and_its_line(tmp_path, text, key,
 
 
 def test_unquoted_yes_in_the_settings_is_the_answer_yes(tmp_path):
-    assert load_settings(_settings(tmp_path, "consent: {field: consent, accept: [yes]}\n")).consent.accept == ["yes"]
+    assert load_settings(
+        _settings(tmp_path, "consent: {field: consent, accept: [yes]}\n")
+    ).consent.accept == ["yes"]
 
 
 def test_a_check_whose_field_is_missing_says_so_in_the_summary(small):
     path, tmp = small
-    settings = _settings(tmp, "consent: {field: agreed}\nroster: {relation: relation, age: years}\n"
-                              "design: {household_size: hh_size, stratum: cunju, psu: psu}\n"
-                              "logic_checks:\n  - {id: big, expression: '${rooms} > 9'}\n")
+    settings = _settings(
+        tmp,
+        "consent: {field: agreed}\nroster: {relation: relation, age: years}\n"
+        "design: {household_size: hh_size, stratum: cunju, psu: psu}\n"
+        "logic_checks:\n  - {id: big, expression: '${rooms} > 9'}\n",
+    )
     result = clean_survey(fx.FORM_DIR, path, tmp / "out", settings=settings)
     summary = result.check_summary.set_index("check_id")
-    assert summary.loc["no_consent", "status"] == "skipped" and "'agreed'" in summary.loc["no_consent", "detail"]
-    assert summary.loc["roster_generation", "status"] == "skipped" and "'years'" in summary.loc["roster_generation", "detail"]
+    assert (
+        summary.loc["no_consent", "status"] == "skipped" and "'agreed'" in summary.loc["no_consent", "detail"]
+    )
+    assert (
+        summary.loc["roster_generation", "status"] == "skipped"
+        and "'years'" in summary.loc["roster_generation", "detail"]
+    )
     assert summary.loc["logic:big", "status"] == "skipped" and "rooms" in summary.loc["logic:big", "detail"]
     assert summary.loc["roster_heads", "status"] == "ran"
     assert "check no_consent skipped" in str(result)
@@ -324,11 +408,21 @@ def test_logic_checks_flag_the_answers_for_which_the_expression_is_true(form, tm
     hh, people = fx.responses(form, n=12)
     hh.loc[[1, 5], "housing"] = "dorm"  # and hh_size > 1 in both
     hh.loc[[1, 5], "hh_size"] = [3, 2]
-    settings = load_settings().model_copy(update={"logic_checks": [LogicCheck(
-        id="dorm_family", expression="${housing} = 'dorm' and ${hh_size} > 1", question="housing",
-        description="a family in a dormitory")]})
-    result = clean_raw(form, read_export(fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), form),
-                       settings=settings)
+    settings = load_settings().model_copy(
+        update={
+            "logic_checks": [
+                LogicCheck(
+                    id="dorm_family",
+                    expression="${housing} = 'dorm' and ${hh_size} > 1",
+                    question="housing",
+                    description="a family in a dormitory",
+                )
+            ]
+        }
+    )
+    result = clean_raw(
+        form, read_export(fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), form), settings=settings
+    )
     rows = result.cleaning_log[result.cleaning_log["check_id"] == "logic:dorm_family"]
     assert sorted(rows["uuid"]) == ["uuid-0001", "uuid-0005"] and (rows["old_value"] == "dorm").all()
 
@@ -343,7 +437,9 @@ def test_outliers_include_fields_with_a_constraint_by_default(form, tmp_path):
     flagged = check_outliers(form, raw.households, raw.persons, Settings().outliers)
     assert "uuid-0007" in set(flagged.loc[flagged["question"] == "caregiver_hours", "uuid"])
     hard_only = Settings().outliers.model_copy(update={"include_constrained": False})
-    assert "caregiver_hours" not in set(check_outliers(form, raw.households, raw.persons, hard_only)["question"])
+    assert "caregiver_hours" not in set(
+        check_outliers(form, raw.households, raw.persons, hard_only)["question"]
+    )
 
 
 def test_fuzzy_recoding_never_matches_fragments_shorter_than_the_minimum():
@@ -385,23 +481,39 @@ def test_other_texts_are_listed_for_review(form, tmp_path):
     hh, people = fx.responses(form, n=12)
     result = clean_raw(form, read_export(fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), form))
     listed = set(zip(result.other_texts["uuid"], result.other_texts["question"], result.other_texts["text"]))
-    assert {("uuid-0004", "housing_other", "宿舍楼"), ("uuid-0002", "need_youth_other", "英语补习班")} <= listed
+    assert {
+        ("uuid-0004", "housing_other", "宿舍楼"),
+        ("uuid-0002", "need_youth_other", "英语补习班"),
+    } <= listed
 
 
 # ----- a person's decisions ---------------------------------------------------------------------------------
+
 
 def test_a_persons_decision_wins_whatever_check_id_it_carries(small):
     path, tmp = small
     first = clean_survey(fx.FORM_DIR, path, tmp / "first")
     log = first.cleaning_log
     hours = log[(log["question"] == "caregiver_hours") & (log["check_id"] == "constraint")].iloc[0]
-    decision = pd.DataFrame([{"uuid": hours["uuid"], "question": "caregiver_hours", "change_type": "change_response",
-                              "new_value": "50", "check_id": "my_review", "issue": ""}])
+    decision = pd.DataFrame(
+        [
+            {
+                "uuid": hours["uuid"],
+                "question": "caregiver_hours",
+                "change_type": "change_response",
+                "new_value": "50",
+                "check_id": "my_review",
+                "issue": "",
+            }
+        ]
+    )
     decision.to_csv(tmp / "decisions.csv", index=False)
     second = clean_survey(fx.FORM_DIR, path, tmp / "second", decisions=tmp / "decisions.csv")
     assert second.households.set_index("uuid").loc[hours["uuid"], "caregiver_hours"] == 50
-    cell = second.cleaning_log[(second.cleaning_log["uuid"] == hours["uuid"])
-                               & (second.cleaning_log["question"] == "caregiver_hours")]
+    cell = second.cleaning_log[
+        (second.cleaning_log["uuid"] == hours["uuid"])
+        & (second.cleaning_log["question"] == "caregiver_hours")
+    ]
     assert (cell["change_type"] == "change_response").all() and (cell["new_value"] == "50").all()
 
 
@@ -410,7 +522,8 @@ def test_remove_survey_without_an_issue_is_removed_by_reviewer(small):
     first = clean_survey(fx.FORM_DIR, path, tmp / "first")
     uuid = first.households["uuid"].iloc[2]
     pd.DataFrame([{"X_uuid": uuid, "questions": "", "change_type": "remove_survey"}]).to_csv(
-        tmp / "decisions.csv", index=False)  # cleaningtools' column names
+        tmp / "decisions.csv", index=False
+    )  # cleaningtools' column names
     second = clean_survey(fx.FORM_DIR, path, tmp / "second", decisions=tmp / "decisions.csv")
     deleted = second.deletion_log.set_index("uuid")
     assert deleted.loc[uuid, "issue"] == "removed by reviewer" and deleted.loc[uuid, "check_id"] == "reviewer"
@@ -421,13 +534,19 @@ def test_errors_name_the_row_of_the_decisions_file(small):
     path, tmp = small
     first = clean_survey(fx.FORM_DIR, path, tmp / "first")
     uuid = first.households["uuid"].iloc[0]
-    rows = [{"uuid": uuid, "question": "aware_centre", "change_type": "change_response", "new_value": "yes"},
-            {"uuid": uuid, "question": "hardship", "change_type": "no_action"},
-            {"uuid": uuid, "question": "housing", "change_type": "change_response", "new_value": "flat"}]
+    rows = [
+        {"uuid": uuid, "question": "aware_centre", "change_type": "change_response", "new_value": "yes"},
+        {"uuid": uuid, "question": "hardship", "change_type": "no_action"},
+        {"uuid": uuid, "question": "housing", "change_type": "change_response", "new_value": "flat"},
+    ]
     pd.DataFrame(rows).to_csv(tmp / "decisions.csv", index=False)
     with pytest.raises(ConfigError) as error:
         clean_survey(fx.FORM_DIR, path, tmp / "second", decisions=tmp / "decisions.csv")
-    assert error.value.row == 4 and error.value.file.endswith("decisions.csv") and error.value.column == "housing"
+    assert (
+        error.value.row == 4
+        and error.value.file.endswith("decisions.csv")
+        and error.value.column == "housing"
+    )
     rows[2] = {"uuid": uuid, "question": "no_such_question", "change_type": "blank_response"}
     pd.DataFrame(rows).to_csv(tmp / "decisions.csv", index=False)
     with pytest.raises(ConfigError) as error:
@@ -439,16 +558,27 @@ def test_apply_log_applies_the_log_alone_in_order(small):
     path, tmp = small
     first = clean_survey(fx.FORM_DIR, path, tmp / "first")
     a, b = first.households["uuid"].iloc[:2]
-    pd.DataFrame([
-        {"_uuid": a, "question": "household/housing", "change_type": "change_response", "new_value": "rent"},
-        {"_uuid": a, "question": "housing", "change_type": "change_response", "new_value": "own"},
-        {"_uuid": a, "question": "need_elderly/meal", "change_type": "change_response", "new_value": "0"},
-        {"_uuid": b, "question": "", "change_type": "remove_survey"},
-    ]).to_csv(tmp / "reviewed.csv", index=False)
+    pd.DataFrame(
+        [
+            {
+                "_uuid": a,
+                "question": "household/housing",
+                "change_type": "change_response",
+                "new_value": "rent",
+            },
+            {"_uuid": a, "question": "housing", "change_type": "change_response", "new_value": "own"},
+            {"_uuid": a, "question": "need_elderly/meal", "change_type": "change_response", "new_value": "0"},
+            {"_uuid": b, "question": "", "change_type": "remove_survey"},
+        ]
+    ).to_csv(tmp / "reviewed.csv", index=False)
     result = clean_survey(fx.FORM_DIR, path, tmp / "applied", apply_log=tmp / "reviewed.csv")
     row = result.households.set_index("uuid").loc[a]
-    assert row["housing"] == "own" and row["need_elderly.meal"] == 0  # last change wins; option column as given
+    assert (
+        row["housing"] == "own" and row["need_elderly.meal"] == 0
+    )  # last change wins; option column as given
     assert b not in set(result.households["uuid"]) and result.counts["deleted_households"] == 1
     assert result.check_summary.empty and len(result.households) == len(first.raw.households) - 1
     with pytest.raises(ConfigError, match="decisions and --apply-log"):
-        clean_survey(fx.FORM_DIR, path, tmp / "both", decisions=tmp / "reviewed.csv", apply_log=tmp / "reviewed.csv")
+        clean_survey(
+            fx.FORM_DIR, path, tmp / "both", decisions=tmp / "reviewed.csv", apply_log=tmp / "reviewed.csv"
+        )

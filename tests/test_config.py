@@ -34,7 +34,9 @@ def test_the_bundled_files_validate():
 
 
 def test_a_bad_assumption_is_named_by_file_key_and_line(tmp_path):
-    path, text = _edited(config.ASSUMPTIONS_PATH, tmp_path, "sick_leave:      {value: 5,", "sick_leave:      {value: five,")
+    path, text = _edited(
+        config.ASSUMPTIONS_PATH, tmp_path, "sick_leave:      {value: 5,", "sick_leave:      {value: five,"
+    )
     with pytest.raises(ConfigError) as error:
         config.load_assumptions(path)
     assert error.value.file == str(path)
@@ -51,13 +53,17 @@ def test_a_typo_in_needs_yaml_is_refused_with_its_line(tmp_path):
 
 
 def test_a_need_flag_outside_the_team_indicators_is_refused(tmp_path):
-    path, _ = _edited(config.NEEDS_PATH, tmp_path, "in_need_if_any: [wg_disability]", "in_need_if_any: [wg_cannot_hear]")
+    path, _ = _edited(
+        config.NEEDS_PATH, tmp_path, "in_need_if_any: [wg_disability]", "in_need_if_any: [wg_cannot_hear]"
+    )
     with pytest.raises(ConfigError, match=r"teams\.disability.*wg_cannot_hear"):
         config.load_needs(path)
 
 
 def test_a_label_must_keep_its_placeholders_in_both_languages(tmp_path):
-    path, text = _edited(config.LABELS_PATH, tmp_path, 'en: "N = {households:,} households', 'en: "N = {homes:,} households')
+    path, text = _edited(
+        config.LABELS_PATH, tmp_path, 'en: "N = {households:,} households', 'en: "N = {homes:,} households'
+    )
     with pytest.raises(ConfigError, match=r"label 'footnote\.n' has placeholders") as error:
         config.load_label_texts(path)
     assert error.value.row == _line_of(text, "{homes:,}")
@@ -91,5 +97,7 @@ def test_load_model_serves_any_settings_file(tmp_path):
     assert (error.value.row, error.value.column) == (3, "sampling.households")
     assert re.search(r"'sampling\.households' is invalid", str(error.value))
     path.write_text("sampling:\n  households: 12\n", encoding="utf-8")
-    assert config.load_model(path, Settings, "simulation settings") == Settings(sampling=Sampling(households=12))
+    assert config.load_model(path, Settings, "simulation settings") == Settings(
+        sampling=Sampling(households=12)
+    )
     assert isinstance(config.load_model(path, Settings, "simulation settings"), BaseModel)

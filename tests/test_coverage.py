@@ -37,15 +37,19 @@ def estimates_for(sample: simulate.Sample, frame: pd.DataFrame, definitions: dic
     table = demand.add_derived_columns(table, specs, definitions)
     overall = {"indicators": [], "services": []}
     weighted = demand.estimate(weights.rake_persons(table, frame), table, specs, breakdowns=overall)
-    flat = Design(table.assign(unit_weight=1.0), weights="unit_weight", strata="cunju", ids=["psu"],
-                  lonely_psu="adjust")
+    flat = Design(
+        table.assign(unit_weight=1.0), weights="unit_weight", strata="cunju", ids=["psu"], lonely_psu="adjust"
+    )
     unweighted = demand.estimate(flat, table, specs, breakdowns=overall)
     z = stats.norm.ppf(0.975)
-    weighted = weighted.assign(wald_low=weighted["estimate"] - z * weighted["se"],
-                               wald_high=weighted["estimate"] + z * weighted["se"])
+    weighted = weighted.assign(
+        wald_low=weighted["estimate"] - z * weighted["se"],
+        wald_high=weighted["estimate"] + z * weighted["se"],
+    )
     keep = ["team", "variable", "analysis_type", "estimate", "ci_low", "ci_high"]
     both = weighted[keep + ["wald_low", "wald_high"]].merge(
-        unweighted[keep], on=["team", "variable", "analysis_type"], suffixes=("", "_unweighted"))
+        unweighted[keep], on=["team", "variable", "analysis_type"], suffixes=("", "_unweighted")
+    )
     return both[both["analysis_type"] == "prop"]
 
 
@@ -67,19 +71,28 @@ def test_95_percent_intervals_cover_the_planted_truth(committed_result):
     runs["covered"] = (runs["ci_low"] <= runs["truth"]) & (runs["truth"] <= runs["ci_high"])
     runs["covered_wald"] = (runs["wald_low"] <= runs["truth"]) & (runs["truth"] <= runs["wald_high"])
     runs["covered_unweighted"] = (runs["ci_low_unweighted"] <= runs["truth"]) & (
-        runs["truth"] <= runs["ci_high_unweighted"])
-    by_indicator = runs.groupby(["team", "variable"], sort=False).agg(
-        truth=("truth", "first"),
-        mean_estimate=("estimate", "mean"),
-        mean_unweighted=("estimate_unweighted", "mean"),
-        coverage=("covered", "mean"),
-        coverage_wald=("covered_wald", "mean"),
-        coverage_unweighted=("covered_unweighted", "mean"),
-        mean_ci_width=("ci_high", "mean"),
-        samples=("sample", "nunique"),
-    ).reset_index()
-    by_indicator["mean_ci_width"] = (runs["ci_high"] - runs["ci_low"]).groupby(
-        [runs["team"], runs["variable"]], sort=False).mean().to_numpy()
+        runs["truth"] <= runs["ci_high_unweighted"]
+    )
+    by_indicator = (
+        runs.groupby(["team", "variable"], sort=False)
+        .agg(
+            truth=("truth", "first"),
+            mean_estimate=("estimate", "mean"),
+            mean_unweighted=("estimate_unweighted", "mean"),
+            coverage=("covered", "mean"),
+            coverage_wald=("covered_wald", "mean"),
+            coverage_unweighted=("covered_unweighted", "mean"),
+            mean_ci_width=("ci_high", "mean"),
+            samples=("sample", "nunique"),
+        )
+        .reset_index()
+    )
+    by_indicator["mean_ci_width"] = (
+        (runs["ci_high"] - runs["ci_low"])
+        .groupby([runs["team"], runs["variable"]], sort=False)
+        .mean()
+        .to_numpy()
+    )
     by_indicator["relative_bias"] = by_indicator["mean_estimate"] / by_indicator["truth"] - 1
     by_indicator["relative_bias_unweighted"] = by_indicator["mean_unweighted"] / by_indicator["truth"] - 1
     summary = {

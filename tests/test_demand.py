@@ -24,7 +24,10 @@ def tiny_survey() -> tuple[pd.DataFrame, pd.DataFrame]:
             "relation": ["head", "head", "spouse", "head", "spouse", "child"],
             "registration": ["local", "local", "local", "nonlocal", "nonlocal", "nonlocal"],
             **{c: ["1", "1", "1", "1", "1", "3"] for c in indicators.WG_DOMAINS},
-            **{c: ["0" if c == "adl_bathing" else "1", "1", "1", None, None, None] for c in indicators.ADL_ITEMS},
+            **{
+                c: ["0" if c == "adl_bathing" else "1", "1", "1", None, None, None]
+                for c in indicators.ADL_ITEMS
+            },
             **{c: [1, 1, 1, None, None, None] for c in indicators.IADL_ITEMS},
             "youth_afterschool": [None, None, None, None, None, "yes"],
             "youth_study_pressure": [None, None, None, None, None, "often"],
@@ -68,7 +71,12 @@ def prepared(household_weights=(10.0, 20.0, 30.0)):
     persons = persons.assign(weight=persons["household_id"].map(hh_w))
     table = demand.estimation_table(households, persons, definitions)
     specs = demand.variable_specs(table, definitions)
-    return households.assign(weight=list(household_weights)), definitions, specs, demand.add_derived_columns(table, specs, definitions)
+    return (
+        households.assign(weight=list(household_weights)),
+        definitions,
+        specs,
+        demand.add_derived_columns(table, specs, definitions),
+    )
 
 
 def test_household_totals_from_person_shares_equal_household_weight_totals():
@@ -112,7 +120,9 @@ def test_drivers_are_weighted_totals_and_replicates_are_w_transpose_y():
 
 def test_point_estimates_differ_between_unweighted_and_weighted():
     _, definitions, _, table = prepared()
-    got = demand.point_estimates(table, definitions, {"unweighted": None, "raked": "weight"}).set_index("team")
+    got = demand.point_estimates(table, definitions, {"unweighted": None, "raked": "weight"}).set_index(
+        "team"
+    )
     assert got.loc["family", "unweighted"] == pytest.approx(2 / 3)
     assert got.loc["family", "raked"] == pytest.approx(40 / 60)
     assert got.loc["disability", "raked"] == pytest.approx(30 / (10 + 40 + 90))
@@ -123,10 +133,20 @@ def test_the_suppression_threshold_is_the_disclosure_rule_for_leadership_tables(
 
 
 def test_sample_size_for_five_points_follows_the_design_effect():
-    results = pd.DataFrame({"analysis_type": ["prop"], "group": ["all"], "team": ["elderly"],
-                            "variable": ["in_need_elderly"], "universe": ["persons aged 60+"],
-                            "estimate": [0.5], "se": [np.sqrt(2.0 * 0.25 / 400)], "ci_low": [0.44],
-                            "ci_high": [0.56], "n": [400]})
+    results = pd.DataFrame(
+        {
+            "analysis_type": ["prop"],
+            "group": ["all"],
+            "team": ["elderly"],
+            "variable": ["in_need_elderly"],
+            "universe": ["persons aged 60+"],
+            "estimate": [0.5],
+            "se": [np.sqrt(2.0 * 0.25 / 400)],
+            "ci_low": [0.44],
+            "ci_high": [0.56],
+            "n": [400],
+        }
+    )
     table = pd.DataFrame({"household_id": [f"h{i}" for i in range(1000)]})
     out = demand.precision(results, table).iloc[0]
     assert out["deff"] == pytest.approx(2.0)  # variance twice that of a simple random sample of 400
@@ -137,21 +157,42 @@ def test_sample_size_for_five_points_follows_the_design_effect():
 
 def test_raking_cells_use_the_frame_age_bands():
     _, persons = tiny_survey()
-    frame = pd.DataFrame({"cunju": ["c01"], "sex": ["male"], "age_band": ["0-14"], "registration": ["local"],
-                          "population": [1]})
+    frame = pd.DataFrame(
+        {
+            "cunju": ["c01"],
+            "sex": ["male"],
+            "age_band": ["0-14"],
+            "registration": ["local"],
+            "population": [1],
+        }
+    )
     frame = pd.concat([frame, frame.assign(age_band="15-59"), frame.assign(age_band="60+")])
     cells = weights.add_rake_cells(persons, frame)
-    assert cells["sex_age"].tolist() == ["female|60+", "male|60+", "female|60+", "male|15-59", "female|15-59",
-                                         "male|0-14"]
+    assert cells["sex_age"].tolist() == [
+        "female|60+",
+        "male|60+",
+        "female|60+",
+        "male|15-59",
+        "female|15-59",
+        "male|0-14",
+    ]
     assert not cells["rake_imputed"].any()
 
 
 def test_a_missing_age_gets_the_modal_band_of_its_relation_for_raking_only():
     _, persons = tiny_survey()
-    persons = pd.concat([persons, persons.iloc[[3]].assign(person_id="d1", household_id="d", age=None)],
-                        ignore_index=True)
-    frame = pd.DataFrame({"cunju": ["c01"] * 3, "sex": ["male"] * 3, "age_band": ["0-14", "15-59", "60+"],
-                          "registration": ["local"] * 3, "population": [1, 1, 1]})
+    persons = pd.concat(
+        [persons, persons.iloc[[3]].assign(person_id="d1", household_id="d", age=None)], ignore_index=True
+    )
+    frame = pd.DataFrame(
+        {
+            "cunju": ["c01"] * 3,
+            "sex": ["male"] * 3,
+            "age_band": ["0-14", "15-59", "60+"],
+            "registration": ["local"] * 3,
+            "population": [1, 1, 1],
+        }
+    )
     cells = weights.add_rake_cells(persons, frame)
     # heads are 80, 70 and 40 years old: 60+ is the modal band of heads
     assert cells.loc[6, "sex_age"] == "male|60+" and cells.loc[6, "rake_imputed"]
@@ -165,7 +206,9 @@ def test_the_committed_list_of_analyses_is_the_one_needs_yaml_gives():
     generated = demand.needs_loa(indicators.load_needs()).astype(str)
     pd.testing.assert_frame_equal(committed, generated)
     assert {"mean", "ratio", "total"} == set(committed["analysis_type"])
-    assert "ratio" not in set(committed.loc[committed["analysis_var"].str.startswith("elderly:"), "analysis_type"])
+    assert "ratio" not in set(
+        committed.loc[committed["analysis_var"].str.startswith("elderly:"), "analysis_type"]
+    )
 
 
 def test_stated_demand_is_any_need_option_ticked_other_included():
@@ -174,7 +217,9 @@ def test_stated_demand_is_any_need_option_ticked_other_included():
     assert by_household["need_any_elderly"].tolist() == [1, 1, 0]  # a and b need meals
     assert by_household["need_any_family"].tolist() == [0, 0, 0]
     households, persons = tiny_survey()
-    households = households.assign(**{"need_family.other": [0, 0, 1], "need_family.counselling": [np.nan, 0, 0]})
+    households = households.assign(
+        **{"need_family.other": [0, 0, 1], "need_family.counselling": [np.nan, 0, 0]}
+    )
     table = demand.estimation_table(households, persons, definitions)
     table = demand.add_derived_columns(table, demand.variable_specs(table, definitions), definitions)
     assert table.groupby("household_id")["need_any_family"].first().tolist() == [0, 0, 1]
@@ -187,10 +232,19 @@ def survey_of_tiny_households(definitions: dict) -> tuple[pd.DataFrame, pd.DataF
     hh_parts, person_parts = [], []
     for k, (cunju, group) in enumerate([("c01", 1), ("c01", 2), ("c01", 3), ("c02", 1), ("c02", 2)]):
         ids = {h: f"{h}{k}" for h in households["household_id"]}
-        hh_parts.append(households.assign(household_id=households["household_id"].map(ids), cunju=cunju,
-                                          psu=f"{cunju}-g{group}", weight=[10.0 + 3 * k, 20.0, 30.0 - k * k]))
-        person_parts.append(persons.assign(household_id=persons["household_id"].map(ids),
-                                           person_id=persons["person_id"] + str(k)))
+        hh_parts.append(
+            households.assign(
+                household_id=households["household_id"].map(ids),
+                cunju=cunju,
+                psu=f"{cunju}-g{group}",
+                weight=[10.0 + 3 * k, 20.0, 30.0 - k * k],
+            )
+        )
+        person_parts.append(
+            persons.assign(
+                household_id=persons["household_id"].map(ids), person_id=persons["person_id"] + str(k)
+            )
+        )
     households, persons = pd.concat(hh_parts, ignore_index=True), pd.concat(person_parts, ignore_index=True)
     weights_of = households.set_index("household_id")["weight"]
     band = pd.cut(persons["age"], [-1, 14, 59, 200], labels=["0-14", "15-59", "60+"]).astype(str)
@@ -206,7 +260,7 @@ def test_cunju_totals_and_shares_use_t_with_the_domain_degrees_of_freedom():
     rows = results[(results["variable"] == "in_need_family")].set_index(["analysis_type", "group_value"])
     assert rows.loc[("total", "c01"), "df"] == 2 and rows.loc[("total", "c02"), "df"] == 1
     assert rows.loc[("total", "all"), "df"] == 3  # 5 residential groups − 2 村居
-    for (kind, where), row in rows.iterrows():
+    for (kind, _where), row in rows.iterrows():
         if kind == "total":
             half = stats.t.ppf(0.975, row["df"]) * row["se"]
             assert row["ci_high"] - row["estimate"] == pytest.approx(half, rel=1e-12)
@@ -218,16 +272,34 @@ def test_cunju_totals_and_shares_use_t_with_the_domain_degrees_of_freedom():
 
 def test_a_fifth_team_in_the_need_definitions_reaches_every_table():
     definitions = copy.deepcopy(indicators.load_needs())
-    definitions["teams"]["carers"] = {"label": {"zh": "照顾者", "en": "Carers"}, "unit": "households", "universe": {},
-                                      "indicators": ["hardship"], "in_need_if_any": ["hardship"], "services": ["respite"]}
+    definitions["teams"]["carers"] = {
+        "label": {"zh": "照顾者", "en": "Carers"},
+        "unit": "households",
+        "universe": {},
+        "indicators": ["hardship"],
+        "in_need_if_any": ["hardship"],
+        "services": ["respite"],
+    }
     households, persons = survey_of_tiny_households(definitions)
-    households = households.assign(**{"need_carers.respite": 1, "receiving_carers.respite": 0,
-                                      "would_use_carers.respite": 1, "need_carers.other": 0})
+    households = households.assign(
+        **{
+            "need_carers.respite": 1,
+            "receiving_carers.respite": 0,
+            "would_use_carers.respite": 1,
+            "need_carers.other": 0,
+        }
+    )
     table, specs = demand.prepare(households, persons, definitions)
-    results = demand.estimate(Design(table, weights="weight", strata="cunju", ids="psu"), table, specs,
-                              breakdowns=definitions["breakdowns"])
+    results = demand.estimate(
+        Design(table, weights="weight", strata="cunju", ids="psu"),
+        table,
+        specs,
+        breakdowns=definitions["breakdowns"],
+    )
     carers = results[results["team"] == "carers"]
-    assert {"in_need_carers", "need_any_carers", "need_carers", "unmet_need_carers"} <= set(carers["variable"])
+    assert {"in_need_carers", "need_any_carers", "need_carers", "unmet_need_carers"} <= set(
+        carers["variable"]
+    )
     assert carers.loc[carers["variable"] == "need_any_carers", "estimate"].iloc[0] == pytest.approx(1.0)
     assert "carers" in set(demand.rank_services(results)["team"])
     assert "carers" in set(demand.service_table(results)["team"])

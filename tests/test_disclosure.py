@@ -47,8 +47,13 @@ def test_the_subtraction_attack_recovers_a_lone_suppressed_cell_and_fails_after_
 
 
 def test_secondary_suppression_takes_the_smallest_other_cell():
-    table = pd.DataFrame({"cunju": ["c01", "c02", "c03", "c04", "all"], "n": [4, 30, 12, 50, 96],
-                          "estimate": [0.5, 0.2, 0.3, 0.1, 0.2]})
+    table = pd.DataFrame(
+        {
+            "cunju": ["c01", "c02", "c03", "c04", "all"],
+            "n": [4, 30, 12, 50, 96],
+            "estimate": [0.5, 0.2, 0.3, 0.1, 0.2],
+        }
+    )
     out = suppress(table, "n", 10, ["cunju"], value_cols=["estimate"])
     assert out["suppression"].tolist() == ["primary", "", "secondary", "", ""]
     assert out.loc[out["suppressed"], ["n", "estimate"]].isna().all().all()
@@ -75,8 +80,17 @@ def test_linked_cycles_leak_through_a_bridge_cell():
     # every row and column has 0 or >= 2 hidden cells, yet c01 × s3 follows from the sums
     counts = np.full((4, 4), 20)
     table = two_way(counts)
-    hidden = {("c01", "s1"), ("c01", "s2"), ("c02", "s1"), ("c02", "s2"), ("c03", "s3"), ("c03", "s4"),
-              ("c04", "s3"), ("c04", "s4"), ("c01", "s3")}
+    hidden = {
+        ("c01", "s1"),
+        ("c01", "s2"),
+        ("c02", "s1"),
+        ("c02", "s2"),
+        ("c03", "s3"),
+        ("c03", "s4"),
+        ("c04", "s3"),
+        ("c04", "s4"),
+        ("c01", "s3"),
+    }
     mask = pd.Series([(r, c) in hidden for r, c in zip(table["cunju"], table["sex"])], index=table.index)
     leaked = recoverable_cells(table, mask, ["cunju", "sex"])
     assert [tuple(x) for x in table.loc[leaked, ["cunju", "sex"]].to_numpy()] == [("c01", "s3")]
@@ -103,11 +117,13 @@ def test_no_small_cell_is_visible_or_recoverable(n_rows, n_cols, seed):
 
 
 def test_k_anonymity_returns_and_raises_on_rare_combinations():
-    micro = pd.DataFrame({
-        "cunju": ["c01"] * 6 + ["c02"] * 4,
-        "age_band": ["60-79"] * 3 + ["80+"] * 3 + ["60-79"] * 3 + [None],
-        "disability": [1, 1, 1, 0, 0, 0, 0, 0, 0, 0],
-    })
+    micro = pd.DataFrame(
+        {
+            "cunju": ["c01"] * 6 + ["c02"] * 4,
+            "age_band": ["60-79"] * 3 + ["80+"] * 3 + ["60-79"] * 3 + [None],
+            "disability": [1, 1, 1, 0, 0, 0, 0, 0, 0, 0],
+        }
+    )
     assert k_anonymity(micro, ["cunju", "age_band", "disability"], k=3).empty is False
     found = k_anonymity(micro, ["cunju", "age_band", "disability"], k=3)
     assert len(found) == 1 and found["count"].tolist() == [1] and found["cunju"].tolist() == ["c02"]
@@ -119,13 +135,39 @@ def test_k_anonymity_returns_and_raises_on_rare_combinations():
 
 
 def test_results_table_breakdowns_are_protected_against_the_overall_row():
-    base = {"analysis_type": "total", "team": "elderly", "variable": "in_need_elderly", "value": "1",
-            "universe": "60+", "unit": "persons"}
-    rows = [("all", "all", 46, 900.0), ("cunju", "c01", 4, 80.0), ("cunju", "c02", 30, 600.0),
-            ("cunju", "c03", 12, 220.0), ("sex", "male", 20, 400.0), ("sex", "female", 26, 500.0)]
-    results = pd.DataFrame([{**base, "group": g, "group_value": v, "n": n, "estimate": e, "se": e / 10,
-                             "ci_low": e * 0.8, "ci_high": e * 1.2, "n_weighted": e, "suppressed": False}
-                            for g, v, n, e in rows])
+    base = {
+        "analysis_type": "total",
+        "team": "elderly",
+        "variable": "in_need_elderly",
+        "value": "1",
+        "universe": "60+",
+        "unit": "persons",
+    }
+    rows = [
+        ("all", "all", 46, 900.0),
+        ("cunju", "c01", 4, 80.0),
+        ("cunju", "c02", 30, 600.0),
+        ("cunju", "c03", 12, 220.0),
+        ("sex", "male", 20, 400.0),
+        ("sex", "female", 26, 500.0),
+    ]
+    results = pd.DataFrame(
+        [
+            {
+                **base,
+                "group": g,
+                "group_value": v,
+                "n": n,
+                "estimate": e,
+                "se": e / 10,
+                "ci_low": e * 0.8,
+                "ci_high": e * 1.2,
+                "n_weighted": e,
+                "suppressed": False,
+            }
+            for g, v, n, e in rows
+        ]
+    )
     other = results.assign(variable="adl_dependent", n=results["n"] + 20)  # no small cells: left alone
     out = suppress_results(pd.concat([results, other], ignore_index=True), threshold=10)
     first = out.iloc[:6].set_index("group_value")

@@ -1,4 +1,5 @@
-"""Documentation that cannot drift: every `docs/sources.md §N` the repository cites exists, nothing cites a file
+"""Documentation that cannot drift: every `docs/sources.md §N` the repository cites exists, nothing cites a
+file
 outside the repository, notebooks are thin (no def, class or assert) and state no number in their prose, and
 the README's marked values are filled by `analysis.readme` (checked against a fresh run in test_pipeline)."""
 
@@ -18,19 +19,26 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "docs" / "sources.md"
 CITATION = re.compile(r"sources\.md §(\d+(?:\.\d+)?)(?:–(\d+(?:\.\d+)?))?")
 # Numbers a notebook's prose may hold: section signs, notebook numbers, interval levels and formula constants.
-ALLOWED_NUMBERS = re.compile(r"§\d+(\.\d+)?(–\d+(\.\d+)?)?|\b0\d\b|\bstage 0\d\b|\d+% (confidence interval|interval|CI|range)"
-                             r"|\b1 /|\(1 −")
+ALLOWED_NUMBERS = re.compile(
+    r"§\d+(\.\d+)?(–\d+(\.\d+)?)?|\b0\d\b|\bstage 0\d\b|\d+% (confidence interval|interval|CI|range)"
+    r"|\b1 /|\(1 −"
+)
 
 
 def _tracked(*patterns: str) -> list[Path]:
-    listed = subprocess.run(["git", "ls-files", *patterns], cwd=ROOT, capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        ["git", "ls-files", *patterns], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     return [ROOT / line for line in listed.stdout.splitlines() if (ROOT / line).is_file()]
 
 
 def _text_files() -> list[Path]:
     suffixes = {".py", ".md", ".yaml", ".yml", ".csv", ".ipynb", ".html", ".R", ".toml", ".cfg", ".txt", ""}
-    return [p for p in _tracked() if p.suffix in suffixes and p.stat().st_size < 2_000_000
-            and "fixtures" not in p.parts]
+    return [
+        p
+        for p in _tracked()
+        if p.suffix in suffixes and p.stat().st_size < 2_000_000 and "fixtures" not in p.parts
+    ]
 
 
 def _sections() -> set[str]:
@@ -52,8 +60,11 @@ def test_every_cited_section_of_sources_md_exists():
 
 def test_nothing_cites_a_file_outside_the_repository():
     outside = re.compile(r"domain\.md|/work/shared|shared/design\.md|shared/style\.md")
-    found = [str(p.relative_to(ROOT)) for p in _text_files()
-             if p != Path(__file__).resolve() and outside.search(p.read_text(encoding="utf-8", errors="replace"))]
+    found = [
+        str(p.relative_to(ROOT))
+        for p in _text_files()
+        if p != Path(__file__).resolve() and outside.search(p.read_text(encoding="utf-8", errors="replace"))
+    ]
     assert not found, found
 
 
@@ -67,8 +78,15 @@ def _cells(kind: str):
 def test_notebooks_hold_no_definitions_or_assertions():
     found = []
     for name, source in _cells("code"):
-        tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
-        kinds = {type(node).__name__ for node in ast.walk(tree)} & {"FunctionDef", "ClassDef", "Assert", "Lambda"}
+        tree = ast.parse(
+            "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        )
+        kinds = {type(node).__name__ for node in ast.walk(tree)} & {
+            "FunctionDef",
+            "ClassDef",
+            "Assert",
+            "Lambda",
+        }
         if kinds:
             found.append((name, sorted(kinds), source[:60]))
     assert not found, found
@@ -77,15 +95,22 @@ def test_notebooks_hold_no_definitions_or_assertions():
 def test_notebook_prose_states_no_number():
     """Every number a reader sees in a notebook's markdown is printed by code; the prose may name sections,
     notebooks, interval levels and the constants of a formula."""
-    found = [(name, re.findall(r"\S*\d\S*", ALLOWED_NUMBERS.sub("", text))) for name, text in _cells("markdown")]
+    found = [
+        (name, re.findall(r"\S*\d\S*", ALLOWED_NUMBERS.sub("", text))) for name, text in _cells("markdown")
+    ]
     found = [(name, numbers) for name, numbers in found if numbers]
     assert not found, found
 
 
 def test_notebooks_show_their_stage_figures():
     shown = {name: source for name, source in _cells("code") if "figures.preview" in source}
-    assert {"01_clean.ipynb", "02_weight.ipynb", "03_demand.ipynb", "04_team_sizing.ipynb",
-            "05_leadership_brief.ipynb"} <= set(shown)
+    assert {
+        "01_clean.ipynb",
+        "02_weight.ipynb",
+        "03_demand.ipynb",
+        "04_team_sizing.ipynb",
+        "05_leadership_brief.ipynb",
+    } <= set(shown)
 
 
 def test_readme_fill_replaces_only_marked_values_and_names_unknown_ones():
@@ -97,8 +122,15 @@ def test_readme_fill_replaces_only_marked_values_and_names_unknown_ones():
 
 def test_the_readme_marks_its_results():
     marked = dict(readme.MARKED.findall(readme.README.read_text(encoding="utf-8")))
-    for name in ("submissions", "fault_rows", "response_rate", "elderly_share", "required_total", "coverage_mean",
-                 "report_seconds"):
+    for name in (
+        "submissions",
+        "fault_rows",
+        "response_rate",
+        "elderly_share",
+        "required_total",
+        "coverage_mean",
+        "report_seconds",
+    ):
         assert name in marked, name
     assert marked["fault_rows"] != "262" and marked["response_rate"] != "55%"  # the two that had drifted
 

@@ -35,8 +35,9 @@ def wave_of(year, sample, frame, **kw):
 def fresh(population):
     """Two independent samples of one population: new residential groups in the second."""
     frame = simulate.population_frame(population)
-    return wave_of(2012, simulate.draw_sample(population, 1), frame), \
-        wave_of(2013, simulate.draw_sample(population, 2), frame)
+    return wave_of(2012, simulate.draw_sample(population, 1), frame), wave_of(
+        2013, simulate.draw_sample(population, 2), frame
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,17 +76,25 @@ def test_a_ratios_change_has_the_se_of_compare_on_the_same_design(revisited, def
     ours = evaluate.estimate(design, specs, None, 2012, 2013).set_index(["indicator", "wave"])
     core = design.compare("num:reach_elderly", first=2012, second=2013, na_rm=True)
     assert ours.loc[("reach_elderly", "change"), "se"] == pytest.approx(core["se"].iloc[0], rel=1e-10)
-    assert ours.loc[("reach_elderly", "change"), "estimate"] == pytest.approx(core["estimate"].iloc[0], rel=1e-10)
-    ratio = design.ratio("num:need_any_family", "den:need_any_family", by="wave", na_rm=True).set_index("wave")
+    assert ours.loc[("reach_elderly", "change"), "estimate"] == pytest.approx(
+        core["estimate"].iloc[0], rel=1e-10
+    )
+    ratio = design.ratio("num:need_any_family", "den:need_any_family", by="wave", na_rm=True).set_index(
+        "wave"
+    )
     for year in (2012, 2013):
-        assert ours.loc[("need_any_family", str(year)), "se"] == pytest.approx(ratio.loc[year, "se"], rel=1e-10)
-        assert ours.loc[("need_any_family", str(year)), "estimate"] == pytest.approx(ratio.loc[year, "estimate"],
-                                                                                      rel=1e-12)
+        assert ours.loc[("need_any_family", str(year)), "se"] == pytest.approx(
+            ratio.loc[year, "se"], rel=1e-10
+        )
+        assert ours.loc[("need_any_family", str(year)), "estimate"] == pytest.approx(
+            ratio.loc[year, "estimate"], rel=1e-12
+        )
 
 
 @pytest.mark.parametrize("design", ["revisited", "fresh"])
 def test_each_waves_se_in_the_stack_is_its_own_designs(design, request, definitions):
-    """Below the stacked PSU, each wave's households are their own certain stage with their own fpc, so a wave's
+    """Below the stacked PSU, each wave's households are their own certain stage with their own fpc, so a
+    wave's
     estimate has the variance of its own two-stage design (raked to its own frame)."""
     first, second = request.getfixturevalue(design)
     both = stacked(first, second, definitions, design)
@@ -116,7 +125,9 @@ def test_psu_mode_from_the_sample_designs(fresh, revisited):
     assert evaluate.psu_mode(*fresh) == "fresh"
     assert evaluate.psu_mode(*fresh, declared="revisited") == "revisited"
     assert evaluate.psu_mode(fresh[0], replace(fresh[1], psus="revisited")) == "revisited"
-    disjoint = replace(fresh[1], sample_design=fresh[1].sample_design.assign(psu="new-" + fresh[1].sample_design["psu"]))
+    disjoint = replace(
+        fresh[1], sample_design=fresh[1].sample_design.assign(psu="new-" + fresh[1].sample_design["psu"])
+    )
     with pytest.raises(DesignError, match="share no PSU"):
         evaluate.psu_mode(fresh[0], disjoint, declared="revisited")
     with pytest.raises(DesignError, match="unknown PSU mode"):
@@ -125,11 +136,17 @@ def test_psu_mode_from_the_sample_designs(fresh, revisited):
 
 def test_a_question_asked_in_one_wave_only_leaves_its_indicators_out(fresh, definitions):
     first, second = fresh
-    second = replace(second, households=second.households.drop(columns=["aware_centre"]),
-                     persons=second.persons.drop(columns=["youth_internet"]))
+    second = replace(
+        second,
+        households=second.households.drop(columns=["aware_centre"]),
+        persons=second.persons.drop(columns=["youth_internet"]),
+    )
     result = evaluate.evaluate(first, second, definitions, domains=())
-    assert result.left_out == {"aware_centre": ["aware_centre"], "reach_youth": ["youth_internet"],
-                               "unmet_youth": ["youth_internet"]}
+    assert result.left_out == {
+        "aware_centre": ["aware_centre"],
+        "reach_youth": ["youth_internet"],
+        "unmet_youth": ["youth_internet"],
+    }
     notes = result.table[result.table["note"].fillna("").str.startswith("left out")]
     assert set(notes["indicator"]) == set(result.left_out)
     assert notes["estimate"].isna().all()
@@ -153,15 +170,26 @@ def test_cells_with_few_respondents_are_suppressed(fresh, definitions):
 
 
 def synthetic(changes: dict[str, tuple[float, float, float]], simulated=True) -> evaluate.Evaluation:
-    """An evaluation table for the summary: indicator -> (change, ci_low, ci_high); levels 0.30 and 0.30 + change."""
+    """An evaluation table for the summary: indicator -> (change, ci_low, ci_high); levels 0.30 and 0.30 +
+    change."""
     specs = evaluate.indicator_specs(indicators.load_needs())
     rows = []
     for spec in specs.itertuples():
         change, low, high = changes.get(spec.indicator, (0.01, -0.02, 0.04))
-        base = {"team": spec.team, "indicator": spec.indicator, "measure": spec.measure, "group": "all",
-                "group_value": "all", "note": "", "suppressed": False}
-        rows += [dict(base, wave="2012", estimate=0.30), dict(base, wave="2013", estimate=0.30 + change),
-                 dict(base, wave=evaluate.CHANGE, estimate=change, ci_low=low, ci_high=high)]
+        base = {
+            "team": spec.team,
+            "indicator": spec.indicator,
+            "measure": spec.measure,
+            "group": "all",
+            "group_value": "all",
+            "note": "",
+            "suppressed": False,
+        }
+        rows += [
+            dict(base, wave="2012", estimate=0.30),
+            dict(base, wave="2013", estimate=0.30 + change),
+            dict(base, wave=evaluate.CHANGE, estimate=change, ci_low=low, ci_high=high),
+        ]
     table = pd.DataFrame(rows).reindex(columns=evaluate.TABLE_COLUMNS)
     return evaluate.Evaluation(table, table, {}, (2012, 2013), "revisited", simulated, 0.0, (None, None))
 
@@ -171,16 +199,28 @@ RISE_OR_FALL = ("rose", "fell", "上升", "下降", "increase", "decrease")
 
 def test_the_summary_never_calls_a_change_real_when_its_interval_includes_zero():
     # large estimates whose intervals still include zero, and one just excluding it on each side
-    result = synthetic({"reach_elderly": (0.15, -0.01, 0.31), "unmet_youth": (-0.12, -0.25, 0.001),
-                        "aware_centre": (0.2, 0.0, 0.4), "reach_family": (0.03, 0.001, 0.06),
-                        "need_any_disability": (-0.03, -0.06, -0.002)})
+    result = synthetic(
+        {
+            "reach_elderly": (0.15, -0.01, 0.31),
+            "unmet_youth": (-0.12, -0.25, 0.001),
+            "aware_centre": (0.2, 0.0, 0.4),
+            "reach_family": (0.03, 0.001, 0.06),
+            "need_any_disability": (-0.03, -0.06, -0.002),
+        }
+    )
     for lang in ("zh", "en"):
         text = evaluate.summary(result, lang)
         clauses = text.split("；" if lang == "zh" else "; ")
         for clause in clauses:
             for name in ("长者", "Elderly", "儿童青少年", "Children & youth", "全体住户", "All households"):
-                if name in clause and ("获得服务" in clause or "Reach" in clause or "未满足" in clause
-                                       or "Unmet" in clause or "知晓" in clause or "Awareness" in clause):
+                if name in clause and (
+                    "获得服务" in clause
+                    or "Reach" in clause
+                    or "未满足" in clause
+                    or "Unmet" in clause
+                    or "知晓" in clause
+                    or "Awareness" in clause
+                ):
                     said = clause.split(name)[0][-40:] + name + clause.split(name)[1][:60]
                     assert not any(word in said.split("，")[0] for word in RISE_OR_FALL), said
         assert ("+3.0" in text) and ("-3.0" in text)  # the two intervals that exclude zero are reported
@@ -212,9 +252,22 @@ def test_the_figure_shows_both_waves_bilingual_with_the_simulated_mark(fresh, de
 
 
 def test_the_command_line_names_a_missing_wave_folder_in_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "analysis", "evaluate", "--waves", str(tmp_path / "nope"),
-                           str(tmp_path / "nope2"), "--out", str(tmp_path / "out")], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "evaluate",
+            "--waves",
+            str(tmp_path / "nope"),
+            str(tmp_path / "nope2"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "survey folder not found" in done.stderr
 

@@ -5,14 +5,16 @@ One synthetic Leliu and its 2013 wave a year on (``simulate.waves.Panel``: agein
 migrant turnover and the planted change in the centre's reach, ``simulation.yaml`` ``waves.2013``) are
 sampled ``PAIRS`` times per design with seeds 1..PAIRS (``Panel.draw_pair``): the 2013 sample revisits
 the 2012 sample's residential groups, or draws new ones. Each wave is weighted to its own year's frame,
-both are stacked and compared as ``python -m analysis evaluate`` does (:func:`analysis.evaluate.compare_waves`),
+both are stacked and compared as ``python -m analysis evaluate`` does
+(:func:`analysis.evaluate.compare_waves`),
 and every headline indicator's change is set beside the planted finite-population change.
 
 Claims: for each indicator and each design the interval covers the planted change in 92.5–97.5% of pairs;
 the interval that treats the waves as independent (√(se₁² + se₂²), same t) is wider than the stacked one
 for revisited groups (it ignores their positive covariance) and the same for fresh ones.
 
-Results: ``build/results/wave_coverage.json``, compared with the committed ``tests/results/wave_coverage.json``
+Results: ``build/results/wave_coverage.json``, compared with the committed
+``tests/results/wave_coverage.json``
 (same seeds, same numbers). ``python tests/test_evaluate_coverage.py`` rewrites the committed file;
 ``WAVE_PAIRS=n`` changes the number of pairs (the committed file holds the default).
 """
@@ -65,7 +67,9 @@ def one_seed(seed: int) -> pd.DataFrame:
         assert evaluate.psu_mode(first, second) == psus
         tables = (first_table, evaluate.indicator_table(second.households, second.persons, definitions))
         estimates, gap = evaluate.compare_waves(first, second, tables, specs, psus, domains=())
-        rows.append(evaluate.against_truth(estimates, pair.truth).assign(design=psus, seed=seed, weight_gap=gap))
+        rows.append(
+            evaluate.against_truth(estimates, pair.truth).assign(design=psus, seed=seed, weight_gap=gap)
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -91,19 +95,31 @@ def summarise(rows: pd.DataFrame, pairs: int) -> dict:
     designs = {}
     for design, part in rows.groupby("design", sort=False):
         table = part.groupby("indicator", sort=False).agg(
-            planted=("planted", "first"), coverage=("covered", "mean"),
-            coverage_independent=("covered_independent", "mean"), mean_se=("se", "mean"),
-            mean_se_independent=("se_independent", "mean"), mean_estimate=("estimate", "mean"))
+            planted=("planted", "first"),
+            coverage=("covered", "mean"),
+            coverage_independent=("covered_independent", "mean"),
+            mean_se=("se", "mean"),
+            mean_se_independent=("se_independent", "mean"),
+            mean_estimate=("estimate", "mean"),
+        )
         table["width_ratio"] = table["mean_se_independent"] / table["mean_se"]
         designs[design] = {
             "mean_coverage": round(float(table["coverage"].mean()), 4),
             "mean_coverage_independent": round(float(table["coverage_independent"].mean()), 4),
             "largest_weight_gap": float(f"{part['weight_gap'].max():.1e}"),
-            "indicators": {name: {key: round(float(value), 6) for key, value in row.items()}
-                           for name, row in table.iterrows()},
+            "indicators": {
+                name: {key: round(float(value), 6) for key, value in row.items()}
+                for name, row in table.iterrows()
+            },
         }
-    return {"pairs": pairs, "population_seed": POPULATION_SEED, "seeds": f"1..{pairs}", "level": evaluate.LEVEL,
-            "band": list(BAND), "designs": designs}
+    return {
+        "pairs": pairs,
+        "population_seed": POPULATION_SEED,
+        "seeds": f"1..{pairs}",
+        "level": evaluate.LEVEL,
+        "band": list(BAND),
+        "designs": designs,
+    }
 
 
 @pytest.mark.slow
@@ -119,9 +135,12 @@ def test_the_change_interval_covers_the_planted_change_for_revisited_and_fresh_g
     revisited, fresh = (result["designs"][d]["indicators"] for d in ("revisited", "fresh"))
     ratios = np.array([row["width_ratio"] for row in revisited.values()])
     assert np.median(ratios) > 1 and ratios.max() > 1.2  # independent-waves intervals too wide when revisited
-    assert result["designs"]["revisited"]["mean_coverage_independent"] > result["designs"]["revisited"]["mean_coverage"]
+    assert (
+        result["designs"]["revisited"]["mean_coverage_independent"]
+        > result["designs"]["revisited"]["mean_coverage"]
+    )
     np.testing.assert_allclose([row["width_ratio"] for row in fresh.values()], 1.0, rtol=1e-9)
-    if PAIRS == json.loads(COMMITTED.read_text(encoding="utf-8"))["pairs"]:
+    if json.loads(COMMITTED.read_text(encoding="utf-8"))["pairs"] == PAIRS:
         assert result == json.loads(COMMITTED.read_text(encoding="utf-8"))
 
 

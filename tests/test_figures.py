@@ -1,5 +1,6 @@
 """Figures: Chinese renders without missing glyphs, labels come from the labels file and the instrument,
-suppressed cells never show a value, the simulated mark and footnote are on every figure, same bytes on rerun."""
+suppressed cells never show a value, the simulated mark and footnote are on every figure, same bytes on
+rerun."""
 
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ def test_english_figures_use_english_labels(form, note):
     assert "Residents in need of each team's services" in text
     cjk = [t for t in text if re.search(r"[\u4e00-\u9fff]", t)]
     # Chinese remains only where it is meant to: the bilingual simulated mark and the word 村居 in the note
-    assert all("模拟数据 / simulated data" == t or "村居" in t for t in cjk), cjk
+    assert all(t == "模拟数据 / simulated data" or "村居" in t for t in cjk), cjk
 
 
 def test_suppressed_cells_never_show_a_value(form, note):
@@ -145,8 +146,10 @@ def test_suppressed_cells_never_show_a_value(form, note):
     fig = figures.demand_by_cunju(results, figures.load_labels("zh", form), note, threshold=10)
     text = _all_text(fig)
     assert "78%" not in text and "67%" not in text
-    hidden = (results.loc[results["group"] == "cunju", "suppressed"]
-              | (results.loc[results["group"] == "cunju", "n"] < 10)).sum()
+    hidden = (
+        results.loc[results["group"] == "cunju", "suppressed"]
+        | (results.loc[results["group"] == "cunju", "n"] < 10)
+    ).sum()
     assert text.count("不公布") == hidden
     shown = results[(results["group"] == "cunju") & ~results["suppressed"] & (results["n"] >= 10)]
     cell_text = [t.get_text() for t in fig.axes[0].texts]
@@ -178,6 +181,7 @@ def test_figures_are_byte_identical_on_rerun(tmp_path, form, note):
     png = first[0].read_bytes()
     assert b"Software" not in png and b"matplotlib" not in png
     from PIL import Image
+
     with Image.open(first[0]) as image:
         assert image.size == (round(13.33 * 300), round(7.5 * 300))
 
@@ -192,11 +196,15 @@ def test_team_names_colours_and_order_come_from_needs_yaml():
 
 def test_a_fifth_team_added_in_needs_yaml_is_drawn_with_its_name_and_colour(form, note):
     needs = copy.deepcopy(load_needs())
-    needs["teams"]["carers"] = {**needs["teams"]["family"], "label": {"zh": "照顾者", "en": "Carers"},
-                                "colour": "#D55E00"}
+    needs["teams"]["carers"] = {
+        **needs["teams"]["family"],
+        "label": {"zh": "照顾者", "en": "Carers"},
+        "colour": "#D55E00",
+    }
     results = fx.results()
     carers = results[results["team"] == "family"].assign(
-        team="carers", variable=lambda t: t["variable"].str.replace("family", "carers"))
+        team="carers", variable=lambda t: t["variable"].str.replace("family", "carers")
+    )
     half = ["estimate", "se", "ci_low", "ci_high"]
     results = pd.concat([results, carers.assign(**{c: carers[c] * 0.5 for c in half})], ignore_index=True)
     for lang, name in (("en", "Carers"), ("zh", "照顾者")):
@@ -207,13 +215,16 @@ def test_a_fifth_team_added_in_needs_yaml_is_drawn_with_its_name_and_colour(form
         colours = {matplotlib.colors.to_hex(p.get_facecolor()) for p in ax.patches}
         assert colours == {spec["colour"].lower() for spec in needs["teams"].values()}
         heat = figures.demand_by_cunju(results, labels, note)
-        assert name in [tick.get_text().split("\n")[0] for tick in heat.axes[0].get_xticklabels()]  # + denominator
+        assert name in [
+            tick.get_text().split("\n")[0] for tick in heat.axes[0].get_xticklabels()
+        ]  # + denominator
 
 
 def test_staffing_figure_shows_recommendation_and_even_split(form, note):
     tables = fx.staffing()
-    fig = figures.staffing_vs_even(tables["allocation"], tables["replicate_allocations"],
-                                   figures.load_labels("en", form), note)
+    fig = figures.staffing_vs_even(
+        tables["allocation"], tables["replicate_allocations"], figures.load_labels("en", form), note
+    )
     workers = fig.axes[0]
     heights = [p.get_height() for p in workers.patches]
     assert heights == [4, 2, 3, 1]
@@ -259,7 +270,10 @@ def test_figures_accept_results_after_disclosure_control(form, note):
 def test_committed_figures_are_up_to_date_with_the_code(tmp_path, form):
     """The figures committed in figures/ are what the current code draws from build/ (the bundled survey)."""
     build, committed = ROOT / "build", ROOT / "figures"
-    if not (build / "demand" / "results.csv").exists() or not (build / "staffing" / "allocation.csv").exists():
+    if (
+        not (build / "demand" / "results.csv").exists()
+        or not (build / "staffing" / "allocation.csv").exists()
+    ):
         pytest.skip("no stage outputs in build/ (run `make report` first); committed figures not checked")
     files = sorted(committed.glob("*.png")) + sorted(committed.glob("*.svg"))
     if not files:
@@ -273,8 +287,11 @@ def test_committed_figures_are_up_to_date_with_the_code(tmp_path, form):
     figures.save_figures(figures.make_figures(outputs, labels, note, threshold), tmp_path)
     weighted = pd.read_parquet(build / "weights" / "persons.parquet")  # notebook 02's figure
     figures.save_figure(figures.weight_distribution(weighted, labels, note), tmp_path, "weight_distribution")
-    stale = [f.name for f in files if not (tmp_path / f.name).exists()
-             or (tmp_path / f.name).read_bytes() != f.read_bytes()]
+    stale = [
+        f.name
+        for f in files
+        if not (tmp_path / f.name).exists() or (tmp_path / f.name).read_bytes() != f.read_bytes()
+    ]
     assert stale == [], "out of date with the code: rerun `make report` (or notebook 05) and commit figures/"
 
 
@@ -301,8 +318,11 @@ def test_cleaning_funnel_accounts_for_every_raw_submission(form, note):
 def test_imprecise_cunju_cells_are_marked_and_keyed(form, note):
     """Shown 村居 cells whose 95% CI is wider than the limit carry a "±"; suppressed cells never do."""
     results = fx.results()
-    cells = results[(results["group"] == "cunju") & (results["variable"] == "in_need_" + results["team"])
-                    & (results["analysis_type"] == "prop")]
+    cells = results[
+        (results["group"] == "cunju")
+        & (results["variable"] == "in_need_" + results["team"])
+        & (results["analysis_type"] == "prop")
+    ]
     shown = ~cells["suppressed"] & (cells["n"] >= 10) & cells["estimate"].notna()
     width = cells["ci_high"] - cells["ci_low"]
     zh = figures.load_labels("zh", form)
@@ -311,22 +331,33 @@ def test_imprecise_cunju_cells_are_marked_and_keyed(form, note):
         marks = [t.get_text() for t in fig.axes[0].texts].count("±")
         assert marks == int((shown & (width > limit)).sum())
         assert f"95%置信区间宽于{round(limit * 100)}个百分点，估计不精确" in _all_text(fig)
-    assert (shown & (width > 0.10)).sum() > (shown & (width > 0.30)).sum()  # the fixture tells the limits apart
+    assert (shown & (width > 0.10)).sum() > (
+        shown & (width > 0.30)
+    ).sum()  # the fixture tells the limits apart
 
 
 def test_weight_distribution_draws_one_box_per_weighting_step_without_warnings(form, note):
     rng = np.random.default_rng(7)
-    persons = pd.DataFrame({"weight_base": rng.uniform(30, 50, 200), "weight_nr": rng.uniform(40, 130, 200),
-                            "weight": rng.uniform(20, 180, 200)})
+    persons = pd.DataFrame(
+        {
+            "weight_base": rng.uniform(30, 50, 200),
+            "weight_nr": rng.uniform(40, 130, 200),
+            "weight": rng.uniform(20, 180, 200),
+        }
+    )
     labels = figures.load_labels("zh", form)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the seaborn/matplotlib deprecation is filtered precisely, nothing else
+        warnings.simplefilter(
+            "error"
+        )  # the seaborn/matplotlib deprecation is filtered precisely, nothing else
         fig = figures.weight_distribution(persons, labels, note)
         texts = _all_text(fig)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == [
-        labels("figures.weight_distribution.design"), labels("figures.weight_distribution.nonresponse"),
-        labels("figures.weight_distribution.raked")]
+        labels("figures.weight_distribution.design"),
+        labels("figures.weight_distribution.nonresponse"),
+        labels("figures.weight_distribution.raked"),
+    ]
     assert labels("mark.simulated") in texts
     low, high = ax.get_xlim()
     assert low <= persons.min().min() and high >= persons.max().max()

@@ -10,36 +10,41 @@ from hypothesis import strategies as st
 
 from analysis.form_logic import ExpressionError, evaluate, evaluate_bool, parse, references
 
-FRAME = pd.DataFrame({
-    "age": [70.0, 30.0, np.nan, 5.0],
-    "needs": ["meal other", "meal", None, "other"],
-    "reg": ["nonlocal", "local", None, "nonlocal"],
-    "text": ["abc", "", None, "hello"],
-})
+FRAME = pd.DataFrame(
+    {
+        "age": [70.0, 30.0, np.nan, 5.0],
+        "needs": ["meal other", "meal", None, "other"],
+        "reg": ["nonlocal", "local", None, "nonlocal"],
+        "text": ["abc", "", None, "hello"],
+    }
+)
 
 
-@pytest.mark.parametrize("expression, expected", [
-    # a blank number compares false both ways (XPath: number('') is NaN)
-    ("${age} >= 60", [True, False, False, False]),
-    ("${age} < 60", [False, True, False, True]),
-    ("${age} >= 16 and ${reg} = 'nonlocal'", [True, False, False, False]),
-    ("${age} < 10 or ${reg} = 'local'", [False, True, False, True]),
-    ("not(${reg} = 'local')", [True, False, True, True]),
-    ("selected(${needs}, 'other')", [True, False, False, True]),
-    ("selected(${needs}, 'meal') and not(selected(${needs}, 'other'))", [False, True, False, False]),
-    ("count-selected(${needs}) <= 1", [False, True, True, True]),
-    ("${text} != ''", [True, False, False, True]),
-    ("${text} = ''", [False, True, True, False]),
-    ("string-length(${text}) > 3", [False, False, False, True]),
-    ("${age} mod 2 = 0", [True, True, False, False]),
-    ("${age} div 10 >= 3", [True, True, False, False]),
-    ("if(${age} > 60, 'old', 'young') = 'old'", [True, False, False, False]),
-    ("coalesce(${reg}, 'unknown') = 'unknown'", [False, False, True, False]),
-    ("-${age} < -20", [True, True, False, False]),
-    ("(${age} + 5) * 2 > 100", [True, False, False, False]),
-    ("regex(${text}, '^h')", [False, False, False, True]),
-    ("true() and not(false())", [True, True, True, True]),
-])
+@pytest.mark.parametrize(
+    "expression, expected",
+    [
+        # a blank number compares false both ways (XPath: number('') is NaN)
+        ("${age} >= 60", [True, False, False, False]),
+        ("${age} < 60", [False, True, False, True]),
+        ("${age} >= 16 and ${reg} = 'nonlocal'", [True, False, False, False]),
+        ("${age} < 10 or ${reg} = 'local'", [False, True, False, True]),
+        ("not(${reg} = 'local')", [True, False, True, True]),
+        ("selected(${needs}, 'other')", [True, False, False, True]),
+        ("selected(${needs}, 'meal') and not(selected(${needs}, 'other'))", [False, True, False, False]),
+        ("count-selected(${needs}) <= 1", [False, True, True, True]),
+        ("${text} != ''", [True, False, False, True]),
+        ("${text} = ''", [False, True, True, False]),
+        ("string-length(${text}) > 3", [False, False, False, True]),
+        ("${age} mod 2 = 0", [True, True, False, False]),
+        ("${age} div 10 >= 3", [True, True, False, False]),
+        ("if(${age} > 60, 'old', 'young') = 'old'", [True, False, False, False]),
+        ("coalesce(${reg}, 'unknown') = 'unknown'", [False, False, True, False]),
+        ("-${age} < -20", [True, True, False, False]),
+        ("(${age} + 5) * 2 > 100", [True, False, False, False]),
+        ("regex(${text}, '^h')", [False, False, False, True]),
+        ("true() and not(false())", [True, True, True, True]),
+    ],
+)
 def test_expressions_follow_xpath_semantics(expression, expected):
     assert evaluate_bool(expression, FRAME).tolist() == expected
 
@@ -68,8 +73,18 @@ def test_parse_is_cached_and_references_are_listed():
     assert references("selected(${x}, 'o') and ${y} + ${z} > 2") == {"x", "y", "z"}
 
 
-@pytest.mark.parametrize("bad", ["__import__('os').system('true')", "${a} >", "${a} ** 2", "foo(${a})",
-                                 "selected(${a})", "${a} = 'unclosed", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "__import__('os').system('true')",
+        "${a} >",
+        "${a} ** 2",
+        "foo(${a})",
+        "selected(${a})",
+        "${a} = 'unclosed",
+        "",
+    ],
+)
 def test_user_text_is_parsed_never_evaluated(bad):
     with pytest.raises(ExpressionError):
         evaluate(bad, pd.DataFrame({"a": [1.0]}))
@@ -81,7 +96,11 @@ def test_unknown_field_is_named():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(-50, 50), st.integers(1, 50), st.integers(-50, 50)), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.tuples(st.integers(-50, 50), st.integers(1, 50), st.integers(-50, 50)), min_size=1, max_size=30
+    )
+)
 def test_arithmetic_matches_numpy(rows):
     frame = pd.DataFrame(rows, columns=["a", "b", "c"]).astype(float)
     got = evaluate("${a} * 2 - ${c} div ${b} + ${a} mod ${b}", frame)

@@ -67,11 +67,22 @@ def test_katz_score_sums_independent_items_and_bands_levels():
 
 
 def test_lawton_collapses_each_domain_by_the_published_table():
-    columns = indicators.IADL_ITEMS  # telephone shopping food housekeeping laundry transport medication finances
+    columns = (
+        indicators.IADL_ITEMS
+    )  # telephone shopping food housekeeping laundry transport medication finances
     persons = pd.DataFrame(
         [
             [1, 1, 1, 1, 1, 1, 1, 1],  # fully independent: 8
-            [3, 2, 2, 4, 2, 3, 2, 2],  # phone 1, shop 0, food 0, house 1, laundry 1, transport 1, meds 0, money 1 = 5
+            [
+                3,
+                2,
+                2,
+                4,
+                2,
+                3,
+                2,
+                2,
+            ],  # phone 1, shop 0, food 0, house 1, laundry 1, transport 1, meds 0, money 1 = 5
             [4, 4, 4, 5, 3, 5, 3, 3],  # fully dependent: 0
             [1, 1, 1, 6, 1, 1, 1, 1],  # housekeeping code 6 does not exist: invalid
         ],
@@ -179,8 +190,15 @@ def test_add_need_flags_applies_the_team_definitions(tmp_path):
     assert hh["in_need_family"].tolist() == [0, 1] and hh["unmet_family"].tolist() == [0, 0]
     assert "in_need_elderly" not in persons.columns  # inputs are not modified
 
-    bad = {"teams": {"family": {**definitions["teams"]["family"], "indicators": ["living_alone"],
-                                "in_need_if_any": ["living_alone"]}}}
+    bad = {
+        "teams": {
+            "family": {
+                **definitions["teams"]["family"],
+                "indicators": ["living_alone"],
+                "in_need_if_any": ["living_alone"],
+            }
+        }
+    }
     with pytest.raises(ConfigError, match="households-level"):
         indicators.add_need_flags(households, persons, bad)
     (tmp_path / "needs.yaml").write_text("teams:\n  elderly: {unit: persons}\n", encoding="utf-8")

@@ -47,8 +47,9 @@ def reads(form, exports, before):
 def _answers(table):
     """The answers of a read table: without the raw row number and the Kobo metadata (``_index`` …), which
     only some formats carry."""
-    return table.drop(columns=["row", *[c for c in table.columns if c.startswith("_")]], errors="ignore").reset_index(
-        drop=True)
+    return table.drop(
+        columns=["row", *[c for c in table.columns if c.startswith("_")]], errors="ignore"
+    ).reset_index(drop=True)
 
 
 def _same(a, b):
@@ -69,7 +70,10 @@ def test_wjx_without_a_uuid_column_keys_on_its_serial_number(form, rows, reads, 
     reference, other = reads["kobo_xlsx"], read_export(path, form)
     assert other.households["uuid"].tolist() == [f"wjx-{i}" for i in range(1, 13)]
     keys = ["uuid", "household_id", "person_id"]
-    _same(reference.households.drop(columns=keys, errors="ignore"), other.households.drop(columns=keys, errors="ignore"))
+    _same(
+        reference.households.drop(columns=keys, errors="ignore"),
+        other.households.drop(columns=keys, errors="ignore"),
+    )
     _same(reference.persons.drop(columns=keys), other.persons.drop(columns=keys))
 
 
@@ -106,19 +110,28 @@ def test_gbk_encoded_kobo_csv(form, rows, reads, tmp_path):
 
 def test_spss_keeps_value_labels(exports):
     import pyreadstat
+
     _, meta = pyreadstat.read_sav(str(exports["spss"]))
     assert meta.variable_value_labels["consent"] == {1.0: "是", 2.0: "否"}
 
 
 def test_personal_data_is_dropped_at_the_door(rows, reads):
     hh, people = rows
-    secrets = set(hh["resp_name"]) | set(hh["phone"]) | set(hh["id_number"]) | set(hh["address"]) \
+    secrets = (
+        set(hh["resp_name"])
+        | set(hh["phone"])
+        | set(hh["id_number"])
+        | set(hh["address"])
         | set(people["member_name"])
+    )
     for raw in reads.values():
         assert not {"resp_name", "phone", "address", "id_number", "member_name"} & set(raw.households.columns)
         text = raw.households.to_csv() + raw.persons.to_csv()
         assert not [s for s in secrets if s in text]
-        assert raw.households["comments"].str.contains(REDACTED, regex=False).sum() == (hh["comments"] != "很好").sum()
+        assert (
+            raw.households["comments"].str.contains(REDACTED, regex=False).sum()
+            == (hh["comments"] != "很好").sum()
+        )
         assert len(raw.redactions) == (hh["comments"] != "很好").sum()
 
 
@@ -138,13 +151,16 @@ def test_raw_files_are_not_modified_and_their_checksums_recorded(exports, before
 
 # ----- bad input: one IngestError naming the file and the problem ---------------------------------------
 
+
 def _bad_files(form, rows, folder: Path) -> dict[str, tuple[Path, str]]:
     main, _ = fx.kobo_tables(form, *rows)
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     (folder / "empty.csv").write_bytes(b"")
     out["empty"] = (folder / "empty.csv", "empty")
-    pd.DataFrame({"q1": [1, 2], "q2": ["a", "b"], "_uuid": ["x", "y"]}).to_csv(folder / "other.csv", index=False)
+    pd.DataFrame({"q1": [1, 2], "q2": ["a", "b"], "_uuid": ["x", "y"]}).to_csv(
+        folder / "other.csv", index=False
+    )
     out["another survey"] = (folder / "other.csv", "another survey")
     good = fx.write_kobo_xlsx(form, *rows, folder / "good.xlsx").read_bytes()
     (folder / "truncated.xlsx").write_bytes(good[: len(good) // 2])
@@ -158,8 +174,9 @@ def _bad_files(form, rows, folder: Path) -> dict[str, tuple[Path, str]]:
     return out
 
 
-@pytest.mark.parametrize("case", ["empty", "another survey", "truncated xlsx", "unknown encoding",
-                                  "duplicate column names"])
+@pytest.mark.parametrize(
+    "case", ["empty", "another survey", "truncated xlsx", "unknown encoding", "duplicate column names"]
+)
 def test_bad_input_gives_one_clear_error(form, rows, tmp_path, case):
     path, words = _bad_files(form, rows, tmp_path)[case]
     with pytest.raises(IngestError) as error:
@@ -171,13 +188,27 @@ def test_bad_input_gives_one_clear_error(form, rows, tmp_path, case):
 def test_cli_exits_non_zero_with_one_line_and_writes_nothing(form, rows, tmp_path):
     path, _ = _bad_files(form, rows, tmp_path / "bad")["truncated xlsx"]
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "analysis", "clean", "--form", str(fx.FORM_DIR), "--data",
-                           str(path), "--out", str(out)], capture_output=True, text=True, cwd=ROOT,
-                          check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "clean",
+            "--form",
+            str(fx.FORM_DIR),
+            "--data",
+            str(path),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert done.returncode != 0
     assert len(done.stderr.strip().splitlines()) == 1 and "truncated.xlsx" in done.stderr
     assert not (out / "clean").exists()
-
 
 
 def test_bundled_wjx_export_reads_to_the_same_answers_as_the_bundled_kobo_export(form):
@@ -191,7 +222,10 @@ def test_bundled_wjx_export_reads_to_the_same_answers_as_the_bundled_kobo_export
     # labels, so 村居 written as a label variant is mapped at the door where Kobo's code column keeps it
     # for the cleaning log
     keys = ["uuid", "household_id", "row", "person_id", "today", "deviceid", "start", "end", "cunju"]
-    _same(kobo.households.drop(columns=keys, errors="ignore"), wjx.households.drop(columns=keys, errors="ignore"))
+    _same(
+        kobo.households.drop(columns=keys, errors="ignore"),
+        wjx.households.drop(columns=keys, errors="ignore"),
+    )
     _same(kobo.persons.drop(columns=keys, errors="ignore"), wjx.persons.drop(columns=keys, errors="ignore"))
     variants = kobo.households["cunju"].fillna("") != wjx.households["cunju"].fillna("")
     assert variants.sum() <= 14 and not kobo.households.loc[variants, "cunju"].str.fullmatch(r"c\d\d").any()
@@ -209,6 +243,7 @@ def test_wjx_xlsx_reads_like_the_wjx_csv(form, rows, reads, tmp_path):
 
 # ----- any export of the form: only structural columns are required -------------------------------------
 
+
 def _kobo_csv(form, hh, people, folder: Path, change=None) -> Path:
     """Kobo CSVs of ``hh``/``people``; ``change(main, roster)`` edits the tables before they are written."""
     main, roster = fx.kobo_tables(form, hh, people)
@@ -223,9 +258,11 @@ def _kobo_csv(form, hh, people, folder: Path, change=None) -> Path:
 
 def test_questions_without_a_column_are_listed_not_fatal(form, rows, tmp_path):
     """A required question and a select_multiple with neither summary nor option columns: read, listed."""
+
     def drop(main, roster):
         gone = [c for c in main.columns if c == "household/hh_size" or c.startswith("services/need_elderly")]
         return main.drop(columns=gone), roster.drop(columns=["roster/age"])
+
     raw = read_export(_kobo_csv(form, *rows, tmp_path, drop), form)
     assert {"hh_size", "need_elderly", "age"} <= set(raw.missing_columns)
     assert "need_elderly" not in raw.households and "need_elderly.meal" not in raw.households
@@ -250,9 +287,15 @@ def test_select_multiple_answer_order_is_kept(form, rows, tmp_path):
 
 def test_kobo_metadata_columns_are_kept_and_personal_ones_dropped(form, rows, tmp_path):
     def add(main, roster):
-        main = main.assign(_id=range(100, 112), _submission_time="2012-05-03T10:00:00", _status="submitted_via_web",
-                           _submitted_by="enumerator_account", _geolocation="[22.8, 113.1]")
+        main = main.assign(
+            _id=range(100, 112),
+            _submission_time="2012-05-03T10:00:00",
+            _status="submitted_via_web",
+            _submitted_by="enumerator_account",
+            _geolocation="[22.8, 113.1]",
+        )
         return main, roster
+
     raw = read_export(_kobo_csv(form, *rows, tmp_path, add), form)
     assert raw.households["_submission_time"].eq("2012-05-03T10:00:00").all()
     assert raw.households["_id"].tolist() == [str(i) for i in range(100, 112)]
@@ -264,13 +307,16 @@ def test_kobo_metadata_columns_are_kept_and_personal_ones_dropped(form, rows, tm
 def test_headers_spelt_by_r_and_odk_briefcase_keys_are_read(form, rows, reads, tmp_path):
     """R's read.csv writes a byte-order mark as ``X.U.FEFF.`` and ``_uuid`` as ``X_uuid``; ODK Briefcase
     links repeat rows by ``PARENT_KEY``."""
+
     def briefcase(main, roster):
         main = main.rename(columns={"_uuid": "KEY"})
         main["KEY"] = "uuid:" + main["KEY"]
         main = main.rename(columns={main.columns[0]: "X.U.FEFF." + main.columns[0]})
         roster = roster.assign(PARENT_KEY="uuid:" + roster["_submission__uuid"]).drop(
-            columns=["_parent_index", "_submission__uuid"])
+            columns=["_parent_index", "_submission__uuid"]
+        )
         return main, roster
+
     other = read_export(_kobo_csv(form, *rows, tmp_path, briefcase), form)
     _same(reads["kobo_xlsx"].households, other.households)
     _same(reads["kobo_xlsx"].persons, other.persons)
@@ -278,17 +324,23 @@ def test_headers_spelt_by_r_and_odk_briefcase_keys_are_read(form, rows, reads, t
 
 def test_repeat_rows_keyed_by_their_submission_id_are_linked(form, rows, reads, tmp_path):
     """R exports of Kobo loops keep the submission's uuid in the loop table (``X_uuid``) and nothing else."""
+
     def loop(main, roster):
         return main, roster.drop(columns=["_parent_index"]).rename(columns={"_submission__uuid": "X_uuid"})
+
     other = read_export(_kobo_csv(form, *rows, tmp_path, loop), form)
     _same(reads["kobo_xlsx"].persons, other.persons)
 
 
 # ----- simulated or real: by checksum ---------------------------------------------------------------------
 
+
 def _provenance(folder: Path, files: list[Path], simulated: bool = True) -> None:
-    content = {"simulated": simulated, "generator": "analysis.simulate",
-               "files": {p.stem: sha256(p) for p in files}}
+    content = {
+        "simulated": simulated,
+        "generator": "analysis.simulate",
+        "files": {p.stem: sha256(p) for p in files},
+    }
     (folder / "PROVENANCE.json").write_text(json.dumps(content), encoding="utf-8")
 
 
@@ -304,7 +356,8 @@ def test_an_export_is_simulated_only_when_the_simulators_provenance_lists_its_ch
 
 
 def test_a_real_export_in_survey_raw_is_not_marked_simulated(form, rows, tmp_path):
-    """The bundled survey/raw/PROVENANCE.json lists the simulator's files; an export dropped beside them is real."""
+    """The bundled survey/raw/PROVENANCE.json lists the simulator's files; an export dropped beside them is
+    real."""
     bundled = ROOT / "survey" / "raw" / "kobo" / "leliu_needs.csv"
     if not bundled.exists():
         pytest.skip("bundled survey not generated")

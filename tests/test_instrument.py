@@ -1,4 +1,5 @@
-"""The XLSForm instrument: converts with pyxform, bilingual throughout, PII flagged, builds deterministically."""
+"""The XLSForm instrument: converts with pyxform, bilingual throughout, PII flagged, builds
+deterministically."""
 
 from pathlib import Path
 
@@ -16,8 +17,8 @@ XLSX = SRC / "leliu_needs_survey.xlsx"
 def test_pyxform_converts_the_csv_source_and_the_built_workbook_without_errors():
     for path in (SRC, XLSX):
         result = validate_form(path)
-        assert "<translation lang=\"Chinese (zh)\" default=\"true()\">" in result.xform
-        assert "<translation lang=\"English (en)\">" in result.xform
+        assert '<translation lang="Chinese (zh)" default="true()">' in result.xform
+        assert '<translation lang="English (en)">' in result.xform
 
 
 def test_no_unnamed_label_column_and_default_language_is_chinese():
@@ -29,8 +30,11 @@ def test_no_unnamed_label_column_and_default_language_is_chinese():
 
 def test_every_label_hint_and_choice_has_both_languages():
     form = load_form(SRC)
-    labelled = form.survey[form.survey["base_type"].isin(
-        ["text", "integer", "select_one", "select_multiple", "note", "begin_group", "begin_repeat"])]
+    labelled = form.survey[
+        form.survey["base_type"].isin(
+            ["text", "integer", "select_one", "select_multiple", "note", "begin_group", "begin_repeat"]
+        )
+    ]
     assert (labelled["label_zh"] != "").all() and (labelled["label_en"] != "").all()
     assert ((form.survey["hint_zh"] != "") == (form.survey["hint_en"] != "")).all()
     assert (form.choices["label_zh"] != "").all() and (form.choices["label_en"] != "").all()
@@ -42,10 +46,12 @@ def test_every_label_hint_and_choice_has_both_languages():
 def test_contract_field_names_and_service_lines_are_present():
     form = load_form(SRC)
     names = set(form.survey["name"])
-    for team, lines in {"elderly": ["home_visit", "meal", "day_care", "health", "activity"],
-                        "disability": ["rehab", "assistive", "respite", "employment", "inclusion"],
-                        "youth": ["afterschool", "tutoring", "counselling", "skills", "leisure"],
-                        "family": ["counselling", "parenting", "mediation", "assistance", "newcomer"]}.items():
+    for team, lines in {
+        "elderly": ["home_visit", "meal", "day_care", "health", "activity"],
+        "disability": ["rehab", "assistive", "respite", "employment", "inclusion"],
+        "youth": ["afterschool", "tutoring", "counselling", "skills", "leisure"],
+        "family": ["counselling", "parenting", "mediation", "assistance", "newcomer"],
+    }.items():
         assert {f"need_{team}", f"receiving_{team}", f"would_use_{team}", f"need_{team}_other"} <= names
         assert form.choice_names(f"need_{team}") == lines + ["other"]
     assert form.field("wg_selfcare")["group"] == "roster/wg"
@@ -81,26 +87,33 @@ def test_workbook_build_is_deterministic_and_matches_the_committed_file(tmp_path
 
 def test_a_broken_form_raises_ingest_error(tmp_path):
     for sheet in ("survey", "choices", "settings"):
-        (tmp_path / f"{sheet}.csv").write_text((SRC / f"{sheet}.csv").read_text(encoding="utf-8"), encoding="utf-8")
+        (tmp_path / f"{sheet}.csv").write_text(
+            (SRC / f"{sheet}.csv").read_text(encoding="utf-8"), encoding="utf-8"
+        )
     text = (tmp_path / "survey.csv").read_text(encoding="utf-8")
-    (tmp_path / "survey.csv").write_text(text.replace("select_one wg,wg_seeing", "select_one nolist,wg_seeing"),
-                                         encoding="utf-8")
+    (tmp_path / "survey.csv").write_text(
+        text.replace("select_one wg,wg_seeing", "select_one nolist,wg_seeing"), encoding="utf-8"
+    )
     with pytest.raises(IngestError):
         validate_form(tmp_path)
     with pytest.raises(IngestError):
         load_form(tmp_path / "missing")
 
 
-@pytest.mark.parametrize(("columns", "zh", "en"), [
-    ({"label::English (en)": "Age", "label::Arabic (ar)": "العمر"}, "Age", "Age"),
-    ({"label": "Âge"}, "Âge", "Âge"),
-    ({"label::Français (fr)": "Âge", "label::中文": "年龄"}, "年龄", "Âge"),
-])
+@pytest.mark.parametrize(
+    ("columns", "zh", "en"),
+    [
+        ({"label::English (en)": "Age", "label::Arabic (ar)": "العمر"}, "Age", "Age"),
+        ({"label": "Âge"}, "Âge", "Âge"),
+        ({"label::Français (fr)": "Âge", "label::中文": "年龄"}, "年龄", "Âge"),
+    ],
+)
 def test_labels_are_read_from_any_language_column_or_a_plain_label(tmp_path, columns, zh, en):
     """Chinese labels fill ``label_zh`` and English ``label_en`` when the form has them, else the plain or
     first label; every language is kept as ``label::<language>`` (choices likewise)."""
-    survey = pd.DataFrame([{"type": "integer", "name": "age", **columns},
-                           {"type": "select_one yn", "name": "ok", **columns}])
+    survey = pd.DataFrame(
+        [{"type": "integer", "name": "age", **columns}, {"type": "select_one yn", "name": "ok", **columns}]
+    )
     choices = pd.DataFrame([{"list_name": "yn", "name": "yes", **columns}])
     with pd.ExcelWriter(tmp_path / "form.xlsx") as writer:
         survey.to_excel(writer, sheet_name="survey", index=False)
@@ -114,13 +127,21 @@ def test_labels_are_read_from_any_language_column_or_a_plain_label(tmp_path, col
 
 
 def test_a_field_name_used_twice_is_read_once_with_a_warning(tmp_path):
-    survey = pd.DataFrame([{"type": "integer", "name": "x", "relevant": ""},
-                           {"type": "integer", "name": "x", "relevant": "${x} > 1"},
-                           {"type": "begin_group", "name": "g"}, {"type": "end_group", "name": ""},
-                           {"type": "begin_group", "name": "g"}, {"type": "end_group", "name": ""}])
+    survey = pd.DataFrame(
+        [
+            {"type": "integer", "name": "x", "relevant": ""},
+            {"type": "integer", "name": "x", "relevant": "${x} > 1"},
+            {"type": "begin_group", "name": "g"},
+            {"type": "end_group", "name": ""},
+            {"type": "begin_group", "name": "g"},
+            {"type": "end_group", "name": ""},
+        ]
+    )
     with pd.ExcelWriter(tmp_path / "form.xlsx") as writer:
         survey.to_excel(writer, sheet_name="survey", index=False)
-        pd.DataFrame(columns=["list_name", "name", "label"]).to_excel(writer, sheet_name="choices", index=False)
+        pd.DataFrame(columns=["list_name", "name", "label"]).to_excel(
+            writer, sheet_name="choices", index=False
+        )
     form = load_form(tmp_path / "form.xlsx")
     assert form.data_fields()["name"].tolist() == ["x"] and form.field("x")["relevant"] == ""
     assert form.warnings == ("field name 'x' is used twice in the form; its later row is ignored",)

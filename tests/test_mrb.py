@@ -45,8 +45,14 @@ def test_same_half_samples_give_rs_replicate_factors_totals_and_ses(name):
     np.testing.assert_allclose(factors, np.array(recorded["factors"]).T, rtol=0, atol=1e-12)
 
     w = design.weights
-    rep = ReplicateDesign.from_factors(df.assign(w=w), "w", np.arange(len(df)), w[:, None] * factors,
-                                       scale=recorded["scale"], rscales=recorded["rscales"])
+    rep = ReplicateDesign.from_factors(
+        df.assign(w=w),
+        "w",
+        np.arange(len(df)),
+        w[:, None] * factors,
+        scale=recorded["scale"],
+        rscales=recorded["rscales"],
+    )
     got = rep.total(case["variables"])
     np.testing.assert_allclose(got["estimate"], recorded["total"], rtol=1e-10)
     np.testing.assert_allclose(got["se"], recorded["se"], rtol=1e-10)
@@ -66,7 +72,7 @@ def test_bootstrap_variance_is_unbiased_for_the_multistage_variance_with_fpc(nam
     linear = np.array(expected["variance_linear"])
     assert (np.abs(variance - linear) < 4 * mc_se).all(), (variance / linear, mc_se / linear)
     r_boot, r_mc_se = np.array(expected["variance_mrb"]), np.array(expected["variance_mrb_mc_se"])
-    assert (np.abs(variance - r_boot) < 4 * np.hypot(mc_se, r_mc_se)).all(), (variance / r_boot)
+    assert (np.abs(variance - r_boot) < 4 * np.hypot(mc_se, r_mc_se)).all(), variance / r_boot
 
 
 def test_each_stratum_keeps_half_its_units_in_every_replicate():
@@ -88,8 +94,9 @@ def test_replicates_are_reproducible_from_the_seed():
 
 def test_a_stratum_sampled_whole_adds_only_its_later_stages():
     # one stratum, both PSUs taken (N = n = 2): no first-stage variance, the households still vary
-    df = pd.DataFrame({"psu": ["a"] * 4 + ["b"] * 4, "hh": range(8), "N1": 2, "N2": 10,
-                       "y": [1.0, 2, 3, 4, 5, 6, 7, 8]})
+    df = pd.DataFrame(
+        {"psu": ["a"] * 4 + ["b"] * 4, "hh": range(8), "N1": 2, "N2": 10, "y": [1.0, 2, 3, 4, 5, 6, 7, 8]}
+    )
     design = Design(df, ids=["psu", "hh"], fpc=["N1", "N2"])
     rep = design.replicate("mrbbootstrap", replicates=4000, seed=2)
     # stage-2 variance only: Σ_PSU N2²(1 − f2) s²/n2
@@ -103,5 +110,6 @@ def test_a_lonely_psu_fails_unless_a_rule_is_chosen():
     with pytest.raises(DesignError, match="only one PSU"):
         Design(df, strata="s", ids="psu", fpc="N").replicate("mrbbootstrap", replicates=10, seed=1)
     rep = Design(df, strata="s", ids="psu", fpc="N", lonely_psu="certainty").replicate(
-        "mrbbootstrap", replicates=10, seed=1)
+        "mrbbootstrap", replicates=10, seed=1
+    )
     assert (rep.replicate_weights()[2] == rep.replicate_weights()[2, 0]).all()  # its PSU never moves

@@ -19,20 +19,36 @@ from analysis.errors import AnalysisError
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = {  # docs/contracts.md, stage outputs
-    "clean": ["households.parquet", "households.csv", "persons.parquet", "persons.csv", "cleaning_log.csv",
-              "deletion_log.csv", "data_dictionary.csv", "provenance.json"],
+    "clean": [
+        "households.parquet",
+        "households.csv",
+        "persons.parquet",
+        "persons.csv",
+        "cleaning_log.csv",
+        "deletion_log.csv",
+        "data_dictionary.csv",
+        "provenance.json",
+    ],
     "weights": pipeline.WEIGHT_FILES,
     "demand": pipeline.DEMAND_FILES,
-    "staffing": ["required_staff.csv", "allocation.csv", "replicate_allocations.csv", "sensitivity.csv",
-                 "conclusion.json"],
+    "staffing": [
+        "required_staff.csv",
+        "allocation.csv",
+        "replicate_allocations.csv",
+        "sensitivity.csv",
+        "conclusion.json",
+    ],
     "brief": ["brief.html"],
 }
 COMPARED = {".csv", ".parquet", ".json", ".png", ".svg", ".html", ".txt"}
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.suffix in COMPARED and "notebooks" not in p.parts}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.suffix in COMPARED and "notebooks" not in p.parts
+    }
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +66,8 @@ def test_every_stage_writes_its_contract_files_and_nothing_half_done(headless):
         assert not missing, (stage, missing)
     assert not list(out.glob(".*")), "a temporary stage folder was left behind"
     assert sorted(p.stem for p in (out / "figures").glob("*.png")) == sorted(
-        ["cleaning_funnel", "weight_distribution", *pipeline.DEMAND_FIGURES, *pipeline.STAFFING_FIGURES])
+        ["cleaning_funnel", "weight_distribution", *pipeline.DEMAND_FIGURES, *pipeline.STAFFING_FIGURES]
+    )
     assert "SIMULATED DATA" in (out / "DATA_SOURCE.txt").read_text(encoding="utf-8")
     assert done["brief"].written["html"] == out / "brief" / "brief.html"
 
@@ -62,8 +79,9 @@ def test_headline_estimates_cover_the_planted_truth_at_99_percent(headless):
     planted = validation.planted(pipeline.Inputs().data, out)
     assert planted is not None
     definitions = done["demand"].definitions
-    check = validation.compare_with_truth(done["demand"].run.estimates,
-                                          validation.read_truth(planted.truth, definitions), level=0.99)
+    check = validation.compare_with_truth(
+        done["demand"].run.estimates, validation.read_truth(planted.truth, definitions), level=0.99
+    )
     assert len(check) == 6 * len(definitions["teams"]) and check["truth"].notna().all()
     outside = check.loc[~check["inside_99"], ["team", "variable", "analysis_type", "estimate", "truth"]]
     assert outside.empty, outside.to_string()
@@ -73,8 +91,9 @@ def test_weighting_moves_the_headline_estimates_toward_the_truth(headless):
     out, done = headless
     definitions = done["demand"].definitions
     planted = validation.planted(pipeline.Inputs().data, out)
-    steps = validation.weighting_against_truth(done["weights"].weighting_steps(definitions),
-                                               validation.read_truth(planted.truth, definitions))
+    steps = validation.weighting_against_truth(
+        done["weights"].weighting_steps(definitions), validation.read_truth(planted.truth, definitions)
+    )
     error = steps[["unweighted", "raked"]].sub(steps["truth"], axis=0).abs().sum()
     assert error["raked"] < error["unweighted"], steps.to_string()
 
@@ -100,7 +119,9 @@ def test_a_failed_stage_leaves_its_previous_outputs_whole(headless, tmp_path):
     for stage in ("clean", "weights", "demand"):
         shutil.copytree(out / stage, work / stage)
     persons = pd.read_parquet(work / "weights" / "persons.parquet")
-    persons.assign(weight=persons["weight"] * 1.1).to_parquet(work / "weights" / "persons.parquet", index=False)
+    persons.assign(weight=persons["weight"] * 1.1).to_parquet(
+        work / "weights" / "persons.parquet", index=False
+    )
     before = _files(work / "demand")
     with pytest.raises(AnalysisError, match="not calibrated") as error:
         pipeline.demand(work, fig_dir=None)
@@ -113,8 +134,23 @@ def test_a_stage_whose_inputs_are_missing_names_the_file_and_the_stage_to_run(tm
     with pytest.raises(AnalysisError, match="run the weights stage first") as error:
         pipeline.demand(tmp_path, fig_dir=None)
     assert error.value.file.endswith("weights/households.parquet")
-    done = subprocess.run([sys.executable, "-m", "analysis", "run", "--no-notebooks", "--stage", "staffing",
-                           "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "run",
+            "--no-notebooks",
+            "--stage",
+            "staffing",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: staffing stage: "), done.stderr
     assert "drivers.csv" in done.stderr
@@ -128,32 +164,49 @@ def test_a_fifth_team_added_in_needs_yaml_reaches_the_tables_and_figures(headles
     shutil.copytree(out / "clean", work / "clean")
     shutil.copytree(out / "weights", work / "weights")
     households = pd.read_parquet(work / "weights" / "households.parquet")
-    asked = {c.replace("_family", "_carers"): households[c] for c in households.columns
-             if c.startswith(("need_family", "receiving_family", "would_use_family"))}
+    asked = {
+        c.replace("_family", "_carers"): households[c]
+        for c in households.columns
+        if c.startswith(("need_family", "receiving_family", "would_use_family"))
+    }
     households.assign(**asked).to_parquet(work / "weights" / "households.parquet", index=False)
     needs = yaml.safe_load(config.NEEDS_PATH.read_text(encoding="utf-8"))
-    needs["teams"]["carers"] = {**needs["teams"]["family"], "indicators": ["caregiver_strain", "care_dependent"],
-                                "in_need_if_any": ["caregiver_strain"], "label": {"zh": "照顾者", "en": "Carers"},
-                                "colour": "#D55E00"}
+    needs["teams"]["carers"] = {
+        **needs["teams"]["family"],
+        "indicators": ["caregiver_strain", "care_dependent"],
+        "in_need_if_any": ["caregiver_strain"],
+        "label": {"zh": "照顾者", "en": "Carers"},
+        "colour": "#D55E00",
+    }
     plan = yaml.safe_load(config.ASSUMPTIONS_PATH.read_text(encoding="utf-8"))
     plan["teams"]["carers"] = plan["teams"]["family"]
     for name, content in (("needs.yaml", needs), ("assumptions.yaml", plan)):
-        (tmp_path / name).write_text(yaml.safe_dump(content, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        (tmp_path / name).write_text(
+            yaml.safe_dump(content, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
 
-    estimated = pipeline.demand(work, fig_dir=tmp_path / "fig", needs=tmp_path / "needs.yaml",
-                                assumptions=tmp_path / "assumptions.yaml")
+    estimated = pipeline.demand(
+        work,
+        fig_dir=tmp_path / "fig",
+        needs=tmp_path / "needs.yaml",
+        assumptions=tmp_path / "assumptions.yaml",
+    )
     results = pd.read_csv(work / "demand" / "results.csv", dtype={"value": str})
     carers = results[results["team"] == "carers"]
     assert {"in_need_carers", "unmet_carers", "need_carers", "would_use_carers"} <= set(carers["variable"])
     assert "carers" in set(pd.read_csv(work / "demand" / "services_ranked.csv")["team"])
     assert "carers" in set(pd.read_csv(work / "demand" / "drivers.csv")["team"])
-    sized = pipeline.staffing(work, "en", tmp_path / "fig", needs=tmp_path / "needs.yaml",
-                              assumptions=tmp_path / "assumptions.yaml")
+    sized = pipeline.staffing(
+        work, "en", tmp_path / "fig", needs=tmp_path / "needs.yaml", assumptions=tmp_path / "assumptions.yaml"
+    )
     allocation = pd.read_csv(work / "staffing" / "allocation.csv")
     assert list(allocation["team"]) == list(needs["teams"])
     assert allocation["social_workers"].sum() == plan["plan"]["social_workers"]["value"]
     assert "Carers" in sized.sentences["en"] and "照顾者" in sized.sentences["zh"]
-    assert set(estimated.figures) | set(sized.figures) == {*pipeline.DEMAND_FIGURES, *pipeline.STAFFING_FIGURES}
+    assert set(estimated.figures) | set(sized.figures) == {
+        *pipeline.DEMAND_FIGURES,
+        *pipeline.STAFFING_FIGURES,
+    }
 
 
 def test_an_export_without_the_simulators_provenance_gets_no_simulated_mark(tmp_path):
@@ -172,9 +225,24 @@ def test_an_export_without_the_simulators_provenance_gets_no_simulated_mark(tmp_
 def test_the_notebook_run_writes_the_same_bytes_as_the_headless_run(headless, tmp_path):
     out, _ = headless
     notebooks = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "analysis", "run", "--notebooks", "--out", str(notebooks),
-                           "--figures", str(notebooks / "figures")], capture_output=True, text=True, cwd=ROOT,
-                          check=False, timeout=1800)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "run",
+            "--notebooks",
+            "--out",
+            str(notebooks),
+            "--figures",
+            str(notebooks / "figures"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=1800,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     first, second = _files(out), _files(notebooks)
     assert sorted(first) == sorted(second)
@@ -191,15 +259,40 @@ def test_an_edited_decisions_file_changes_the_demand_and_staffing_outputs(headle
     log = pd.read_csv(out / "clean" / "cleaning_log.csv", dtype=str, keep_default_na=False)
     households = pd.read_parquet(out / "clean" / "households.parquet")
     elderly_homes = households.loc[households["receiving_elderly"].fillna("").str.len() > 0, "uuid"].head(40)
-    removed = pd.DataFrame({"uuid": elderly_homes, "question": "", "old_value": "", "new_value": "",
-                            "issue": "reviewer: interviewer did not visit", "check_id": "reviewer",
-                            "change_type": "remove_survey"})
+    removed = pd.DataFrame(
+        {
+            "uuid": elderly_homes,
+            "question": "",
+            "old_value": "",
+            "new_value": "",
+            "issue": "reviewer: interviewer did not visit",
+            "check_id": "reviewer",
+            "change_type": "remove_survey",
+        }
+    )
     edited = tmp_path / "cleaning_decisions.csv"
     pd.concat([log, removed], ignore_index=True).to_csv(edited, index=False)
     run = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "analysis", "run", "--no-notebooks", "--decisions", str(edited),
-                           "--out", str(run), "--figures", str(run / "figures")], capture_output=True, text=True,
-                          cwd=ROOT, check=False, timeout=1800)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "run",
+            "--no-notebooks",
+            "--decisions",
+            str(edited),
+            "--out",
+            str(run),
+            "--figures",
+            str(run / "figures"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=1800,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(pd.read_parquet(run / "clean" / "households.parquet")) == len(households) - len(elderly_homes)
     for name in ("demand/results.csv", "demand/drivers.csv", "staffing/required_staff.csv"):

@@ -52,8 +52,10 @@ def test_every_locked_package_has_hashes_and_a_reason():
 
 def test_the_lock_reader_sees_every_entry():
     """Negative control for the checks above: a pin without hashes, and one with a marker, are read."""
-    text = ("# header\nalpha==1.0\n    # via beta\n"
-            "gamma==2.0 ; python_full_version < '3.12' \\\n    --hash=sha256:ab\n")
+    text = (
+        "# header\nalpha==1.0\n    # via beta\n"
+        "gamma==2.0 ; python_full_version < '3.12' \\\n    --hash=sha256:ab\n"
+    )
     assert lock.pins(text) == [("alpha", "1.0", ""), ("gamma", "2.0", "python_full_version < '3.12'")]
     assert [("--hash" in b) for b in lock.blocks(text)] == [False, True]
 
@@ -61,9 +63,15 @@ def test_the_lock_reader_sees_every_entry():
 def test_lock_resolves_the_marker_branches_for_each_python():
     """Markers in the lock select one version of each package for every tested Python."""
     for python in lock.PYTHONS:
-        environment = {"python_version": python, "python_full_version": f"{python}.0",
-                       "sys_platform": "linux", "os_name": "posix", "implementation_name": "cpython",
-                       "platform_python_implementation": "CPython", "platform_system": "Linux"}
+        environment = {
+            "python_version": python,
+            "python_full_version": f"{python}.0",
+            "sys_platform": "linux",
+            "os_name": "posix",
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "platform_system": "Linux",
+        }
         chosen = [n for n, _, m in lock.pins() if not m or Marker(m).evaluate(environment)]
         assert len(chosen) == len(set(chosen)), python
         assert {"numpy", "pandas", "matplotlib", "jupyterlab", "pytest"} <= set(chosen)
@@ -87,15 +95,17 @@ def test_environment_yml_pins_the_locked_versions():
         expected[name] = f"=={version}"
     assert from_conda == expected
     assert lock.environment_yml() == (ROOT / "environment.yml").read_text(encoding="utf-8"), (
-        "environment.yml is not what `make lock` writes: run `make lock`")
+        "environment.yml is not what `make lock` writes: run `make lock`"
+    )
 
 
 def test_a_package_at_another_version_than_the_lock_is_named(monkeypatch):
     """What the committed-figures and result-file checks report before skipping on other versions."""
     locked = _locked()["matplotlib"]
     real = metadata.version
-    monkeypatch.setattr(metadata, "version", lambda name: "0.0" if lock.normalise(name) == "matplotlib"
-                        else real(name))
+    monkeypatch.setattr(
+        metadata, "version", lambda name: "0.0" if lock.normalise(name) == "matplotlib" else real(name)
+    )
     differ = lock.installed_differences()
     assert [d for d in differ if d.startswith("matplotlib ")] == [f"matplotlib 0.0 (lock {min(locked)})"]
 
@@ -106,9 +116,21 @@ def test_run_with_no_notebooks_succeeds(tmp_path):
     data = tmp_path / "export.csv"
     data.write_text("x\n1\n", encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "analysis", "run", "--notebooks", str(empty), "--data", str(data),
-         "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "run",
+            "--notebooks",
+            str(empty),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "nothing to run" in result.stdout
@@ -117,8 +139,13 @@ def test_run_with_no_notebooks_succeeds(tmp_path):
 def _notebook(cells: list[str]) -> dict:
     return {
         "cells": [
-            {"cell_type": "code", "metadata": {"tags": ["parameters"]} if i == 0 else {}, "source": src,
-             "outputs": [], "execution_count": None}
+            {
+                "cell_type": "code",
+                "metadata": {"tags": ["parameters"]} if i == 0 else {},
+                "source": src,
+                "outputs": [],
+                "execution_count": None,
+            }
             for i, src in enumerate(cells)
         ],
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
@@ -130,10 +157,16 @@ def _notebook(cells: list[str]) -> dict:
 def test_run_names_the_failing_notebook_and_cell_and_passes_parameters(tmp_path):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    (notebooks / "01_ok.ipynb").write_text(json.dumps(_notebook([
-        "out_dir = 'unset'\nlang = 'unset'",
-        "from pathlib import Path\nPath(out_dir, 'lang.txt').write_text(lang)",
-    ])))
+    (notebooks / "01_ok.ipynb").write_text(
+        json.dumps(
+            _notebook(
+                [
+                    "out_dir = 'unset'\nlang = 'unset'",
+                    "from pathlib import Path\nPath(out_dir, 'lang.txt').write_text(lang)",
+                ]
+            )
+        )
+    )
     (notebooks / "02_broken.ipynb").write_text(json.dumps(_notebook(["x = 1", "1 / 0"])))
     (notebooks / "03_never.ipynb").write_text(json.dumps(_notebook(["open('never-run', 'w')"])))
     data = tmp_path / "export.csv"
@@ -141,9 +174,23 @@ def test_run_names_the_failing_notebook_and_cell_and_passes_parameters(tmp_path)
     out = tmp_path / "out"
 
     result = subprocess.run(
-        [sys.executable, "-m", "analysis", "run", "--notebooks", str(notebooks), "--data", str(data),
-         "--out", str(out), "--lang", "en"],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "run",
+            "--notebooks",
+            str(notebooks),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--lang",
+            "en",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
     assert result.returncode == 1
@@ -156,7 +203,9 @@ def test_run_names_the_failing_notebook_and_cell_and_passes_parameters(tmp_path)
 def test_missing_export_is_one_line_and_exit_2(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "analysis", "run", "--data", str(tmp_path / "nope.xlsx")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "nope.xlsx" in result.stderr

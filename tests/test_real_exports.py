@@ -26,25 +26,35 @@ EXPORTS = {  # fixture: (main export file, repeat tables beside it)
 
 def _clean(name: str, out: Path, data: Path | None = None, **kwargs):
     folder = FIXTURES / name
-    return clean_survey(folder / "form.xlsx", data or folder / EXPORTS[name][0], out,
-                        settings=kwargs.pop("settings", folder / "cleaning.yaml"), **kwargs)
+    return clean_survey(
+        folder / "form.xlsx",
+        data or folder / EXPORTS[name][0],
+        out,
+        settings=kwargs.pop("settings", folder / "cleaning.yaml"),
+        **kwargs,
+    )
 
 
 def _as_xlsx(name: str, folder: Path) -> Path:
     """The fixture's CSVs as one workbook, a sheet per table (repeat sheets named after the repeat), numbers
     written as numbers, as a Kobo xlsx export holds them."""
+
     def typed(table: pd.DataFrame) -> pd.DataFrame:
         out = {}
         for column in table.columns:
             text = table[column]
             number = pd.to_numeric(text.where(text != ""), errors="coerce")
             numeric = (text != "").any() and (number.notna() | (text == "")).all()
-            out[column] = number.astype(object).where(text != "", None) if numeric else text.where(text != "", None)
+            out[column] = (
+                number.astype(object).where(text != "", None) if numeric else text.where(text != "", None)
+            )
         return pd.DataFrame(out)
 
     main, repeats = EXPORTS[name]
     sheets = {"data": FIXTURES / name / main} | {Path(r).stem: FIXTURES / name / r for r in repeats}
-    tables = {sheet: typed(pd.read_csv(path, dtype=str, keep_default_na=False)) for sheet, path in sheets.items()}
+    tables = {
+        sheet: typed(pd.read_csv(path, dtype=str, keep_default_na=False)) for sheet, path in sheets.items()
+    }
     return write_xlsx(tables, folder / f"{name}.xlsx")
 
 
@@ -69,15 +79,33 @@ def test_a_real_export_cleans_from_csv_and_from_xlsx_with_every_row_accounted_fo
         assert absent == set(result.raw.missing_columns)
     for table in ("households", "persons"):
         a, b = getattr(from_csv, table), getattr(from_xlsx, table)
-        pd.testing.assert_frame_equal(a.drop(columns="row"), b.drop(columns="row"), check_dtype=False) \
-            if table == "households" else pd.testing.assert_frame_equal(a, b, check_dtype=False)
+        pd.testing.assert_frame_equal(
+            a.drop(columns="row"), b.drop(columns="row"), check_dtype=False
+        ) if table == "households" else pd.testing.assert_frame_equal(a, b, check_dtype=False)
 
 
 def test_the_cli_cleans_a_real_export_with_exit_0_and_no_traceback(tmp_path):
     main, _ = EXPORTS["tal_afar_wash_2021"]
-    done = subprocess.run([sys.executable, "-m", "analysis", "clean", "--form", str(TAL_AFAR / "form.xlsx"),
-                           "--data", str(TAL_AFAR / main), "--settings", str(TAL_AFAR / "cleaning.yaml"),
-                           "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "clean",
+            "--form",
+            str(TAL_AFAR / "form.xlsx"),
+            "--data",
+            str(TAL_AFAR / main),
+            "--settings",
+            str(TAL_AFAR / "cleaning.yaml"),
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert "632 submissions" in done.stdout and "not in the export" in done.stdout
@@ -87,12 +115,17 @@ def test_repeat_rows_link_to_their_submission_by_its_id_column_and_plain_labels_
     """The EPFL exports carry the submission's KEY in the member table (no _parent_index); the form has one
     plain ``label`` column (French for Abidjan)."""
     result = _clean("epfl_wash_abidjan_2022", tmp_path)
-    members = pd.read_csv(FIXTURES / "epfl_wash_abidjan_2022" / "Rep_Bio_HH.csv", dtype=str, keep_default_na=False)
+    members = pd.read_csv(
+        FIXTURES / "epfl_wash_abidjan_2022" / "Rep_Bio_HH.csv", dtype=str, keep_default_na=False
+    )
     assert len(result.raw.persons) == len(members)
     per_household = members["KEY"].str.removeprefix("uuid:").value_counts()
     assert result.raw.persons.groupby("uuid").size().to_dict() == per_household.to_dict()
     dictionary = pd.read_csv(result.out_dir / "data_dictionary.csv", dtype=str, keep_default_na=False)
-    assert dictionary.set_index("variable").loc["Sex", "label_en"] == "[OBSERVEZ] Quel est le sexe de ${Name_bio} ?"
+    assert (
+        dictionary.set_index("variable").loc["Sex", "label_en"]
+        == "[OBSERVEZ] Quel est le sexe de ${Name_bio} ?"
+    )
 
 
 def test_checks_whose_fields_were_not_published_say_so(tmp_path):
@@ -105,6 +138,7 @@ def test_checks_whose_fields_were_not_published_say_so(tmp_path):
 
 # ----- their own cleaning: cleaningtools' package data ----------------------------------------------------
 
+
 def _canonical(column: str) -> str:
     """cleaningtools' column names (R's read.csv spelling of Kobo's) as ours: X_uuid -> uuid, X_id -> _id."""
     column = column.removeprefix("X.U.FEFF.")
@@ -116,10 +150,19 @@ def _canonical(column: str) -> str:
 def _comparable(values: pd.Series) -> pd.Series:
     """Text up to number and date formatting: R's TRUE/FALSE as 1/0, numbers as %.10g, times to the second,
     line breaks as \\n (ingest writes a CSV's \\r\\n as \\n)."""
-    text = values.fillna("").astype(str).str.replace("\r\n", "\n").str.strip().replace({"TRUE": "1", "FALSE": "0"})
+    text = (
+        values.fillna("")
+        .astype(str)
+        .str.replace("\r\n", "\n")
+        .str.strip()
+        .replace({"TRUE": "1", "FALSE": "0"})
+    )
     number = pd.to_numeric(text.where(text != ""), errors="coerce")
-    stamp = pd.to_datetime(text.str.replace(r"(Z|[+-]\d{2}:?\d{2})$", "", regex=True).where(text != ""),
-                           errors="coerce", format="mixed")
+    stamp = pd.to_datetime(
+        text.str.replace(r"(Z|[+-]\d{2}:?\d{2})$", "", regex=True).where(text != ""),
+        errors="coerce",
+        format="mixed",
+    )
     out = text.copy()
     out[number.notna()] = number[number.notna()].map(lambda v: f"{v:.10g}")
     is_time = number.isna() & stamp.notna()
@@ -133,14 +176,25 @@ def test_applying_cleaningtools_reviewed_log_reproduces_cleaningtools_clean_data
     theirs.columns = [_canonical(c) for c in theirs.columns]
     ours = pd.read_csv(result.out_dir / "households.csv", dtype=str, keep_default_na=False)
     assert sorted(ours["uuid"]) == sorted(theirs["uuid"])
-    assert result.counts == {"raw_households": 632, "clean_households": 578, "deleted_households": 54,
-                             "raw_persons": 0, "clean_persons": 0, "deleted_persons": 0}
+    assert result.counts == {
+        "raw_households": 632,
+        "clean_households": 578,
+        "deleted_households": 54,
+        "raw_persons": 0,
+        "clean_persons": 0,
+        "deleted_persons": 0,
+    }
     assert result.check_summary.empty  # no check of ours ran
     theirs, ours = theirs.set_index("uuid").loc[ours["uuid"]], ours.set_index("uuid")
     common = [c for c in theirs.columns if c in ours.columns]
-    # theirs has four more: two columns computed after cleaning, and _notes/_submitted_by (dropped at the door)
-    assert sorted(set(theirs.columns) - set(common)) == ["_notes", "_submitted_by", "socio_eco_division",
-                                                         "water_sector"]
+    # theirs has four more: two columns computed after cleaning,
+    # and _notes/_submitted_by (dropped at the door)
+    assert sorted(set(theirs.columns) - set(common)) == [
+        "_notes",
+        "_submitted_by",
+        "socio_eco_division",
+        "water_sector",
+    ]
     assert len(common) == 345
     differ = {c: int((_comparable(ours[c]) != _comparable(theirs[c])).sum()) for c in common}
     assert {c: n for c, n in differ.items() if n} == {}
@@ -154,7 +208,9 @@ def test_their_reviewed_log_as_decisions_removes_what_they_removed(tmp_path):
     removed = log.loc[log["change_type"] == "remove_survey"]
     deleted = result.deletion_log.set_index("uuid")
     assert set(removed["X_uuid"]) <= set(deleted.index)
-    no_issue = set(removed.loc[removed["issue"] == "", "X_uuid"]) - set(removed.loc[removed["issue"] != "", "X_uuid"])
+    no_issue = set(removed.loc[removed["issue"] == "", "X_uuid"]) - set(
+        removed.loc[removed["issue"] != "", "X_uuid"]
+    )
     assert len(no_issue) == 32
     ours = set(_clean("tal_afar_wash_2021", tmp_path / "checks_only").deletion_log["uuid"])
     assert (deleted.loc[sorted(no_issue - ours), "issue"] == "removed by reviewer").all()

@@ -42,6 +42,7 @@ TEXT_SUFFIXES = {".csv", ".json", ".html", ".svg", ".ipynb", ".md", ".txt"}
 
 # ----- personal values of the raw export ------------------------------------------------------------------
 
+
 def pii_columns(table: pd.DataFrame) -> list[str]:
     """Columns whose bare name (after the group path) is a field the form marks pii = yes."""
     return [c for c in table.columns if re.split(r"[/.\-]", c)[-1] in PII_FIELDS]
@@ -72,7 +73,7 @@ def leaks(text: str, secrets: set[str]) -> set[str]:
     found = set(re.findall(r"[0-9Xx]{11,18}", text)) & secrets
     lengths = {len(s) for s in secrets if not s.isascii()}
     for run in re.findall(r"[^\x00-\x7f]+[0-9]*[^\x00-\x7f]*", text):
-        found |= {run[i:i + n] for n in lengths for i in range(len(run) - n + 1)} & secrets
+        found |= {run[i : i + n] for n in lengths for i in range(len(run) - n + 1)} & secrets
     return found
 
 
@@ -117,13 +118,16 @@ def test_leak_scanner_finds_planted_values(tmp_path):
     pd.DataFrame({"x": [f"见{name}。"]}).to_csv(tmp_path / "a.csv", index=False)
     pd.DataFrame({"x": [phone]}).to_parquet(tmp_path / "b.parquet")
     (tmp_path / "c.svg").write_text(f"<svg><text>{name}</text></svg>", encoding="utf-8")
-    (tmp_path / "d.ipynb").write_text(json.dumps({"cells": [{"outputs": [{"text": phone}]}]}), encoding="utf-8")
+    (tmp_path / "d.ipynb").write_text(
+        json.dumps({"cells": [{"outputs": [{"text": phone}]}]}), encoding="utf-8"
+    )
     found, _, _ = scan(tmp_path, secrets)
     assert sorted(found) == ["a.csv", "b.parquet", "c.svg", "d.ipynb"]
     assert name in found["a.csv"] & found["c.svg"] and phone in found["b.parquet"] & found["d.ipynb"]
 
 
 # ----- properties over ingest and cleaning -----------------------------------------------------------------
+
 
 def _inject(hh: pd.DataFrame, roster: pd.DataFrame, faults: list[tuple[str, int]]):
     """Faults a field team makes, each on submission (or roster row) ``i`` modulo the table's length."""
@@ -153,14 +157,30 @@ def _inject(hh: pd.DataFrame, roster: pd.DataFrame, faults: list[tuple[str, int]
     return hh, roster
 
 
-FAULTS = ["duplicate", "no_consent", "fullwidth_age", "text_age", "age_999", "size_mismatch", "short_interview",
-          "pii_in_comment", "test_submission", "blank_required"]
+FAULTS = [
+    "duplicate",
+    "no_consent",
+    "fullwidth_age",
+    "text_age",
+    "age_999",
+    "size_mismatch",
+    "short_interview",
+    "pii_in_comment",
+    "test_submission",
+    "blank_required",
+]
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(rows=st.lists(st.integers(0, len(HH_ALL) - 1), min_size=2, max_size=6, unique=True),
-       faults=st.lists(st.tuples(st.sampled_from(FAULTS), st.integers(0, 50)), max_size=5))
+@settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    rows=st.lists(st.integers(0, len(HH_ALL) - 1), min_size=2, max_size=6, unique=True),
+    faults=st.lists(st.tuples(st.sampled_from(FAULTS), st.integers(0, 50)), max_size=5),
+)
 def test_raw_equals_clean_plus_deleted_and_no_pii(rows, faults, tmp_path_factory):
     hh = HH_ALL.iloc[sorted(rows)].reset_index(drop=True)
     roster = ROSTER_ALL[ROSTER_ALL["_parent_index"].isin(hh["_index"])].reset_index(drop=True)
@@ -176,20 +196,44 @@ def test_raw_equals_clean_plus_deleted_and_no_pii(rows, faults, tmp_path_factory
     assert len(roster) == len(result.persons) + raw.persons["uuid"].isin(deleted).sum()
     assert result.deletion_log["issue"].fillna("").ne("").all()
     secrets = pii_values(hh, roster)
-    for name, table in [("households", result.households), ("persons", result.persons),
-                        ("cleaning_log", result.cleaning_log), ("deletion_log", result.deletion_log),
-                        ("raw households", raw.households), ("raw persons", raw.persons)]:
-        assert not leaks(table_text(table), secrets), f"{name} holds personal data: {leaks(table_text(table), secrets)}"
+    for name, table in [
+        ("households", result.households),
+        ("persons", result.persons),
+        ("cleaning_log", result.cleaning_log),
+        ("deletion_log", result.deletion_log),
+        ("raw households", raw.households),
+        ("raw persons", raw.persons),
+    ]:
+        assert not leaks(table_text(table), secrets), (
+            f"{name} holds personal data: {leaks(table_text(table), secrets)}"
+        )
 
 
 # ----- privacy of everything the main job writes ------------------------------------------------------------
+
 
 def _pipeline(out: Path) -> tuple[float, str]:
     """Run the main job through the notebooks into ``out`` (figures in ``out/figures``); returns seconds and
     what it printed."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "analysis", "run", "--notebooks", "--out", str(out), "--figures",
-                           str(out / "figures")], check=False, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "run",
+            "--notebooks",
+            "--out",
+            str(out),
+            "--figures",
+            str(out / "figures"),
+        ],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return time.perf_counter() - started, done.stdout + done.stderr
 
@@ -204,7 +248,9 @@ def test_existing_outputs_hold_no_personal_data():
     """build/ and figures/ as the last `make report` left them (skipped when there are none)."""
     folders = [ROOT / "build", ROOT / "figures"]
     if not all(f.is_dir() and any(f.iterdir()) for f in folders):
-        pytest.skip("no build/ and figures/ outputs; test_fresh_run_holds_no_personal_data covers a fresh run")
+        pytest.skip(
+            "no build/ and figures/ outputs; test_fresh_run_holds_no_personal_data covers a fresh run"
+        )
     secrets = raw_pii()
     for folder in folders:
         found, scanned, _ = scan(folder, secrets)
@@ -218,13 +264,16 @@ def test_fresh_run_holds_no_personal_data(tmp_path):
     seconds, printed = _pipeline(tmp_path / "run")
     secrets = raw_pii()
     found, scanned, skipped = scan(tmp_path / "run", secrets)
-    print(f"pipeline {seconds:.0f} s; scanned {len(scanned)} files; not scannable: {[p.name for p in skipped]}")
+    print(
+        f"pipeline {seconds:.0f} s; scanned {len(scanned)} files; not scannable: {[p.name for p in skipped]}"
+    )
     assert {p.suffix for p in scanned} >= {".csv", ".parquet", ".json", ".html", ".svg", ".png", ".ipynb"}
     assert not found, found
     assert not leaks(printed, secrets)
 
 
-# ----- reproducibility ----------------------------------------------------------------------------------------
+# ----- reproducibility --------------------------------------------------------------------------------------
+
 
 def _normalised_notebook(path: Path, out: Path) -> str:
     """An executed notebook without papermill's timings and with the run's folder replaced: the injected
@@ -266,8 +315,10 @@ def test_two_runs_give_identical_bytes(tmp_path, lock_differences):
     stale = [f.name for f in committed if f.read_bytes() != (first / "figures" / f.name).read_bytes()]
     assert committed
     if stale and lock_differences:  # same bytes are promised for the locked versions only
-        pytest.skip(f"committed figures differ ({len(stale)} files) and installed packages differ from "
-                    f"requirements.lock: {', '.join(lock_differences)}")
+        pytest.skip(
+            f"committed figures differ ({len(stale)} files) and installed packages differ from "
+            f"requirements.lock: {', '.join(lock_differences)}"
+        )
     assert not stale, f"committed figures/ out of date with the code (run `make report`): {stale}"
 
 
@@ -297,9 +348,27 @@ def test_changed_raw_file_is_reported_by_the_next_run(tmp_path):
     assert raw_export_changes(data, out) == [bi.ROSTER]
     empty = tmp_path / "no_notebooks"
     empty.mkdir()
-    done = subprocess.run([sys.executable, "-m", "analysis", "run", "--data", str(data), "--out", str(out),
-                           "--figures", str(tmp_path / "fig"), "--notebooks", str(empty)],
-                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "run",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--figures",
+            str(tmp_path / "fig"),
+            "--notebooks",
+            str(empty),
+        ],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     warning = [line for line in done.stdout.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and bi.ROSTER in warning[0] and "changed" in warning[0], done.stdout

@@ -1,7 +1,8 @@
 """The replicate weights' 95% intervals cover the planted truth at 92.5–97.5% for every headline (slow).
 
 How the samples are drawn, weighted and estimated: ``tests/replicate_coverage.py``. The result goes to
-``build/results/replicate_coverage.json`` and must equal the committed ``tests/results/replicate_coverage.json``
+``build/results/replicate_coverage.json`` and must equal the committed
+``tests/results/replicate_coverage.json``
 (seeds are fixed; regenerate it with ``.venv/bin/python tests/replicate_coverage.py``).
 """
 
@@ -38,7 +39,8 @@ def test_replicate_intervals_cover_the_planted_truth():
     committed = json.loads(rc.COMMITTED.read_text(encoding="utf-8"))
     got, want = pd.DataFrame(summary["by_headline"]), pd.DataFrame(committed["by_headline"])
     assert {k: v for k, v in summary.items() if k not in VOLATILE} == {
-        k: v for k, v in committed.items() if k not in VOLATILE}
+        k: v for k, v in committed.items() if k not in VOLATILE
+    }
     pd.testing.assert_frame_equal(got, want, rtol=1e-6, atol=1e-6)
 
     table = got.set_index(["team", "variable"])

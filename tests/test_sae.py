@@ -24,9 +24,14 @@ DEFINITIONS = load_needs()
 
 
 def tiny_frame() -> pd.DataFrame:
-    rows = [("a", "male", "0-14", "local", 30), ("a", "female", "15-24", "nonlocal", 10),
-            ("a", "male", "60-69", "local", 20), ("a", "female", "80+", "nonlocal", 40),
-            ("b", "male", "0-14", "nonlocal", 15), ("b", "female", "60-69", "local", 5)]
+    rows = [
+        ("a", "male", "0-14", "local", 30),
+        ("a", "female", "15-24", "nonlocal", 10),
+        ("a", "male", "60-69", "local", 20),
+        ("a", "female", "80+", "nonlocal", 40),
+        ("b", "male", "0-14", "nonlocal", 15),
+        ("b", "female", "60-69", "local", 5),
+    ]
     return pd.DataFrame(rows, columns=["cunju", "sex", "age_band", "registration", "population"])
 
 
@@ -56,8 +61,13 @@ def test_pooled_deff_is_the_ratio_of_summed_variances():
 @pytest.mark.parametrize(("mean", "var"), [(0.3, 0.01), (0.05, 0.04), (1.5, 0.09), (-0.2, 0.02), (0.9, 0.3)])
 def test_arcsine_back_transform_is_the_expected_proportion(mean, var):
     sd = np.sqrt(var)
-    expected = integrate.quad(lambda x: np.sin(np.clip(x, 0, np.pi / 2)) ** 2 * stats.norm.pdf(x, mean, sd),
-                              mean - 12 * sd, mean + 12 * sd, points=[0, np.pi / 2], limit=200)[0]
+    expected = integrate.quad(
+        lambda x: np.sin(np.clip(x, 0, np.pi / 2)) ** 2 * stats.norm.pdf(x, mean, sd),
+        mean - 12 * sd,
+        mean + 12 * sd,
+        points=[0, np.pi / 2],
+        limit=200,
+    )[0]
     assert sae.arcsine_mean(mean, var) == pytest.approx(expected, abs=1e-12)
 
 
@@ -74,8 +84,9 @@ def test_bootstrap_mse_matches_the_analytic_mse_when_areas_are_many():
     X = np.column_stack([np.ones(m), rng.uniform(0, 1, m)])
     psi = rng.uniform(0.002, 0.02, m)
     beta, refvar = np.array([0.5, 0.4]), 0.004
-    mse, dropped = sae.bootstrap_mse(X, np.ones(m, bool), psi, beta, refvar, "REML", 800,
-                                     np.random.default_rng(1))
+    mse, dropped = sae.bootstrap_mse(
+        X, np.ones(m, bool), psi, beta, refvar, "REML", 800, np.random.default_rng(1)
+    )
     theta = X @ beta
     analytic = np.sin(2 * theta) ** 2 * refvar * psi / (refvar + psi)
     assert dropped == 0
@@ -96,15 +107,42 @@ def synthetic_estimates(seed: int = 3, outlier: str | None = None) -> pd.DataFra
             p[x.index.get_loc(outlier)] = 0.99
         se = np.sqrt(1.2 * p * (1 - p) / n)
         size = rng.integers(500, 5000, len(x)).astype(float)
-        base = {"analysis_type": "prop", "team": team, "variable": f"in_need_{team}", "value": "1",
-                "universe": "persons", "unit": spec["unit"]}
+        base = {
+            "analysis_type": "prop",
+            "team": team,
+            "variable": f"in_need_{team}",
+            "value": "1",
+            "universe": "persons",
+            "unit": spec["unit"],
+        }
         for c, pc, sc, nc, wc in zip(x.index, p, se, n, size, strict=True):
-            rows.append({**base, "group": "cunju", "group_value": c, "estimate": pc, "se": sc,
-                         "ci_low": pc - 2 * sc, "ci_high": pc + 2 * sc, "n": nc, "n_weighted": wc})
+            rows.append(
+                {
+                    **base,
+                    "group": "cunju",
+                    "group_value": c,
+                    "estimate": pc,
+                    "se": sc,
+                    "ci_low": pc - 2 * sc,
+                    "ci_high": pc + 2 * sc,
+                    "n": nc,
+                    "n_weighted": wc,
+                }
+            )
         overall = float(np.sum(size * p) / size.sum())
-        rows.append({**base, "group": "all", "group_value": "all", "estimate": overall, "se": 0.01,
-                     "ci_low": overall - 0.02, "ci_high": overall + 0.02, "n": int(n.sum()),
-                     "n_weighted": size.sum()})
+        rows.append(
+            {
+                **base,
+                "group": "all",
+                "group_value": "all",
+                "estimate": overall,
+                "se": 0.01,
+                "ci_low": overall - 0.02,
+                "ci_high": overall + 0.02,
+                "n": int(n.sum()),
+                "n_weighted": size.sum(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -164,17 +202,26 @@ def test_missing_all_leliu_row_or_unknown_covariate_is_a_clear_error():
 
 
 def test_wide_intervals_counts_shown_cells():
-    rows = pd.DataFrame({"estimate": [0.5, 0.5, np.nan, 0.4], "ci_low": [0.4, 0.1, np.nan, 0.0],
-                         "ci_high": [0.6, 0.9, np.nan, 0.9], "suppressed": [False, False, True, True]})
+    rows = pd.DataFrame(
+        {
+            "estimate": [0.5, 0.5, np.nan, 0.4],
+            "ci_low": [0.4, 0.1, np.nan, 0.0],
+            "ci_high": [0.6, 0.9, np.nan, 0.9],
+            "suppressed": [False, False, True, True],
+        }
+    )
     assert sae.wide_intervals(rows) == (1, 2)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (([1.0, 2.0, 3.0], [0.1, 0.1], np.ones((3, 1))), "one entry per area"),
-    (([1.0, 2.0, 3.0], [0.1, 0.0, 0.1], np.ones((3, 1))), "must be positive"),
-    (([1.0, np.nan, 3.0], [0.1, 0.1, 0.1], np.ones((3, 1))), "missing or infinite"),
-    (([1.0, 2.0, 3.0], [0.1, 0.1, 0.1], np.ones((3, 2))), "full column rank"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (([1.0, 2.0, 3.0], [0.1, 0.1], np.ones((3, 1))), "one entry per area"),
+        (([1.0, 2.0, 3.0], [0.1, 0.0, 0.1], np.ones((3, 1))), "must be positive"),
+        (([1.0, np.nan, 3.0], [0.1, 0.1, 0.1], np.ones((3, 1))), "missing or infinite"),
+        (([1.0, 2.0, 3.0], [0.1, 0.1, 0.1], np.ones((3, 2))), "full column rank"),
+    ],
+)
 def test_bad_input_to_the_model_is_a_clear_error(args, message):
     with pytest.raises(FitError, match=message):
         sae.fay_herriot(*args)
@@ -201,6 +248,15 @@ def test_a_bootstrap_whose_fits_all_fail_says_so_without_a_warning():
     X = np.column_stack([np.ones(12), np.arange(12.0)])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        mse, dropped = sae.bootstrap_mse(X, np.ones(12, bool), np.full(12, 0.01), np.array([0.5, 0.01]),
-                                         0.001, "REML", 5, np.random.default_rng(0), max_iter=1)
+        mse, dropped = sae.bootstrap_mse(
+            X,
+            np.ones(12, bool),
+            np.full(12, 0.01),
+            np.array([0.5, 0.01]),
+            0.001,
+            "REML",
+            5,
+            np.random.default_rng(0),
+            max_iter=1,
+        )
     assert dropped == 5 and np.isnan(mse).all()

@@ -39,8 +39,9 @@ FRESH = ROOT / "build" / "results" / "sae_coverage.json"
 Z = 1.959963984540054
 
 
-def direct_estimates(population: simulate.Population, frame: pd.DataFrame, definitions: dict,
-                     seed: int) -> pd.DataFrame:
+def direct_estimates(
+    population: simulate.Population, frame: pd.DataFrame, definitions: dict, seed: int
+) -> pd.DataFrame:
     """Stage 03's estimates of each team's headline prevalence, all Leliu and by 村居, for one sample."""
     sample = simulate.draw_sample(population, seed)
     built = weights.build_weights(sample.households, sample.persons, sample.design, frame, replicates=0)
@@ -48,8 +49,9 @@ def direct_estimates(population: simulate.Population, frame: pd.DataFrame, defin
     specs = demand.variable_specs(table, definitions)
     specs = specs[specs["variable"] == "in_need_" + specs["team"]]
     table = demand.add_derived_columns(table, specs, definitions)
-    return demand.estimate(weights.rake_persons(table, frame), table, specs,
-                           breakdowns={"indicators": ["cunju"], "services": []})
+    return demand.estimate(
+        weights.rake_persons(table, frame), table, specs, breakdowns={"indicators": ["cunju"], "services": []}
+    )
 
 
 _WORLD: dict = {}
@@ -58,8 +60,11 @@ _WORLD: dict = {}
 def _setup() -> None:
     """The population, its frame and the need definitions, once per process."""
     population = simulate.build_population(POPULATION_SEED)
-    _WORLD.update(population=population, frame=simulate.population_frame(population),
-                  definitions=indicators.load_needs())
+    _WORLD.update(
+        population=population,
+        frame=simulate.population_frame(population),
+        definitions=indicators.load_needs(),
+    )
 
 
 def _sample_areas(seed: int) -> pd.DataFrame:
@@ -84,8 +89,9 @@ def run(samples: int = SAMPLES, workers: int = WORKERS) -> dict:
         runs = [_sample_areas(seed) for seed in seeds]
     runs = pd.concat(runs, ignore_index=True).merge(truth, on=["team", "cunju"], validate="many_to_one")
     fh = runs["method"] == "fh"
-    runs["covered"] = ((runs["estimate"] - Z * runs["se"] <= runs["truth"])
-                       & (runs["truth"] <= runs["estimate"] + Z * runs["se"]))
+    runs["covered"] = (runs["estimate"] - Z * runs["se"] <= runs["truth"]) & (
+        runs["truth"] <= runs["estimate"] + Z * runs["se"]
+    )
     runs["error_direct"] = runs["direct"] - runs["truth"]
     runs["error_model"] = runs["estimate"] - runs["truth"]
     per_area = runs.groupby(["team", "cunju"]).agg(
@@ -101,8 +107,9 @@ def run(samples: int = SAMPLES, workers: int = WORKERS) -> dict:
         "population_seed": POPULATION_SEED,
         "samples": samples,
         "model": "Fay-Herriot (REML) on asin(sqrt(p)), GVF psi = deff/(4n), covariates: "
-                 + ", ".join(sae.COVARIATES) + "; bias-corrected back-transform, parametric bootstrap MSE, "
-                 "ratio benchmarking to the all-Leliu direct estimate",
+        + ", ".join(sae.COVARIATES)
+        + "; bias-corrected back-transform, parametric bootstrap MSE, "
+        "ratio benchmarking to the all-Leliu direct estimate",
         "area_rows": len(runs),
         "direct_missing": int(runs["direct"].isna().sum()),
         "model_rows": int(fh.sum()),

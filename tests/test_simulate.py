@@ -44,8 +44,11 @@ def test_population_equals_the_public_totals_and_frame_margins(population):
     assert frame["population"].sum() == 220_000
     by_cunju = frame.groupby("cunju")["population"].sum()
     assert by_cunju.to_dict() == population.cunju.set_index("cunju")["residents"].to_dict()
-    cells = persons.assign(age_band=age_band(persons["age"])).groupby(
-        ["cunju", "sex", "age_band", "registration"], observed=True).size()
+    cells = (
+        persons.assign(age_band=age_band(persons["age"]))
+        .groupby(["cunju", "sex", "age_band", "registration"], observed=True)
+        .size()
+    )
     merged = frame.set_index(["cunju", "sex", "age_band", "registration"])["population"]
     assert (merged[merged > 0].sort_index().to_numpy() == cells.sort_index().to_numpy()).all()
     assert population.cunju["households"].sum() == len(population.households)
@@ -66,7 +69,10 @@ def test_needs_are_correlated_as_the_brief_says(population):
     assert 0.04 < persons["disabled"].mean() < 0.06  # docs/sources.md §1.3: ~4.5–5.5% of residents
     young = persons[(persons["age"] >= 10) & (persons["age"] <= 24)]
     internet = young["youth_internet"] == "yes"
-    assert internet[young["registration"] == "nonlocal"].mean() > internet[young["registration"] == "local"].mean()
+    assert (
+        internet[young["registration"] == "nonlocal"].mean()
+        > internet[young["registration"] == "local"].mean()
+    )
 
 
 def test_stated_demand_ranks_elderly_disability_and_youth_above_family_as_the_2012_survey_found(population):
@@ -95,11 +101,17 @@ def test_respondents_are_of_both_sexes(population):
 def test_bundled_survey_matches_its_provenance_and_the_parameters():
     survey = ROOT / "survey"
     provenance = json.loads((survey / "raw" / "PROVENANCE.json").read_text(encoding="utf-8"))
-    names = {"cunju": "frame/cunju.csv", "population_frame": "frame/population_frame.csv",
-             "sample_design": "frame/sample_design.csv", "truth": "simulation/truth.csv",
-             "faults": "simulation/faults.csv", "kobo_xlsx": "raw/kobo/leliu_needs_survey.xlsx",
-             "kobo_households": "raw/kobo/leliu_needs.csv", "kobo_roster": "raw/kobo/roster.csv",
-             "wjx": "raw/wjx/leliu_needs_wjx.csv"}
+    names = {
+        "cunju": "frame/cunju.csv",
+        "population_frame": "frame/population_frame.csv",
+        "sample_design": "frame/sample_design.csv",
+        "truth": "simulation/truth.csv",
+        "faults": "simulation/faults.csv",
+        "kobo_xlsx": "raw/kobo/leliu_needs_survey.xlsx",
+        "kobo_households": "raw/kobo/leliu_needs.csv",
+        "kobo_roster": "raw/kobo/roster.csv",
+        "wjx": "raw/wjx/leliu_needs_wjx.csv",
+    }
     for name, path in names.items():
         assert provenance["files"][name] == hashlib.sha256((survey / path).read_bytes()).hexdigest(), path
     params = json.dumps(load_params(), sort_keys=True, ensure_ascii=False).encode()
@@ -118,10 +130,14 @@ def test_sample_size_design_probabilities_and_nonresponse_bias(population):
     sample = draw_sample(population, 1)
     assert 1200 <= len(sample.households) <= 1800
     design = sample.design
-    assert ((design["p_psu"] > 0) & (design["p_psu"] <= 1) & (design["p_hh"] > 0) & (design["p_hh"] <= 1)).all()
+    assert (
+        (design["p_psu"] > 0) & (design["p_psu"] <= 1) & (design["p_hh"] > 0) & (design["p_hh"] <= 1)
+    ).all()
     assert (design.groupby("cunju")["psu"].size() == design.groupby("cunju")["sampled_psus"].first()).all()
     # Horvitz–Thompson on the issued sample recovers the number of households (design is unbiased)
-    weights = sample.issued["psu"].map(1 / (design.set_index("psu")["p_psu"] * design.set_index("psu")["p_hh"]))
+    weights = sample.issued["psu"].map(
+        1 / (design.set_index("psu")["p_psu"] * design.set_index("psu")["p_hh"])
+    )
     assert abs(weights.sum() / len(population.households) - 1) < 0.1
     # nonresponse: migrants are under-represented among respondents, so unweighted estimates are biased
     assert (sample.persons["registration"] == "nonlocal").mean() < 0.45
@@ -131,7 +147,9 @@ def test_sample_tables_are_clean_and_follow_the_contract(population):
     sample = draw_sample(population, 2)
     hh, persons = sample.households, sample.persons
     assert hh["household_id"].is_unique and persons["person_id"].is_unique
-    assert not {"resp_name", "phone", "address", "id_number", "member_name"} & (set(hh.columns) | set(persons.columns))
+    assert not {"resp_name", "phone", "address", "id_number", "member_name"} & (
+        set(hh.columns) | set(persons.columns)
+    )
     for option in FORM.choice_names("need_elderly"):
         selected = hh["need_elderly"].str.split().apply(lambda names, option=option: option in names)
         assert (selected.astype(int) == hh[f"need_elderly.{option}"]).all()
@@ -153,7 +171,9 @@ def test_truth_overall_equals_the_sum_over_cunju():
     overall = table[table["group"] == "all"].set_index(["team", "variable"])["count"]
     by_cunju = table[table["group"] == "cunju"].groupby(["team", "variable"])["count"].sum()
     assert (overall.sort_index() == by_cunju.sort_index()).all()
-    assert {"in_need_elderly", "in_need_disability", "in_need_youth", "in_need_family"} <= set(table["variable"])
+    assert {"in_need_elderly", "in_need_disability", "in_need_youth", "in_need_family"} <= set(
+        table["variable"]
+    )
     assert table["proportion"].dropna().between(0, 1).all()
 
 
@@ -199,14 +219,20 @@ def test_fault_manifest_matches_the_export(small_survey):
             column = FORM.export_column(fault["field"])
             assert (rows[column] == fault["injected_value"]).all(), fault.to_dict()
         elif fault["member"]:
-            member = roster[(roster["_submission__uuid"] == fault["uuid"]) & (roster["_k"] == int(fault["member"]))]
-            assert (member[FORM.export_column(fault["field"])] == fault["injected_value"]).all(), fault.to_dict()
+            member = roster[
+                (roster["_submission__uuid"] == fault["uuid"]) & (roster["_k"] == int(fault["member"]))
+            ]
+            assert (member[FORM.export_column(fault["field"])] == fault["injected_value"]).all(), (
+                fault.to_dict()
+            )
     assert counts.max() == 2 and (counts == 2).sum() == (faults["kind"] == "exact_duplicate").sum()
     assert faults.groupby("uuid")["kind"].nunique().max() == 1, "faults overlap, so the manifest is ambiguous"
 
 
 def test_wjx_export_has_the_same_responses_in_gb18030(small_survey):
-    kobo = pd.read_csv(small_survey["kobo_households"], dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    kobo = pd.read_csv(
+        small_survey["kobo_households"], dtype=str, keep_default_na=False, encoding="utf-8-sig"
+    )
     wjx = pd.read_csv(small_survey["wjx"], dtype=str, keep_default_na=False, encoding="gb18030")
     assert list(wjx.columns[:6]) == ["序号", "提交答卷时间", "所用时间", "来源", "来源详情", "来自IP"]
     assert len(wjx) == len(kobo) and (wjx["序号"] == kobo["_index"]).all()
@@ -235,6 +261,7 @@ def test_a_million_person_population_builds():
 
 
 # ----- a second wave -----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def panel():
@@ -278,9 +305,12 @@ def test_the_planted_change_raises_reach_and_awareness_and_lowers_unmet_need(pan
     assert change["aware_centre"] > 0.1
     for team in panel.first.services:
         assert change[f"reach_{team}"] > 0, team
-    assert {"count_2012", "count_2013", "proportion_2012", "proportion_2013", "count_change"} <= set(panel.truth.columns)
-    bundled = pd.read_csv(ROOT / "survey" / "waves" / "2013" / "simulation" / "truth_change.csv",
-                          dtype={"group_value": str})
+    assert {"count_2012", "count_2013", "proportion_2012", "proportion_2013", "count_change"} <= set(
+        panel.truth.columns
+    )
+    bundled = pd.read_csv(
+        ROOT / "survey" / "waves" / "2013" / "simulation" / "truth_change.csv", dtype={"group_value": str}
+    )
     bundled = bundled[bundled["group"] == "all"].set_index("variable")["proportion_change"]
     assert bundled["aware_centre"] > 0.1
     for team in panel.first.services:  # the whole population: unmet need falls for every team
@@ -298,7 +328,9 @@ def test_the_second_wave_revisits_the_groups_or_draws_fresh_ones(panel):
     assert not set(pair.first.households["household_id"]) >= set(pair.second.households["household_id"])
     fresh = panel.draw_pair(3, fresh_psus=True)
     assert set(fresh.second.design["psu"]) != set(fresh.first.design["psu"])
-    assert set(pair.frames) == {2012, 2013} and pair.frames[2013]["population"].sum() == len(panel.second.persons)
+    assert set(pair.frames) == {2012, 2013} and pair.frames[2013]["population"].sum() == len(
+        panel.second.persons
+    )
     again = panel.draw_pair(3)
     pd.testing.assert_frame_equal(again.second.households, pair.second.households)
 
@@ -325,13 +357,19 @@ def test_bundled_2013_wave_matches_its_provenance():
         path = next(p for p in wave.rglob("*") if p.is_file() and _file_key(p) == name)
         assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, name
     params = json.dumps(load_params(), sort_keys=True, ensure_ascii=False).encode()
-    assert provenance["parameters_sha256"] == hashlib.sha256(params).hexdigest(), "regenerate survey/waves/2013"
+    assert provenance["parameters_sha256"] == hashlib.sha256(params).hexdigest(), (
+        "regenerate survey/waves/2013"
+    )
 
 
 def _file_key(path: Path) -> str:
     """The PROVENANCE.json key of a survey file (as write_wave names them)."""
-    keys = {"leliu_needs_survey.xlsx": "kobo_xlsx", "leliu_needs.csv": "kobo_households", "roster.csv": "kobo_roster",
-            "leliu_needs_wjx.csv": "wjx"}
+    keys = {
+        "leliu_needs_survey.xlsx": "kobo_xlsx",
+        "leliu_needs.csv": "kobo_households",
+        "roster.csv": "kobo_roster",
+        "leliu_needs_wjx.csv": "wjx",
+    }
     return keys.get(path.name, path.stem)
 
 
@@ -339,6 +377,22 @@ def test_an_unknown_wave_is_one_clear_error(tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "analysis", "simulate", "--wave", "2030", "--seed", "1", "--out",
-                           str(tmp_path)], capture_output=True, text=True, cwd=ROOT, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "simulate",
+            "--wave",
+            "2030",
+            "--seed",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "waves.2030" in done.stderr

@@ -40,13 +40,38 @@ from analysis.staffing import (
 TOY = {"A": 6100, "B": 5000, "C": 900}
 
 US_1790 = {
-    "CT": 236841, "DE": 55540, "GA": 70835, "KY": 68705, "MD": 278514, "MA": 475327, "NH": 141822,
-    "NJ": 179570, "NY": 331589, "NC": 353523, "PA": 432879, "RI": 68446, "SC": 206236, "VT": 85533,
+    "CT": 236841,
+    "DE": 55540,
+    "GA": 70835,
+    "KY": 68705,
+    "MD": 278514,
+    "MA": 475327,
+    "NH": 141822,
+    "NJ": 179570,
+    "NY": 331589,
+    "NC": 353523,
+    "PA": 432879,
+    "RI": 68446,
+    "SC": 206236,
+    "VT": 85533,
     "VA": 630560,
 }
 HOUSE_1792 = {
-    "CT": 7, "DE": 1, "GA": 2, "KY": 2, "MD": 8, "MA": 14, "NH": 4, "NJ": 5, "NY": 10, "NC": 10,
-    "PA": 13, "RI": 2, "SC": 6, "VT": 2, "VA": 19,
+    "CT": 7,
+    "DE": 1,
+    "GA": 2,
+    "KY": 2,
+    "MD": 8,
+    "MA": 14,
+    "NH": 4,
+    "NJ": 5,
+    "NY": 10,
+    "NC": 10,
+    "PA": 13,
+    "RI": 2,
+    "SC": 6,
+    "VT": 2,
+    "VA": 19,
 }
 
 
@@ -116,8 +141,12 @@ weights_strategy = st.dictionaries(
 
 
 @settings(max_examples=150, deadline=None)
-@given(weights=weights_strategy, seats=st.integers(0, 60), minimum=st.integers(0, 3),
-       method=st.sampled_from(METHODS))
+@given(
+    weights=weights_strategy,
+    seats=st.integers(0, 60),
+    minimum=st.integers(0, 3),
+    method=st.sampled_from(METHODS),
+)
 def test_seats_sum_to_total_and_minimums_hold(weights, seats, minimum, method):
     if minimum * len(weights) > seats:
         with pytest.raises(ConfigError):
@@ -129,8 +158,12 @@ def test_seats_sum_to_total_and_minimums_hold(weights, seats, minimum, method):
 
 
 @settings(max_examples=100, deadline=None)
-@given(weights=weights_strategy, seats=st.integers(0, 40), minimum=st.integers(0, 2),
-       method=st.sampled_from(["webster", "huntington_hill", "jefferson"]))
+@given(
+    weights=weights_strategy,
+    seats=st.integers(0, 40),
+    minimum=st.integers(0, 2),
+    method=st.sampled_from(["webster", "huntington_hill", "jefferson"]),
+)
 def test_divisor_methods_are_house_monotone(weights, seats, minimum, method):
     seats = max(seats, minimum * len(weights))
     before = apportion(weights, seats, method, minimum)
@@ -154,7 +187,9 @@ def test_apportion_many_matches_row_by_row():
     for method in METHODS:
         many = apportion_many(weights, 10, method, minimum=1)
         names = ["a", "b", "c", "d"]
-        single = np.array([[apportion(dict(zip(names, row)), 10, method, 1)[n] for n in names] for row in weights])
+        single = np.array(
+            [[apportion(dict(zip(names, row)), 10, method, 1)[n] for n in names] for row in weights]
+        )
         np.testing.assert_array_equal(many, single)
 
 
@@ -162,8 +197,9 @@ def test_apportion_many_matches_row_by_row():
 
 
 def test_wisn_kenya_clinic_burmen_2017():
-    awt_days = available_working_time(weeks=52, days_per_week=4.5, public_holidays=10, annual_leave=30,
-                                      sick_leave=15, hours_per_day=1)
+    awt_days = available_working_time(
+        weeks=52, days_per_week=4.5, public_holidays=10, annual_leave=30, sick_leave=15, hours_per_day=1
+    )
     assert awt_days == 179
     result = wisn(
         awt_days,
@@ -179,8 +215,15 @@ def test_wisn_kenya_clinic_burmen_2017():
 
 
 def test_wisn_synthetic_social_work_example():
-    awt = available_working_time(weeks=52, days_per_week=5, public_holidays=11, annual_leave=5, sick_leave=5,
-                                 other_leave=5, hours_per_day=8)
+    awt = available_working_time(
+        weeks=52,
+        days_per_week=5,
+        public_holidays=11,
+        annual_leave=5,
+        sick_leave=5,
+        other_leave=5,
+        hours_per_day=8,
+    )
     assert awt == 1872
     result = wisn(
         awt,
@@ -283,15 +326,23 @@ def hand_made_drivers(in_need=None, take_up=0.6):
         rows.append((team, "in_need", in_need[team]))
         for rank, service in enumerate(services, start=1):
             need = in_need[team] * 0.3 / rank
-            rows += [(team, f"need:{service}", need), (team, f"would_use:{service}", need * take_up),
-                     (team, f"receiving:{service}", need * 0.1)]
+            rows += [
+                (team, f"need:{service}", need),
+                (team, f"would_use:{service}", need * take_up),
+                (team, f"receiving:{service}", need * 0.1),
+            ]
     return pd.DataFrame(rows, columns=["team", "driver", "estimate"])
 
 
 def replicated(drivers, n=200, sd=0.1, seed=3):
     rng = np.random.default_rng(seed)
-    return pd.concat([drivers.assign(replicate=r, estimate=drivers["estimate"] * rng.lognormal(0, sd, len(drivers)))
-                      for r in range(1, n + 1)], ignore_index=True)
+    return pd.concat(
+        [
+            drivers.assign(replicate=r, estimate=drivers["estimate"] * rng.lognormal(0, sd, len(drivers)))
+            for r in range(1, n + 1)
+        ],
+        ignore_index=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -321,10 +372,20 @@ def test_missing_team_or_driver_is_reported(assumptions):
 
 def test_chain_agrees_with_wisn_for_each_team(assumptions):
     chain = run_chain(hand_made_drivers(), assumptions)
-    cas = [{"name": k, "hours": v["value"], "per": v["per"]} for k, v in assumptions["category_allowances"].items()]
+    cas = [
+        {"name": k, "hours": v["value"], "per": v["per"]}
+        for k, v in assumptions["category_allowances"].items()
+    ]
     ias = [{"name": k, "hours": v["value"]} for k, v in assumptions["individual_allowances"].items()]
-    awt = available_working_time(weeks=52, days_per_week=5, public_holidays=11, annual_leave=5, sick_leave=5,
-                                 other_leave=5, hours_per_day=8)
+    awt = available_working_time(
+        weeks=52,
+        days_per_week=5,
+        public_holidays=11,
+        annual_leave=5,
+        sick_leave=5,
+        other_leave=5,
+        hours_per_day=8,
+    )
     for team, work in chain["workload"].groupby("team"):
         one = wisn(awt, work.rename(columns={"unit_time_hours": "unit_time"}), cas, ias, current_staff=2)
         row = chain["required"].set_index("team").loc[team]
@@ -336,17 +397,24 @@ def test_workload_follows_the_stated_formula(assumptions):
     work = run_chain(hand_made_drivers(), assumptions)["workload"].set_index(["team", "activity"])
     youth = assumptions["teams"]["youth"]
     willing = 9000 * 0.6
-    expected_groups = (willing * youth["group_sessions"]["coverage"]["value"]
-                       * youth["group_sessions"]["sessions_per_group"]["value"] / youth["group_sessions"]["group_size"]["value"])
+    expected_groups = (
+        willing
+        * youth["group_sessions"]["coverage"]["value"]
+        * youth["group_sessions"]["sessions_per_group"]["value"]
+        / youth["group_sessions"]["group_size"]["value"]
+    )
     assert work.loc[("youth", "group_sessions"), "annual_workload"] == pytest.approx(expected_groups)
-    expected_contacts = willing * youth["casework"]["coverage"]["value"] * youth["casework"]["contacts_per_case"]["value"]
+    expected_contacts = (
+        willing * youth["casework"]["coverage"]["value"] * youth["casework"]["contacts_per_case"]["value"]
+    )
     assert work.loc[("youth", "casework"), "annual_workload"] == pytest.approx(expected_contacts)
 
 
 def test_more_demand_in_one_team_never_costs_it_a_worker(assumptions):
     base = run_chain(hand_made_drivers(), assumptions)["allocation"].set_index("team")
-    more = run_chain(hand_made_drivers({"youth": 9000, "elderly": 12000, "disability": 6000, "family": 5000}),
-                     assumptions)["allocation"].set_index("team")
+    more = run_chain(
+        hand_made_drivers({"youth": 9000, "elderly": 12000, "disability": 6000, "family": 5000}), assumptions
+    )["allocation"].set_index("team")
     assert more.loc["elderly", "required"] > base.loc["elderly", "required"]
     assert more.loc["elderly", "social_workers"] > base.loc["elderly", "social_workers"]
     assert more["social_workers"].sum() == 10 and more["other_staff"].sum() == 15
@@ -369,19 +437,41 @@ def test_replicate_chain_matches_one_replicate_at_a_time(assumptions):
     for r in (1, 77, 200):
         alone = run_chain(reps[reps["replicate"] == r].drop(columns="replicate"), assumptions)["allocation"]
         np.testing.assert_allclose(allocation[allocation["replicate"] == r]["required"], alone["required"])
-        assert allocation[allocation["replicate"] == r]["social_workers"].tolist() == alone["social_workers"].tolist()
+        assert (
+            allocation[allocation["replicate"] == r]["social_workers"].tolist()
+            == alone["social_workers"].tolist()
+        )
 
 
 def test_tornado_moves_required_staff_the_right_way(assumptions):
     demand = team_demand(hand_made_drivers(), assumptions)
-    table = tornado(demand, assumptions, keys=["teams.youth.casework.coverage", "working_time.sick_leave",
-                                               "teams.elderly.group_sessions.group_size"]).set_index("assumption")
-    assert table.loc["teams.youth.casework.coverage", "required_high"] > table.loc["teams.youth.casework.coverage", "required_base"]
+    table = tornado(
+        demand,
+        assumptions,
+        keys=[
+            "teams.youth.casework.coverage",
+            "working_time.sick_leave",
+            "teams.elderly.group_sessions.group_size",
+        ],
+    ).set_index("assumption")
+    assert (
+        table.loc["teams.youth.casework.coverage", "required_high"]
+        > table.loc["teams.youth.casework.coverage", "required_base"]
+    )
     # more sick days -> less available time -> more staff needed
-    assert table.loc["working_time.sick_leave", "required_high"] > table.loc["working_time.sick_leave", "required_low"]
+    assert (
+        table.loc["working_time.sick_leave", "required_high"]
+        > table.loc["working_time.sick_leave", "required_low"]
+    )
     # bigger groups -> fewer groups -> fewer staff
-    assert table.loc["teams.elderly.group_sessions.group_size", "required_high"] < table.loc["teams.elderly.group_sessions.group_size", "required_low"]
-    assert table.loc["teams.youth.casework.coverage", "youth_high"] > table.loc["teams.youth.casework.coverage", "youth_low"]
+    assert (
+        table.loc["teams.elderly.group_sessions.group_size", "required_high"]
+        < table.loc["teams.elderly.group_sessions.group_size", "required_low"]
+    )
+    assert (
+        table.loc["teams.youth.casework.coverage", "youth_high"]
+        > table.loc["teams.youth.casework.coverage", "youth_low"]
+    )
 
 
 def test_break_even_is_where_the_split_changes(assumptions):
@@ -391,7 +481,9 @@ def test_break_even_is_where_the_split_changes(assumptions):
     assert np.isfinite(found["upper"]) and found["upper"] > found["value"]
 
     def split_at(x):
-        allocation = allocate(required_staff(workload(demand, with_value(assumptions, key, x)), assumptions), assumptions)
+        allocation = allocate(
+            required_staff(workload(demand, with_value(assumptions, key, x)), assumptions), assumptions
+        )
         return "/".join(map(str, allocation["social_workers"]))
 
     assert split_at(found["upper"] * (1 - 1e-5)) == found["split"]
@@ -405,7 +497,9 @@ def test_output_tables_have_the_columns_the_figures_read_and_are_byte_stable(ass
 
     drivers = hand_made_drivers()
     point, reps = run_chain(drivers, assumptions), run_chain(replicated(drivers, n=20), assumptions)
-    sensitivity = tornado(point["demand"], assumptions, keys=["teams.youth.casework.coverage", "working_time.sick_leave"])
+    sensitivity = tornado(
+        point["demand"], assumptions, keys=["teams.youth.casework.coverage", "working_time.sick_leave"]
+    )
     breaks = break_evens(point["demand"], assumptions, keys=["teams.youth.casework.coverage"])
     tables = staffing_tables(point, reps, sensitivity, breaks, assumptions)
     for name, columns in STAFFING_COLUMNS.items():
@@ -414,8 +508,10 @@ def test_output_tables_have_the_columns_the_figures_read_and_are_byte_stable(ass
     total = tables["required_staff"].set_index("team").loc["total"]
     assert total["required"] == pytest.approx(point["required"]["required"].sum())
     first = [p.read_bytes() for p in write_tables(tables, tmp_path / "a")]
-    second = [p.read_bytes() for p in write_tables(staffing_tables(point, reps, sensitivity, breaks, assumptions),
-                                                   tmp_path / "b")]
+    second = [
+        p.read_bytes()
+        for p in write_tables(staffing_tables(point, reps, sensitivity, breaks, assumptions), tmp_path / "b")
+    ]
     assert first == second
 
 

@@ -1,4 +1,5 @@
-"""The stage cache (analysis/stage_cache.py): a stage is skipped only while what it read and wrote is unchanged."""
+"""The stage cache (analysis/stage_cache.py): a stage is skipped only while what it read and wrote is
+unchanged."""
 
 from pathlib import Path
 
@@ -42,23 +43,28 @@ def test_an_edited_decisions_file_reruns_clean_but_not_weights(tmp_path):
     _record("clean", out, inputs)
     _record("weights", out, inputs)
     inputs.decisions.write_text("uuid,new_value\n1,2\n", encoding="utf-8")
-    assert not stage_cache.is_current(out, "clean", stage_cache.stage_inputs("clean", out, inputs, {"lang": "zh"},
-                                                                              "code-1"))
+    assert not stage_cache.is_current(
+        out, "clean", stage_cache.stage_inputs("clean", out, inputs, {"lang": "zh"}, "code-1")
+    )
     # the clean tables weights reads are unchanged, so weights stays current
-    assert stage_cache.is_current(out, "weights", stage_cache.stage_inputs("weights", out, inputs, {"lang": "zh"},
-                                                                            "code-1"))
+    assert stage_cache.is_current(
+        out, "weights", stage_cache.stage_inputs("weights", out, inputs, {"lang": "zh"}, "code-1")
+    )
 
 
 def test_a_changed_sibling_file_setting_or_code_is_not_current(tmp_path):
     inputs, out = _setup(tmp_path)
     wanted = _record("clean", out, inputs)
     (tmp_path / "raw" / "roster.csv").write_text("uuid,person\n1,2\n", encoding="utf-8")
-    assert not stage_cache.is_current(out, "clean", stage_cache.stage_inputs("clean", out, inputs, {"lang": "zh"},
-                                                                              "code-1"))
+    assert not stage_cache.is_current(
+        out, "clean", stage_cache.stage_inputs("clean", out, inputs, {"lang": "zh"}, "code-1")
+    )
     (tmp_path / "raw" / "roster.csv").write_text("uuid,person\n1,1\n", encoding="utf-8")
     assert stage_cache.is_current(out, "clean", wanted)
     for settings, code in (({"lang": "en"}, "code-1"), ({"lang": "zh"}, "code-2")):
-        assert not stage_cache.is_current(out, "clean", stage_cache.stage_inputs("clean", out, inputs, settings, code))
+        assert not stage_cache.is_current(
+            out, "clean", stage_cache.stage_inputs("clean", out, inputs, settings, code)
+        )
 
 
 def test_an_edited_or_deleted_output_is_not_current(tmp_path):

@@ -65,8 +65,9 @@ def test_raking_reproduces_the_margins(df, seed):
     v = pd.Series(np.random.default_rng(seed).uniform(1, 100, len(df)) * df["w"].to_numpy())
     pop_g = v.groupby(df["g"].to_numpy()).sum().to_dict()
     pop_sex = v.groupby(df["sex"].to_numpy()).sum().to_dict()
-    d = Design(df, weights="w", strata="stratum", ids="psu").rake({"g": pop_g, "sex": pop_sex}, tol=1e-12,
-                                                                  max_iter=1000)
+    d = Design(df, weights="w", strata="stratum", ids="psu").rake(
+        {"g": pop_g, "sex": pop_sex}, tol=1e-12, max_iter=1000
+    )
     got_g = pd.Series(d.weights).groupby(df["g"].to_numpy()).sum()
     got_sex = pd.Series(d.weights).groupby(df["sex"].to_numpy()).sum()
     for k, count in pop_g.items():
@@ -147,10 +148,14 @@ def test_bootstrap_is_reproducible_and_its_weights_are_usable_as_user_weights():
     W = r1.replicate_weights()
     assert W.shape == (len(df), 50)
     np.testing.assert_array_equal(W, r2.replicate_weights())
-    np.testing.assert_allclose(r1.replicate_totals(df["y"].to_numpy())[:, 0], W.T @ df["y"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        r1.replicate_totals(df["y"].to_numpy())[:, 0], W.T @ df["y"].to_numpy(), rtol=1e-12
+    )
     user = ReplicateDesign(
         df.join(pd.DataFrame(W, columns=[f"b{i}" for i in range(50)])),
-        weights="w", repweights=[f"b{i}" for i in range(50)], type="bootstrap",
+        weights="w",
+        repweights=[f"b{i}" for i in range(50)],
+        type="bootstrap",
     )
     a, b = r1.mean("y", by="g"), user.mean("y", by="g")
     np.testing.assert_allclose(a["se"], b["se"], rtol=1e-10)
@@ -159,8 +164,11 @@ def test_bootstrap_is_reproducible_and_its_weights_are_usable_as_user_weights():
 def test_calibration_is_redone_in_every_bootstrap_replicate():
     df = stratified_frame()
     pop = {"a": 3000.0, "b": 2000.0}
-    rep = Design(df, weights="w", strata="stratum", ids="psu").poststratify("g", pop).replicate(
-        "bootstrap", replicates=30, seed=1)
+    rep = (
+        Design(df, weights="w", strata="stratum", ids="psu")
+        .poststratify("g", pop)
+        .replicate("bootstrap", replicates=30, seed=1)
+    )
     W = rep.replicate_weights()
     for level, count in pop.items():
         np.testing.assert_allclose(W[(df["g"] == level).to_numpy()].sum(axis=0), count, rtol=1e-12)
@@ -249,8 +257,10 @@ def test_lonely_psu_rules_differ_and_fail_is_the_default(df):
     lone = df[~((df["stratum"] == 9) & (df["psu"] != 54))]
     with pytest.raises(DesignError, match="stratum 9 has only one PSU"):
         Design(lone, weights="w", strata="stratum", ids="psu").mean("y")
-    ses = {rule: Design(lone, weights="w", strata="stratum", ids="psu", lonely_psu=rule).mean("y")["se"].iloc[0]
-           for rule in ("remove", "certainty", "adjust", "average")}
+    ses = {
+        rule: Design(lone, weights="w", strata="stratum", ids="psu", lonely_psu=rule).mean("y")["se"].iloc[0]
+        for rule in ("remove", "certainty", "adjust", "average")
+    }
     assert ses["remove"] == ses["certainty"] < ses["average"]
     assert ses["adjust"] != ses["remove"]
 
@@ -271,7 +281,9 @@ def test_df_option_chooses_the_quantile_of_every_interval(df):
     one = df.assign(small=np.where(df["psu"] < 2, "few", "many"))
     dom = Design(one, weights="w", strata="stratum", ids="psu").mean("y", by="small", df="domain")
     assert list(dom["df"]) == [1, 48]  # PSUs 0–1 in one stratum; 58 PSUs in 10 strata
-    assert ((dom["ci_high"] - dom["estimate"]) / dom["se"]).to_numpy() == pytest.approx(stats.t.ppf(0.975, [1, 48]))
+    assert ((dom["ci_high"] - dom["estimate"]) / dom["se"]).to_numpy() == pytest.approx(
+        stats.t.ppf(0.975, [1, 48])
+    )
     for bad in ("t", -1, True):
         with pytest.raises(DesignError, match="unknown df"):
             d.mean("y", df=bad)
@@ -289,6 +301,7 @@ def test_the_school_reference_cases_include_exact_ties():
     """The R reference cases for qrule='school' would not test the rule if no cumulative share hit
     q exactly; on apisrs (equal weights, 200 rows) some do, and there the rules differ."""
     from test_survey_reference import design as reference_design
+
     d = reference_design("srs")
     school = d.quantile("api00", q=[0.1, 0.25, 0.5, 0.75], qrule="school")
     math = d.quantile("api00", q=[0.1, 0.25, 0.5, 0.75])
@@ -297,8 +310,12 @@ def test_the_school_reference_cases_include_exact_ties():
 
 def test_select_multiple_shares_are_among_the_question_respondents(df):
     asked = df["psu"] % 3 != 0
-    opts = pd.DataFrame({f"q/{k}": np.where(asked, (df["y"] > c).astype(float), np.nan)
-                         for k, c in {"a": 9.0, "b": 11.0}.items()})
+    opts = pd.DataFrame(
+        {
+            f"q/{k}": np.where(asked, (df["y"] > c).astype(float), np.nan)
+            for k, c in {"a": 9.0, "b": 11.0}.items()
+        }
+    )
     data = pd.concat([df, opts], axis=1).assign(one=1.0)
     d = Design(data, weights="w", strata="stratum", ids="psu")
     out = d.proportion("q", options=["q/a", "q/b"], by="g", ci="wald")
@@ -320,7 +337,9 @@ def test_ratio_missing_value_options_follow_analysistools():
     without children left out); without NA → 0 the household with 2 children drops out: 1 of 3."""
     school = pd.DataFrame({"num_children": [3, 0, 2, np.nan], "num_attending": [1, np.nan, np.nan, np.nan]})
     d = Design(school)
-    both = d.ratio("num_attending", "num_children", na_rm=True, numerator_na_to_0=True, filter_denominator_0=True)
+    both = d.ratio(
+        "num_attending", "num_children", na_rm=True, numerator_na_to_0=True, filter_denominator_0=True
+    )
     assert both["estimate"].iloc[0] == pytest.approx(0.2) and both["n"].iloc[0] == 2
     kept = d.ratio("num_attending", "num_children", na_rm=True, numerator_na_to_0=True)
     assert kept["estimate"].iloc[0] == pytest.approx(0.2) and kept["n"].iloc[0] == 3
@@ -366,8 +385,12 @@ def test_compare_refuses_unclear_waves(df):
     assert err.value.column == "wave"
     with pytest.raises(DesignError, match="unknown statistic"):
         d.compare("y", statistic="median")
-    three = Design(pd.concat([two_waves(df, False), df.assign(wave=2014)], ignore_index=True), weights="w",
-                   strata="stratum", ids="psu")
+    three = Design(
+        pd.concat([two_waves(df, False), df.assign(wave=2014)], ignore_index=True),
+        weights="w",
+        strata="stratum",
+        ids="psu",
+    )
     with pytest.raises(DesignError, match="say which two"):
         three.compare("y")
     assert three.compare("y", first=2012, second=2014)["n"].iloc[0] == 2 * len(df)

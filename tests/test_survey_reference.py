@@ -33,8 +33,9 @@ def load(name: str) -> pd.DataFrame:
     """Read one R example dataset with the column types and factor levels of schema.json."""
     schema = json.loads((HERE / "data" / "schema.json").read_text())["datasets"][name]
     text = [c["name"] for c in schema["columns"] if c["r_class"] == "character"]
-    df = pd.read_csv(HERE / "data" / schema["file"], dtype={c: str for c in text},
-                     keep_default_na=False, na_values=[""])
+    df = pd.read_csv(
+        HERE / "data" / schema["file"], dtype={c: str for c in text}, keep_default_na=False, na_values=[""]
+    )
     for c in schema["columns"]:
         if c["r_class"] == "factor":
             df[c["name"]] = pd.Categorical(df[c["name"]], categories=c["levels"])
@@ -66,7 +67,9 @@ def waves(name: str) -> pd.DataFrame:
     """The same schools in two waves, stacked (as the R script): y = api99 in 1999, api00 in 2000;
     band = y in (−∞, 600], (600, 750], (750, ∞)."""
     df = load(name)
-    both = pd.concat([df.assign(wave=1999, y=df["api99"]), df.assign(wave=2000, y=df["api00"])], ignore_index=True)
+    both = pd.concat(
+        [df.assign(wave=1999, y=df["api99"]), df.assign(wave=2000, y=df["api00"])], ignore_index=True
+    )
     band = np.select([both["y"] <= 600, both["y"] <= 750], ["low", "mid"], "high")
     return both.assign(band=pd.Categorical(band, categories=["low", "mid", "high"]))
 
@@ -93,13 +96,16 @@ def design(name: str):
         "clus2": lambda: Design(load("apiclus2"), ids=["dnum", "snum"], fpc=["fpc1", "fpc2"]),
         "clus2_nofpc": lambda: Design(load("apiclus2"), ids=["dnum", "snum"], weights="pw"),
         "mu284": lambda: Design(load("mu284"), ids=["id1", "id2"], fpc=["n1", "n2"]),
-        "nhanes": lambda: Design(load("nhanes"), ids="SDMVPSU", strata="SDMVSTRA", weights="WTMEC2YR", nest=True),
+        "nhanes": lambda: Design(
+            load("nhanes"), ids="SDMVPSU", strata="SDMVSTRA", weights="WTMEC2YR", nest=True
+        ),
         "fpc_pop": lambda: Design(fpc, ids="psuid", strata="stratid", weights="weight", fpc="Nh", nest=True),
         "fpc_frac": lambda: Design(fpc, ids="psuid", strata="stratid", fpc="frac", nest=True),
         "clus1_ps": lambda: design("clus1").poststratify("stype", pop_stype),
         "clus1_rake": lambda: design("clus1").rake({"stype": pop_stype, "sch.wide": pop_sw}, tol=1e-10),
         "clus1_cal": lambda: design("clus1").calibrate(
-            {"stype": pop_stype, "api99": 3914069.0}),  # = R's (Intercept) 6194, stypeH 755, stypeM 1018
+            {"stype": pop_stype, "api99": 3914069.0}
+        ),  # = R's (Intercept) 6194, stypeH 755, stypeM 1018
         "clus1_jk1_cal": lambda: design("clus1_cal").replicate("JK1"),
         "clus1_jk1": lambda: design("clus1").replicate("JK1"),
         "strat_jkn": lambda: design("strat").replicate("JKn"),
@@ -107,25 +113,46 @@ def design(name: str):
         "clus1_jk1_ps": lambda: design("clus1").poststratify("stype", pop_stype).replicate("JK1"),
         "clus1_jk1_rake": lambda: design("clus1_rake").replicate("JK1"),
         "scd_brr": lambda: ReplicateDesign(
-            load("scd").assign(one=1.0, r1=[2, 0, 2, 0, 2, 0], r2=[2, 0, 0, 2, 0, 2], r3=[0, 2, 2, 0, 0, 2],
-                               r4=[0, 2, 0, 2, 2, 0]),
-            weights="one", repweights=["r1", "r2", "r3", "r4"], type="BRR", combined_weights=False),
+            load("scd").assign(
+                one=1.0,
+                r1=[2, 0, 2, 0, 2, 0],
+                r2=[2, 0, 0, 2, 0, 2],
+                r3=[0, 2, 2, 0, 0, 2],
+                r4=[0, 2, 0, 2, 2, 0],
+            ),
+            weights="one",
+            repweights=["r1", "r2", "r3", "r4"],
+            type="BRR",
+            combined_weights=False,
+        ),
         "clus1_user_mse": lambda: ReplicateDesign(
-            repw_frame()[0], weights="pw", repweights=repw_frame()[1], type="other", scale=0.9,
-            rscales=np.arange(0.5, 1.95, 0.1), mse=True),
+            repw_frame()[0],
+            weights="pw",
+            repweights=repw_frame()[1],
+            type="other",
+            scale=0.9,
+            rscales=np.arange(0.5, 1.95, 0.1),
+            mse=True,
+        ),
         "clus1_user_jk1": lambda: ReplicateDesign(
-            repw_frame()[0], weights="pw", repweights=repw_frame()[1], type="JK1", scale=14 / 15),
+            repw_frame()[0], weights="pw", repweights=repw_frame()[1], type="JK1", scale=14 / 15
+        ),
     }
-    builders.update({
-        "clus1_waves": lambda: Design(waves("apiclus1"), ids="dnum", weights="pw", fpc="fpc"),
-        "strat_waves": lambda: Design(waves("apistrat"), ids="snum", strata="stype", weights="pw", fpc="fpc"),
-        "clus2_waves": lambda: Design(waves("apiclus2"), ids=["dnum", "snum"], fpc=["fpc1", "fpc2"]),
-        "clus1_waves_jk1": lambda: design("clus1_waves").replicate("JK1"),
-        "strat_waves_jkn": lambda: design("strat_waves").replicate("JKn"),
-    })
+    builders.update(
+        {
+            "clus1_waves": lambda: Design(waves("apiclus1"), ids="dnum", weights="pw", fpc="fpc"),
+            "strat_waves": lambda: Design(
+                waves("apistrat"), ids="snum", strata="stype", weights="pw", fpc="fpc"
+            ),
+            "clus2_waves": lambda: Design(waves("apiclus2"), ids=["dnum", "snum"], fpc=["fpc1", "fpc2"]),
+            "clus1_waves_jk1": lambda: design("clus1_waves").replicate("JK1"),
+            "strat_waves_jkn": lambda: design("strat_waves").replicate("JKn"),
+        }
+    )
     for rule in ("remove", "adjust", "average", "certainty"):
         builders[f"lone_{rule}"] = lambda rule=rule: Design(
-            lone_data(), ids="dnum", strata="grp", weights="pw", lonely_psu=rule)
+            lone_data(), ids="dnum", strata="grp", weights="pw", lonely_psu=rule
+        )
         builders[f"lone_{rule}_jkn"] = lambda rule=rule: design(f"lone_{rule}").replicate("JKn")
     return builders[name]()
 

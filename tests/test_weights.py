@@ -133,7 +133,9 @@ def simulated_sample():
 @pytest.fixture(scope="module")
 def simulated_weights(simulated_sample):
     sample, frame = simulated_sample
-    return frame, weights.build_weights(sample.households, sample.persons, sample.design, frame, replicates=20)
+    return frame, weights.build_weights(
+        sample.households, sample.persons, sample.design, frame, replicates=20
+    )
 
 
 def test_raking_reproduces_the_frame_margins_in_the_sample_and_every_replicate(simulated_weights):
@@ -145,15 +147,17 @@ def test_raking_reproduces_the_frame_margins_in_the_sample_and_every_replicate(s
         got = built.persons.groupby(var)["weight"].sum().reindex(target.index)
         np.testing.assert_allclose(got, target, rtol=1e-8)
         per_replicate = pd.DataFrame(replicate_matrix).groupby(built.persons[var].to_numpy()).sum()
-        np.testing.assert_allclose(per_replicate.reindex(target.index), np.tile(target.to_numpy()[:, None], 20),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            per_replicate.reindex(target.index), np.tile(target.to_numpy()[:, None], 20), rtol=1e-6
+        )
 
 
 def test_household_weights_and_replicates_follow_their_members(simulated_weights):
     _, built = simulated_weights
     mean = built.persons.groupby("household_id")["weight"].mean()
-    np.testing.assert_allclose(built.households.set_index("household_id")["weight"], mean.reindex(
-        built.households["household_id"]))
+    np.testing.assert_allclose(
+        built.households.set_index("household_id")["weight"], mean.reindex(built.households["household_id"])
+    )
     assert built.household_replicates["household_id"].tolist() == built.households["household_id"].tolist()
     assert (built.person_replicates.drop(columns="person_id").to_numpy() >= 0).all()
     summary = built.diagnostics.query("section == 'weights' and category == 'kish_deff'")
@@ -166,10 +170,15 @@ def test_household_weights_and_replicates_follow_their_members(simulated_weights
 def test_the_issued_sample_lists_every_issued_household_responding_ones_first():
     hh = households_in({"c01-g01": 5, "c01-g02": 10, "c02-g01": 4, "c02-g02": 8})
     issued = weights.issued_sample(hh, SAMPLE_DESIGN)
-    assert issued.groupby("psu").size().to_dict() == SAMPLE_DESIGN.set_index("psu")["households_issued"].to_dict()
+    assert (
+        issued.groupby("psu").size().to_dict()
+        == SAMPLE_DESIGN.set_index("psu")["households_issued"].to_dict()
+    )
     assert issued["responded"].sum() == len(hh)
     assert issued.loc[issued["responded"], "psu"].tolist() == hh["psu"].tolist()
-    np.testing.assert_allclose(issued.loc[issued["responded"], "weight_base"], weights.base_weights(hh, SAMPLE_DESIGN))
+    np.testing.assert_allclose(
+        issued.loc[issued["responded"], "weight_base"], weights.base_weights(hh, SAMPLE_DESIGN)
+    )
     too_many = households_in({"c01-g01": 11, "c01-g02": 1, "c02-g01": 1, "c02-g02": 1})
     with pytest.raises(DesignError, match="11 responding households but 10 issued"):
         weights.issued_sample(too_many, SAMPLE_DESIGN)
@@ -196,7 +205,9 @@ def test_each_replicate_restores_its_own_weighted_issued_households_per_class():
         want = (issued["weight_base"].to_numpy()[:, None] * factors)[issued_class == c].sum(axis=0)
         np.testing.assert_allclose(adjusted[klass == c].sum(axis=0), want, rtol=1e-12)
     # the adjustment differs between replicates (it is redone), unlike a fixed full-sample factor
-    ratio = adjusted / (issued.loc[issued["responded"], "weight_base"].to_numpy()[:, None] * factors[: len(hh)])
+    ratio = adjusted / (
+        issued.loc[issued["responded"], "weight_base"].to_numpy()[:, None] * factors[: len(hh)]
+    )
     assert ratio.std(axis=1).max() > 0.01
 
 
@@ -221,7 +232,9 @@ def test_counted_median_and_trimming_treat_a_row_as_its_count_of_persons():
     values = rng.gamma(2.0, 5.0, size=(9, 4))
     counts = np.array([1, 3, 2, 1, 4, 1, 2, 2, 1])
     expanded = np.repeat(values, counts, axis=0)
-    np.testing.assert_allclose(weights.counted_median(values, counts.astype(float)), np.median(expanded, axis=0))
+    np.testing.assert_allclose(
+        weights.counted_median(values, counts.astype(float)), np.median(expanded, axis=0)
+    )
     groups = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2])
     trimmed = weights.trim_columns(values, groups, counts.astype(float), 1.5)
     for r in range(4):
@@ -233,8 +246,9 @@ def test_trimming_is_redone_in_every_replicate(simulated_sample):
     sample, frame = simulated_sample
 
     def replicates(ratio):
-        built = weights.build_weights(sample.households, sample.persons, sample.design, frame,
-                                      trim_max_ratio=ratio, replicates=20)
+        built = weights.build_weights(
+            sample.households, sample.persons, sample.design, frame, trim_max_ratio=ratio, replicates=20
+        )
         return built.persons, built.person_replicates.drop(columns="person_id").to_numpy()
 
     _, untrimmed = replicates(None)
@@ -244,4 +258,6 @@ def test_trimming_is_redone_in_every_replicate(simulated_sample):
     assert np.abs(trimmed / untrimmed - 1).max() > 0.01
     for var, totals in weights.frame_margins(frame).items():
         per_replicate = pd.DataFrame(trimmed).groupby(persons[var].to_numpy()).sum().reindex(list(totals))
-        np.testing.assert_allclose(per_replicate, np.tile(np.array(list(totals.values()))[:, None], 20), rtol=1e-6)
+        np.testing.assert_allclose(
+            per_replicate, np.tile(np.array(list(totals.values()))[:, None], 20), rtol=1e-6
+        )

@@ -8,5 +8,15 @@ subset (``page.py``), and printing with headless Chromium (``chromium.py``).
 from analysis.brief.chromium import chromium, page_count, print_pdf, run_chromium, screenshot
 from analysis.brief.page import build, key_numbers, render_brief, visible_text, write_brief
 
-__all__ = ["build", "chromium", "key_numbers", "page_count", "print_pdf", "render_brief", "run_chromium",
-           "screenshot", "visible_text", "write_brief"]
+__all__ = [
+    "build",
+    "chromium",
+    "key_numbers",
+    "page_count",
+    "print_pdf",
+    "render_brief",
+    "run_chromium",
+    "screenshot",
+    "visible_text",
+    "write_brief",
+]

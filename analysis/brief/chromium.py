@@ -13,9 +13,18 @@ from pathlib import Path
 
 from analysis.errors import AnalysisError
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--mute-audio")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
+)
 FIXED_PDF_DATE = b"D:20120411000000+00'00'"  # the centre's opening day (docs/sources.md §1.1)
 
 
@@ -34,8 +43,12 @@ def run_chromium(args: list[str], timeout: float = 120) -> subprocess.CompletedP
     if browser is None:
         raise AnalysisError("Chromium is not installed", hint="apt-get install chromium (Debian package)")
     with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                              capture_output=True, timeout=timeout, check=False)
+        return subprocess.run(
+            [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
 
 
 def print_pdf(html_path: str | Path, pdf_path: str | Path | None = None) -> Path | None:
@@ -51,10 +64,15 @@ def print_pdf(html_path: str | Path, pdf_path: str | Path | None = None) -> Path
         return None
     done = run_chromium(["--no-pdf-header-footer", f"--print-to-pdf={pdf_path}", html_path.as_uri()])
     if not pdf_path.exists():
-        raise AnalysisError(f"Chromium did not write the PDF: {done.stderr.decode(errors='replace')[-300:]}",
-                            file=str(html_path))
-    data = re.sub(rb"D:\d{14}[+\-Z][0-9']*", lambda m: FIXED_PDF_DATE[:len(m.group())].ljust(len(m.group()), b"0"),
-                  pdf_path.read_bytes())
+        raise AnalysisError(
+            f"Chromium did not write the PDF: {done.stderr.decode(errors='replace')[-300:]}",
+            file=str(html_path),
+        )
+    data = re.sub(
+        rb"D:\d{14}[+\-Z][0-9']*",
+        lambda m: FIXED_PDF_DATE[: len(m.group())].ljust(len(m.group()), b"0"),
+        pdf_path.read_bytes(),
+    )
     pdf_path.write_bytes(data)
     return pdf_path
 
@@ -62,8 +80,14 @@ def print_pdf(html_path: str | Path, pdf_path: str | Path | None = None) -> Path
 def screenshot(html_path: str | Path, png_path: str | Path, width: int = 1240, height: int = 1754) -> Path:
     """A PNG screenshot of the page as headless Chromium renders it (A4 proportions by default)."""
     png_path = Path(png_path).resolve()
-    run_chromium([f"--screenshot={png_path}", f"--window-size={width},{height}",
-                  "--virtual-time-budget=5000", Path(html_path).resolve().as_uri()])
+    run_chromium(
+        [
+            f"--screenshot={png_path}",
+            f"--window-size={width},{height}",
+            "--virtual-time-budget=5000",
+            Path(html_path).resolve().as_uri(),
+        ]
+    )
     if not png_path.exists():
         raise AnalysisError("Chromium did not write the screenshot", file=str(html_path))
     return png_path

@@ -26,9 +26,14 @@ from analysis import config, figures
 from analysis.brief.chromium import print_pdf
 from analysis.errors import AnalysisError
 
-TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True,
-                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                               keep_trailing_newline=True)
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
 BRIEF_INCHES = (9.0, 5.0625)  # 16:9, two per row on A4
 BRIEF_DPI = 200
 FONT_FAMILY = "Leliu Noto Sans SC"
@@ -42,13 +47,22 @@ def key_numbers(results: pd.DataFrame, allocation: pd.DataFrame, replicates: pd.
     - WISN required social workers (sum over teams) against the plan (sum of the allocation);
     - the share of bootstrap replicates whose social-worker split equals the recommended one.
     """
-    rows = results[(results["analysis_type"] == "total") & (results["group"] == "all")
-                   & (results["variable"] == "in_need_" + results["team"].astype(str))]
+    rows = results[
+        (results["analysis_type"] == "total")
+        & (results["group"] == "all")
+        & (results["variable"] == "in_need_" + results["team"].astype(str))
+    ]
     if rows.empty:
-        raise AnalysisError("no in_need_<team> totals in the results", file="demand/results.csv",
-                            column="variable", hint="rerun notebook 03_demand")
+        raise AnalysisError(
+            "no in_need_<team> totals in the results",
+            file="demand/results.csv",
+            column="variable",
+            hint="rerun notebook 03_demand",
+        )
     persons = rows[rows["unit"] == "persons"]
-    top = (persons if persons["estimate"].notna().any() else rows).pipe(lambda r: r.loc[r["estimate"].idxmax()])
+    top = (persons if persons["estimate"].notna().any() else rows).pipe(
+        lambda r: r.loc[r["estimate"].idxmax()]
+    )
     figures.require_columns(allocation, "allocation")
     figures.require_columns(replicates, "replicate_allocations")
     order = list(allocation["team"])
@@ -56,15 +70,23 @@ def key_numbers(results: pd.DataFrame, allocation: pd.DataFrame, replicates: pd.
     wide = replicates.pivot(index="replicate", columns="team", values="social_workers")[order]
     agree = float((wide.to_numpy() == split.to_numpy()).all(axis=1).mean())
     planned = int(split.sum())
-    return {"team": top["team"], "unit": top["unit"], "estimate": float(top["estimate"]),
-            "low": float(top["ci_low"]), "high": float(top["ci_high"]),
-            "required": float(allocation["required"].sum()), "planned": planned,
-            "split": split.to_dict(), "share": agree, "even": planned / len(order),
-            "replicates": len(wide)}
+    return {
+        "team": top["team"],
+        "unit": top["unit"],
+        "estimate": float(top["estimate"]),
+        "low": float(top["ci_low"]),
+        "high": float(top["ci_high"]),
+        "required": float(allocation["required"].sum()),
+        "planned": planned,
+        "split": split.to_dict(),
+        "share": agree,
+        "even": planned / len(order),
+        "replicates": len(wide),
+    }
 
 
 def split_text(split: dict, labels: figures.Labels) -> str:
-    """"长者 4、残疾人 2、…" / "elderly 4, disability 2, …" in team order."""
+    """ "长者 4、残疾人 2、…" / "elderly 4, disability 2, …" in team order."""
     sep = "、" if labels.lang == "zh" else ", "
     return sep.join(f"{labels.team(t)} {n}" for t, n in split.items())
 
@@ -74,8 +96,10 @@ def assumption_items(sensitivity: pd.DataFrame, labels: figures.Labels, top: int
     figures.require_columns(sensitivity, "sensitivity")
     rows = sensitivity.assign(swing=(sensitivity["required_high"] - sensitivity["required_low"]).abs())
     rows = rows.sort_values(["swing", "assumption"], ascending=[False, True]).head(top)
-    return [labels("brief.assumption_row", name=figures.assumption_label(a, labels), base=b, low=lo, high=hi)
-            for a, b, lo, hi in zip(rows["assumption"], rows["base"], rows["low"], rows["high"])]
+    return [
+        labels("brief.assumption_row", name=figures.assumption_label(a, labels), base=b, low=lo, high=hi)
+        for a, b, lo, hi in zip(rows["assumption"], rows["base"], rows["low"], rows["high"])
+    ]
 
 
 def figure_uri(fig) -> str:
@@ -100,9 +124,14 @@ def font_face(text: str) -> str:
     except ImportError:
         return ""
     font = Path(noto_cjk_sans_otc.FONT_PATH)
-    key = hashlib.sha256("\0".join([text, str(font), str(font.stat().st_size), str(font.stat().st_mtime_ns),
-                                     fontTools.version]).encode()).hexdigest()
-    cached = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "leliu" / "fonts" / f"{key}.css"
+    key = hashlib.sha256(
+        "\0".join(
+            [text, str(font), str(font.stat().st_size), str(font.stat().st_mtime_ns), fontTools.version]
+        ).encode()
+    ).hexdigest()
+    cached = (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "leliu" / "fonts" / f"{key}.css"
+    )
     if cached.is_file():
         return cached.read_text(encoding="ascii")
     face = _subset_face(text, font)
@@ -131,18 +160,23 @@ def _subset_face(text: str, font: Path) -> str:
     buffer = io.BytesIO()
     collection.save(buffer)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return (f'@font-face {{ font-family: "{FONT_FAMILY}"; font-weight: 100 900; '
-            f'src: url(data:font/otf;base64,{data}) format("opentype"); }}')
+    return (
+        f'@font-face {{ font-family: "{FONT_FAMILY}"; font-weight: 100 900; '
+        f'src: url(data:font/otf;base64,{data}) format("opentype"); }}'
+    )
 
 
 def _sc_face_index(path) -> int:
     """Index of the "Noto Sans CJK SC" face in the collection (its default face is Japanese)."""
     from fontTools.ttLib import TTCollection
+
     names = [face["name"].getDebugName(1) for face in TTCollection(str(path), lazy=True).fonts]
     return names.index(figures.CJK_FAMILY)
 
 
-def render_brief(outputs: dict, form, note: figures.Note, threshold: int = 10, needs: dict | None = None) -> str:
+def render_brief(
+    outputs: dict, form, note: figures.Note, threshold: int = 10, needs: dict | None = None
+) -> str:
     """The brief as one self-contained HTML string (Chinese first, English alongside), from the template
     with every value escaped by jinja2. Team names and colours come from ``needs`` (default needs.yaml)."""
     needs = config.load_needs() if needs is None else needs
@@ -153,35 +187,76 @@ def render_brief(outputs: dict, form, note: figures.Note, threshold: int = 10, n
         "demand_by_team": figures.demand_by_team(results, zh, note, threshold=threshold, size=size),
         "top_services": figures.top_services(results, zh, note, k=6, threshold=threshold, size=size),
         "unmet_need": figures.unmet_need(results, zh, note, threshold=threshold, size=size),
-        "staffing_vs_even": figures.staffing_vs_even(outputs["allocation"], outputs["replicate_allocations"], zh,
-                                                     note, categories=("social_workers",), size=size),
+        "staffing_vs_even": figures.staffing_vs_even(
+            outputs["allocation"],
+            outputs["replicate_allocations"],
+            zh,
+            note,
+            categories=("social_workers",),
+            size=size,
+        ),
     }
-    values = {labels.lang: {"team": labels.team(numbers["team"]), "unit": labels(f"units.{numbers['unit']}"),
-                            "estimate": numbers["estimate"], "low": numbers["low"], "high": numbers["high"],
-                            "required": numbers["required"], "planned": numbers["planned"],
-                            "share": numbers["share"]} for labels in (zh, en)}
-    cards = [{"value": value, "colour": colour, **{labels.lang: labels(key, **values[labels.lang]) for labels in (zh, en)}}
-             for value, key, colour in ((f"{numbers['estimate']:,.0f}", "brief.largest_need", numbers["team"]),
-                                        (f"{numbers['required']:.1f}", "brief.required", "grey"),
-                                        (f"{numbers['share']:.0%}", "brief.stability", "grey"))]
+    values = {
+        labels.lang: {
+            "team": labels.team(numbers["team"]),
+            "unit": labels(f"units.{numbers['unit']}"),
+            "estimate": numbers["estimate"],
+            "low": numbers["low"],
+            "high": numbers["high"],
+            "required": numbers["required"],
+            "planned": numbers["planned"],
+            "share": numbers["share"],
+        }
+        for labels in (zh, en)
+    }
+    cards = [
+        {
+            "value": value,
+            "colour": colour,
+            **{labels.lang: labels(key, **values[labels.lang]) for labels in (zh, en)},
+        }
+        for value, key, colour in (
+            (f"{numbers['estimate']:,.0f}", "brief.largest_need", numbers["team"]),
+            (f"{numbers['required']:.1f}", "brief.required", "grey"),
+            (f"{numbers['share']:.0%}", "brief.stability", "grey"),
+        )
+    ]
     fields = {
         "title": {labels.lang: labels("brief.title") for labels in (zh, en)},
-        "headings": {part: {labels.lang: labels(f"brief.{part}") for labels in (zh, en)}
-                     for part in ("numbers", "figures", "assumptions")},
+        "headings": {
+            part: {labels.lang: labels(f"brief.{part}") for labels in (zh, en)}
+            for part in ("numbers", "figures", "assumptions")
+        },
         "simulated": zh("mark.simulated") if note.simulated else None,
         "teams": [{"name": team, "colour": spec["colour"]} for team, spec in needs["teams"].items()],
         "font_family": FONT_FAMILY,
         "cards": cards,
-        "sentence": {labels.lang: labels("brief.sentence", planned=numbers["planned"],
-                                         split=split_text(numbers["split"], labels), share=numbers["share"],
-                                         even=numbers["even"]) for labels in (zh, en)},
+        "sentence": {
+            labels.lang: labels(
+                "brief.sentence",
+                planned=numbers["planned"],
+                split=split_text(numbers["split"], labels),
+                share=numbers["share"],
+                even=numbers["even"],
+            )
+            for labels in (zh, en)
+        },
         "figures": [{"name": name, "uri": figure_uri(fig)} for name, fig in made.items()],
-        "assumptions": {labels.lang: assumption_items(outputs["sensitivity"], labels) + [
-            labels("brief.weighting", weighted_to=labels("footnote.default_weighted_to")),
-            labels("brief.disclosure", threshold=threshold)] + ([labels("brief.simulated")] if note.simulated else [])
-            for labels in (zh, en)},
-        "footer": {labels.lang: figures.footnote_text(note, labels).replace("\n", "；" if labels.lang == "zh" else "; ")
-                   for labels in (zh, en)},
+        "assumptions": {
+            labels.lang: assumption_items(outputs["sensitivity"], labels)
+            + [
+                labels("brief.weighting", weighted_to=labels("footnote.default_weighted_to")),
+                labels("brief.disclosure", threshold=threshold),
+            ]
+            + ([labels("brief.simulated")] if note.simulated else [])
+            for labels in (zh, en)
+        },
+        "footer": {
+            labels.lang: figures.footnote_text(note, labels).replace(
+                "\n", "；" if labels.lang == "zh" else "; "
+            )
+            for labels in (zh, en)
+        },
     }
     template = TEMPLATES.get_template("template.html")
     without_font = template.render(**fields, font_face="")

@@ -26,9 +26,12 @@ from analysis.instrument import METADATA_TYPES, Form
 # Traditional characters that commonly appear in Cantonese-area place names and in the project's choice
 # labels, mapped to their simplified forms (Unicode Unihan kSimplifiedVariant). A real survey with
 # other names may need entries added here; unmatched variants are logged for review, never guessed.
-TRADITIONAL = dict(zip(
-    "黃連龍沖鶴華雲東廣區會劃長務義隊韋鄉鎮陳蘭灣島堯園圍橋們興豐鳳麗馮葉藥餘飯館護殘療輔導聯業練學習閱讀課補親職調經濟幫來適應訪問間醫體娛樂員湧愛鄰裡裏寧順進與參歲齡礙託顧個戶頭屬視聽說記憶語溝難對於這為無兒寫費錢買賣電話號碼車門開關農場廠鄧劉張楊吳趙鄭謝羅許蘇盧蔣賈鄒飲養診復師講營訓線熱",
-    "黄连龙冲鹤华云东广区会划长务义队韦乡镇陈兰湾岛尧园围桥们兴丰凤丽冯叶药余饭馆护残疗辅导联业练学习阅读课补亲职调经济帮来适应访问间医体娱乐员涌爱邻里里宁顺进与参岁龄碍托顾个户头属视听说记忆语沟难对于这为无儿写费钱买卖电话号码车门开关农场厂邓刘张杨吴赵郑谢罗许苏卢蒋贾邹饮养诊复师讲营训线热"))
+TRADITIONAL = dict(
+    zip(
+        "黃連龍沖鶴華雲東廣區會劃長務義隊韋鄉鎮陳蘭灣島堯園圍橋們興豐鳳麗馮葉藥餘飯館護殘療輔導聯業練學習閱讀課補親職調經濟幫來適應訪問間醫體娛樂員湧愛鄰裡裏寧順進與參歲齡礙託顧個戶頭屬視聽說記憶語溝難對於這為無兒寫費錢買賣電話號碼車門開關農場廠鄧劉張楊吳趙鄭謝羅許蘇盧蔣賈鄒飲養診復師講營訓線熱",
+        "黄连龙冲鹤华云东广区会划长务义队韦乡镇陈兰湾岛尧园围桥们兴丰凤丽冯叶药余饭馆护残疗辅导联业练学习阅读课补亲职调经济帮来适应访问间医体娱乐员涌爱邻里里宁顺进与参岁龄碍托顾个户头属视听说记忆语沟难对于这为无儿写费钱买卖电话号码车门开关农场厂邓刘张杨吴赵郑谢罗许苏卢蒋贾邹饮养诊复师讲营训线热",
+    )
+)
 TRADITIONAL_TABLE = str.maketrans(TRADITIONAL)
 
 
@@ -46,7 +49,9 @@ def normalise_name(values: pd.Series) -> pd.Series:
 def person_context(households: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
     """Persons with their household's answers alongside (person columns win), for repeat expressions."""
     extra = [c for c in households.columns if c not in persons.columns or c == "uuid"]
-    return persons.merge(households[extra], on="uuid", how="left", suffixes=("", "_hh")).set_axis(persons.index)
+    return persons.merge(households[extra], on="uuid", how="left", suffixes=("", "_hh")).set_axis(
+        persons.index
+    )
 
 
 def table_rows(form: Form, households: pd.DataFrame, persons: pd.DataFrame):
@@ -63,8 +68,15 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else empty_log()
 
 
-def _condition(expression: str, context: pd.DataFrame, notes: list | None, check_id: str, what: str,
-               current: pd.Series | None = None, question: str = "") -> pd.Series | None:
+def _condition(
+    expression: str,
+    context: pd.DataFrame,
+    notes: list | None,
+    check_id: str,
+    what: str,
+    current: pd.Series | None = None,
+    question: str = "",
+) -> pd.Series | None:
     """An expression evaluated row by row, or None (with a note) when it cannot be evaluated here."""
     try:
         return evaluate_bool(expression, context, current=current)
@@ -74,6 +86,7 @@ def _condition(expression: str, context: pd.DataFrame, notes: list | None, check
 
 
 # ----- choice lists -----------------------------------------------------------------------------------
+
 
 def choice_index(form: Form, field_name: str) -> dict[str, str]:
     """Normalised choice label (any language) or name -> choice name, for one select field."""
@@ -86,8 +99,9 @@ def choice_index(form: Form, field_name: str) -> dict[str, str]:
     return index
 
 
-def match_choice(normalised: pd.Series, index: dict[str, str], min_length: int = 3,
-                 similarity: float = 0.85) -> pd.Series:
+def match_choice(
+    normalised: pd.Series, index: dict[str, str], min_length: int = 3, similarity: float = 0.85
+) -> pd.Series:
     """Choice name for normalised text: an exact label/name match; else the one choice whose label
     contains the text or is contained in it, or failing that is at least ``similarity`` alike
     (difflib ratio); texts and labels shorter than ``min_length`` never match this way (so 'a4' is not
@@ -112,14 +126,18 @@ def match_choice(normalised: pd.Series, index: dict[str, str], min_length: int =
     return exact.where(~todo, normalised[todo].map(fuzzy))
 
 
-def _invalid_share_error(column: str, list_name: str, values: pd.Series, answered: int, share: float,
-                         row: int | None) -> ConfigError:
+def _invalid_share_error(
+    column: str, list_name: str, values: pd.Series, answered: int, share: float, row: int | None
+) -> ConfigError:
     examples = ", ".join(repr(v) for v in values.value_counts().index[:5])
-    return ConfigError(f"{share:.0%} of the answers ({len(values)} of {answered}) are not in the choice list "
-                       f"'{list_name}' (e.g. {examples}); blanking them would empty most of the column",
-                       column=column, row=row,
-                       hint=f"fix the form's choice list, or set choices.columns.{column}.action "
-                            f"to keep, blank or map (with a recode table) in the cleaning settings")
+    return ConfigError(
+        f"{share:.0%} of the answers ({len(values)} of {answered}) are not in the choice list "
+        f"'{list_name}' (e.g. {examples}); blanking them would empty most of the column",
+        column=column,
+        row=row,
+        hint=f"fix the form's choice list, or set choices.columns.{column}.action "
+        f"to keep, blank or map (with a recode table) in the cleaning settings",
+    )
 
 
 def _file_row(households: pd.DataFrame, uuid: str) -> int | None:
@@ -128,8 +146,13 @@ def _file_row(households: pd.DataFrame, uuid: str) -> int | None:
     return int(rows[uuid]) + 1 if uuid in rows.index else None
 
 
-def check_choices(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
-                  settings: Choices | None = None, notes: list | None = None) -> pd.DataFrame:
+def check_choices(
+    form: Form,
+    households: pd.DataFrame,
+    persons: pd.DataFrame,
+    settings: Choices | None = None,
+    notes: list | None = None,
+) -> pd.DataFrame:
     """select_one answers that are not choice names: recoded when they are a variant of a choice's name or
     label (spacing, width, traditional characters, e.g. 村居 names; see :func:`match_choice`), otherwise
     blanked. A column where more than ``max_invalid_share`` of the answers match nothing stops the cleaning
@@ -146,34 +169,70 @@ def check_choices(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
             continue
         rule = settings.columns.get(row.name)
         old = text(values[bad])
-        matched = match_choice(normalise_name(values[bad]), choice_index(form, row.name), settings.min_length,
-                               settings.similarity)
+        matched = match_choice(
+            normalise_name(values[bad]),
+            choice_index(form, row.name),
+            settings.min_length,
+            settings.similarity,
+        )
         if rule is not None and rule.action == "map":
             matched = old.map(rule.recode).where(old.isin(list(rule.recode)), matched)
         unmatched = matched.isna()
         share = unmatched.sum() / max(int(answered.sum()), 1)
-        if rule is None and unmatched.sum() >= settings.min_invalid_count and share > settings.max_invalid_share:
+        if (
+            rule is None
+            and unmatched.sum() >= settings.min_invalid_count
+            and share > settings.max_invalid_share
+        ):
             first = table.loc[unmatched.index[unmatched][0], "uuid"]
-            raise _invalid_share_error(row.name, row.list_name, old[unmatched], int(answered.sum()), share,
-                                       _file_row(households, first))
+            raise _invalid_share_error(
+                row.name,
+                row.list_name,
+                old[unmatched],
+                int(answered.sum()),
+                share,
+                _file_row(households, first),
+            )
         if rule is not None and rule.action == "keep":  # the person's decision, stated once in the summary
-            skip(notes, "invalid_choice", f"{int(unmatched.sum())} answers outside the choice list kept as they "
-                 "are (cleaning settings)", status="partial", question=row.name)
+            skip(
+                notes,
+                "invalid_choice",
+                f"{int(unmatched.sum())} answers outside the choice list kept as they "
+                "are (cleaning settings)",
+                status="partial",
+                question=row.name,
+            )
             bad &= ~values.index.isin(unmatched.index[unmatched])
             matched, old = matched[~unmatched], old[~unmatched]
             unmatched = unmatched[~unmatched]
-        out.append(log_rows(table.loc[bad, "uuid"], None if person is None else person[bad], row.name, old,
-                            matched.fillna(""), np.where(~unmatched, "variant of a choice recoded to its code",
-                                                         "not one of the form's choices"),
-                            np.where(~unmatched, "choice_variant", "invalid_choice"),
-                            np.where(~unmatched, "change_response", "blank_response"), values[bad].index))
+        out.append(
+            log_rows(
+                table.loc[bad, "uuid"],
+                None if person is None else person[bad],
+                row.name,
+                old,
+                matched.fillna(""),
+                np.where(
+                    ~unmatched, "variant of a choice recoded to its code", "not one of the form's choices"
+                ),
+                np.where(~unmatched, "choice_variant", "invalid_choice"),
+                np.where(~unmatched, "change_response", "blank_response"),
+                values[bad].index,
+            )
+        )
     return _concat(out)
 
 
 # ----- numbers, constraints, relevance ----------------------------------------------------------------
 
-def check_sentinels(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
-                    codes: tuple | list = (99, 999, 88, 888), notes: list | None = None) -> pd.DataFrame:
+
+def check_sentinels(
+    form: Form,
+    households: pd.DataFrame,
+    persons: pd.DataFrame,
+    codes: tuple | list = (99, 999, 88, 888),
+    notes: list | None = None,
+) -> pd.DataFrame:
     """Sentinel codes (99, 999, 88, 888) in numeric answers. Blanked when the form's constraint rules the
     value out or the field has no constraint; kept for review when the value is plausible (age 88)."""
     out = []
@@ -184,18 +243,32 @@ def check_sentinels(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
         hit = values.isin(list(codes))
         if not hit.any():
             continue
-        allowed = (_condition(row.constraint, context, notes, "sentinel", "constraint", values, row.name)
-                   if row.constraint else None)
+        allowed = (
+            _condition(row.constraint, context, notes, "sentinel", "constraint", values, row.name)
+            if row.constraint
+            else None
+        )
         allowed = pd.Series(False, index=values.index) if allowed is None else allowed
         action = np.where(allowed[hit], "no_action", "blank_response")
-        out.append(log_rows(table.loc[hit, "uuid"], None if person is None else person[hit], row.name,
-                            text(values[hit]), None, "possible sentinel code (don't know / refused)",
-                            "sentinel", action, values[hit].index))
+        out.append(
+            log_rows(
+                table.loc[hit, "uuid"],
+                None if person is None else person[hit],
+                row.name,
+                text(values[hit]),
+                None,
+                "possible sentinel code (don't know / refused)",
+                "sentinel",
+                action,
+                values[hit].index,
+            )
+        )
     return _concat(out)
 
 
-def check_constraints(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
-                      notes: list | None = None) -> pd.DataFrame:
+def check_constraints(
+    form: Form, households: pd.DataFrame, persons: pd.DataFrame, notes: list | None = None
+) -> pd.DataFrame:
     """Answers that break the form's ``constraint``. Numbers and selects are blanked; text answers
     (codes typed by hand) are flagged for review. A constraint that cannot be evaluated is noted."""
     out = []
@@ -210,14 +283,25 @@ def check_constraints(form: Form, households: pd.DataFrame, persons: pd.DataFram
         if not bad.any():
             continue
         action = "no_action" if row.base_type == "text" else "blank_response"
-        out.append(log_rows(table.loc[bad, "uuid"], None if person is None else person[bad], row.name,
-                            text(values[bad]), None, f"constraint violated: {row.constraint}", "constraint",
-                            action, values[bad].index))
+        out.append(
+            log_rows(
+                table.loc[bad, "uuid"],
+                None if person is None else person[bad],
+                row.name,
+                text(values[bad]),
+                None,
+                f"constraint violated: {row.constraint}",
+                "constraint",
+                action,
+                values[bad].index,
+            )
+        )
     return _concat(out)
 
 
-def check_skip_logic(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
-                     notes: list | None = None) -> pd.DataFrame:
+def check_skip_logic(
+    form: Form, households: pd.DataFrame, persons: pd.DataFrame, notes: list | None = None
+) -> pd.DataFrame:
     """Answers present where the form's relevance (own and enclosing groups') is false: blanked."""
     out = []
     for row, table, context, person in table_rows(form, households, persons):
@@ -230,14 +314,25 @@ def check_skip_logic(form: Form, households: pd.DataFrame, persons: pd.DataFrame
         bad = present(values) & ~relevant
         if not bad.any():
             continue
-        out.append(log_rows(table.loc[bad, "uuid"], None if person is None else person[bad], row.name,
-                            text(values[bad]), None, f"answered although not relevant: {row.relevant_all}",
-                            "skip_logic", "blank_response", values[bad].index))
+        out.append(
+            log_rows(
+                table.loc[bad, "uuid"],
+                None if person is None else person[bad],
+                row.name,
+                text(values[bad]),
+                None,
+                f"answered although not relevant: {row.relevant_all}",
+                "skip_logic",
+                "blank_response",
+                values[bad].index,
+            )
+        )
     return _concat(out)
 
 
-def check_required(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
-                   notes: list | None = None) -> pd.DataFrame:
+def check_required(
+    form: Form, households: pd.DataFrame, persons: pd.DataFrame, notes: list | None = None
+) -> pd.DataFrame:
     """Required questions left unanswered although shown: XLSForm ``required`` means "must answer when
     shown" (relevance true), so an empty required answer where the question was not shown is fine, and a
     question absent from the export is listed as absent, not flagged here. Flagged for review; a question
@@ -258,12 +353,27 @@ def check_required(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
             missing &= shown
         shown_rows = int(shown.sum()) if row.relevant_all else len(values)
         if missing.sum() > MOSTLY_UNANSWERED * max(shown_rows, 1):
-            skip(notes, "required", "unanswered in most interviews where shown (a form version without it?)",
-                 status="partial", question=row.name)
+            skip(
+                notes,
+                "required",
+                "unanswered in most interviews where shown (a form version without it?)",
+                status="partial",
+                question=row.name,
+            )
         elif missing.any():
-            out.append(log_rows(table.loc[missing, "uuid"], None if person is None else person[missing], row.name,
-                                "", None, "required question not answered although it was shown", "required",
-                                "no_action", values[missing].index))
+            out.append(
+                log_rows(
+                    table.loc[missing, "uuid"],
+                    None if person is None else person[missing],
+                    row.name,
+                    "",
+                    None,
+                    "required question not answered although it was shown",
+                    "required",
+                    "no_action",
+                    values[missing].index,
+                )
+            )
     return _concat(out)
 
 
@@ -279,8 +389,13 @@ def _outlier_fields(form: Form, settings: Outliers, notes: list | None) -> set[s
     return names - set(settings.exclude)
 
 
-def check_outliers(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
-                   settings: Outliers | None = None, notes: list | None = None) -> pd.DataFrame:
+def check_outliers(
+    form: Form,
+    households: pd.DataFrame,
+    persons: pd.DataFrame,
+    settings: Outliers | None = None,
+    notes: list | None = None,
+) -> pd.DataFrame:
     """Numeric answers far from the rest (cleaningtools ``check_outliers``): beyond ``sd`` standard
     deviations from the mean on the raw and the log(x+1) scale, or beyond ``iqr_k`` interquartile ranges
     outside the quartiles. Fields with fewer than ``min_unique`` distinct values are skipped. A form
@@ -304,16 +419,32 @@ def check_outliers(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
             flags = [("interquartile", (values < q1 - spread) | (values > q3 + spread))]
         for scale, bad in flags:
             if bad.any():
-                out.append(log_rows(table.loc[bad, "uuid"], None if person is None else person[bad], row.name,
-                                    text(values[bad]), None, f"outlier ({scale} distribution)", "outlier",
-                                    "no_action", values[bad].index))
+                out.append(
+                    log_rows(
+                        table.loc[bad, "uuid"],
+                        None if person is None else person[bad],
+                        row.name,
+                        text(values[bad]),
+                        None,
+                        f"outlier ({scale} distribution)",
+                        "outlier",
+                        "no_action",
+                        values[bad].index,
+                    )
+                )
     return _concat(out)
 
 
 # ----- the roster -------------------------------------------------------------------------------------
 
-def check_roster(households: pd.DataFrame, persons: pd.DataFrame, roster: Roster | None = None,
-                 size_field: str | None = None, notes: list | None = None) -> pd.DataFrame:
+
+def check_roster(
+    households: pd.DataFrame,
+    persons: pd.DataFrame,
+    roster: Roster | None = None,
+    size_field: str | None = None,
+    notes: list | None = None,
+) -> pd.DataFrame:
     """Household roster against the household answers: number of members vs the stated household size
     (the roster wins: size recoded), not exactly one head, a head younger than ``min_head_age``, a
     child or grandchild not younger than the head, a parent not older (flagged for review)."""
@@ -329,44 +460,95 @@ def check_roster(households: pd.DataFrame, persons: pd.DataFrame, roster: Roster
         counted = persons.groupby("uuid").size().reindex(households["uuid"]).fillna(0).to_numpy()
         stated = households[size_field]
         bad = stated.notna() & (counted > 0) & (stated.to_numpy() != counted)
-        out.append(log_rows(households.loc[bad, "uuid"], None, size_field, text(stated[bad]),
-                            pd.Series(counted, index=households.index)[bad].astype(int).astype(str),
-                            "household size differs from the number of people in the roster", "roster_size",
-                            "change_response", households.index[bad]))
+        out.append(
+            log_rows(
+                households.loc[bad, "uuid"],
+                None,
+                size_field,
+                text(stated[bad]),
+                pd.Series(counted, index=households.index)[bad].astype(int).astype(str),
+                "household size differs from the number of people in the roster",
+                "roster_size",
+                "change_response",
+                households.index[bad],
+            )
+        )
     relation, age_field = roster.relation, roster.age
     if not relation or relation not in persons:
-        skip(notes, "roster_heads", f"relation field '{relation}' is not in the export" if relation
-             else "no relation-to-head field set (settings roster.relation)")
+        skip(
+            notes,
+            "roster_heads",
+            f"relation field '{relation}' is not in the export"
+            if relation
+            else "no relation-to-head field set (settings roster.relation)",
+        )
         return _concat(out)
     is_head = persons[relation] == roster.head
     heads = is_head.groupby(persons["uuid"]).sum()
     wrong = heads[heads != 1]
-    out.append(log_rows(wrong.index, None, relation, wrong.astype(int).astype(str), None,
-                        "roster does not have exactly one household head", "roster_heads", "no_action"))
+    out.append(
+        log_rows(
+            wrong.index,
+            None,
+            relation,
+            wrong.astype(int).astype(str),
+            None,
+            "roster does not have exactly one household head",
+            "roster_heads",
+            "no_action",
+        )
+    )
     if not age_field or age_field not in persons:
-        skip(notes, "roster_generation", f"age field '{age_field}' is not in the export" if age_field
-             else "no age field set (settings roster.age)")
+        skip(
+            notes,
+            "roster_generation",
+            f"age field '{age_field}' is not in the export"
+            if age_field
+            else "no age field set (settings roster.age)",
+        )
         return _concat(out)
     age = persons[age_field]
     young = is_head & (age < roster.min_head_age)
-    out.append(log_rows(persons.loc[young, "uuid"], persons.loc[young, "person_id"], relation,
-                        text(persons.loc[young, relation]), None,
-                        f"household head younger than {roster.min_head_age:g}", "roster_child_head", "no_action",
-                        persons.index[young]))
+    out.append(
+        log_rows(
+            persons.loc[young, "uuid"],
+            persons.loc[young, "person_id"],
+            relation,
+            text(persons.loc[young, relation]),
+            None,
+            f"household head younger than {roster.min_head_age:g}",
+            "roster_child_head",
+            "no_action",
+            persons.index[young],
+        )
+    )
     head_age = age.where(is_head).groupby(persons["uuid"]).transform("max")
     kin = persons[relation]
-    wrong = (kin.isin(roster.younger_than_head) & (age >= head_age)) | (kin.isin(roster.older_than_head)
-                                                                        & (age <= head_age))
-    out.append(log_rows(persons.loc[wrong, "uuid"], persons.loc[wrong, "person_id"], age_field, text(age[wrong]),
-                        None, "age does not fit the relationship to the household head (a child not younger, "
-                        "or a parent not older, than the head)", "roster_generation", "no_action",
-                        persons.index[wrong]))
+    wrong = (kin.isin(roster.younger_than_head) & (age >= head_age)) | (
+        kin.isin(roster.older_than_head) & (age <= head_age)
+    )
+    out.append(
+        log_rows(
+            persons.loc[wrong, "uuid"],
+            persons.loc[wrong, "person_id"],
+            age_field,
+            text(age[wrong]),
+            None,
+            "age does not fit the relationship to the household head (a child not younger, "
+            "or a parent not older, than the head)",
+            "roster_generation",
+            "no_action",
+            persons.index[wrong],
+        )
+    )
     return _concat(out)
 
 
 # ----- "other, specify" -------------------------------------------------------------------------------
 
-OTHER_RELEVANCE = re.compile(r"\s*(?:selected\(\s*\$\{(\w+)\}\s*,\s*'(\w+)'\s*\)|\$\{(\w+)\}\s*=\s*'(\w+)')\s*")
+OTHER_RELEVANCE = re.compile(
+    r"\s*(?:selected\(\s*\$\{(\w+)\}\s*,\s*'(\w+)'\s*\)|\$\{(\w+)\}\s*=\s*'(\w+)')\s*"
+)
 
 
 def other_pairs(form: Form) -> list[tuple[str, str, str]]:
@@ -385,10 +567,12 @@ def other_pairs(form: Form) -> list[tuple[str, str, str]]:
     return triples
 
 
-def check_other_text(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
-                     settings: Choices | None = None) -> pd.DataFrame:
+def check_other_text(
+    form: Form, households: pd.DataFrame, persons: pd.DataFrame, settings: Choices | None = None
+) -> pd.DataFrame:
     """'Other, specify' text that names an existing choice: the choice is selected instead of 'other' (in
-    its place: the answer order is kept) and the text blanked (cleaningtools ``check_others`` / impactR ``recode_other_parent_from_log``)."""
+    its place: the answer order is kept) and the text blanked (cleaningtools ``check_others`` / impactR
+    ``recode_other_parent_from_log``)."""
     settings = settings or Choices()
     out = []
     for select, other_text, other in other_pairs(form):
@@ -396,24 +580,49 @@ def check_other_text(form: Form, households: pd.DataFrame, persons: pd.DataFrame
             if other_text not in table or select not in table:
                 continue
             index = {k: n for k, n in choice_index(form, select).items() if n != other}
-            matched = match_choice(normalise_name(table[other_text]), index, settings.min_length,
-                                   settings.similarity).where(present(table[other_text]))
+            matched = match_choice(
+                normalise_name(table[other_text]), index, settings.min_length, settings.similarity
+            ).where(present(table[other_text]))
             hit = matched.notna()
             if not hit.any():
                 continue
             person = table["person_id"][hit] if "person_id" in table else None
             old = table.loc[hit, select].fillna("")
             if form.field(select)["base_type"] == "select_multiple":
-                new = [" ".join(dict.fromkeys(m if x == other else x for x in t.split())) if other in t.split()
-                       else " ".join(t.split() + [m] * (m not in t.split())) for t, m in zip(old, matched[hit])]
+                new = [
+                    " ".join(dict.fromkeys(m if x == other else x for x in t.split()))
+                    if other in t.split()
+                    else " ".join(t.split() + [m] * (m not in t.split()))
+                    for t, m in zip(old, matched[hit])
+                ]
             else:
                 new = matched[hit]
-            out.append(log_rows(table.loc[hit, "uuid"], person, select, text(old), new,
-                                "'other' text names an existing choice: recoded", "other_recode", "change_response",
-                                old.index))
-            out.append(log_rows(table.loc[hit, "uuid"], person, other_text, text(table.loc[hit, other_text]), None,
-                                "'other' text recoded to an existing choice", "other_recode", "blank_response",
-                                old.index))
+            out.append(
+                log_rows(
+                    table.loc[hit, "uuid"],
+                    person,
+                    select,
+                    text(old),
+                    new,
+                    "'other' text names an existing choice: recoded",
+                    "other_recode",
+                    "change_response",
+                    old.index,
+                )
+            )
+            out.append(
+                log_rows(
+                    table.loc[hit, "uuid"],
+                    person,
+                    other_text,
+                    text(table.loc[hit, other_text]),
+                    None,
+                    "'other' text recoded to an existing choice",
+                    "other_recode",
+                    "blank_response",
+                    old.index,
+                )
+            )
     return _concat(out)
 
 
@@ -426,19 +635,32 @@ def other_texts(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -> 
             if other_text not in table:
                 continue
             given = present(table[other_text])
-            rows.append(pd.DataFrame({
-                "uuid": table.loc[given, "uuid"],
-                "person_id": table.loc[given, "person_id"] if "person_id" in table else None,
-                "question": other_text, "text": table.loc[given, other_text], "select_question": select,
-                "select_answer": table.loc[given, select] if select in table else None}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "uuid": table.loc[given, "uuid"],
+                        "person_id": table.loc[given, "person_id"] if "person_id" in table else None,
+                        "question": other_text,
+                        "text": table.loc[given, other_text],
+                        "select_question": select,
+                        "select_answer": table.loc[given, select] if select in table else None,
+                    }
+                )
+            )
     columns = ["uuid", "person_id", "question", "text", "select_question", "select_answer"]
     return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
 
 
 # ----- the settings' logic checks ---------------------------------------------------------------------
 
-def check_logic(households: pd.DataFrame, persons: pd.DataFrame, settings: Settings,
-                actions: tuple = ("no_action", "blank_response"), notes: list | None = None) -> pd.DataFrame:
+
+def check_logic(
+    households: pd.DataFrame,
+    persons: pd.DataFrame,
+    settings: Settings,
+    actions: tuple = ("no_action", "blank_response"),
+    notes: list | None = None,
+) -> pd.DataFrame:
     """The settings' logic checks (cleaningtools ``check_logical``): each XLSForm-style expression true
     for a suspect answer. Person fields are evaluated per roster member with the household's answers
     alongside. A check whose field is not in the export is noted, not run."""
@@ -460,24 +682,53 @@ def check_logic(households: pd.DataFrame, persons: pd.DataFrame, settings: Setti
         question = check.question or (min(refs) if refs else None)
         old = text(table.loc[hit, question]) if question in table else ""
         person = table.loc[hit, "person_id"] if on_persons else None
-        out.append(log_rows(table.loc[hit, "uuid"], person, question if check.action != "remove_survey" else None,
-                            old, None, check.description or f"logic check: {check.expression}", f"logic:{check.id}",
-                            check.action, table.index[hit]))
+        out.append(
+            log_rows(
+                table.loc[hit, "uuid"],
+                person,
+                question if check.action != "remove_survey" else None,
+                old,
+                None,
+                check.description or f"logic check: {check.expression}",
+                f"logic:{check.id}",
+                check.action,
+                table.index[hit],
+            )
+        )
     return _concat(out)
 
 
 # ----- what ingest noted ------------------------------------------------------------------------------
 
+
 def check_redactions(raw: RawExport) -> pd.DataFrame:
     """Free-text answers from which ingest removed personal data (the removed text is not kept)."""
     r = raw.redactions
-    return log_rows(r["uuid"], r["person_id"], r["question"], "[personal data not kept]", None, r["issue"],
-                    "pii_in_text", "no_action", r.index)
+    return log_rows(
+        r["uuid"],
+        r["person_id"],
+        r["question"],
+        "[personal data not kept]",
+        None,
+        r["issue"],
+        "pii_in_text",
+        "no_action",
+        r.index,
+    )
 
 
 def check_conversions(raw: RawExport) -> pd.DataFrame:
     """Numeric answers ingest read from something other than a plain number (full-width digits, an Excel
     date, text that was blanked), so each is in the log with what was read."""
     c = raw.conversions
-    return log_rows(c["uuid"], c["person_id"], c["question"], c["old_value"], c["new_value"], c["issue"],
-                    "number_format", "no_action", c.index)
+    return log_rows(
+        c["uuid"],
+        c["person_id"],
+        c["question"],
+        c["old_value"],
+        c["new_value"],
+        c["issue"],
+        "number_format",
+        "no_action",
+        c.index,
+    )

@@ -25,9 +25,17 @@ def skip(notes: list | None, check_id: str, detail: str, status: str = "skipped"
 def check_duplicate_uuid(households: pd.DataFrame) -> pd.DataFrame:
     """Repeated submission uuids: every copy after the first is removed (``#n`` marks the copy)."""
     copies = households[households["uuid"].str.contains("#", regex=False)]
-    return log_rows(copies["uuid"], None, None, None, None,
-                    "duplicate uuid: the same submission appears more than once", "duplicate_uuid",
-                    "remove_survey", copies.index)
+    return log_rows(
+        copies["uuid"],
+        None,
+        None,
+        None,
+        None,
+        "duplicate uuid: the same submission appears more than once",
+        "duplicate_uuid",
+        "remove_survey",
+        copies.index,
+    )
 
 
 def _comparable(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -55,9 +63,16 @@ def _comparable(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -> 
     return codes, codes >= 0
 
 
-def check_soft_duplicates(form: Form, households: pd.DataFrame, persons: pd.DataFrame, match: float = 0.85,
-                          block: str | None = None, chunk: int = 100_000, max_differing: int | None = None,
-                          notes: list | None = None) -> pd.DataFrame:
+def check_soft_duplicates(
+    form: Form,
+    households: pd.DataFrame,
+    persons: pd.DataFrame,
+    match: float = 0.85,
+    block: str | None = None,
+    chunk: int = 100_000,
+    max_differing: int | None = None,
+    notes: list | None = None,
+) -> pd.DataFrame:
     """Interviews that repeat another one: the share of answered questions on which two submissions
     agree (percent match, Kuriakose & Robbins 2016, "Don't get duped", Stat. J. IAOS 32:283) is above
     ``match`` (their 85% threshold), or, with ``max_differing``, at most that many answers differ
@@ -69,39 +84,59 @@ def check_soft_duplicates(form: Form, households: pd.DataFrame, persons: pd.Data
     if codes.shape[0] < 2 or codes.shape[1] == 0:
         return empty_log()
     if block and block not in households:
-        skip(notes, "soft_duplicate", f"block field '{block}' is not in the export: pairs sought across the "
-             "whole survey", status="partial")
-    groups = (households[block].fillna("").astype(str).to_numpy() if block and block in households
-              else np.zeros(len(households), dtype=int))
+        skip(
+            notes,
+            "soft_duplicate",
+            f"block field '{block}' is not in the export: pairs sought across the whole survey",
+            status="partial",
+        )
+    groups = (
+        households[block].fillna("").astype(str).to_numpy()
+        if block and block in households
+        else np.zeros(len(households), dtype=int)
+    )
     rows = pd.DataFrame({"g": pd.factorize(groups)[0], "row": np.arange(len(households))})
     pairs = rows.merge(rows, on="g")
     pairs = pairs[pairs["row_x"] < pairs["row_y"]]
     a_all, b_all = pairs["row_x"].to_numpy(), pairs["row_y"].to_numpy()
     found = []
     for start in range(0, len(a_all), chunk):  # bounded memory: chunk pairs × columns booleans
-        a, b = a_all[start:start + chunk], b_all[start:start + chunk]
+        a, b = a_all[start : start + chunk], b_all[start : start + chunk]
         differ = (codes[a] != codes[b]).sum(axis=1)
         either = (answered[a] | answered[b]).sum(axis=1)
         share = 1 - differ / np.maximum(either, 1)
         hit = differ <= max_differing if max_differing is not None else share > match
-        found.append(pd.DataFrame({"a": a[hit], "b": b[hit], "differ": differ[hit], "share": share[hit],
-                                   "columns": either[hit]}))
+        found.append(
+            pd.DataFrame(
+                {"a": a[hit], "b": b[hit], "differ": differ[hit], "share": share[hit], "columns": either[hit]}
+            )
+        )
     pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
     if pairs.empty:
         return empty_log()
-    order = (households["start"].rank(method="first").to_numpy() if "start" in households
-             else np.arange(len(households), dtype=float))
+    order = (
+        households["start"].rank(method="first").to_numpy()
+        if "start" in households
+        else np.arange(len(households), dtype=float)
+    )
     order = np.where(np.isnan(order), np.arange(len(households)) + len(households), order)
     later_is_b = order[pairs["b"]] > order[pairs["a"]]
-    pairs = pairs.assign(later=np.where(later_is_b, pairs["b"], pairs["a"]),
-                         first=np.where(later_is_b, pairs["a"], pairs["b"]))
-    pairs = pairs.sort_values(["later", "share", "first"], ascending=[True, False, True]).drop_duplicates("later")
+    pairs = pairs.assign(
+        later=np.where(later_is_b, pairs["b"], pairs["a"]), first=np.where(later_is_b, pairs["a"], pairs["b"])
+    )
+    pairs = pairs.sort_values(["later", "share", "first"], ascending=[True, False, True]).drop_duplicates(
+        "later"
+    )
     first_uuid = households["uuid"].to_numpy()[pairs["first"]]
     later = households.iloc[pairs["later"].to_numpy()]
-    issue = [f"soft duplicate: agrees with submission {u} on {s:.0%} of answered questions "
-             f"({d} of {c} answers differ)"
-             for u, s, d, c in zip(first_uuid, pairs["share"], pairs["differ"], pairs["columns"])]
-    return log_rows(later["uuid"].to_numpy(), None, None, None, None, issue, "soft_duplicate", "remove_survey")
+    issue = [
+        f"soft duplicate: agrees with submission {u} on {s:.0%} of answered questions "
+        f"({d} of {c} answers differ)"
+        for u, s, d, c in zip(first_uuid, pairs["share"], pairs["differ"], pairs["columns"])
+    ]
+    return log_rows(
+        later["uuid"].to_numpy(), None, None, None, None, issue, "soft_duplicate", "remove_survey"
+    )
 
 
 def with_duration(households: pd.DataFrame, start: str = "start", end: str = "end") -> pd.DataFrame:
@@ -109,7 +144,9 @@ def with_duration(households: pd.DataFrame, start: str = "start", end: str = "en
     hh = households
     if start not in hh or end not in hh or "duration_min" in hh:
         return hh
-    if not (pd.api.types.is_datetime64_any_dtype(hh[start]) and pd.api.types.is_datetime64_any_dtype(hh[end])):
+    if not (
+        pd.api.types.is_datetime64_any_dtype(hh[start]) and pd.api.types.is_datetime64_any_dtype(hh[end])
+    ):
         return hh
     minutes = ((hh[end] - hh[start]).dt.total_seconds() / 60).round(1)
     hh = hh.copy()
@@ -117,8 +154,9 @@ def with_duration(households: pd.DataFrame, start: str = "start", end: str = "en
     return hh
 
 
-def check_duration(households: pd.DataFrame, low: float = 25.0, high: float = 90.0,
-                   notes: list | None = None) -> pd.DataFrame:
+def check_duration(
+    households: pd.DataFrame, low: float = 25.0, high: float = 90.0, notes: list | None = None
+) -> pd.DataFrame:
     """Interview length (end − start, minutes) outside [low, high] (strict, as cleaningtools). Shorter
     interviews cannot have been done properly and are removed; longer ones are kept and flagged."""
     if "duration_min" not in households:
@@ -127,14 +165,28 @@ def check_duration(households: pd.DataFrame, low: float = 25.0, high: float = 90
     minutes = households["duration_min"]
     short, long = minutes < low, minutes > high
     rows = households[short | long]
-    return log_rows(rows["uuid"], None, "duration_min", text(minutes[short | long]), None,
-                    np.where(short[short | long], f"Duration is lower than the threshold ({low:g} min)",
-                             f"Duration is higher than the threshold ({high:g} min)"),
-                    "duration", np.where(short[short | long], "remove_survey", "no_action"))
+    return log_rows(
+        rows["uuid"],
+        None,
+        "duration_min",
+        text(minutes[short | long]),
+        None,
+        np.where(
+            short[short | long],
+            f"Duration is lower than the threshold ({low:g} min)",
+            f"Duration is higher than the threshold ({high:g} min)",
+        ),
+        "duration",
+        np.where(short[short | long], "remove_survey", "no_action"),
+    )
 
 
-def check_no_consent(households: pd.DataFrame, consent_field: str | None = "consent",
-                     accept: tuple | list | str = ("yes",), notes: list | None = None) -> pd.DataFrame:
+def check_no_consent(
+    households: pd.DataFrame,
+    consent_field: str | None = "consent",
+    accept: tuple | list | str = ("yes",),
+    notes: list | None = None,
+) -> pd.DataFrame:
     """Submissions whose consent answer is not an accepting one: the interview must not be used."""
     if not consent_field:
         skip(notes, "no_consent", "no consent field set (settings consent.field)")
@@ -144,25 +196,49 @@ def check_no_consent(households: pd.DataFrame, consent_field: str | None = "cons
         return empty_log()
     accept = [accept] if isinstance(accept, str) else list(accept)
     rows = households[~households[consent_field].fillna("").astype(str).isin(accept)]
-    return log_rows(rows["uuid"], None, consent_field, text(rows[consent_field]), None,
-                    "no consent recorded: interview cannot be used", "no_consent", "remove_survey", rows.index)
+    return log_rows(
+        rows["uuid"],
+        None,
+        consent_field,
+        text(rows[consent_field]),
+        None,
+        "no consent recorded: interview cannot be used",
+        "no_consent",
+        "remove_survey",
+        rows.index,
+    )
 
 
 def check_test_submissions(form: Form, households: pd.DataFrame, pattern: str) -> pd.DataFrame:
     """Test or practice submissions: 'test'/'测试'/'demo' in the enumerator, device or any free-text
     answer, or a submission dated before the form's version date (``settings.version`` as YYYYMMDD…)."""
     fields = form.data_fields()
-    text_cols = [c for c in fields.loc[fields["base_type"].isin(["text", "deviceid", "username"]), "name"]
-                 if c in households]
+    text_cols = [
+        c
+        for c in fields.loc[fields["base_type"].isin(["text", "deviceid", "username"]), "name"]
+        if c in households
+    ]
     hit = pd.Series(False, index=households.index)
     for col in text_cols:
         hit |= households[col].fillna("").astype(str).str.contains(pattern, regex=True)
     version = str(form.settings.get("version", ""))
-    if re.fullmatch(r"\d{8,}", version) and "start" in households \
-            and pd.api.types.is_datetime64_any_dtype(households["start"]):
+    if (
+        re.fullmatch(r"\d{8,}", version)
+        and "start" in households
+        and pd.api.types.is_datetime64_any_dtype(households["start"])
+    ):
         deployed = pd.to_datetime(version[:8], format="%Y%m%d", errors="coerce")
         if pd.notna(deployed):
             hit |= households["start"] < deployed
     rows = households[hit]
-    return log_rows(rows["uuid"], None, None, None, None, "test submission (marked as test or made before the "
-                    "form was deployed)", "test_submission", "remove_survey", rows.index)
+    return log_rows(
+        rows["uuid"],
+        None,
+        None,
+        None,
+        None,
+        "test submission (marked as test or made before the form was deployed)",
+        "test_submission",
+        "remove_survey",
+        rows.index,
+    )

@@ -21,9 +21,16 @@ CHANGE_TYPES = ("change_response", "blank_response", "remove_survey", "no_action
 DELETION_COLUMNS = ["uuid", "household_id", "enumerator", "deviceid", "check_id", "issue", "reason"]
 REVIEWER_REASON = "removed by reviewer"
 # column names a cleaning log may use for each of ours (cleaningtools writes uuid/_uuid/X_uuid, question(s))
-LOG_ALIASES = {"uuid": ("uuid", "_uuid", "X_uuid"), "question": ("question", "questions", "name"),
-               "change_type": ("change_type",), "new_value": ("new_value",), "old_value": ("old_value",),
-               "issue": ("issue",), "check_id": ("check_id",), "person_id": ("person_id",)}
+LOG_ALIASES = {
+    "uuid": ("uuid", "_uuid", "X_uuid"),
+    "question": ("question", "questions", "name"),
+    "change_type": ("change_type",),
+    "new_value": ("new_value",),
+    "old_value": ("old_value",),
+    "issue": ("issue",),
+    "check_id": ("check_id",),
+    "person_id": ("person_id",),
+}
 
 
 def text(values: pd.Series) -> pd.Series:
@@ -33,16 +40,28 @@ def text(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         numbers = values.astype(float)
         whole = numbers.notna() & (numbers == np.round(numbers))
-        return pd.Series(np.where(whole, numbers.round().astype("Int64").astype(str),
-                                  numbers.astype(str)), index=values.index).where(numbers.notna(), "")
+        return pd.Series(
+            np.where(whole, numbers.round().astype("Int64").astype(str), numbers.astype(str)),
+            index=values.index,
+        ).where(numbers.notna(), "")
     return values.astype(object).where(values.notna(), "").astype(str)
 
 
 def log_rows(uuid, person_id, question, old, new, issue, check_id, change_type, index=None) -> pd.DataFrame:
     """Cleaning-log rows from columns (scalars are repeated)."""
-    frame = pd.DataFrame({"uuid": uuid, "person_id": person_id, "question": question, "old_value": old,
-                          "new_value": new, "issue": issue, "check_id": check_id, "change_type": change_type},
-                         index=index)
+    frame = pd.DataFrame(
+        {
+            "uuid": uuid,
+            "person_id": person_id,
+            "question": question,
+            "old_value": old,
+            "new_value": new,
+            "issue": issue,
+            "check_id": check_id,
+            "change_type": change_type,
+        },
+        index=index,
+    )
     return frame.reset_index(drop=True)[LOG_COLUMNS]
 
 
@@ -58,6 +77,7 @@ def present(values: pd.Series) -> pd.Series:
 
 
 # ----- a person's log ---------------------------------------------------------------------------------
+
 
 def read_log_file(path: str | Path, what: str = "decisions") -> pd.DataFrame:
     """A cleaning log a person edited (CSV or XLSX, first sheet or sheet 'cleaning_log') as text columns
@@ -82,16 +102,23 @@ def read_log_file(path: str | Path, what: str = "decisions") -> pd.DataFrame:
             renamed[found] = ours
     missing = [c for c in ("uuid", "question", "change_type") if c not in renamed.values()]
     if missing:
-        raise ConfigError(f"{what} file lacks column(s) {', '.join(missing)}", file=path, row=1,
-                          hint="a cleaning log needs uuid, question and change_type columns (cleaningtools' "
-                               "X_uuid/_uuid and questions are accepted)")
+        raise ConfigError(
+            f"{what} file lacks column(s) {', '.join(missing)}",
+            file=path,
+            row=1,
+            hint="a cleaning log needs uuid, question and change_type columns (cleaningtools' "
+            "X_uuid/_uuid and questions are accepted)",
+        )
     frame = frame[list(renamed)].rename(columns=renamed).reindex(columns=LOG_COLUMNS, fill_value="")
     frame = frame.fillna("").astype(str).apply(lambda c: c.str.strip())
     bad = ~frame["change_type"].isin(CHANGE_TYPES)
     if bad.any():
-        raise ConfigError(f"change_type '{frame['change_type'][bad].iloc[0]}' is not one of "
-                          f"{', '.join(CHANGE_TYPES)}", file=path, row=int(np.flatnonzero(bad)[0]) + 2,
-                          column="change_type")
+        raise ConfigError(
+            f"change_type '{frame['change_type'][bad].iloc[0]}' is not one of {', '.join(CHANGE_TYPES)}",
+            file=path,
+            row=int(np.flatnonzero(bad)[0]) + 2,
+            column="change_type",
+        )
     return frame.assign(_row=np.arange(2, len(frame) + 2))
 
 
@@ -118,7 +145,11 @@ def apply_decisions(log: pd.DataFrame, decisions: pd.DataFrame | None) -> pd.Dat
         right["decision_row"] = pd.array(np.arange(2, len(right) + 2), dtype="Int64")
     right = right.reindex(columns=list(dict.fromkeys(LOG_COLUMNS + ["decision_row"])), fill_value="")
     merged = left.drop(columns="decision_row").merge(
-        right[CELL + ["change_type", "new_value", "decision_row"]], on=CELL, how="left", suffixes=("", "_person"))
+        right[CELL + ["change_type", "new_value", "decision_row"]],
+        on=CELL,
+        how="left",
+        suffixes=("", "_person"),
+    )
     decided = merged["decision_row"].notna()
     merged.loc[decided, "change_type"] = merged.loc[decided, "change_type_person"]
     merged.loc[decided, "new_value"] = merged.loc[decided, "new_value_person"].replace("", None)
@@ -132,6 +163,7 @@ def apply_decisions(log: pd.DataFrame, decisions: pd.DataFrame | None) -> pd.Dat
 
 
 # ----- applying the log ---------------------------------------------------------------------------------
+
 
 def cast(values: pd.Series, like: pd.Series) -> pd.Series:
     """Log text cast to the column's type (numbers, times, text)."""
@@ -186,30 +218,39 @@ def set_values(table: pd.DataFrame, key: str, changes: pd.DataFrame) -> pd.DataF
 def deletion_log(households: pd.DataFrame, removals: pd.DataFrame) -> pd.DataFrame:
     """One row per removed submission with the checks and issues that removed it; a person's removal
     without an issue is 'removed by reviewer'."""
-    removals = removals.assign(issue=removals["issue"].fillna("").replace("", REVIEWER_REASON),
-                               check_id=removals["check_id"].fillna("").replace("", "reviewer"))
+    removals = removals.assign(
+        issue=removals["issue"].fillna("").replace("", REVIEWER_REASON),
+        check_id=removals["check_id"].fillna("").replace("", "reviewer"),
+    )
     reasons = removals.groupby("uuid", sort=False).agg(
         check_id=("check_id", lambda s: ";".join(dict.fromkeys(s))),
-        issue=("issue", lambda s: " | ".join(dict.fromkeys(s))))
+        issue=("issue", lambda s: " | ".join(dict.fromkeys(s))),
+    )
     deleted = households[households["uuid"].isin(reasons.index)]
-    return pd.DataFrame({
-        "uuid": deleted["uuid"],
-        "household_id": deleted["household_id"],
-        "enumerator": deleted.get("enumerator"),
-        "deviceid": deleted.get("deviceid"),
-        "check_id": deleted["uuid"].map(reasons["check_id"]),
-        "issue": deleted["uuid"].map(reasons["issue"]),
-        "reason": "remove_survey",
-    })[DELETION_COLUMNS].reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "uuid": deleted["uuid"],
+            "household_id": deleted["household_id"],
+            "enumerator": deleted.get("enumerator"),
+            "deviceid": deleted.get("deviceid"),
+            "check_id": deleted["uuid"].map(reasons["check_id"]),
+            "issue": deleted["uuid"].map(reasons["issue"]),
+            "reason": "remove_survey",
+        }
+    )[DELETION_COLUMNS].reset_index(drop=True)
 
 
-def apply_log(form: Form, raw: RawExport, log: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def apply_log(
+    form: Form, raw: RawExport, log: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Clean households, clean persons and the deletion log from the raw tables and a decided log."""
     remove = log[log["change_type"] == "remove_survey"]
     if (remove["uuid"] == "all_data").any():
         raise ConfigError("remove_survey with uuid 'all_data' would delete every submission")
     changes = log[log["change_type"].isin(["change_response", "blank_response"]) & log["question"].notna()]
-    changes = changes.assign(new_value=changes["new_value"].where(changes["change_type"] == "change_response", None))
+    changes = changes.assign(
+        new_value=changes["new_value"].where(changes["change_type"] == "change_response", None)
+    )
     on_person = changes["person_id"].notna()
     hh = set_values(raw.households, "uuid", changes[~on_person])
     ps = set_values(raw.persons, "person_id", changes[on_person])
@@ -222,8 +263,14 @@ def apply_log(form: Form, raw: RawExport, log: pd.DataFrame) -> tuple[pd.DataFra
     return clean_hh, clean_ps, deletion
 
 
-def review_cleaning(form: Form, raw: RawExport, households: pd.DataFrame, persons: pd.DataFrame,
-                    log: pd.DataFrame, deletion: pd.DataFrame) -> pd.DataFrame:
+def review_cleaning(
+    form: Form,
+    raw: RawExport,
+    households: pd.DataFrame,
+    persons: pd.DataFrame,
+    log: pd.DataFrame,
+    deletion: pd.DataFrame,
+) -> pd.DataFrame:
     """Audit as cleaningtools' ``review_cleaning``/``review_cleaning_log``: a change to a question or uuid
     not in the data, missing change_type, a change not applied, a deleted survey still present. Returns one
     row per finding (uuid, person_id, question, finding, decision_row)."""
@@ -235,7 +282,9 @@ def review_cleaning(form: Form, raw: RawExport, households: pd.DataFrame, person
     findings.append(log[changing & (q != "") & ~q.isin(questions)].assign(finding="question_does_not_exist"))
     findings.append(log[~log["uuid"].isin(known_uuid)].assign(finding="uuid_does_not_exist"))
     findings.append(log[~log["change_type"].isin(CHANGE_TYPES)].assign(finding="na_in_change_type"))
-    findings.append(deletion[deletion["uuid"].isin(households["uuid"])].assign(finding="deleted_survey_present"))
+    findings.append(
+        deletion[deletion["uuid"].isin(households["uuid"])].assign(finding="deleted_survey_present")
+    )
     changes = log[changing & q.isin(questions) & ~log["uuid"].isin(set(deletion["uuid"]) | {"all_data"})]
     where = {True: pd.Index(persons["person_id"]), False: pd.Index(households["uuid"])}
     for (question, is_person), rows in changes.groupby([changes["question"], changes["person_id"].notna()]):
@@ -251,4 +300,6 @@ def review_cleaning(form: Form, raw: RawExport, households: pd.DataFrame, person
         wanted = text(cast(wanted.replace("", None), table[question])).to_numpy()
         findings.append(last[actual != wanted].drop(columns="_target").assign(finding="change_not_applied"))
     out = pd.concat(findings, ignore_index=True) if findings else pd.DataFrame()
-    return out.reindex(columns=["uuid", "person_id", "question", "finding", "decision_row"]).reset_index(drop=True)
+    return out.reindex(columns=["uuid", "person_id", "question", "finding", "decision_row"]).reset_index(
+        drop=True
+    )

@@ -20,20 +20,49 @@ from analysis.outputs import publishing
 if TYPE_CHECKING:
     from analysis.clean.stage import CleanResult
 
-KEY_VARIABLES = pd.DataFrame({
-    "variable": ["uuid", "household_id", "row", "person_id", "member", "duration_min"],
-    "label_zh": ["提交编号", "住户编号（假名化）", "原始文件中的行号", "成员编号（假名化）", "成员序号", "访问时长（分钟）"],
-    "label_en": ["submission uuid", "household key (pseudonymous)", "row in the raw file",
-                 "person key (pseudonymous)", "member number in the household",
-                 "interview length (minutes, end − start)"],
-    "type": ["text", "text", "integer", "text", "integer", "decimal"],
-    "values": "", "universe": "all"})
+KEY_VARIABLES = pd.DataFrame(
+    {
+        "variable": ["uuid", "household_id", "row", "person_id", "member", "duration_min"],
+        "label_zh": [
+            "提交编号",
+            "住户编号（假名化）",
+            "原始文件中的行号",
+            "成员编号（假名化）",
+            "成员序号",
+            "访问时长（分钟）",
+        ],
+        "label_en": [
+            "submission uuid",
+            "household key (pseudonymous)",
+            "row in the raw file",
+            "person key (pseudonymous)",
+            "member number in the household",
+            "interview length (minutes, end − start)",
+        ],
+        "type": ["text", "text", "integer", "text", "integer", "decimal"],
+        "values": "",
+        "universe": "all",
+    }
+)
 DICTIONARY_COLUMNS = ["table", "variable", "label_zh", "label_en", "type", "values", "universe", "in_export"]
 
 
 def _versions() -> dict[str, str]:
-    names = ["leliu-needs", "pandas", "numpy", "scipy", "pyarrow", "openpyxl", "pyreadstat", "pyxform",
-             "pyyaml", "pydantic", "matplotlib", "seaborn", "papermill"]
+    names = [
+        "leliu-needs",
+        "pandas",
+        "numpy",
+        "scipy",
+        "pyarrow",
+        "openpyxl",
+        "pyreadstat",
+        "pyxform",
+        "pyyaml",
+        "pydantic",
+        "matplotlib",
+        "seaborn",
+        "papermill",
+    ]
     out = {"python": sys.version.split()[0]}
     for name in names:
         try:
@@ -43,17 +72,25 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def data_dictionary(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
-                    missing: tuple = ()) -> pd.DataFrame:
+def data_dictionary(
+    form: Form, households: pd.DataFrame, persons: pd.DataFrame, missing: tuple = ()
+) -> pd.DataFrame:
     """One row per clean column: table, variable, labels (zh/en), type, values, universe (from the form),
     ``in_export`` yes; then one row per question of the form absent from the export (``in_export`` no)."""
     book = form.codebook().drop(columns="pii")
-    rows = pd.concat([KEY_VARIABLES, book], ignore_index=True).drop_duplicates("variable").set_index("variable")
+    rows = (
+        pd.concat([KEY_VARIABLES, book], ignore_index=True).drop_duplicates("variable").set_index("variable")
+    )
     parts = []
     for name, table in (("households", households), ("persons", persons)):
         known = [c for c in table.columns if c in rows.index]
-        other = pd.DataFrame({"variable": [c for c in table.columns if c not in rows.index], "type": "text",
-                              "label_en": "export metadata column"})
+        other = pd.DataFrame(
+            {
+                "variable": [c for c in table.columns if c not in rows.index],
+                "type": "text",
+                "label_en": "export metadata column",
+            }
+        )
         part = pd.concat([rows.loc[known].reset_index(), other], ignore_index=True)
         part = part.set_index("variable").reindex(list(table.columns)).reset_index()
         parts.append(part.assign(table=name, in_export="yes"))
@@ -65,7 +102,9 @@ def data_dictionary(form: Form, households: pd.DataFrame, persons: pd.DataFrame,
     return pd.concat(parts, ignore_index=True).reindex(columns=DICTIONARY_COLUMNS).fillna("")
 
 
-def contract_schemas(form: Form, households: pd.DataFrame, persons: pd.DataFrame, keep: set = frozenset()) -> dict:
+def contract_schemas(
+    form: Form, households: pd.DataFrame, persons: pd.DataFrame, keep: set = frozenset()
+) -> dict:
     """pandera schemas of the clean tables (docs/contracts.md), built from the form.
 
     Keys are unique and never missing; every select_one answer is one of the form's choice names (except
@@ -85,32 +124,48 @@ def contract_schemas(form: Form, households: pd.DataFrame, persons: pd.DataFrame
         return cols
 
     known = set(households["household_id"])
-    member = pa.Column(None, pa.Check(lambda ids: ids.isin(known), error="belongs to a clean household"),
-                       nullable=False)
+    member = pa.Column(
+        None, pa.Check(lambda ids: ids.isin(known), error="belongs to a clean household"), nullable=False
+    )
     return {
         "households": pa.DataFrameSchema(columns(households, "household_id")),
         "persons": pa.DataFrameSchema({**columns(persons, "person_id"), "household_id": member}),
     }
 
 
-def _where(table: pd.DataFrame, position: int, column: str, raw: RawExport, decisions: pd.DataFrame | None,
-           decisions_path: Path | None) -> tuple[Path | str, int | None]:
+def _where(
+    table: pd.DataFrame,
+    position: int,
+    column: str,
+    raw: RawExport,
+    decisions: pd.DataFrame | None,
+    decisions_path: Path | None,
+) -> tuple[Path | str, int | None]:
     """The file and row a person should edit for a bad clean cell: the decision that set it, else the
     submission's row in the raw export (header = row 1)."""
     uuid = table["uuid"].iloc[position]
     if decisions is not None and decisions_path is not None:
         person = table["person_id"].iloc[position] if "person_id" in table else ""
-        hit = decisions[(decisions["question"] == column) & decisions["uuid"].isin([uuid, "all_data"])
-                        & decisions["person_id"].isin(["", person])]
+        hit = decisions[
+            (decisions["question"] == column)
+            & decisions["uuid"].isin([uuid, "all_data"])
+            & decisions["person_id"].isin(["", person])
+        ]
         if len(hit):
             return decisions_path, int(hit["_row"].iloc[-1])
     rows = raw.households.set_index("uuid")["row"]
     return raw.files[0], int(rows[uuid]) + 1 if uuid in rows.index else None
 
 
-def validate_clean(form: Form, households: pd.DataFrame, persons: pd.DataFrame, raw: RawExport,
-                   decisions: pd.DataFrame | None = None, decisions_path: Path | None = None,
-                   keep: set = frozenset()) -> None:
+def validate_clean(
+    form: Form,
+    households: pd.DataFrame,
+    persons: pd.DataFrame,
+    raw: RawExport,
+    decisions: pd.DataFrame | None = None,
+    decisions_path: Path | None = None,
+    keep: set = frozenset(),
+) -> None:
     """Check the clean tables against :func:`contract_schemas`; the first failure names the file and row a
     person must edit (the decision that set the value, or the raw export's row), the column and uuid.
 
@@ -127,16 +182,30 @@ def validate_clean(form: Form, households: pd.DataFrame, persons: pd.DataFrame, 
             column, index = str(first["column"]), first["index"]
             position = None if pd.isna(index) else table.index.get_loc(index)
             uuid = None if position is None else table["uuid"].iloc[position]
-            where, row = (raw.files[0], None) if position is None else _where(
-                table, position, column, raw, decisions, decisions_path)
-            raise ConfigError(f"clean {name} table breaks the contract: value {first['failure_case']!r} fails "
-                              f"{first['check']}" + (f" (uuid {uuid})" if uuid else ""), file=where,
-                              column=column, row=row,
-                              hint="a decision's new_value must be one of the form's choice names") from None
+            where, row = (
+                (raw.files[0], None)
+                if position is None
+                else _where(table, position, column, raw, decisions, decisions_path)
+            )
+            raise ConfigError(
+                f"clean {name} table breaks the contract: value {first['failure_case']!r} fails "
+                f"{first['check']}" + (f" (uuid {uuid})" if uuid else ""),
+                file=where,
+                column=column,
+                row=row,
+                hint="a decision's new_value must be one of the form's choice names",
+            ) from None
 
 
-def write_outputs(out_dir: Path, result: CleanResult, form: Form, form_path: Path, decisions: Path | None,
-                  settings: Path | None, mode: str = "checks") -> None:
+def write_outputs(
+    out_dir: Path,
+    result: CleanResult,
+    form: Form,
+    form_path: Path,
+    decisions: Path | None,
+    settings: Path | None,
+    mode: str = "checks",
+) -> None:
     """Write every output into a temporary folder beside ``out_dir/clean`` and move it into place."""
     with publishing(out_dir, "clean") as tmp:
         for name, table in (("households", result.households), ("persons", result.persons)):
@@ -147,14 +216,17 @@ def write_outputs(out_dir: Path, result: CleanResult, form: Form, form_path: Pat
         result.check_summary.to_csv(tmp / "check_summary.csv", index=False, encoding="utf-8")
         result.other_texts.to_csv(tmp / "other_texts.csv", index=False, encoding="utf-8")
         data_dictionary(form, result.households, result.persons, result.raw.missing_columns).to_csv(
-            tmp / "data_dictionary.csv", index=False, encoding="utf-8")
+            tmp / "data_dictionary.csv", index=False, encoding="utf-8"
+        )
         provenance = {
             "simulated": bool(result.raw.provenance.get("simulated", False)),
             "mode": mode,
             "source_format": result.raw.source_format,
             "raw_sha256": result.raw.checksums,
-            "form_sha256": {p.name: sha256(p) for p in ([form_path] if form_path.is_file()
-                                                        else sorted(form_path.glob("*.csv")))},
+            "form_sha256": {
+                p.name: sha256(p)
+                for p in ([form_path] if form_path.is_file() else sorted(form_path.glob("*.csv")))
+            },
             "decisions_sha256": {decisions.name: sha256(decisions)} if decisions else {},
             "settings_sha256": {settings.name: sha256(settings)} if settings else {},
             "unmapped_columns": list(result.raw.unmapped_columns),
@@ -162,5 +234,6 @@ def write_outputs(out_dir: Path, result: CleanResult, form: Form, form_path: Pat
             "counts": result.counts,
             "packages": _versions(),
         }
-        (tmp / "provenance.json").write_text(json.dumps(provenance, ensure_ascii=False, indent=2, sort_keys=True),
-                                             encoding="utf-8")
+        (tmp / "provenance.json").write_text(
+            json.dumps(provenance, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8"
+        )

@@ -39,6 +39,7 @@ def _column_names(log: pd.DataFrame, raw: RawExport) -> pd.Series:
             if candidate in columns:
                 return candidate
         return question
+
     return log["question"].map(one)
 
 
@@ -47,39 +48,60 @@ def _refuse_unknown(log: pd.DataFrame, raw: RawExport, path: Path) -> None:
     columns = set(raw.households.columns) | set(raw.persons.columns)
     changing = log["change_type"].isin(["change_response", "blank_response"])
     unknown_question = changing & ~log["question"].isin(columns)
-    unknown_uuid = (log["change_type"] != "no_action") & ~log["uuid"].isin(set(raw.households["uuid"]) | {"all_data"})
+    unknown_uuid = (log["change_type"] != "no_action") & ~log["uuid"].isin(
+        set(raw.households["uuid"]) | {"all_data"}
+    )
     for bad, column, what in ((unknown_question, "question", "question"), (unknown_uuid, "uuid", "uuid")):
         if bad.any():
             first = log[bad].iloc[0]
-            raise ConfigError(f"{what} {first[column]!r} is not in the data", file=path, row=int(first["_row"]),
-                              column=column, hint="correct or delete that row of the log")
+            raise ConfigError(
+                f"{what} {first[column]!r} is not in the data",
+                file=path,
+                row=int(first["_row"]),
+                column=column,
+                hint="correct or delete that row of the log",
+            )
 
 
-def apply_reviewed(form: Form, raw: RawExport, log: pd.DataFrame, path: Path
-                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def apply_reviewed(
+    form: Form, raw: RawExport, log: pd.DataFrame, path: Path
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Clean households, clean persons, deletion log and the log as applied (our column names)."""
     log = log.assign(question=_column_names(log, raw))
     _refuse_unknown(log, raw, path)
     changes = log[log["change_type"].isin(["change_response", "blank_response"])]
-    changes = changes.assign(new_value=changes["new_value"].where(changes["change_type"] == "change_response", None))
+    changes = changes.assign(
+        new_value=changes["new_value"].where(changes["change_type"] == "change_response", None)
+    )
     on_person = changes["question"].isin(set(raw.persons.columns) - set(raw.households.columns))
     households = set_values(raw.households, "uuid", changes[~on_person])
     persons = raw.persons
     if on_person.any():  # a roster change needs its member: person_id, else every member of the submission
         rows = changes[on_person]
-        by_uuid = rows[rows["person_id"] == ""].merge(persons[["uuid", "person_id"]], on="uuid",
-                                                      suffixes=("_log", ""))
+        by_uuid = rows[rows["person_id"] == ""].merge(
+            persons[["uuid", "person_id"]], on="uuid", suffixes=("_log", "")
+        )
         persons = set_values(persons, "person_id", pd.concat([rows[rows["person_id"] != ""], by_uuid]))
     deletion = deletion_log(households, log[log["change_type"] == "remove_survey"])
     kept = ~households["uuid"].isin(set(deletion["uuid"]))
     clean_hh = households[kept].reset_index(drop=True)
     clean_ps = persons[persons["uuid"].isin(set(clean_hh["uuid"]))].reset_index(drop=True)
     applied = log.replace({"person_id": {"": None}, "question": {"": None}})
-    return clean_hh, clean_ps, deletion, applied.assign(decision_row=applied["_row"])[LOG_COLUMNS + ["decision_row"]]
+    return (
+        clean_hh,
+        clean_ps,
+        deletion,
+        applied.assign(decision_row=applied["_row"])[LOG_COLUMNS + ["decision_row"]],
+    )
 
 
-def apply_reviewed_log(form_path: str | Path, data_path: str | Path, log_path: str | Path, out_dir: str | Path,
-                       settings: Settings | str | Path | None = None):
+def apply_reviewed_log(
+    form_path: str | Path,
+    data_path: str | Path,
+    log_path: str | Path,
+    out_dir: str | Path,
+    settings: Settings | str | Path | None = None,
+):
     """Read the export, apply the reviewed log at ``log_path`` alone and write ``<out_dir>/clean/``.
 
     Returns a :class:`~analysis.clean.stage.CleanResult` (its check summary is empty: no check ran).
@@ -95,7 +117,15 @@ def apply_reviewed_log(form_path: str | Path, data_path: str | Path, log_path: s
     review = review_cleaning(form, raw, households, persons, applied, deletion)
     review = review[review["finding"] != "change_not_applied"]  # a later row may undo an earlier one
     counts = _account(raw, households, persons, deletion)
-    result = CleanResult(households, persons, applied.drop(columns="decision_row"), deletion, review, raw,
-                         out_dir / "clean", counts)
+    result = CleanResult(
+        households,
+        persons,
+        applied.drop(columns="decision_row"),
+        deletion,
+        review,
+        raw,
+        out_dir / "clean",
+        counts,
+    )
     write_outputs(out_dir, result, form, form_path, log_path, settings_file(settings), mode="apply_log")
     return result

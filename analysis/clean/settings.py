@@ -155,9 +155,26 @@ class Settings(_Section):
     logic_checks: list[LogicCheck] = []
     required_answers: bool = True
     absent_repeats: list[str] = []
-    skip_checks: list[Literal["duplicate_uuid", "test_submission", "no_consent", "duration", "logic", "soft_duplicate",
-                              "choices", "sentinel", "constraint", "skip_logic", "required", "other_recode", "roster",
-                              "outlier", "pii_in_text", "number_format"]] = []
+    skip_checks: list[
+        Literal[
+            "duplicate_uuid",
+            "test_submission",
+            "no_consent",
+            "duration",
+            "logic",
+            "soft_duplicate",
+            "choices",
+            "sentinel",
+            "constraint",
+            "skip_logic",
+            "required",
+            "other_recode",
+            "roster",
+            "outlier",
+            "pii_in_text",
+            "number_format",
+        ]
+    ] = []
 
     @model_validator(mode="after")
     def _unique_logic_ids(self):
@@ -177,5 +194,10 @@ def load_settings(path: str | Path | None = None) -> Settings:
         if not DEFAULT_SETTINGS.exists():
             return Settings()
         path = DEFAULT_SETTINGS
-    return load_model(Path(path), Settings, "cleaning settings", item="setting",
-                      hint="see survey/cleaning.yaml for every key and its meaning")
+    return load_model(
+        Path(path),
+        Settings,
+        "cleaning settings",
+        item="setting",
+        hint="see survey/cleaning.yaml for every key and its meaning",
+    )

@@ -30,9 +30,22 @@ from analysis.ingest import RawExport, read_export
 from analysis.instrument import Form, load_form
 
 REMOVAL_CHECKS = ("duplicate_uuid", "test_submission", "no_consent", "duration", "soft_duplicate")
-VALUE_CHECKS = ("choice_variant", "invalid_choice", "sentinel", "constraint", "skip_logic", "required",
-                "other_recode", "roster_size", "roster_heads", "roster_child_head", "roster_generation", "outlier",
-                "pii_in_text", "number_format")
+VALUE_CHECKS = (
+    "choice_variant",
+    "invalid_choice",
+    "sentinel",
+    "constraint",
+    "skip_logic",
+    "required",
+    "other_recode",
+    "roster_size",
+    "roster_heads",
+    "roster_child_head",
+    "roster_generation",
+    "outlier",
+    "pii_in_text",
+    "number_format",
+)
 SUMMARY_COLUMNS = ["check_id", "status", "rows", "detail"]
 
 
@@ -54,19 +67,27 @@ class CleanResult:
     def __str__(self) -> str:
         c = self.counts
         where = f" -> {self.out_dir}" if self.out_dir else ""
-        lines = [(f"cleaned {c.get('raw_households')} submissions: {c.get('clean_households')} kept, "
-                  f"{c.get('deleted_households')} deleted; {c.get('clean_persons')} persons; "
-                  f"{len(self.cleaning_log)} cleaning-log rows{where}")]
+        lines = [
+            (
+                f"cleaned {c.get('raw_households')} submissions: {c.get('clean_households')} kept, "
+                f"{c.get('deleted_households')} deleted; {c.get('clean_persons')} persons; "
+                f"{len(self.cleaning_log)} cleaning-log rows{where}"
+            )
+        ]
         missing = self.raw.missing_columns
         if missing:
             shown = ", ".join(missing[:8]) + (", …" if len(missing) > 8 else "")
-            lines.append(f"{len(missing)} of the form's questions are not in the export (data_dictionary.csv, "
-                         f"in_export = no): {shown}")
+            lines.append(
+                f"{len(missing)} of the form's questions are not in the export (data_dictionary.csv, "
+                f"in_export = no): {shown}"
+            )
         not_run = self.check_summary[self.check_summary["status"] != "ran"]
         for row in not_run.itertuples(index=False):
             lines.append(f"check {row.check_id} {row.status}: {row.detail}")
         if len(self.other_texts):
-            lines.append(f"{len(self.other_texts)} 'other, specify' answers listed for review (other_texts.csv)")
+            lines.append(
+                f"{len(self.other_texts)} 'other, specify' answers listed for review (other_texts.csv)"
+            )
         return "\n".join(lines)
 
 
@@ -89,11 +110,23 @@ def _removal_checks(form: Form, settings: Settings, notes: list) -> list:
         ("duplicate_uuid", lambda h, p: checks.check_duplicate_uuid(h)),
         ("test_submission", lambda h, p: checks.check_test_submissions(form, h, s.test_pattern)),
         ("no_consent", lambda h, p: checks.check_no_consent(h, s.consent.field, s.consent.accept, notes)),
-        ("duration", lambda h, p: checks.check_duration(h, s.duration.min_minutes, s.duration.max_minutes, notes)),
+        (
+            "duration",
+            lambda h, p: checks.check_duration(h, s.duration.min_minutes, s.duration.max_minutes, notes),
+        ),
         ("logic", lambda h, p: answers.check_logic(h, p, s, ("remove_survey",), notes)),
-        ("soft_duplicate", lambda h, p: checks.check_soft_duplicates(
-            form, h, p, s.soft_duplicates.match, s.soft_duplicates.block,
-            max_differing=s.soft_duplicates.max_differing, notes=notes)),
+        (
+            "soft_duplicate",
+            lambda h, p: checks.check_soft_duplicates(
+                form,
+                h,
+                p,
+                s.soft_duplicates.match,
+                s.soft_duplicates.block,
+                max_differing=s.soft_duplicates.max_differing,
+                notes=notes,
+            ),
+        ),
     ]
 
 
@@ -123,8 +156,13 @@ def _switched_off(check_id: str, settings: Settings, notes: list) -> bool:
     return False
 
 
-def run_checks(form: Form, raw: RawExport, settings: Settings | None = None, kept: pd.Series | None = None,
-               notes: list | None = None) -> pd.DataFrame:
+def run_checks(
+    form: Form,
+    raw: RawExport,
+    settings: Settings | None = None,
+    kept: pd.Series | None = None,
+    notes: list | None = None,
+) -> pd.DataFrame:
     """All checks with their default decisions, as one cleaning log (removals first).
 
     Removal checks run in order, each on the submissions the earlier ones keep (an empty no-consent
@@ -141,7 +179,9 @@ def run_checks(form: Form, raw: RawExport, settings: Settings | None = None, kep
     for role in ("stratum", "psu"):
         name = getattr(s.design, role)
         if name and name not in hh:
-            checks.skip(notes, "design", f"{role} field '{name}' is not in the export (the weights stage needs it)")
+            checks.skip(
+                notes, "design", f"{role} field '{name}' is not in the export (the weights stage needs it)"
+            )
     found = []
     left = pd.Series(True, index=hh.index)
     for check_id, check in _removal_checks(form, s, notes):
@@ -155,8 +195,11 @@ def run_checks(form: Form, raw: RawExport, settings: Settings | None = None, kep
         kept = ~hh["uuid"].isin(set(removals.loc[removals["change_type"] == "remove_survey", "uuid"]))
     keep_uuid = set(hh.loc[kept, "uuid"])
     hh_k, ps_k = hh[kept], ps[ps["uuid"].isin(keep_uuid)]
-    values = [check(hh_k, ps_k) for check_id, check in _value_checks(form, raw, s, notes, keep_uuid)
-              if not _switched_off(check_id, s, notes)]
+    values = [
+        check(hh_k, ps_k)
+        for check_id, check in _value_checks(form, raw, s, notes, keep_uuid)
+        if not _switched_off(check_id, s, notes)
+    ]
     values = pd.concat([v for v in values if v is not None] or [empty_log()], ignore_index=True)
     values = _without_consequences(form, values)
     # one decision per answer cell: the first check in the order above wins (a sentinel 999 is not also
@@ -179,8 +222,10 @@ def _without_consequences(form: Form, values: pd.DataFrame) -> pd.DataFrame:
         return values
     relevance = form.survey.set_index("name")["relevant_all"].fillna("")
     flagged = set(zip(values.loc[~required, "uuid"], values.loc[~required, "question"].fillna("")))
-    consequence = [any((u, ref) in flagged for ref in references(relevance.get(q, "") or "true()"))
-                   for u, q in zip(values.loc[required, "uuid"], values.loc[required, "question"])]
+    consequence = [
+        any((u, ref) in flagged for ref in references(relevance.get(q, "") or "true()"))
+        for u, q in zip(values.loc[required, "uuid"], values.loc[required, "question"])
+    ]
     return values.drop(index=values.index[required][consequence])
 
 
@@ -201,8 +246,14 @@ def check_summary(log: pd.DataFrame, notes: list, settings: Settings) -> pd.Data
             questions = list(dict.fromkeys(q for q in group["question"] if q))
             shown = ", ".join(questions[:5]) + (", …" if len(questions) > 5 else "")
             details.append(f"{len(questions)} question(s) ({shown}): {detail}" if questions else detail)
-        rows.append({"check_id": check_id, "status": status, "rows": int(counts.get(check_id, 0)),
-                     "detail": "; ".join(details)})
+        rows.append(
+            {
+                "check_id": check_id,
+                "status": status,
+                "rows": int(counts.get(check_id, 0)),
+                "detail": "; ".join(details),
+            }
+        )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -220,12 +271,22 @@ def _account(raw: RawExport, households: pd.DataFrame, persons: pd.DataFrame, de
     deleted_persons = int(raw.persons["uuid"].isin(set(deletion["uuid"])).sum())
     if len(raw.persons) != len(persons) + deleted_persons:
         raise AssertionError("person accounting broken")
-    return {"raw_households": n_raw, "clean_households": n_clean, "deleted_households": n_deleted,
-            "raw_persons": len(raw.persons), "clean_persons": len(persons), "deleted_persons": deleted_persons}
+    return {
+        "raw_households": n_raw,
+        "clean_households": n_clean,
+        "deleted_households": n_deleted,
+        "raw_persons": len(raw.persons),
+        "clean_persons": len(persons),
+        "deleted_persons": deleted_persons,
+    }
 
 
-def clean_raw(form: Form, raw: RawExport, decisions: pd.DataFrame | None = None,
-              settings: Settings | str | Path | None = None) -> CleanResult:
+def clean_raw(
+    form: Form,
+    raw: RawExport,
+    decisions: pd.DataFrame | None = None,
+    settings: Settings | str | Path | None = None,
+) -> CleanResult:
     """Checks, decisions, clean tables and review for an already-read export (no files written)."""
     s = as_settings(settings)
     raw = replace(raw, households=checks.with_duration(raw.households, s.duration.start, s.duration.end))
@@ -246,8 +307,18 @@ def clean_raw(form: Form, raw: RawExport, decisions: pd.DataFrame | None = None,
     review = review_cleaning(form, raw, households, persons, log, deletion)
     counts = _account(raw, households, persons, deletion)
     summary = check_summary(log, notes, s)
-    return CleanResult(households, persons, log.drop(columns="decision_row").reset_index(drop=True), deletion,
-                       review, raw, None, counts, summary, answers.other_texts(form, households, persons))
+    return CleanResult(
+        households,
+        persons,
+        log.drop(columns="decision_row").reset_index(drop=True),
+        deletion,
+        review,
+        raw,
+        None,
+        counts,
+        summary,
+        answers.other_texts(form, households, persons),
+    )
 
 
 def _decision_error(review: pd.DataFrame, decisions_path: Path) -> None:
@@ -256,15 +327,23 @@ def _decision_error(review: pd.DataFrame, decisions_path: Path) -> None:
     if len(wrong):
         first = wrong.iloc[0]
         row = first["decision_row"]
-        raise ConfigError(f"{first['finding'].replace('_', ' ')}: uuid {first['uuid']}, question "
-                          f"{first['question']}", file=decisions_path, row=None if pd.isna(row) else int(row),
-                          column="question" if first["finding"].startswith("question") else "uuid",
-                          hint="correct or delete that row of the decisions file")
+        raise ConfigError(
+            f"{first['finding'].replace('_', ' ')}: uuid {first['uuid']}, question {first['question']}",
+            file=decisions_path,
+            row=None if pd.isna(row) else int(row),
+            column="question" if first["finding"].startswith("question") else "uuid",
+            hint="correct or delete that row of the decisions file",
+        )
 
 
-def clean_survey(form_path: str | Path, data_path: str | Path, out_dir: str | Path,
-                 decisions: str | Path | None = None, settings: Settings | str | Path | None = None,
-                 apply_log: str | Path | None = None) -> CleanResult:
+def clean_survey(
+    form_path: str | Path,
+    data_path: str | Path,
+    out_dir: str | Path,
+    decisions: str | Path | None = None,
+    settings: Settings | str | Path | None = None,
+    apply_log: str | Path | None = None,
+) -> CleanResult:
     """Read ``data_path`` with the form at ``form_path``, clean it, and write ``<out_dir>/clean/``.
 
     ``decisions``: an edited cleaning log whose decisions win over the defaults. ``settings``: a
@@ -277,9 +356,13 @@ def clean_survey(form_path: str | Path, data_path: str | Path, out_dir: str | Pa
     """
     if apply_log is not None:
         if decisions is not None:
-            raise ConfigError("--decisions and --apply-log exclude each other", file=apply_log,
-                              hint="--apply-log applies a finished log alone; --decisions adjusts the checks' log")
+            raise ConfigError(
+                "--decisions and --apply-log exclude each other",
+                file=apply_log,
+                hint="--apply-log applies a finished log alone; --decisions adjusts the checks' log",
+            )
         from analysis.clean.reviewed import apply_reviewed_log
+
         return apply_reviewed_log(form_path, data_path, apply_log, out_dir, settings)
     form_path, data_path, out_dir = Path(form_path), Path(data_path), Path(out_dir)
     s = as_settings(settings)
@@ -291,10 +374,15 @@ def clean_survey(form_path: str | Path, data_path: str | Path, out_dir: str | Pa
         _decision_error(result.review, Path(decisions))
     if len(result.review):
         first = result.review.iloc[0]
-        raise AssertionError(f"review_cleaning found {len(result.review)} problem(s), first: {first.to_dict()}")
+        raise AssertionError(
+            f"review_cleaning found {len(result.review)} problem(s), first: {first.to_dict()}"
+        )
     keep = {c for c, rule in s.choices.columns.items() if rule.action == "keep"}
-    validate_clean(form, result.households, result.persons, raw, decided, Path(decisions) if decisions else None,
-                   keep)
+    validate_clean(
+        form, result.households, result.persons, raw, decided, Path(decisions) if decisions else None, keep
+    )
     result.out_dir = out_dir / "clean"
-    write_outputs(out_dir, result, form, form_path, Path(decisions) if decisions else None, settings_file(settings))
+    write_outputs(
+        out_dir, result, form, form_path, Path(decisions) if decisions else None, settings_file(settings)
+    )
     return result

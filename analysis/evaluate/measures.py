@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 CENTRE = "centre"
 
+
 def indicator_specs(definitions: dict) -> pd.DataFrame:
     """One row per indicator: team, indicator, measure (reach, unmet, need_any, aware), unit, universe."""
     from analysis.demand import universe_text
@@ -23,9 +24,11 @@ def indicator_specs(definitions: dict) -> pd.DataFrame:
     rows = []
     for team, spec in definitions["teams"].items():
         universe = universe_text(spec)
-        rows += [(team, f"reach_{team}", "reach", spec["unit"], f"{universe} in need"),
-                 (team, f"unmet_{team}", "unmet", spec["unit"], universe),
-                 (team, f"need_any_{team}", "need_any", "households", "households")]
+        rows += [
+            (team, f"reach_{team}", "reach", spec["unit"], f"{universe} in need"),
+            (team, f"unmet_{team}", "unmet", spec["unit"], universe),
+            (team, f"need_any_{team}", "need_any", "households", "households"),
+        ]
     rows.append((CENTRE, "aware_centre", "aware", "households", "households"))
     return pd.DataFrame(rows, columns=["team", "indicator", "measure", "unit", "universe"])
 
@@ -52,15 +55,23 @@ def indicator_table(households: pd.DataFrame, persons: pd.DataFrame, definitions
     for team, spec in definitions["teams"].items():
         table = persons if spec["unit"] == "persons" else None
         unmet = table[f"unmet_{team}"] if table is not None else of_household(by_household[f"unmet_{team}"])
-        in_need = table[f"in_need_{team}"] if table is not None else of_household(by_household[f"in_need_{team}"])
+        in_need = (
+            table[f"in_need_{team}"] if table is not None else of_household(by_household[f"in_need_{team}"])
+        )
         put(f"reach_{team}", (1.0 - unmet).where(in_need == 1), spec["unit"])
         put(f"unmet_{team}", unmet, spec["unit"])
         stated = [c for c in (f"need_{team}.{s}" for s in [*spec["services"], "other"]) if c in households]
-        need_any = indicators.any_flag(households[stated].apply(pd.to_numeric, errors="coerce")) if stated \
+        need_any = (
+            indicators.any_flag(households[stated].apply(pd.to_numeric, errors="coerce"))
+            if stated
             else pd.Series(np.nan, index=households.index)
+        )
         put(f"need_any_{team}", of_household(need_any.set_axis(households["household_id"])), "households")
-    aware = households["aware_centre"].map({"yes": 1.0, "no": 0.0}) if "aware_centre" in households \
+    aware = (
+        households["aware_centre"].map({"yes": 1.0, "no": 0.0})
+        if "aware_centre" in households
         else pd.Series(np.nan, index=households.index)
+    )
     put("aware_centre", of_household(aware.set_axis(households["household_id"])), "households")
     return pd.concat([persons.reset_index(drop=True), pd.DataFrame(columns)], axis=1)
 
@@ -74,9 +85,20 @@ def aligned(first: Wave, second: Wave) -> tuple[Wave, Wave]:
     """Both waves with the union of their columns: a question one wave did not ask is blank (NaN) there."""
     out = []
     for wave in (first, second):
-        tables = {name: getattr(wave, name).reindex(columns=list(dict.fromkeys(
-            [*getattr(wave, name).columns, *getattr(first, name).columns, *getattr(second, name).columns])))
-            for name in ("households", "persons")}
+        tables = {
+            name: getattr(wave, name).reindex(
+                columns=list(
+                    dict.fromkeys(
+                        [
+                            *getattr(wave, name).columns,
+                            *getattr(first, name).columns,
+                            *getattr(second, name).columns,
+                        ]
+                    )
+                )
+            )
+            for name in ("households", "persons")
+        }
         out.append(replace(wave, **tables))
     return out[0], out[1]
 
@@ -104,13 +126,20 @@ def left_out(first: Wave, second: Wave, definitions: dict) -> dict[str, list[str
 
 
 def _moved(base: pd.DataFrame, wave: Wave, questions: list[str], definitions: dict) -> list[str]:
-    """Indicators of ``base`` (the wave's :func:`indicator_table`) that change when ``questions`` are blank."""
+    """Indicators of ``base`` (the wave's :func:`indicator_table`) that change when ``questions`` are
+    blank."""
+
     def blank(table: pd.DataFrame) -> pd.DataFrame:
         gone = [c for c in table.columns if c in questions or c.split(".")[0] in questions]
         return table.assign(**{c: np.nan for c in gone})
 
     moved = indicator_table(blank(wave.households), blank(wave.persons), definitions)
     names = [c[4:] for c in base.columns if c.startswith("num:")]
-    return [name for name in names if not all(
-        np.array_equal(base[c].to_numpy(float), moved[c].to_numpy(float), equal_nan=True)
-        for c in (f"num:{name}", f"den:{name}"))]
+    return [
+        name
+        for name in names
+        if not all(
+            np.array_equal(base[c].to_numpy(float), moved[c].to_numpy(float), equal_nan=True)
+            for c in (f"num:{name}", f"den:{name}")
+        )
+    ]

@@ -20,6 +20,7 @@ CHANGE = "change"
 PSU_MODES = ("revisited", "fresh")
 LEVEL = 0.95
 
+
 @dataclass(frozen=True)
 class Wave:
     """One wave ready to stack: its year, weighted household and person tables (``analysis.weights``), the
@@ -38,8 +39,14 @@ class Wave:
     planted: Path | None = None  # the simulator's truth_change.csv beside a simulated export
 
 
-def weigh_wave(year: int, households: pd.DataFrame, persons: pd.DataFrame, sample_design: pd.DataFrame,
-               frame: pd.DataFrame, **wave) -> Wave:
+def weigh_wave(
+    year: int,
+    households: pd.DataFrame,
+    persons: pd.DataFrame,
+    sample_design: pd.DataFrame,
+    frame: pd.DataFrame,
+    **wave,
+) -> Wave:
     """A wave from clean tables: weights built to its own ``frame`` (no replicates: the change's variance is
     Taylor's, over the stacked design)."""
     built = weights.build_weights(households, persons, sample_design, frame, replicates=0)
@@ -47,7 +54,7 @@ def weigh_wave(year: int, households: pd.DataFrame, persons: pd.DataFrame, sampl
 
 
 def psu_mode(first: Wave, second: Wave, declared: str | None = None) -> str:
-    """"revisited" when the second wave went back to the first wave's residential groups, else "fresh".
+    """ "revisited" when the second wave went back to the first wave's residential groups, else "fresh".
 
     ``declared`` (the command line's ``--psus``) wins; then what a simulated folder's provenance says;
     otherwise revisited when one wave's groups all lie among the other's. Two independent draws share
@@ -65,13 +72,18 @@ def psu_mode(first: Wave, second: Wave, declared: str | None = None) -> str:
     if mode == "revisited":
         shared = set(first.sample_design["psu"].astype(str)) & set(second.sample_design["psu"].astype(str))
         if not shared:
-            raise DesignError("the waves are said to revisit the same residential groups but share no PSU",
-                              file="sample_design.csv", column="psu", hint="use fresh PSUs for independent samples")
+            raise DesignError(
+                "the waves are said to revisit the same residential groups but share no PSU",
+                file="sample_design.csv",
+                column="psu",
+                hint="use fresh PSUs for independent samples",
+            )
     return mode
 
 
-def stack_waves(first: Wave, second: Wave, tables: tuple[pd.DataFrame, pd.DataFrame], psus: str
-                ) -> tuple[pd.DataFrame, dict]:
+def stack_waves(
+    first: Wave, second: Wave, tables: tuple[pd.DataFrame, pd.DataFrame], psus: str
+) -> tuple[pd.DataFrame, dict]:
     """Both waves' person tables (``tables``: :func:`indicator_table` of each) stacked with the design columns
     ``eval_stratum``, ``eval_psu``, ``eval_unit`` (a group in one wave), ``eval_household`` (integer codes)
     and the raking cells crossed with the wave; returns the table and both frames' margins, crossed alike."""
@@ -79,30 +91,47 @@ def stack_waves(first: Wave, second: Wave, tables: tuple[pd.DataFrame, pd.DataFr
     for wave in (first, second):
         for var, totals in weights.frame_margins(wave.frame).items():
             margins.setdefault(f"eval_{var}", {}).update({f"{wave.year}|{k}": v for k, v in totals.items()})
-    stacked = pd.concat([t.assign(**{WAVE: w.year}) for w, t in zip((first, second), tables)], ignore_index=True)
+    stacked = pd.concat(
+        [t.assign(**{WAVE: w.year}) for w, t in zip((first, second), tables)], ignore_index=True
+    )
     later = (stacked[WAVE] == second.year).to_numpy().astype(np.int64)
     psu, cunju = pd.factorize(stacked["psu"].astype(str))[0], pd.factorize(stacked["cunju"].astype(str))[0]
     shared = psus == "revisited"
     stacked = stacked.assign(
         eval_household=pd.factorize(stacked["household_id"].astype(str))[0] * 2 + later,
-        eval_unit=psu * 2 + later, eval_psu=psu if shared else psu * 2 + later,
+        eval_unit=psu * 2 + later,
+        eval_psu=psu if shared else psu * 2 + later,
         eval_stratum=cunju if shared else cunju * 2 + later,
-        **{f"eval_{var}": stacked[WAVE].astype(str) + "|" + stacked[var].astype(str) for var in weights.RAKE_VARIABLES})
+        **{
+            f"eval_{var}": stacked[WAVE].astype(str) + "|" + stacked[var].astype(str)
+            for var in weights.RAKE_VARIABLES
+        },
+    )
     if shared:
         sizes = stacked.groupby("cunju")["stratum_psus"].nunique()
         if (sizes > 1).any():
-            raise DesignError(f"村居 {sizes.index[sizes > 1][0]} has a different number of residential groups in the "
-                              "two waves' sample designs", file="sample_design.csv", column="stratum_psus",
-                              hint="revisited groups need one frame of groups; compare the waves as fresh samples")
+            raise DesignError(
+                f"村居 {sizes.index[sizes > 1][0]} has a different number of residential groups in the "
+                "two waves' sample designs",
+                file="sample_design.csv",
+                column="stratum_psus",
+                hint="revisited groups need one frame of groups; compare the waves as fresh samples",
+            )
     stacked["eval_units_in_psu"] = stacked.groupby("eval_psu")["eval_unit"].transform("nunique")
     return stacked, margins
 
 
 def stacked_design(stacked: pd.DataFrame, margins: dict, tol: float = 1e-10) -> Design:
-    """The stacked design (strata, groups, group-in-wave, households; fpc at each stage) raked to both frames."""
-    design = Design(stacked, weights="weight_prerake", strata="eval_stratum",
-                    ids=["eval_psu", "eval_unit", "eval_household"],
-                    fpc=["stratum_psus", "eval_units_in_psu", "psu_households"], lonely_psu="adjust")
+    """The stacked design (strata, groups, group-in-wave, households; fpc at each stage) raked to both
+    frames."""
+    design = Design(
+        stacked,
+        weights="weight_prerake",
+        strata="eval_stratum",
+        ids=["eval_psu", "eval_unit", "eval_household"],
+        fpc=["stratum_psus", "eval_units_in_psu", "psu_households"],
+        lonely_psu="adjust",
+    )
     return design.rake(margins, tol=tol)
 
 
@@ -113,7 +142,8 @@ def _with_columns(design: Design, columns: dict) -> Design:
     return new
 
 
-# ----- estimates -----------------------------------------------------------------------------------------------
+# ----- estimates --------------------------------------------------------------------------------------------
+
 
 def linearised(design: Design, specs: pd.DataFrame, by: list[str]) -> tuple[pd.DataFrame, dict]:
     """Each indicator's ratio R = Σw·num / Σw·den per group of ``by`` with its respondents (persons, or
@@ -134,14 +164,18 @@ def linearised(design: Design, specs: pd.DataFrame, by: list[str]) -> tuple[pd.D
             units = np.unique(units * (household.max() + 1) + household[inside]) // (household.max() + 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = top / bottom
-            linear[f"lin:{spec.indicator}"] = np.where(inside, (a - ratio[groups] * b) / bottom[groups], np.nan)
-        ratios.append(keys.assign(indicator=spec.indicator, estimate=ratio,
-                                  n=np.bincount(units, minlength=len(keys))))
+            linear[f"lin:{spec.indicator}"] = np.where(
+                inside, (a - ratio[groups] * b) / bottom[groups], np.nan
+            )
+        ratios.append(
+            keys.assign(indicator=spec.indicator, estimate=ratio, n=np.bincount(units, minlength=len(keys)))
+        )
     return pd.concat(ratios, ignore_index=True), linear
 
 
-def estimate(design: Design, specs: pd.DataFrame, domain: str | None, first: int, second: int,
-             level: float = LEVEL) -> pd.DataFrame:
+def estimate(
+    design: Design, specs: pd.DataFrame, domain: str | None, first: int, second: int, level: float = LEVEL
+) -> pd.DataFrame:
     """Each wave's estimate (logit interval, the domain's df, as ``svyciprop``) and the change (second −
     first; t interval with the stacked domain's df), overall (``domain`` None) or per value of ``domain``.
 
@@ -158,22 +192,54 @@ def estimate(design: Design, specs: pd.DataFrame, domain: str | None, first: int
     spread = lin.total(list(linear), by=by, na_rm=True, level=level)
     spread["indicator"] = spread["variable"].str.removeprefix("lin:")
     per_wave = ratios.merge(spread[by + ["indicator", "se", "df"]], on=by + ["indicator"], how="inner")
-    per_wave["ci_low"], per_wave["ci_high"] = logit_interval(per_wave["estimate"], per_wave["se"], per_wave["df"],
-                                                             level)
-    changed = lin.compare(list(linear), by=WAVE, first=first, second=second, statistic="total", domains=domain,
-                          na_rm=True, level=level, df="domain")
+    per_wave["ci_low"], per_wave["ci_high"] = logit_interval(
+        per_wave["estimate"], per_wave["se"], per_wave["df"], level
+    )
+    changed = lin.compare(
+        list(linear),
+        by=WAVE,
+        first=first,
+        second=second,
+        statistic="total",
+        domains=domain,
+        na_rm=True,
+        level=level,
+        df="domain",
+    )
     changed["indicator"] = changed["variable"].str.removeprefix("lin:")
     changed = changed.set_index(keys)[["se", "df"]]
-    one, two = (per_wave[per_wave[WAVE] == year].set_index(keys).reindex(changed.index) for year in (first, second))
+    one, two = (
+        per_wave[per_wave[WAVE] == year].set_index(keys).reindex(changed.index) for year in (first, second)
+    )
     changed["estimate"] = two["estimate"] - one["estimate"]
     changed["se_independent"] = np.hypot(one["se"], two["se"])
     changed["n"] = one["n"].fillna(0) + two["n"].fillna(0)
     changed["n_least"] = np.minimum(one["n"].fillna(0), two["n"].fillna(0))
-    changed["ci_low"], changed["ci_high"] = wald(changed["estimate"], changed["se"], critical(level, changed["df"]))
-    out = pd.concat([per_wave.assign(**{WAVE: per_wave[WAVE].astype(str)}),
-                     changed.reset_index().assign(**{WAVE: CHANGE})], ignore_index=True)
+    changed["ci_low"], changed["ci_high"] = wald(
+        changed["estimate"], changed["se"], critical(level, changed["df"])
+    )
+    out = pd.concat(
+        [
+            per_wave.assign(**{WAVE: per_wave[WAVE].astype(str)}),
+            changed.reset_index().assign(**{WAVE: CHANGE}),
+        ],
+        ignore_index=True,
+    )
     out["group_value"] = out[domain].astype(str) if domain else "all"
     out["n"] = out["n"].fillna(0).astype(int)
     out["n_least"] = out["n_least"].fillna(out["n"]).astype(int)
-    return out[["indicator", "group_value", WAVE, "estimate", "se", "ci_low", "ci_high", "df", "n",
-                "se_independent", "n_least"]]
+    return out[
+        [
+            "indicator",
+            "group_value",
+            WAVE,
+            "estimate",
+            "se",
+            "ci_low",
+            "ci_high",
+            "df",
+            "n",
+            "se_independent",
+            "n_least",
+        ]
+    ]

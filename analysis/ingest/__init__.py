@@ -27,5 +27,13 @@ from analysis.ingest.privacy import REDACTED
 from analysis.ingest.spss import write_sav
 from analysis.ingest.wjx import wjx_column
 
-__all__ = ["CONVERSION_COLUMNS", "REDACTED", "RawExport", "detect_format", "read_export", "sha256", "wjx_column",
-           "write_sav"]
+__all__ = [
+    "CONVERSION_COLUMNS",
+    "REDACTED",
+    "RawExport",
+    "detect_format",
+    "read_export",
+    "sha256",
+    "wjx_column",
+    "write_sav",
+]

@@ -43,11 +43,15 @@ def decode(path: Path) -> tuple[str, str]:
     lines = data.split(b"\n")
     utf8 = np.array([_decodes(line, "utf-8") for line in lines])
     if utf8.any() and any(not line.isascii() for line in np.array(lines, dtype=object)[utf8]):
-        raise IngestError("mixed text encodings: this line is not UTF-8 but others are (two exports pasted "
-                          "together?)", file=path, row=int(np.flatnonzero(~utf8)[0]) + 1,
-                          hint="save the whole file again as UTF-8")
-    raise IngestError("unknown text encoding (neither UTF-8 nor GBK/GB18030)", file=path,
-                      hint="save the CSV as UTF-8")
+        raise IngestError(
+            "mixed text encodings: this line is not UTF-8 but others are (two exports pasted together?)",
+            file=path,
+            row=int(np.flatnonzero(~utf8)[0]) + 1,
+            hint="save the whole file again as UTF-8",
+        )
+    raise IngestError(
+        "unknown text encoding (neither UTF-8 nor GBK/GB18030)", file=path, hint="save the CSV as UTF-8"
+    )
 
 
 def _decodes(data: bytes, encoding: str) -> bool:
@@ -66,8 +70,13 @@ def check_headers(headers: list[str], path: Path, sheet: str | None = None) -> N
     seen: set[str] = set()
     for h in headers:
         if h in seen and h.strip():
-            raise IngestError(f"duplicate column name{where}", file=path, row=1, column=h,
-                              hint="every column header must be unique; re-export or rename one")
+            raise IngestError(
+                f"duplicate column name{where}",
+                file=path,
+                row=1,
+                column=h,
+                hint="every column header must be unique; re-export or rename one",
+            )
         seen.add(h)
 
 
@@ -80,12 +89,14 @@ def read_csv(path: Path) -> pd.DataFrame:
     headers = [h.strip() for h in header]
     check_headers(headers, path)
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, header=0,
-                            skip_blank_lines=True, engine="c")
+        frame = pd.read_csv(
+            io.StringIO(text), dtype=str, keep_default_na=False, header=0, skip_blank_lines=True, engine="c"
+        )
     except (pd.errors.ParserError, ValueError) as exc:
         line = re.search(r"line (\d+)", str(exc))
-        raise IngestError(f"not a readable CSV ({str(exc).strip()})", file=path,
-                          row=int(line.group(1)) if line else None) from exc
+        raise IngestError(
+            f"not a readable CSV ({str(exc).strip()})", file=path, row=int(line.group(1)) if line else None
+        ) from exc
     frame.columns = headers
     frame = frame.astype(object)
     return frame[frame.ne("").any(axis=1)].reset_index(drop=True)
@@ -93,6 +104,7 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 def cell_text(values: pd.Series) -> pd.Series:
     """Spreadsheet cells as text: whole floats without '.0', missing as ''."""
+
     def one(v):
         if v is None or (isinstance(v, float) and np.isnan(v)):
             return ""
@@ -101,6 +113,7 @@ def cell_text(values: pd.Series) -> pd.Series:
         if isinstance(v, pd.Timestamp):
             return v.isoformat()
         return str(v)
+
     return values.map(one).astype(object)
 
 
@@ -109,14 +122,17 @@ def _open_workbook(path: Path):
     if path.stat().st_size == 0:
         raise IngestError("the file is empty", file=path)
     if not zipfile.is_zipfile(path):
-        raise IngestError("not a readable .xlsx (damaged or truncated file)", file=path,
-                          hint="download the export again")
+        raise IngestError(
+            "not a readable .xlsx (damaged or truncated file)", file=path, hint="download the export again"
+        )
     try:
         import openpyxl
+
         return openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl and zipfile raise many unrelated types for damaged files
-        raise IngestError(f"not a readable .xlsx ({type(exc).__name__}: {exc})", file=path,
-                          hint="download the export again") from exc
+        raise IngestError(
+            f"not a readable .xlsx ({type(exc).__name__}: {exc})", file=path, hint="download the export again"
+        ) from exc
 
 
 def xlsx_first_headers(path: Path) -> list[str]:
@@ -128,8 +144,9 @@ def xlsx_first_headers(path: Path) -> list[str]:
             if first:
                 return ["" if h is None else str(h).strip() for h in first]
     except Exception as exc:  # see _open_workbook
-        raise IngestError(f"not a readable .xlsx ({type(exc).__name__}: {exc})", file=path,
-                          hint="download the export again") from exc
+        raise IngestError(
+            f"not a readable .xlsx ({type(exc).__name__}: {exc})", file=path, hint="download the export again"
+        ) from exc
     finally:
         book.close()
     raise IngestError("the workbook has no data", file=path)
@@ -153,8 +170,9 @@ def read_xlsx(path: Path) -> dict[str, pd.DataFrame]:
     except IngestError:
         raise
     except Exception as exc:  # openpyxl and zipfile raise many unrelated types for damaged files
-        raise IngestError(f"not a readable .xlsx ({type(exc).__name__}: {exc})", file=path,
-                          hint="download the export again") from exc
+        raise IngestError(
+            f"not a readable .xlsx ({type(exc).__name__}: {exc})", file=path, hint="download the export again"
+        ) from exc
     if not sheets:
         raise IngestError("the workbook has no data", file=path)
     return sheets

@@ -16,17 +16,38 @@ SEPARATORS = ("/", ".", "-")
 # Kobo, R (``X_`` for a leading underscore) and ODK Briefcase / SurveyCTO (KEY, PARENT_KEY) names of the
 # structural columns: the submission id, the row index and the links from repeat rows to their submission
 SYSTEM_ALIASES = {
-    "_uuid": "uuid", "X_uuid": "uuid", "uuid": "uuid", "meta/instanceID": "uuid", "instanceID": "uuid",
+    "_uuid": "uuid",
+    "X_uuid": "uuid",
+    "uuid": "uuid",
+    "meta/instanceID": "uuid",
+    "instanceID": "uuid",
     "KEY": "uuid",
-    "_index": "index", "X_index": "index", "index": "index",
-    "_parent_index": "parent_index", "X_parent_index": "parent_index", "parent_index": "parent_index",
-    "_submission__uuid": "parent_uuid", "X_submission__uuid": "parent_uuid", "parent_uuid": "parent_uuid",
+    "_index": "index",
+    "X_index": "index",
+    "index": "index",
+    "_parent_index": "parent_index",
+    "X_parent_index": "parent_index",
+    "parent_index": "parent_index",
+    "_submission__uuid": "parent_uuid",
+    "X_submission__uuid": "parent_uuid",
+    "parent_uuid": "parent_uuid",
     "PARENT_KEY": "parent_uuid",
 }
 # Kobo metadata kept in the clean tables as text (not personal: no _submitted_by, _geolocation, _notes)
-KEPT_METADATA = ("_id", "_index", "_submission_time", "_status", "_validation_status", "_version_", "__version__",
-                 "_xform_id_string", "_parent_index", "_parent_table_name", "_submission__id",
-                 "_submission__submission_time")
+KEPT_METADATA = (
+    "_id",
+    "_index",
+    "_submission_time",
+    "_status",
+    "_validation_status",
+    "_version_",
+    "__version__",
+    "_xform_id_string",
+    "_parent_index",
+    "_parent_table_name",
+    "_submission__id",
+    "_submission__submission_time",
+)
 BYTE_ORDER_MARKS = ("\ufeff", "X.U.FEFF.", "ï..", "ď..")  # a BOM, and R's read.csv spellings of one
 
 
@@ -46,9 +67,9 @@ def metadata_name(header: str) -> str | None:
 
 @dataclass(frozen=True)
 class Mapping:
-    fields: dict[str, str]          # header -> field name
-    dummies: dict[str, tuple]       # header -> (select_multiple field, option)
-    system: dict[str, str]          # header -> uuid / index / parent_index / parent_uuid
+    fields: dict[str, str]  # header -> field name
+    dummies: dict[str, tuple]  # header -> (select_multiple field, option)
+    system: dict[str, str]  # header -> uuid / index / parent_index / parent_uuid
     unmapped: list[str]
 
 
@@ -78,8 +99,11 @@ def map_headers(headers: list[str], form: Schema, sep: str) -> Mapping:
 def best_mapping(headers: list[str], form: Schema, group_sep: str | None) -> tuple[str, Mapping]:
     """The separator that maps most headers (``/`` wins ties), or the one the caller gave."""
     candidates = [group_sep] if group_sep else list(SEPARATORS)
-    scored = [(len(m.fields) + len(m.dummies), -i, sep, m)
-              for i, sep in enumerate(candidates) for m in [map_headers(headers, form, sep)]]
+    scored = [
+        (len(m.fields) + len(m.dummies), -i, sep, m)
+        for i, sep in enumerate(candidates)
+        for m in [map_headers(headers, form, sep)]
+    ]
     _, _, sep, mapping = max(scored, key=lambda t: (t[0], t[1]))
     return sep, mapping
 
@@ -89,8 +113,13 @@ def check_duplicate_targets(mapping: Mapping, path: Path) -> None:
     seen: dict[object, str] = {}
     for header, target in list(mapping.fields.items()) + list(mapping.dummies.items()):
         if target in seen:
-            raise IngestError(f"columns '{seen[target]}' and '{header}' both hold field {target}", file=path,
-                              row=1, column=header, hint="remove one of the duplicated columns")
+            raise IngestError(
+                f"columns '{seen[target]}' and '{header}' both hold field {target}",
+                file=path,
+                row=1,
+                column=header,
+                hint="remove one of the duplicated columns",
+            )
         seen[target] = header
 
 

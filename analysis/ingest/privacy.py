@@ -16,8 +16,11 @@ ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 def own_secrets(pii_top: pd.DataFrame, pii_persons: pd.DataFrame) -> pd.Series:
     """Per submission (index of the main table), the personal answers it gave (names, address …) that
     are at least 2 characters long, longest first, as a tuple to scrub from its free text."""
-    long = pd.concat([pii_top.stack(), pii_persons.set_index("_parent").stack()]) if len(pii_persons.columns) > 1 \
+    long = (
+        pd.concat([pii_top.stack(), pii_persons.set_index("_parent").stack()])
+        if len(pii_persons.columns) > 1
         else pii_top.stack()
+    )
     long = long[long.astype(str).str.strip().str.len() >= 2].astype(str).str.strip()
     grouped = long.groupby(level=0).agg(lambda s: tuple(sorted(set(s), key=len, reverse=True)))
     return grouped.reindex(pii_top.index).map(lambda v: v if isinstance(v, tuple) else ())

@@ -18,6 +18,7 @@ from analysis.instrument import Form
 def read_sav(path: Path) -> tuple[pd.DataFrame, dict[str, dict]]:
     """An SPSS file as an all-string table plus its value labels {column: {value text: label}}."""
     import pyreadstat
+
     if path.stat().st_size == 0:
         raise IngestError("the file is empty", file=path)
     try:
@@ -25,8 +26,10 @@ def read_sav(path: Path) -> tuple[pd.DataFrame, dict[str, dict]]:
     except Exception as exc:  # pyreadstat.ReadstatError and others
         raise IngestError(f"not a readable SPSS file ({exc})", file=path) from exc
     check_headers(list(frame.columns), path)
-    labels = {col: {cell_text(pd.Series([k])).iloc[0]: str(v) for k, v in meta.value_labels[name].items()}
-              for col, name in meta.variable_to_label.items()}
+    labels = {
+        col: {cell_text(pd.Series([k])).iloc[0]: str(v) for k, v in meta.value_labels[name].items()}
+        for col, name in meta.variable_to_label.items()
+    }
     return frame.astype(object).apply(cell_text) if len(frame) else frame.astype(object), labels
 
 
@@ -44,7 +47,9 @@ def tables(path: Path, form: Schema) -> tuple[pd.DataFrame, dict[str, pd.DataFra
     return main, out, files, labels
 
 
-def write_sav(households: pd.DataFrame, persons: dict[str, pd.DataFrame], form: Form | Schema, path: str | Path) -> list[Path]:
+def write_sav(
+    households: pd.DataFrame, persons: dict[str, pd.DataFrame], form: Form | Schema, path: str | Path
+) -> list[Path]:
     """Write a Kobo-style export (bare or prefixed headers) as SPSS files with value labels.
 
     ``households`` and each repeat table in ``persons`` hold Kobo columns (``_uuid``, ``_index``,
@@ -54,11 +59,13 @@ def write_sav(households: pd.DataFrame, persons: dict[str, pd.DataFrame], form: 
     Writes ``<path>`` and ``<stem>_<repeat>.sav``; returns the paths.
     """
     import pyreadstat
+
     path = Path(path)
     form = as_schema(form)
     written = []
-    for table, target in [(households, path)] + [(t, path.with_name(f"{path.stem}_{r}.sav"))
-                                                  for r, t in persons.items()]:
+    for table, target in [(households, path)] + [
+        (t, path.with_name(f"{path.stem}_{r}.sav")) for r, t in persons.items()
+    ]:
         _, mapping = best_mapping(list(table.columns), form, "/")
         out, value_labels, variable_labels = {}, {}, {}
         for header in table.columns:
@@ -73,7 +80,9 @@ def write_sav(households: pd.DataFrame, persons: dict[str, pd.DataFrame], form: 
                     chosen = form.choice_rows(name)
                     if all(re.fullmatch(r"-?\d+", n) for n in names):
                         out[name] = pd.to_numeric(values, errors="coerce")
-                        value_labels[name] = {int(n): lab for n, lab in zip(chosen["name"], chosen["label_zh"])}
+                        value_labels[name] = {
+                            int(n): lab for n, lab in zip(chosen["name"], chosen["label_zh"])
+                        }
                     else:
                         code = {n: i for i, n in enumerate(names, start=1)}
                         out[name] = values.map(code).astype(float)
@@ -87,7 +96,11 @@ def write_sav(households: pd.DataFrame, persons: dict[str, pd.DataFrame], form: 
                 name, option = mapping.dummies[header]
                 out[f"{name}.{option}"] = pd.to_numeric(table[header], errors="coerce")
         frame = pd.DataFrame(out)
-        pyreadstat.write_sav(frame, str(target), variable_value_labels=value_labels,
-                             column_labels={c: variable_labels.get(c, c) for c in frame.columns})
+        pyreadstat.write_sav(
+            frame,
+            str(target),
+            variable_value_labels=value_labels,
+            column_labels={c: variable_labels.get(c, c) for c in frame.columns},
+        )
         written.append(target)
     return written

@@ -29,8 +29,13 @@ def to_choice(values: pd.Series, lookup: dict[str, str], names: list[str]) -> pd
     return stripped.map(lookup).fillna(stripped)
 
 
-def select_multiple(summary: pd.Series | None, dummy_cols: dict[str, pd.Series], options: list[str],
-                    lookup: dict[str, str], multi_sep: str | None) -> pd.Series | None:
+def select_multiple(
+    summary: pd.Series | None,
+    dummy_cols: dict[str, pd.Series],
+    options: list[str],
+    lookup: dict[str, str],
+    multi_sep: str | None,
+) -> pd.Series | None:
     """One space-separated summary column from the summary as answered (order kept; labels, as in a
     问卷星 ``┋`` text file, mapped to choice names; tokens that are not options kept for the checks), or,
     when the export has only 0/1 option columns, from those in form order. None when the export has
@@ -39,13 +44,21 @@ def select_multiple(summary: pd.Series | None, dummy_cols: dict[str, pd.Series],
         text = summary.fillna("").astype(str)
         if multi_sep or not text.str.fullmatch(r"[\s\w.-]*").all():
             splitter = multi_sep or None
-            text = text.map(lambda v: " ".join(lookup.get(t.strip(), t.strip()).replace(" ", "_")
-                                               for t in v.split(splitter) if t.strip()))
+            text = text.map(
+                lambda v: " ".join(
+                    lookup.get(t.strip(), t.strip()).replace(" ", "_") for t in v.split(splitter) if t.strip()
+                )
+            )
         return text.astype(object).str.split().str.join(" ").fillna("").astype(object)
     if not dummy_cols:
         return None
-    picked = pd.DataFrame({o: dummy_cols[o].str.strip().str.lower().isin(["1", "1.0", "true"])
-                           for o in options if o in dummy_cols})
+    picked = pd.DataFrame(
+        {
+            o: dummy_cols[o].str.strip().str.lower().isin(["1", "1.0", "true"])
+            for o in options
+            if o in dummy_cols
+        }
+    )
     answered = pd.DataFrame({o: dummy_cols[o].str.strip() != "" for o in dummy_cols}).any(axis=1)
     text = picked.apply(lambda col: col.map({True: col.name + " ", False: ""})).sum(axis=1).str.strip()
     return text.where(answered, "").astype(object)
@@ -56,8 +69,13 @@ def option_columns(summary: pd.Series, options: list[str], name: str, asked: pd.
     option not picked (nothing picked means none applies), missing where it was not asked."""
     padded = " " + summary.fillna("") + " "
     answered = (summary.fillna("") != "") | asked
-    return pd.DataFrame({f"{name}.{o}": padded.str.contains(f" {o} ", regex=False).astype(float).where(answered)
-                         for o in options}, index=summary.index)
+    return pd.DataFrame(
+        {
+            f"{name}.{o}": padded.str.contains(f" {o} ", regex=False).astype(float).where(answered)
+            for o in options
+        },
+        index=summary.index,
+    )
 
 
 def timestamps(values: pd.Series) -> pd.Series:
@@ -66,8 +84,14 @@ def timestamps(values: pd.Series) -> pd.Series:
     return pd.to_datetime(text.replace("", None), errors="coerce", format="mixed")
 
 
-def typed(raw: pd.DataFrame, dummy_cols: dict[str, dict[str, pd.Series]], fields: pd.DataFrame, form: Schema,
-           multi_sep: str | None, positional: bool) -> pd.DataFrame:
+def typed(
+    raw: pd.DataFrame,
+    dummy_cols: dict[str, dict[str, pd.Series]],
+    fields: pd.DataFrame,
+    form: Schema,
+    multi_sep: str | None,
+    positional: bool,
+) -> pd.DataFrame:
     """Typed columns by bare field name: numbers as float, selects as choice names, times as datetimes,
     text stripped with line breaks written ``\\n``.
 
@@ -98,15 +122,24 @@ def typed(raw: pd.DataFrame, dummy_cols: dict[str, dict[str, pd.Series]], fields
     typed = pd.DataFrame(out, index=raw.index)
     summaries = {}
     for row in multi.itertuples(index=False):
-        summary = select_multiple(raw.get(row.name), dummy_cols.get(row.name, {}), form.choice_names(row.name),
-                                  form.lookup(row.name), multi_sep)
+        summary = select_multiple(
+            raw.get(row.name),
+            dummy_cols.get(row.name, {}),
+            form.choice_names(row.name),
+            form.lookup(row.name),
+            multi_sep,
+        )
         if summary is not None:
             summaries[row.name] = summary.replace("", None)
     context = pd.concat([typed, pd.DataFrame(summaries, index=raw.index)], axis=1)
     parts = [typed]
     for row in multi[multi["name"].isin(list(summaries))].itertuples(index=False):
         try:
-            asked = evaluate_bool(row.relevant_all, context) if row.relevant_all else pd.Series(True, index=raw.index)
+            asked = (
+                evaluate_bool(row.relevant_all, context)
+                if row.relevant_all
+                else pd.Series(True, index=raw.index)
+            )
         except ExpressionError:  # relevance refers to a question outside this table: count answers only
             asked = pd.Series(False, index=raw.index)
         parts.append(summaries[row.name].rename(row.name).to_frame())
@@ -115,8 +148,14 @@ def typed(raw: pd.DataFrame, dummy_cols: dict[str, dict[str, pd.Series]], fields
         answered = pd.DataFrame({o: c != "" for o, c in written.items()}, index=raw.index).any(axis=1)
         for option, flag in written.items():  # an option blank beside answered ones was not offered: blank
             column = f"{row.name}.{option}"
-            options[column] = options[column].where(~answered, np.where(
-                flag.isin(["1", "1.0", "true"]), 1.0, np.where(flag.isin(["0", "0.0", "false"]), 0.0, np.nan)))
+            options[column] = options[column].where(
+                ~answered,
+                np.where(
+                    flag.isin(["1", "1.0", "true"]),
+                    1.0,
+                    np.where(flag.isin(["0", "0.0", "false"]), 0.0, np.nan),
+                ),
+            )
         parts.append(options)
     return pd.concat(parts, axis=1)
 
@@ -131,7 +170,9 @@ def form_order(frame: pd.DataFrame, fields: pd.DataFrame) -> pd.DataFrame:
     return frame[order]
 
 
-def numbers(table: pd.DataFrame, headers: dict[str, str], fields: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def numbers(
+    table: pd.DataFrame, headers: dict[str, str], fields: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Numeric answers as plain number text, and a note for each one that was not.
 
     Full-width digits (１２, typed with a Chinese input method) are folded to ASCII (NFKC); a date where a
@@ -139,7 +180,9 @@ def numbers(table: pd.DataFrame, headers: dict[str, str], fields: pd.DataFrame) 
     anything else that is not a number is left to be blanked. ``headers``: column -> bare field name.
     Returns the table and notes (row position, question, old_value, new_value, issue).
     """
-    numeric = set(fields.loc[fields["base_type"].isin(["integer", "decimal", "range"]) & ~fields["pii"], "name"])
+    numeric = set(
+        fields.loc[fields["base_type"].isin(["integer", "decimal", "range"]) & ~fields["pii"], "name"]
+    )
     table = table.copy()
     notes = []
     for header, name in headers.items():
@@ -148,28 +191,62 @@ def numbers(table: pd.DataFrame, headers: dict[str, str], fields: pd.DataFrame) 
         text = table[header].astype(str).str.strip()
         folded = text.map(lambda v: unicodedata.normalize("NFKC", v) if not v.isascii() else v)
         number = pd.to_numeric(folded.replace("", None), errors="coerce")
-        date = pd.to_datetime(folded.where(number.isna() & folded.str.match(r"^\d{4}-\d{2}-\d{2}")),
-                              errors="coerce", format="mixed")
+        date = pd.to_datetime(
+            folded.where(number.isna() & folded.str.match(r"^\d{4}-\d{2}-\d{2}")),
+            errors="coerce",
+            format="mixed",
+        )
         days = (date - EXCEL_EPOCH) / pd.Timedelta(days=1) - (date < EXCEL_LEAP_BUG)  # Excel's 1900-02-29
         serial = days.map(lambda v: f"{v:g}", na_action="ignore")
         new = folded.where(date.isna(), serial)
-        kinds = [("full-width digits read as a number", (folded != text) & number.notna(), new),
-                 (("a date where a number belongs (Excel date-formatted cell): read as its Excel serial number; "
-                   "check the value"), date.notna(), new),
-                 ("not a number: the answer is left blank", number.isna() & date.isna() & (folded != ""),
-                  pd.Series(None, index=new.index, dtype=object))]
+        kinds = [
+            ("full-width digits read as a number", (folded != text) & number.notna(), new),
+            (
+                (
+                    "a date where a number belongs (Excel date-formatted cell): read as its Excel serial "
+                    "number; "
+                    "check the value"
+                ),
+                date.notna(),
+                new,
+            ),
+            (
+                "not a number: the answer is left blank",
+                number.isna() & date.isna() & (folded != ""),
+                pd.Series(None, index=new.index, dtype=object),
+            ),
+        ]
         for issue, hit, value in kinds:
-            notes.append(pd.DataFrame({"position": np.flatnonzero(hit), "question": name,
-                                       "old_value": text[hit].to_numpy(), "new_value": value[hit].to_numpy(),
-                                       "issue": issue}))
+            notes.append(
+                pd.DataFrame(
+                    {
+                        "position": np.flatnonzero(hit),
+                        "question": name,
+                        "old_value": text[hit].to_numpy(),
+                        "new_value": value[hit].to_numpy(),
+                        "issue": issue,
+                    }
+                )
+            )
         table[header] = new
-    notes = pd.concat(notes, ignore_index=True) if notes else pd.DataFrame(
-        columns=["position", "question", "old_value", "new_value", "issue"])
+    notes = (
+        pd.concat(notes, ignore_index=True)
+        if notes
+        else pd.DataFrame(columns=["position", "question", "old_value", "new_value", "issue"])
+    )
     return table, notes
 
 
-def frame_for(table: pd.DataFrame, mapping: Mapping, fields: pd.DataFrame, form: Schema, multi_sep: str | None,
-              positional: bool, labels: dict[str, dict], label_prefix: str = "") -> pd.DataFrame:
+def frame_for(
+    table: pd.DataFrame,
+    mapping: Mapping,
+    fields: pd.DataFrame,
+    form: Schema,
+    multi_sep: str | None,
+    positional: bool,
+    labels: dict[str, dict],
+    label_prefix: str = "",
+) -> pd.DataFrame:
     """Typed frame for one table (main or a repeat) from its raw headers."""
     wanted = set(fields["name"])
     headers = {h: f for h, f in mapping.fields.items() if f in wanted}

@@ -1,6 +1,7 @@
 """问卷星 (Wenjuanxing) exports: the text file ("按选项文本") or code file ("按选项序号"), as CSV or xlsx.
 
-Metadata columns ``序号, 提交答卷时间, 所用时间, …``; questions headed ``"<n>、<label>"`` (matched to the form's
+Metadata columns ``序号, 提交答卷时间, 所用时间, …``; questions headed ``"<n>、<label>"`` (matched to the
+form's
 labels in form order, so repeated labels go to successive questions); multi-choice joined by ``┋``;
 ``-2``/``-3``/``(空)`` are structural missing; a custom-parameter column ``自定义字段`` (or ``uuid``) is the
 submission id, else ``序号``. 问卷星 has no repeat groups: roster members are blocks of columns
@@ -21,8 +22,19 @@ from analysis.ingest.files import read_csv, read_xlsx
 from analysis.ingest.schema import Schema, repeat_names
 from analysis.ingest.values import MISSING_MARKERS
 
-META = {"序号": "wjx_serial", "uuid": "uuid", "自定义字段": "uuid", "提交答卷时间": "end", "所用时间": "duration_seconds",
-        "来源": None, "来源详情": None, "来自IP": None, "总分": None, "答题序号": None, "来自": None}
+META = {
+    "序号": "wjx_serial",
+    "uuid": "uuid",
+    "自定义字段": "uuid",
+    "提交答卷时间": "end",
+    "所用时间": "duration_seconds",
+    "来源": None,
+    "来源详情": None,
+    "来自IP": None,
+    "总分": None,
+    "答题序号": None,
+    "来自": None,
+}
 MEMBER = re.compile(r"^成员(\d+)[-_—:：](.+)$")
 SEPARATOR = "┋"  # between the options of a multi-choice answer
 
@@ -39,14 +51,18 @@ def _header(header: str) -> str:
 
 
 def wjx_column(label: str, number: int, member: int | None = None) -> str:
-    """The header 问卷星 shows for a question: ``"<n>、<label>"``, roster members ``"<n>、成员<j>-<label>"``."""
+    """The header 问卷星 shows for a question: ``"<n>、<label>"``, roster members
+    ``"<n>、成员<j>-<label>"``."""
     return f"{number}、成员{member}-{label}" if member else f"{number}、{label}"
 
 
 def _match_in_order(labels: list[str], fields: pd.DataFrame) -> list[str | None]:
     """Field name for each header label, matching labels to the form's fields in form order, so that
     repeated labels ("其他需要，请注明") go to successive fields."""
-    keys = [{str(r.label_zh).strip(), str(r.label_en).strip(), r.name} - {""} for r in fields.itertuples(index=False)]
+    keys = [
+        {str(r.label_zh).strip(), str(r.label_en).strip(), r.name} - {""}
+        for r in fields.itertuples(index=False)
+    ]
     names = fields["name"].tolist()
     out, pointer = [], 0
     for label in labels:
@@ -86,8 +102,11 @@ def to_kobo(table: pd.DataFrame, form: Schema) -> tuple[pd.DataFrame, dict[str, 
             renamed[f"{target}/{multi[target][hit.group(2).strip()]}"] = table[header]
         else:
             unmapped.append(header)
-    parent = table["序号"].astype(str) if "序号" in table else pd.Series(np.arange(1, len(table) + 1),
-                                                                       index=table.index).astype(str)
+    parent = (
+        table["序号"].astype(str)
+        if "序号" in table
+        else pd.Series(np.arange(1, len(table) + 1), index=table.index).astype(str)
+    )
     long = []
     for j in sorted({int(m.group(1)) for m in member.values() if m}):
         cols = [h for h in headers if member[h] and int(member[h].group(1)) == j]

@@ -27,7 +27,25 @@ from analysis.simulate.sample import Sample, clean_tables, draw_sample
 from analysis.simulate.truth import truth
 from analysis.simulate.write import EXPORT_FORMATS, write_survey
 
-__all__ = ["AGE_BANDS", "AGE_BAND_LABELS", "EXPORT_FORMATS", "FAULT_KINDS", "Population", "Sample", "age_band",
-           "build_population", "clean_tables", "draw_sample", "kobo_tables", "load_params", "population_frame",
-           "team_services", "truth", "wjx_table", "write_kobo_csv", "write_kobo_xlsx", "write_survey",
-           "write_wjx_csv"]
+__all__ = [
+    "AGE_BANDS",
+    "AGE_BAND_LABELS",
+    "EXPORT_FORMATS",
+    "FAULT_KINDS",
+    "Population",
+    "Sample",
+    "age_band",
+    "build_population",
+    "clean_tables",
+    "draw_sample",
+    "kobo_tables",
+    "load_params",
+    "population_frame",
+    "team_services",
+    "truth",
+    "wjx_table",
+    "write_kobo_csv",
+    "write_kobo_xlsx",
+    "write_survey",
+    "write_wjx_csv",
+]

@@ -37,28 +37,54 @@ def calibration_table(population: Population) -> pd.DataFrame:
     origin = households["origin"].to_numpy()
     old = persons[age >= 65]
     members = persons.groupby("household_id", observed=True)["relation"].agg(
-        lambda r: set(r.astype(str)) <= {"head", "spouse"})
+        lambda r: set(r.astype(str)) <= {"head", "spouse"}
+    )
     hh_size = households.set_index("household_id")["hh_size"]
     alone = old["household_id"].map(hh_size).to_numpy() == 1
-    couple_only = (old["household_id"].map(members).to_numpy(dtype=bool)
-                   & (old["household_id"].map(hh_size).to_numpy() == 2))
+    couple_only = old["household_id"].map(members).to_numpy(dtype=bool) & (
+        old["household_id"].map(hh_size).to_numpy() == 2
+    )
     five_plus = age >= 5
     wg = persons.loc[five_plus, [c for c in persons.columns if c.startswith("wg_")]].to_numpy() >= 3
     k6 = households[[c for c in households.columns if c.startswith("k6_")]].to_numpy().sum(axis=1) >= 13
     rows = [
-        ("residents aged 0–14 / 15–24 / 25–59 / 60–79 / 80+", "12 / 20 / 59 / 7.8 / 1.2 % (§8)", _pct(shares)),
-        ("registered residents aged 0–14 / 60+ / 65+", "14 / 16 / 10.5 % (§1.2)",
-         _pct([np.mean(reg <= 14), np.mean(reg >= 60), np.mean(reg >= 65)])),
-        ("household size, registered / migrant / all", "3.0 / 2.2 / ~2.6 (§8); Shunde 2020: 2.44",
-         " / ".join(f"{v:.2f}" for v in (size[origin == "local"].mean(), size[origin == "migrant"].mean(),
-                                          size.mean()))),
-        ("disabled (WG a lot or worse, or WG-missed psychosocial)", "~4.5–5.5 % of residents (§1.3)",
-         (f"{100 * persons['disabled'].mean():.1f} % of residents; WG-SS identifies "
-          f"{100 * wg.any(axis=1).mean():.1f} % of those 5+")),
-        ("65+ living alone / with spouse only", "12 / 22 % (§8, §1.4)", _pct([alone.mean(), couple_only.mean()])),
+        (
+            "residents aged 0–14 / 15–24 / 25–59 / 60–79 / 80+",
+            "12 / 20 / 59 / 7.8 / 1.2 % (§8)",
+            _pct(shares),
+        ),
+        (
+            "registered residents aged 0–14 / 60+ / 65+",
+            "14 / 16 / 10.5 % (§1.2)",
+            _pct([np.mean(reg <= 14), np.mean(reg >= 60), np.mean(reg >= 65)]),
+        ),
+        (
+            "household size, registered / migrant / all",
+            "3.0 / 2.2 / ~2.6 (§8); Shunde 2020: 2.44",
+            " / ".join(
+                f"{v:.2f}"
+                for v in (size[origin == "local"].mean(), size[origin == "migrant"].mean(), size.mean())
+            ),
+        ),
+        (
+            "disabled (WG a lot or worse, or WG-missed psychosocial)",
+            "~4.5–5.5 % of residents (§1.3)",
+            (
+                f"{100 * persons['disabled'].mean():.1f} % of residents; WG-SS identifies "
+                f"{100 * wg.any(axis=1).mean():.1f} % of those 5+"
+            ),
+        ),
+        (
+            "65+ living alone / with spouse only",
+            "12 / 22 % (§8, §1.4)",
+            _pct([alone.mean(), couple_only.mean()]),
+        ),
         ("respondents with K6 ≥ 13", "3–5 % (§8)", f"{100 * k6.mean():.1f} %"),
-        ("interview duration", "log-normal, median 35 min (§8)",
-         f"log-normal, median {population.params['interview']['duration_median_min']} min (parameter)"),
+        (
+            "interview duration",
+            "log-normal, median 35 min (§8)",
+            f"log-normal, median {population.params['interview']['duration_median_min']} min (parameter)",
+        ),
     ]
     return pd.DataFrame(rows, columns=["quantity", "target (docs/sources.md)", "realised"])
 
@@ -76,12 +102,15 @@ def sample_summary(population: Population, sample, submissions: int) -> str:
     refusals = submissions - responded
     nonlocal_sample = (sample.persons["registration"] == "nonlocal").mean()
     nonlocal_all = (population.persons["registration"] == "nonlocal").mean()
-    return (f"Seed {population.seed}: {len(population.groups)} residential groups in the population, "
-            f"{len(design)} sampled; {len(issued):,} households issued, {responded:,} respond "
-            f"({100 * responded / len(issued):.0f} %); non-local persons are {100 * nonlocal_sample:.0f} % of the "
-            f"responding households' members against {100 * nonlocal_all:.0f} % of residents. The export holds "
-            f"{submissions:,} submissions ({refusals:,} more than the responding households: refusals recorded "
-            f"with `consent = no`, duplicates and test submissions).")
+    return (
+        f"Seed {population.seed}: {len(population.groups)} residential groups in the population, "
+        f"{len(design)} sampled; {len(issued):,} households issued, {responded:,} respond "
+        f"({100 * responded / len(issued):.0f} %); non-local persons are {100 * nonlocal_sample:.0f} % "
+        "of the "
+        f"responding households' members against {100 * nonlocal_all:.0f} % of residents. The export holds "
+        f"{submissions:,} submissions ({refusals:,} more than the responding households: refusals recorded "
+        f"with `consent = no`, duplicates and test submissions)."
+    )
 
 
 def fault_table(faults: pd.DataFrame) -> str:
@@ -89,8 +118,13 @@ def fault_table(faults: pd.DataFrame) -> str:
     from analysis.simulate.faults import FAULTS
 
     counts = faults["kind"].value_counts()
-    table = pd.DataFrame({"kind": [f"`{k}`" for k in FAULTS], "what was done": list(FAULTS.values()),
-                          "count": [int(counts.get(k, 0)) for k in FAULTS]})
+    table = pd.DataFrame(
+        {
+            "kind": [f"`{k}`" for k in FAULTS],
+            "what was done": list(FAULTS.values()),
+            "count": [int(counts.get(k, 0)) for k in FAULTS],
+        }
+    )
     return _markdown(table) + f"\n\n{len(faults):,} faults in all."
 
 
@@ -101,10 +135,14 @@ def truth_table(truth: pd.DataFrame, teams: list[str]) -> str:
     rows = []
     for team in teams:
         need_any, in_need = overall.loc[(team, f"need_any_{team}")], overall.loc[(team, f"in_need_{team}")]
-        rows.append({"team": team,
-                     "stated demand `need_any` (share of households)": f"{100 * need_any['proportion']:.1f} %",
-                     "in need `in_need` (share of the team's universe)": f"{100 * in_need['proportion']:.1f} %",
-                     "in need (number)": f"{int(in_need['count']):,} {in_need['unit']}"})
+        rows.append(
+            {
+                "team": team,
+                "stated demand `need_any` (share of households)": f"{100 * need_any['proportion']:.1f} %",
+                "in need `in_need` (share of the team's universe)": f"{100 * in_need['proportion']:.1f} %",
+                "in need (number)": f"{int(in_need['count']):,} {in_need['unit']}",
+            }
+        )
     return _markdown(pd.DataFrame(rows))
 
 
@@ -113,12 +151,18 @@ def change_table(change: pd.DataFrame, teams: list[str]) -> str:
     overall = change[change["group"] == "all"].set_index(["team", "variable"])
     years = sorted(int(c.split("_")[1]) for c in change.columns if c.startswith("proportion_2"))
     rows = []
-    for team, variable, label in [(t, f"{m}_{t}", m) for t in teams for m in ("reach", "unmet", "need_any")] + [
-            ("centre", "aware_centre", "aware_centre")]:
+    for team, variable, label in [
+        (t, f"{m}_{t}", m) for t in teams for m in ("reach", "unmet", "need_any")
+    ] + [("centre", "aware_centre", "aware_centre")]:
         row = overall.loc[(team, variable)]
-        rows.append({"team": team, "indicator": f"`{label}`",
-                     **{str(y): f"{100 * row[f'proportion_{y}']:.1f} %" for y in years},
-                     "change (points)": f"{100 * row['proportion_change']:+.1f}"})
+        rows.append(
+            {
+                "team": team,
+                "indicator": f"`{label}`",
+                **{str(y): f"{100 * row[f'proportion_{y}']:.1f} %" for y in years},
+                "change (points)": f"{100 * row['proportion_change']:+.1f}",
+            }
+        )
     return _markdown(pd.DataFrame(rows))
 
 
@@ -132,19 +176,24 @@ def readme_blocks(population: Population, sample, survey_dir: str | Path) -> dic
         "calibration": _markdown(calibration_table(population)),
         "sample": sample_summary(population, sample, provenance["submissions"]),
         "faults": fault_table(pd.read_csv(survey_dir / "simulation" / "faults.csv", dtype=str)),
-        "truth": truth_table(pd.read_csv(survey_dir / "simulation" / "truth.csv", dtype={"group_value": str}),
-                             list(population.services)),
+        "truth": truth_table(
+            pd.read_csv(survey_dir / "simulation" / "truth.csv", dtype={"group_value": str}),
+            list(population.services),
+        ),
     }
     for wave in sorted((survey_dir / "waves").glob("*/simulation/truth_change.csv")):
-        blocks[f"change {wave.parts[-3]}"] = change_table(pd.read_csv(wave, dtype={"group_value": str}),
-                                                           list(population.services))
+        blocks[f"change {wave.parts[-3]}"] = change_table(
+            pd.read_csv(wave, dtype={"group_value": str}), list(population.services)
+        )
     return blocks
 
 
 def replace_blocks(text: str, blocks: dict[str, str]) -> str:
     """``text`` with each ``<!-- generated: name -->`` … ``<!-- end generated -->`` block replaced."""
     for name, body in blocks.items():
-        pattern = re.compile(rf"(<!-- generated: {re.escape(name)} -->\n).*?(\n<!-- end generated -->)", re.DOTALL)
+        pattern = re.compile(
+            rf"(<!-- generated: {re.escape(name)} -->\n).*?(\n<!-- end generated -->)", re.DOTALL
+        )
         if not pattern.search(text):
             raise ValueError(f"no generated block '{name}' in the README")
         text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)

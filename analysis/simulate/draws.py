@@ -14,7 +14,11 @@ import zlib
 import numpy as np
 from scipy.special import ndtri
 
-_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_GOLDEN, _MIX1, _MIX2 = (
+    np.uint64(0x9E3779B97F4A7C15),
+    np.uint64(0xBF58476D1CE4E5B9),
+    np.uint64(0x94D049BB133111EB),
+)
 
 
 def _splitmix(x: np.ndarray) -> np.ndarray:
@@ -28,12 +32,14 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
 def keyed_uniform(seed: int, keys: np.ndarray, item: str, width: int | None = None) -> np.ndarray:
     """Uniform(0, 1) draws fixed by ``seed``, each unit's integer key and ``item``: shape (n,), or
     (n, width) for an item with ``width`` parts (e.g. the six K6 items)."""
-    salt = _splitmix(np.array([(int(seed) & 0xFFFFFFFF) << 32 | zlib.crc32(item.encode("utf-8"))], dtype=np.uint64))
+    salt = _splitmix(
+        np.array([(int(seed) & 0xFFFFFFFF) << 32 | zlib.crc32(item.encode("utf-8"))], dtype=np.uint64)
+    )
     keys = np.asarray(keys, dtype=np.uint64)
     if width is not None:
         keys = keys[:, None] * np.uint64(1 << 8) + np.arange(width, dtype=np.uint64)[None, :]
     bits = _splitmix(_splitmix(keys ^ salt) + salt)
-    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
+    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
 
 
 def keyed_normal(seed: int, keys: np.ndarray, item: str, width: int | None = None) -> np.ndarray:
@@ -53,7 +59,9 @@ def draw_index(rng, prob, n):
 
 def pick(u: np.ndarray, probs_by_row, labels) -> np.ndarray:
     """One category per row from row-specific probabilities (n, k) and that row's uniform -> labels."""
-    return np.asarray(labels)[(u[:, None] > np.cumsum(probs_by_row, axis=1)).sum(axis=1).clip(0, len(labels) - 1)]
+    return np.asarray(labels)[
+        (u[:, None] > np.cumsum(probs_by_row, axis=1)).sum(axis=1).clip(0, len(labels) - 1)
+    ]
 
 
 def draw_choice(rng, probs_by_row, labels):

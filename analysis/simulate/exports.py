@@ -17,19 +17,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-KOBO_ID_BASE = 4_200_000          # Kobo's _id = this + _index (any stable number works)
-KOBO_VERSION = "vLeliu2012-04"     # Kobo's __version__ of the deployed form
+KOBO_ID_BASE = 4_200_000  # Kobo's _id = this + _index (any stable number works)
+KOBO_VERSION = "vLeliu2012-04"  # Kobo's __version__ of the deployed form
 WJX_ORIGIN = ("手机提交", "直接访问")  # 问卷星 来源, 来源详情
 
 
 def as_text(values: pd.Series) -> pd.Series:
     """Render answers as export text: missing -> "", whole floats -> "13", the rest as str."""
+
     def one(v):
         if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
             return ""
         if isinstance(v, (float, np.floating)) and float(v).is_integer():
             return str(int(v))
         return str(v)
+
     return pd.Series([one(v) for v in values.tolist()], index=values.index, dtype=object)
 
 
@@ -51,12 +53,15 @@ def _dummies(records: pd.DataFrame, name: str, options: list[str]) -> dict[str, 
         return {o: as_text(records[f"{name}.{o}"]) for o in options}
     answer = records[name] if name in records else pd.Series(None, index=records.index, dtype=object)
     padded = " " + as_text(answer) + " "
-    return {o: padded.str.contains(f" {o} ", regex=False).astype(int).astype(str).where(answer.notna(), "")
-            for o in options}
+    return {
+        o: padded.str.contains(f" {o} ", regex=False).astype(int).astype(str).where(answer.notna(), "")
+        for o in options
+    }
 
 
-def kobo_tables(records: pd.DataFrame, persons: pd.DataFrame, form, sep: str = "/"
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def kobo_tables(
+    records: pd.DataFrame, persons: pd.DataFrame, form, sep: str = "/"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The Kobo export of ``records`` (one row per submission) and ``persons`` (one row per roster member)
     as text tables: the main sheet (named by the form's ``form_id``) and the repeat sheet.
 
@@ -74,7 +79,9 @@ def kobo_tables(records: pd.DataFrame, persons: pd.DataFrame, form, sep: str = "
         records = records.sort_values(order, kind="stable").reset_index(drop=True)
         records["_index"] = np.arange(1, len(records) + 1)
     records = records.reset_index(drop=True)
-    submitted = pd.to_datetime(records["_submission_time"] if "_submission_time" in records else records["end"])
+    submitted = pd.to_datetime(
+        records["_submission_time"] if "_submission_time" in records else records["end"]
+    )
     consented = records["consent"] == "yes"
     out = {}
     fields = form.data_fields()
@@ -85,14 +92,20 @@ def kobo_tables(records: pd.DataFrame, persons: pd.DataFrame, form, sep: str = "
         elif name == "today" and name not in records:
             out[header] = pd.to_datetime(records["start"]).dt.strftime("%Y-%m-%d")
         else:
-            out[header] = as_text(records[name]) if name in records else pd.Series("", index=records.index, dtype=object)
+            out[header] = (
+                as_text(records[name])
+                if name in records
+                else pd.Series("", index=records.index, dtype=object)
+            )
         if row["base_type"] == "select_multiple":
             for option, values in _dummies(records, name, form.choice_names(name)).items():
                 out[f"{header}{sep}{option}"] = values.where(consented, "")
     ids = (KOBO_ID_BASE + records["_index"].astype(int)).astype(str)
     out["_id"] = ids
     out["_uuid"] = records["_uuid"]
-    out["_submission_time"] = (submitted - pd.Timedelta(hours=8)).dt.strftime("%Y-%m-%dT%H:%M:%S")  # Kobo: UTC
+    out["_submission_time"] = (submitted - pd.Timedelta(hours=8)).dt.strftime(
+        "%Y-%m-%dT%H:%M:%S"
+    )  # Kobo: UTC
     out["_validation_status"] = ""
     out["_status"] = "submitted_via_web"
     out["_submitted_by"] = ""
@@ -114,8 +127,9 @@ def kobo_tables(records: pd.DataFrame, persons: pd.DataFrame, form, sep: str = "
     roster = {}
     for _, row in fields[fields["repeat"] == _repeat_name(form)].iterrows():
         name = row["name"]
-        roster[form.export_column(name, sep)] = as_text(persons[name]) if name in persons else pd.Series(
-            "", index=persons.index, dtype=object)
+        roster[form.export_column(name, sep)] = (
+            as_text(persons[name]) if name in persons else pd.Series("", index=persons.index, dtype=object)
+        )
     roster["_index"] = pd.Series(np.arange(1, len(persons) + 1), index=persons.index).astype(str)
     roster["_parent_table_name"] = form.settings["form_id"]
     roster["_parent_index"] = persons["_parent_index"].astype(str)
@@ -135,19 +149,29 @@ def _numeric_for_xlsx(table: pd.DataFrame, integer_headers: list[str]) -> pd.Dat
     return out
 
 
-def write_kobo_xlsx(households: pd.DataFrame, roster: pd.DataFrame, form, path: str | Path, sep: str = "/") -> Path:
+def write_kobo_xlsx(
+    households: pd.DataFrame, roster: pd.DataFrame, form, path: str | Path, sep: str = "/"
+) -> Path:
     """The Kobo workbook of :func:`kobo_tables` (made with ``sep``): main sheet (``form_id``) and repeat
     sheet, integers as numbers, blanks empty; deterministic bytes (:func:`analysis.instrument.write_xlsx`)."""
     from analysis.instrument import write_xlsx
 
     integer_fields = form.survey.loc[form.survey["base_type"] == "integer", "name"]
     integer_headers = [form.export_column(n, sep) for n in integer_fields]
-    return write_xlsx({form.settings["form_id"]: _numeric_for_xlsx(households, integer_headers + ["_id", "_index"]),
-                       _repeat_name(form): _numeric_for_xlsx(roster, integer_headers + [
-                           "_index", "_parent_index", "_submission__id"])}, path)
+    return write_xlsx(
+        {
+            form.settings["form_id"]: _numeric_for_xlsx(households, integer_headers + ["_id", "_index"]),
+            _repeat_name(form): _numeric_for_xlsx(
+                roster, integer_headers + ["_index", "_parent_index", "_submission__id"]
+            ),
+        },
+        path,
+    )
 
 
-def write_kobo_csv(households: pd.DataFrame, roster: pd.DataFrame, folder: str | Path, form) -> tuple[Path, Path]:
+def write_kobo_csv(
+    households: pd.DataFrame, roster: pd.DataFrame, folder: str | Path, form
+) -> tuple[Path, Path]:
     """The Kobo CSV export: ``<form_id>.csv`` and ``<repeat>.csv`` in ``folder`` (UTF-8 with BOM, "\\n")."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -157,12 +181,18 @@ def write_kobo_csv(households: pd.DataFrame, roster: pd.DataFrame, folder: str |
     return paths
 
 
-def wjx_table(kobo_households: pd.DataFrame, kobo_roster: pd.DataFrame, form, respondent_key: bool = False,
-              unrecorded: tuple[str, ...] = ("start", "end", "today", "deviceid")) -> pd.DataFrame:
+def wjx_table(
+    kobo_households: pd.DataFrame,
+    kobo_roster: pd.DataFrame,
+    form,
+    respondent_key: bool = False,
+    unrecorded: tuple[str, ...] = ("start", "end", "today", "deviceid"),
+) -> pd.DataFrame:
     """The submissions of :func:`kobo_tables` (separator "/") as a 问卷星 "按选项文本" export
     (docs/sources.md §5.5).
 
-    Six metadata columns (序号 = Kobo ``_index``, 提交答卷时间, 所用时间 "528秒", 来源, 来源详情, 来自IP from the
+    Six metadata columns (序号 = Kobo ``_index``, 提交答卷时间, 所用时间 "528秒", 来源, 来源详情, 来自IP from
+    the
     192.0.2.0/24 documentation range; with ``respondent_key`` also 自定义字段 = the submission's uuid, as
     a survey sent from a sample list carries its respondent key), then one column per question headed
     "<n>、<中文题目>" in form order, except the form's metadata that 问卷星 does not record (``unrecorded``,
@@ -178,10 +208,14 @@ def wjx_table(kobo_households: pd.DataFrame, kobo_roster: pd.DataFrame, form, re
     consented = kobo_households["consent"] == "yes"
     start = pd.to_datetime(kobo_households["start"].str[:19])
     end = pd.to_datetime(kobo_households["end"].str[:19])
-    out = {"序号": kobo_households["_index"], "提交答卷时间": end.dt.strftime("%Y/%m/%d %H:%M:%S"),
-           "所用时间": ((end - start).dt.total_seconds().astype(int).astype(str) + "秒"),
-           "来源": WJX_ORIGIN[0], "来源详情": WJX_ORIGIN[1],
-           "来自IP": "192.0.2." + (kobo_households["_index"].astype(int) % 250 + 1).astype(str) + "(广东-佛山)"}
+    out = {
+        "序号": kobo_households["_index"],
+        "提交答卷时间": end.dt.strftime("%Y/%m/%d %H:%M:%S"),
+        "所用时间": ((end - start).dt.total_seconds().astype(int).astype(str) + "秒"),
+        "来源": WJX_ORIGIN[0],
+        "来源详情": WJX_ORIGIN[1],
+        "来自IP": "192.0.2." + (kobo_households["_index"].astype(int) % 250 + 1).astype(str) + "(广东-佛山)",
+    }
     if respondent_key:
         out["自定义字段"] = kobo_households["_uuid"]
 
@@ -190,7 +224,9 @@ def wjx_table(kobo_households: pd.DataFrame, kobo_roster: pd.DataFrame, form, re
         if kind == "select_one":
             text = values.map(lambda v: labels.get((list_name, v), v) if v else v)
         elif kind == "select_multiple":
-            text = values.map(lambda v: "┋".join(labels.get((list_name, c), c) for c in v.split()) if v else v)
+            text = values.map(
+                lambda v: "┋".join(labels.get((list_name, c), c) for c in v.split()) if v else v
+            )
         else:
             text = values
         blank = "(空)" if kind == "text" and not row["relevant"] else "-2"
@@ -213,12 +249,16 @@ def wjx_table(kobo_households: pd.DataFrame, kobo_roster: pd.DataFrame, form, re
                     header = form.export_column(rrow["name"])
                     values = kobo_households["_index"].map(slot[header]).fillna("")
                     cell = render(rrow, values, consented & present)
-                    out[f"{n}、成员{k}：{rrow['label_zh'] or rrow['name']}"] = cell.where(present | ~consented, "-3")
+                    out[f"{n}、成员{k}：{rrow['label_zh'] or rrow['name']}"] = cell.where(
+                        present | ~consented, "-3"
+                    )
                     n += 1
             continue
         values = kobo_households[form.export_column(row["name"])]
         asked = consented | (row["relevant_all"] == "")  # questions before consent are always asked
-        out[f"{n}、{row['label_zh'] or row['name']}"] = render(row, values, pd.Series(asked, index=values.index))
+        out[f"{n}、{row['label_zh'] or row['name']}"] = render(
+            row, values, pd.Series(asked, index=values.index)
+        )
         n += 1
     return pd.DataFrame(out)
 

@@ -17,18 +17,20 @@ from analysis.simulate.sample import Sample
 
 FAULTS = {  # kind: what was done (survey/README.md's fault table is generated from this)
     "exact_duplicate": "a submission sent twice: identical row and roster, same `_uuid`, new `_id`/`_index`",
-    "soft_duplicate": "a copy with a new `_uuid`, one K6 item changed, later submission time (`original_value` = "
-                      "source uuid)",
+    "soft_duplicate": "a copy with a new `_uuid`, one K6 item changed, later submission time "
+    "(`original_value` = "
+    "source uuid)",
     "speeder": "`end` moved to 4–15 minutes after `start` (cleaningtools flags < 25 min)",
-    "sentinel": "99 / 999 typed into `hh_size`, `resp_age`, a roster `age`, or \"99\" into a K6 item",
+    "sentinel": '99 / 999 typed into `hh_size`, `resp_age`, a roster `age`, or "99" into a K6 item',
     "out_of_range": "respondent aged 12–17, member aged 115–139, or caregiving 170–399 h/week (with "
-                    "`care_dependent` set to yes)",
+    "`care_dependent` set to yes)",
     "impossible_value": "a child older than the head (head + 20), or a head aged 3",
     "skip_logic": "`caregiver_hours` when `care_dependent = no`, or `adl_bathing` for a member under 60",
     "roster_inconsistency": "`hh_size` raised by 1–2 above the number of roster rows",
-    "other_matches_option": "\"other\" ticked with text equal to an existing option's label",
-    "cunju_variant": "村居 written as a variant: traditional characters (黃連社區), leading/inner/full-width spaces, "
-                     "upper-case code",
+    "other_matches_option": '"other" ticked with text equal to an existing option\'s label',
+    "cunju_variant": "村居 written as a variant: traditional characters (黃連社區), "
+    "leading/inner/full-width spaces, "
+    "upper-case code",
     "pii_in_text": "a phone number and the respondent's name typed into `comments`",
     "test_submission": "three test submissions before fieldwork (enumerator `E00`, name 测试)",
     "no_consent": "a refused interview: `consent = no`, everything else blank",
@@ -53,8 +55,10 @@ def _fake_names(rng, n):
 def _fake_phones(rng, n):
     """11-digit mobile numbers 1[3589]x-0000-xxxx: valid in form, the 0000 block marks them synthetic."""
     prefix = np.char.add("1", np.asarray(list("3589"))[rng.integers(0, 4, n)])
-    return np.char.add(np.char.add(np.char.add(prefix, rng.integers(0, 10, n).astype(str)), "0000"),
-                       np.char.zfill(rng.integers(0, 10000, n).astype(str), 4))
+    return np.char.add(
+        np.char.add(np.char.add(prefix, rng.integers(0, 10, n).astype(str)), "0000"),
+        np.char.zfill(rng.integers(0, 10000, n).astype(str), 4),
+    )
 
 
 def _fake_ids(rng, ages, survey_year: int):
@@ -63,9 +67,13 @@ def _fake_ids(rng, ages, survey_year: int):
     n = len(ages)
     year = survey_year - np.asarray(ages, dtype=int)
     month, day = rng.integers(1, 13, n), rng.integers(1, 29, n)
-    body = np.char.add(np.char.add(np.char.add(np.char.add("440606", year.astype(str)),
-                                               np.char.zfill(month.astype(str), 2)), np.char.zfill(day.astype(str), 2)),
-                       np.char.add("9", np.char.zfill(rng.integers(0, 100, n).astype(str), 2)))
+    body = np.char.add(
+        np.char.add(
+            np.char.add(np.char.add("440606", year.astype(str)), np.char.zfill(month.astype(str), 2)),
+            np.char.zfill(day.astype(str), 2),
+        ),
+        np.char.add("9", np.char.zfill(rng.integers(0, 100, n).astype(str), 2)),
+    )
     digits = np.frombuffer(body.astype("S17").tobytes(), dtype=np.uint8).reshape(n, 17) - ord("0")
     return np.char.add(body, ID_CHECK[(digits * ID_WEIGHTS).sum(axis=1) % 11])
 
@@ -85,8 +93,13 @@ def submissions(sample: Sample, population: Population, rng) -> tuple[pd.DataFra
     hh, persons = sample.households.copy(), sample.persons.copy()
     refused = sample.issued[~sample.issued["responded"]]
     refused = refused[rng.random(len(refused)) < population.params["sample"]["refusal_share_of_nonresponse"]]
-    refusals = pd.DataFrame({"household_id": refused["household_id"].to_numpy(), "consent": "no",
-                             "_psu": refused["psu"].to_numpy()})
+    refusals = pd.DataFrame(
+        {
+            "household_id": refused["household_id"].to_numpy(),
+            "consent": "no",
+            "_psu": refused["psu"].to_numpy(),
+        }
+    )
     hh["_psu"] = hh["psu"]
     records = pd.concat([hh, refusals], ignore_index=True)
     n = len(records)
@@ -96,10 +109,16 @@ def submissions(sample: Sample, population: Population, rng) -> tuple[pd.DataFra
     psu_enum = pd.Series(rng.integers(1, p["n_enumerators"] + 1, len(psus)), index=psus)
     day = records["_psu"].map(psu_day).to_numpy() + (rng.random(n) < p["next_day_share"])
     first_day = pd.Timestamp(interview_first_day(population.params, population.year))
-    start = (first_day + pd.to_timedelta(day, unit="D")
-             + pd.to_timedelta(rng.integers(9 * 3600, 19 * 3600, n), unit="s"))
-    minutes = np.clip(p["duration_median_min"] * np.exp(rng.normal(0, p["duration_sigma"], n)),
-                      p["duration_min"], p["duration_max"])
+    start = (
+        first_day
+        + pd.to_timedelta(day, unit="D")
+        + pd.to_timedelta(rng.integers(9 * 3600, 19 * 3600, n), unit="s")
+    )
+    minutes = np.clip(
+        p["duration_median_min"] * np.exp(rng.normal(0, p["duration_sigma"], n)),
+        p["duration_min"],
+        p["duration_max"],
+    )
     minutes = np.where(records["consent"] == "no", rng.uniform(1, 4, n), minutes)
     records["start"] = start
     records["end"] = start + pd.to_timedelta(np.round(minutes * 60), unit="s")
@@ -116,23 +135,40 @@ def submissions(sample: Sample, population: Population, rng) -> tuple[pd.DataFra
     records["resp_name"] = records["household_id"].map(first_adult).where(ok, None)
     records["phone"] = np.where(ok, _fake_phones(rng, n), None)
     given = ok & (rng.random(n) < p["id_number_given"])
-    records["id_number"] = np.where(given, _fake_ids(rng, records["resp_age"].fillna(40), first_day.year),
-                                    None)
+    records["id_number"] = np.where(
+        given, _fake_ids(rng, records["resp_age"].fillna(40), first_day.year), None
+    )
     cunju_names = population.cunju.set_index("cunju")["name_zh"]
     group_no = records["psu"].astype(str).str[-2:].str.lstrip("0")
-    records["address"] = ("勒流街道" + records["cunju"].map(cunju_names).fillna("") + group_no + "组"
-                          + pd.Series(rng.integers(1, 200, n).astype(str), index=records.index) + "号").where(ok, None)
+    records["address"] = (
+        "勒流街道"
+        + records["cunju"].map(cunju_names).fillna("")
+        + group_no
+        + "组"
+        + pd.Series(rng.integers(1, 200, n).astype(str), index=records.index)
+        + "号"
+    ).where(ok, None)
     return records, persons
 
 
 def _fault(rows, uuid, field_name, kind, original, injected, member=None):
     """One manifest row; values rendered as the Kobo export shows them (times as Kobo timestamps)."""
+
     def shown(value):
         if isinstance(value, pd.Timestamp):
             return value.strftime("%Y-%m-%dT%H:%M:%S.000+08:00")
         return as_text(pd.Series([value], dtype=object)).iloc[0]
-    rows.append({"uuid": uuid, "field": field_name, "member": "" if member is None else str(member), "kind": kind,
-                 "original_value": shown(original), "injected_value": shown(injected)})
+
+    rows.append(
+        {
+            "uuid": uuid,
+            "field": field_name,
+            "member": "" if member is None else str(member),
+            "kind": kind,
+            "original_value": shown(original),
+            "injected_value": shown(injected),
+        }
+    )
 
 
 def inject_faults(records, persons, population, rng, form):
@@ -167,7 +203,9 @@ def inject_faults(records, persons, population, rng, form):
         persons.at[j, column] = value
 
     for i in take(f["speeder"]):
-        set_value(i, "end", records.at[i, "start"] + pd.Timedelta(seconds=int(rng.integers(240, 900))), "speeder")
+        set_value(
+            i, "end", records.at[i, "start"] + pd.Timedelta(seconds=int(rng.integers(240, 900))), "speeder"
+        )
     for n_i, i in enumerate(take(f["sentinel"])):
         choice = n_i % 4
         if choice == 0:
@@ -183,12 +221,20 @@ def inject_faults(records, persons, population, rng, form):
         if n_i % 3 == 0:
             set_value(i, "resp_age", int(rng.integers(12, 18)), "out_of_range")
         elif n_i % 3 == 1:
-            set_person(members[records.at[i, "household_id"]][-1], "age", int(rng.integers(115, 140)), "out_of_range")
+            set_person(
+                members[records.at[i, "household_id"]][-1], "age", int(rng.integers(115, 140)), "out_of_range"
+            )
         else:
             set_value(i, "caregiver_hours", int(rng.integers(170, 400)), "out_of_range")
             if records.at[i, "care_dependent"] != "yes":
-                _fault(rows, records.at[i, "_uuid"], "care_dependent", "out_of_range", records.at[i, "care_dependent"],
-                       "yes")
+                _fault(
+                    rows,
+                    records.at[i, "_uuid"],
+                    "care_dependent",
+                    "out_of_range",
+                    records.at[i, "care_dependent"],
+                    "yes",
+                )
                 records.at[i, "care_dependent"] = "yes"
     for i in take(f["impossible_value"]):
         idx = members[records.at[i, "household_id"]]
@@ -198,7 +244,7 @@ def inject_faults(records, persons, population, rng, form):
             set_person(child[0], "age", int(min(head_age + 20, 110)), "impossible_value")
         else:
             set_person(idx[0], "age", 3, "impossible_value")  # a household head aged 3
-    for n_i, i in enumerate(take(f["skip_logic"])):
+    for _n_i, i in enumerate(take(f["skip_logic"])):
         if records.at[i, "care_dependent"] == "no":
             set_value(i, "caregiver_hours", int(rng.integers(5, 40)), "skip_logic")
         else:
@@ -207,7 +253,9 @@ def inject_faults(records, persons, population, rng, form):
             j = young[0] if young else idx[0]
             set_person(j, "adl_bathing", "1", "skip_logic")
     for i in take(f["roster_inconsistency"]):
-        set_value(i, "hh_size", int(records.at[i, "hh_size"]) + int(rng.integers(1, 3)), "roster_inconsistency")
+        set_value(
+            i, "hh_size", int(records.at[i, "hh_size"]) + int(rng.integers(1, 3)), "roster_inconsistency"
+        )
     labels = form.choices.set_index(["list_name", "name"])["label_zh"]
     for i in take(f["other_matches_option"]):
         team = str(rng.choice(teams))
@@ -222,8 +270,13 @@ def inject_faults(records, persons, population, rng, form):
     for i in take(f["cunju_variant"]):
         code = records.at[i, "cunju"]
         name = names[code]
-        variants = [TRADITIONAL.get(name, name), f" {name}", f"{name[:2]} {name[2:]}" if len(name) > 2 else f"{name} ",
-                    name + "　", code.upper()]
+        variants = [
+            TRADITIONAL.get(name, name),
+            f" {name}",
+            f"{name[:2]} {name[2:]}" if len(name) > 2 else f"{name} ",
+            name + "　",
+            code.upper(),
+        ]
         set_value(i, "cunju", variants[int(rng.integers(0, len(variants)))], "cunju_variant")
     for i in take(f["pii_in_text"]):
         phone = _fake_phones(rng, 1)[0]
@@ -247,24 +300,58 @@ def inject_faults(records, persons, population, rng, form):
         copy["_submission_time"] = copy["_submission_time"] + pd.Timedelta(hours=int(rng.integers(1, 48)))
         extra.append(copy)
         extra_persons.append(persons[persons["_uuid"] == records.at[i, "_uuid"]].assign(_uuid=new_id))
-        _fault(rows, new_id, "record", "soft_duplicate", records.at[i, "_uuid"], f"copy of {records.at[i, '_uuid']}; {item} changed")
+        _fault(
+            rows,
+            new_id,
+            "record",
+            "soft_duplicate",
+            records.at[i, "_uuid"],
+            f"copy of {records.at[i, '_uuid']}; {item} changed",
+        )
     test_ids = _uuids(rng, f["test_submissions"])
     first_day = pd.Timestamp(interview_first_day(population.params, population.year))
     for k, test_id in enumerate(test_ids):
         start = first_day - pd.Timedelta(days=3 - k) + pd.Timedelta(hours=10)
-        test = pd.DataFrame({"_uuid": [test_id], "consent": ["yes"], "enumerator": ["E00"], "deviceid": ["collect:test"],
-                             "start": [start], "end": [start + pd.Timedelta(minutes=2)],
-                             "_submission_time": [start + pd.Timedelta(minutes=3)], "cunju": ["c01"], "psu": ["c01-g01"],
-                             "resp_name": ["测试"], "resp_age": [30], "resp_sex": ["male"], "hh_size": [1],
-                             "comments": ["test 测试"], "household_id": [f"test{k}"]})
+        test = pd.DataFrame(
+            {
+                "_uuid": [test_id],
+                "consent": ["yes"],
+                "enumerator": ["E00"],
+                "deviceid": ["collect:test"],
+                "start": [start],
+                "end": [start + pd.Timedelta(minutes=2)],
+                "_submission_time": [start + pd.Timedelta(minutes=3)],
+                "cunju": ["c01"],
+                "psu": ["c01-g01"],
+                "resp_name": ["测试"],
+                "resp_age": [30],
+                "resp_sex": ["male"],
+                "hh_size": [1],
+                "comments": ["test 测试"],
+                "household_id": [f"test{k}"],
+            }
+        )
         extra.append(test)
-        extra_persons.append(pd.DataFrame({"_uuid": [test_id], "household_id": [f"test{k}"], "person_id": [f"test{k}-01"],
-                                           "member_name": ["测试"], "age": [30], "sex": ["male"], "relation": ["head"],
-                                           "registration": ["local"]}))
+        extra_persons.append(
+            pd.DataFrame(
+                {
+                    "_uuid": [test_id],
+                    "household_id": [f"test{k}"],
+                    "person_id": [f"test{k}-01"],
+                    "member_name": ["测试"],
+                    "age": [30],
+                    "sex": ["male"],
+                    "relation": ["head"],
+                    "registration": ["local"],
+                }
+            )
+        )
         _fault(rows, test_id, "record", "test_submission", "", "test")
     for i in np.flatnonzero(records["consent"].to_numpy() == "no"):
         _fault(rows, records.at[i, "_uuid"], "consent", "no_consent", "", "no")
     records = pd.concat([records, *extra], ignore_index=True)
     persons = pd.concat([persons, *extra_persons], ignore_index=True)
-    manifest = pd.DataFrame(rows, columns=["uuid", "field", "member", "kind", "original_value", "injected_value"])
+    manifest = pd.DataFrame(
+        rows, columns=["uuid", "field", "member", "kind", "original_value", "injected_value"]
+    )
     return records, persons, manifest

@@ -49,7 +49,9 @@ def person_answers(seed: int, persons, p) -> dict[str, np.ndarray]:
     alot[:, col["selfcare"]] |= physical & (u("physical_selfcare") < d["physical_selfcare"])
     intellectual = kind == "intellectual"
     alot[intellectual, col["cognition"]] = True
-    alot[:, col["communication"]] |= intellectual & (u("intellectual_communication") < d["intellectual_communication"])
+    alot[:, col["communication"]] |= intellectual & (
+        u("intellectual_communication") < d["intellectual_communication"]
+    )
     mental = kind == "mental"
     missed = mental & (u("mental_wg_miss") < d["mental_wg_miss"])
     alot[mental & ~missed, col["cognition"]] = True
@@ -62,16 +64,23 @@ def person_answers(seed: int, persons, p) -> dict[str, np.ndarray]:
 
     e = p["elderly"]
     old = age >= 60
-    p_adl = np.select([age >= 80, age >= 70, age >= 60], [e["adl_dependent_by_age"][80],
-                      e["adl_dependent_by_age"][70], e["adl_dependent_by_age"][60]], 0.0)
+    p_adl = np.select(
+        [age >= 80, age >= 70, age >= 60],
+        [e["adl_dependent_by_age"][80], e["adl_dependent_by_age"][70], e["adl_dependent_by_age"][60]],
+        0.0,
+    )
     p_adl = np.minimum(np.where(disabled, p_adl * e["adl_disabled_factor"], p_adl), 0.9)
     adl_dep = old & (u("adl_dependent") < p_adl)
     weights = np.asarray(e["adl_items_dependent_weights"]) / sum(e["adl_items_dependent_weights"])
     k = 1 + index_of(u("adl_items"), weights)
     adl = np.where(np.arange(6)[None, :] < np.where(adl_dep, k, 0)[:, None], 0, 1).astype(float)
     adl[~old] = np.nan
-    frailty = (e["iadl_frailty_age_per_decade"] * (age - 60) / 10 + e["iadl_frailty_disabled"] * disabled
-               + e["iadl_frailty_adl"] * adl_dep + keyed_normal(seed, key, "iadl_frailty"))
+    frailty = (
+        e["iadl_frailty_age_per_decade"] * (age - 60) / 10
+        + e["iadl_frailty_disabled"] * disabled
+        + e["iadl_frailty_adl"] * adl_dep
+        + keyed_normal(seed, key, "iadl_frailty")
+    )
     out = {"disabled_type": kind, "disabled": disabled, "adl_dep": adl_dep}
     for i, name in enumerate(WG):
         out[name] = wg[:, i]
@@ -93,14 +102,17 @@ def person_answers(seed: int, persons, p) -> dict[str, np.ndarray]:
     in_6_14 = (age >= 6) & (age <= 14)
     in_10_24 = (age >= 10) & (age <= 24)
     out["youth_afterschool"] = yes_no(in_6_14, "youth_afterschool", rate(y["afterschool"]))
-    for name, often_key, sometimes_key in (("youth_study_pressure", "study_pressure_often", "study_pressure_sometimes"),
-                                           ("youth_conflict", "conflict_often", "conflict_sometimes")):
+    for name, often_key, sometimes_key in (
+        ("youth_study_pressure", "study_pressure_often", "study_pressure_sometimes"),
+        ("youth_conflict", "conflict_often", "conflict_sometimes"),
+    ):
         often = rate(y[often_key])
         probs = np.column_stack([often, np.full(len(age), y[sometimes_key]), 1 - often - y[sometimes_key]])
         out[name] = np.where(in_10_24, pick(u(name), probs, ["often", "sometimes", "never"]), None)
     out["youth_internet"] = yes_no(in_10_24, "youth_internet", rate(y["internet"]))
-    out["youth_work_integration"] = yes_no(in_10_24 & (age >= 16) & ~local, "youth_work_integration",
-                                           y["work_integration"])
+    out["youth_work_integration"] = yes_no(
+        in_10_24 & (age >= 16) & ~local, "youth_work_integration", y["work_integration"]
+    )
     return out
 
 
@@ -123,11 +135,13 @@ def _flags(households, persons, hh, severe_member, strain, k6, conflict, parenti
         "has_elderly_70": by_household(age >= 70, hh, n),
         "has_elderly_young_old": by_household((age >= 60) & (age < 80), hh, n),
         "elderly_dependent": by_household(elderly_dep, hh, n),
-        "elderly_alone_or_dependent": by_household(elderly_dep, hh, n) | (
-            has_elderly & (households["hh_size"].to_numpy() == 1)),
+        "elderly_alone_or_dependent": by_household(elderly_dep, hh, n)
+        | (has_elderly & (households["hh_size"].to_numpy() == 1)),
         "has_disabled": by_household(disabled & (age >= 5), hh, n),
         "has_mobility_difficulty": by_household(mobility.any(axis=1), hh, n),
-        "has_disabled_or_mobility_difficulty": by_household((disabled & (age >= 5)) | mobility.any(axis=1), hh, n),
+        "has_disabled_or_mobility_difficulty": by_household(
+            (disabled & (age >= 5)) | mobility.any(axis=1), hh, n
+        ),
         "has_disabled_physical": by_household(np.isin(dtype, ["physical", "multiple"]), hh, n),
         "has_disabled_severe": by_household(severe_member, hh, n),
         "has_disabled_working_age": by_household(disabled & (age >= 16) & (age < 60), hh, n),
@@ -136,8 +150,11 @@ def _flags(households, persons, hh, severe_member, strain, k6, conflict, parenti
         "has_youth_10_24": by_household((age >= 10) & (age <= 24), hh, n),
         "youth_afterschool": by_household(youth["youth_afterschool"].to_numpy() == "yes", hh, n),
         "youth_study_pressure": by_household(youth["youth_study_pressure"].to_numpy() == "often", hh, n),
-        "youth_conflict_or_internet": by_household((youth["youth_conflict"].to_numpy() == "often")
-                                                   | (youth["youth_internet"].to_numpy() == "yes"), hh, n),
+        "youth_conflict_or_internet": by_household(
+            (youth["youth_conflict"].to_numpy() == "often") | (youth["youth_internet"].to_numpy() == "yes"),
+            hh,
+            n,
+        ),
         "youth_work_integration": by_household(youth["youth_work_integration"].to_numpy() == "yes", hh, n),
         "k6_distress": k6.sum(axis=1) >= 13,
         "parenting_stress": parenting == "yes",
@@ -147,8 +164,9 @@ def _flags(households, persons, hh, severe_member, strain, k6, conflict, parenti
     }
 
 
-def household_answers(seed: int, households, persons, p, services, wave: dict | None = None
-                      ) -> dict[str, np.ndarray]:
+def household_answers(
+    seed: int, households, persons, p, services, wave: dict | None = None
+) -> dict[str, np.ndarray]:
     """Respondent, K6, family module and service answers per household, from its members (vectorised).
 
     ``persons`` carry ``hh`` (0..n-1, the household's row). ``services``: team -> its service lines
@@ -165,7 +183,9 @@ def household_answers(seed: int, households, persons, p, services, wave: dict | 
     age = persons["age"].to_numpy()
     f, s = p["family"], p["services"]
     migrant = (households["origin"] == "migrant").to_numpy()
-    group_effect = f["group_effect_sd"] * keyed_normal(seed, households["group_key"].to_numpy(), "group_effect")
+    group_effect = f["group_effect_sd"] * keyed_normal(
+        seed, households["group_key"].to_numpy(), "group_effect"
+    )
 
     adult = age >= 18
     first_adult = np.full(n, -1)
@@ -177,47 +197,77 @@ def household_answers(seed: int, households, persons, p, services, wave: dict | 
     adl_score = persons[ADL].to_numpy().sum(axis=1)
     care = by_household(dependent_member, hh, n) | (u("care_false_positive") < f["care_false_positive"])
     heavy = by_household(np.nan_to_num(adl_score, nan=6) <= 3, hh, n)
-    hours = np.round(f["caregiver_hours_median"] * np.exp(f["caregiver_hours_sigma"] * keyed_normal(seed, key, "hours"))
-                     * np.where(heavy, f["caregiver_hours_heavy_factor"], 1.0)).clip(1, 168)
+    hours = np.round(
+        f["caregiver_hours_median"]
+        * np.exp(f["caregiver_hours_sigma"] * keyed_normal(seed, key, "hours"))
+        * np.where(heavy, f["caregiver_hours_heavy_factor"], 1.0)
+    ).clip(1, 168)
     strain = care & (u("strain") < np.minimum(f["strain_base"] + f["strain_per_hour"] * hours, 0.9))
 
     def logit_draw(item, prob):
         return u(item) < 1 / (1 + np.exp(-(np.log(prob / (1 - prob)) + group_effect)))
 
-    hard_p = np.where(migrant, f["hardship"]["nonlocal"], f["hardship"]["local"]) + care * f["hardship"][
-        "care_dependent_add"]
+    hard_p = (
+        np.where(migrant, f["hardship"]["nonlocal"], f["hardship"]["local"])
+        + care * f["hardship"]["care_dependent_add"]
+    )
     hardship = logit_draw("hardship", hard_p)
     often = np.where(migrant, f["conflict_often"]["nonlocal"], f["conflict_often"]["local"])
-    conflict = pick(u("family_conflict"), np.column_stack([often, np.full(n, f["conflict_sometimes"]),
-                                                           1 - often - f["conflict_sometimes"]]),
-                    ["often", "sometimes", "never"])
+    conflict = pick(
+        u("family_conflict"),
+        np.column_stack([often, np.full(n, f["conflict_sometimes"]), 1 - often - f["conflict_sometimes"]]),
+        ["often", "sometimes", "never"],
+    )
     has_child = by_household(age < 18, hh, n)
     stress_p = np.where(migrant, f["parenting_stress"]["nonlocal"], f["parenting_stress"]["local"])
     parenting = np.where(has_child, np.where(u("parenting_stress") < stress_p, "yes", "no"), "na")
-    latent = (f["k6_latent_mean"] + f["k6_hardship"] * hardship + f["k6_strain"] * strain
-              + f["k6_migrant"] * migrant + keyed_normal(seed, key, "k6_latent"))
-    k6 = np.clip(np.floor(latent[:, None] + f["k6_item_noise"] * keyed_normal(seed, key, "k6_items", 6)
-                          + f["k6_item_offset"]), 0, 4)
+    latent = (
+        f["k6_latent_mean"]
+        + f["k6_hardship"] * hardship
+        + f["k6_strain"] * strain
+        + f["k6_migrant"] * migrant
+        + keyed_normal(seed, key, "k6_latent")
+    )
+    k6 = np.clip(
+        np.floor(
+            latent[:, None]
+            + f["k6_item_noise"] * keyed_normal(seed, key, "k6_items", 6)
+            + f["k6_item_offset"]
+        ),
+        0,
+        4,
+    )
 
     out = {
-        "resp_age": age[respondent], "resp_sex": persons["sex"].to_numpy()[respondent],
+        "resp_age": age[respondent],
+        "resp_sex": persons["sex"].to_numpy()[respondent],
         "respondent_person": respondent,
         "care_dependent": np.where(care, "yes", "no"),
         "caregiver_hours": np.where(care, hours, np.nan),
         "caregiver_strain": np.where(care, np.where(strain, "yes", "no"), None),
-        "family_conflict": conflict, "parenting_stress": parenting,
+        "family_conflict": conflict,
+        "parenting_stress": parenting,
         "hardship": np.where(hardship, "yes", "no"),
     }
     for i, name in enumerate(K6):
         out[name] = k6[:, i]
 
-    flags = _flags(households, persons, hh, severe_member, strain, k6, conflict, parenting, hardship, has_child)
+    flags = _flags(
+        households, persons, hh, severe_member, strain, k6, conflict, parenting, hardship, has_child
+    )
     teams = list(services)
-    unknown = {flag for team in teams for flag in [p["teams"][team]["eligible"], *p["teams"][team]["drivers"].values()]
-               } - set(flags)
+    unknown = {
+        flag
+        for team in teams
+        for flag in [p["teams"][team]["eligible"], *p["teams"][team]["drivers"].values()]
+    } - set(flags)
     if unknown:
-        raise ConfigError(f"unknown service driver flags {sorted(unknown)}", file=str(PARAMS_FILE),
-                          column="teams", hint=f"known flags: {', '.join(sorted(flags))}")
+        raise ConfigError(
+            f"unknown service driver flags {sorted(unknown)}",
+            file=str(PARAMS_FILE),
+            column="teams",
+            hint=f"known flags: {', '.join(sorted(flags))}",
+        )
     wave = wave or {}
     need_count = np.zeros((n, len(teams)))
     for t, team in enumerate(teams):
@@ -226,22 +276,31 @@ def household_answers(seed: int, households, persons, p, services, wave: dict | 
         eligible = flags[spec["eligible"]]
         for service in services[team]:
             flagged = flags[spec["drivers"][service]] & eligible
-            prob = np.where(flagged, spec["need_flagged"], np.where(eligible, spec["need_base"],
-                                                                    spec["need_base"] * s["ineligible_factor"]))
+            prob = np.where(
+                flagged,
+                spec["need_flagged"],
+                np.where(eligible, spec["need_base"], spec["need_base"] * s["ineligible_factor"]),
+            )
             item = f"{team}.{service}"
             need = u(f"need_{item}") < prob
             receiving = need & (u(f"receiving_{item}") < receiving_rate)
-            would = np.where(need, u(f"would_use_{item}") < spec["would_use_given_need"],
-                             eligible & (u(f"would_use_{item}") < spec["would_use_without_need"]))
+            would = np.where(
+                need,
+                u(f"would_use_{item}") < spec["would_use_given_need"],
+                eligible & (u(f"would_use_{item}") < spec["would_use_without_need"]),
+            )
             out[f"need_{item}"] = need.astype(np.int8)
             out[f"receiving_{item}"] = receiving.astype(np.int8)
             out[f"would_use_{item}"] = would.astype(np.int8)
             need_count[:, t] += need
         other = eligible & (u(f"other_{team}") < s["other_share"])
         out[f"need_{team}.other"] = other.astype(np.int8)
-        out[f"receiving_{team}.other"] = (other & (u(f"receiving_{team}.other") < receiving_rate)).astype(np.int8)
-        out[f"would_use_{team}.other"] = (other & (u(f"would_use_{team}.other") < spec["would_use_given_need"])
-                                          ).astype(np.int8)
+        out[f"receiving_{team}.other"] = (other & (u(f"receiving_{team}.other") < receiving_rate)).astype(
+            np.int8
+        )
+        out[f"would_use_{team}.other"] = (
+            other & (u(f"would_use_{team}.other") < spec["would_use_given_need"])
+        ).astype(np.int8)
     noise = -np.log(-np.log(u("priorities", len(teams))))  # standard Gumbel
     ranked = np.argsort(-(need_count + s["priorities_noise"] * noise), axis=1)
     weights = np.asarray(s["priorities_count_weights"]) / sum(s["priorities_count_weights"])
@@ -250,5 +309,7 @@ def household_answers(seed: int, households, persons, p, services, wave: dict | 
     np.put_along_axis(chosen, ranked, np.arange(len(teams))[None, :] < k[:, None], axis=1)
     for t, team in enumerate(teams):
         out[f"priorities.{team}"] = chosen[:, t].astype(np.int8)
-    out["aware_centre"] = np.where(logit_draw("aware_centre", wave.get("aware_centre", s["aware_centre"])), "yes", "no")
+    out["aware_centre"] = np.where(
+        logit_draw("aware_centre", wave.get("aware_centre", s["aware_centre"])), "yes", "no"
+    )
     return out

@@ -17,14 +17,36 @@ from analysis.errors import ConfigError
 
 PARAMS_FILE = Path(__file__).resolve().parent.parent / "simulation.yaml"
 SERVICE_QUESTIONS = ("need", "receiving", "would_use")
-TEAM_KEYS = ("eligible", "drivers", "need_flagged", "need_base", "receiving_given_need", "would_use_given_need",
-             "would_use_without_need", "other_texts")
+TEAM_KEYS = (
+    "eligible",
+    "drivers",
+    "need_flagged",
+    "need_base",
+    "receiving_given_need",
+    "would_use_given_need",
+    "would_use_without_need",
+    "other_texts",
+)
 WG = ["wg_seeing", "wg_hearing", "wg_walking", "wg_cognition", "wg_selfcare", "wg_communication"]
 ADL = ["adl_bathing", "adl_dressing", "adl_toileting", "adl_transferring", "adl_continence", "adl_feeding"]
-IADL_LEVELS = {"iadl_telephone": 4, "iadl_shopping": 4, "iadl_food": 4, "iadl_housekeeping": 5,
-               "iadl_laundry": 3, "iadl_transport": 5, "iadl_medication": 3, "iadl_finances": 3}
+IADL_LEVELS = {
+    "iadl_telephone": 4,
+    "iadl_shopping": 4,
+    "iadl_food": 4,
+    "iadl_housekeeping": 5,
+    "iadl_laundry": 3,
+    "iadl_transport": 5,
+    "iadl_medication": 3,
+    "iadl_finances": 3,
+}
 K6 = ["k6_nervous", "k6_hopeless", "k6_restless", "k6_depressed", "k6_effort", "k6_worthless"]
-YOUTH = ["youth_afterschool", "youth_study_pressure", "youth_conflict", "youth_internet", "youth_work_integration"]
+YOUTH = [
+    "youth_afterschool",
+    "youth_study_pressure",
+    "youth_conflict",
+    "youth_internet",
+    "youth_work_integration",
+]
 AGE_BANDS = [(0, 14), (15, 24), (25, 44), (45, 59), (60, 69), (70, 79), (80, 200)]
 AGE_BAND_LABELS = ["0-14", "15-24", "25-44", "45-59", "60-69", "70-79", "80+"]
 RELATION_ORDER = ["head", "spouse", "child", "child_in_law", "grandchild", "parent", "sibling", "other"]
@@ -34,8 +56,19 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict:
     """Read the simulation parameters (``analysis/simulation.yaml`` by default)."""
     path = Path(path)
     params = read_yaml(path, "simulation parameters")
-    for key in ("population", "households", "disability", "elderly", "youth", "family", "services", "sample",
-                "interview", "faults", "teams"):
+    for key in (
+        "population",
+        "households",
+        "disability",
+        "elderly",
+        "youth",
+        "family",
+        "services",
+        "sample",
+        "interview",
+        "faults",
+        "teams",
+    ):
         if key not in (params or {}):
             raise ConfigError(f"missing section '{key}'", file=str(path), hint="see analysis/simulation.yaml")
     return params
@@ -44,8 +77,9 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict:
 def age_band(age: pd.Series | np.ndarray) -> pd.Categorical:
     """Age bands of the population frame: 0-14, 15-24, 25-44, 45-59, 60-69, 70-79, 80+ (completed years)."""
     edges = [b[0] for b in AGE_BANDS] + [1000]
-    return pd.Categorical.from_codes(np.searchsorted(edges, np.asarray(age), side="right") - 1,
-                                     categories=AGE_BAND_LABELS, ordered=True)
+    return pd.Categorical.from_codes(
+        np.searchsorted(edges, np.asarray(age), side="right") - 1, categories=AGE_BAND_LABELS, ordered=True
+    )
 
 
 def team_services(params: dict, definitions: dict | None = None) -> dict[str, list[str]]:
@@ -62,11 +96,16 @@ def team_services(params: dict, definitions: dict | None = None) -> dict[str, li
     for team, spec in definitions["teams"].items():
         lines = [s for s in spec["services"] if s != "other"]
         given = simulated.get(team) or {}
-        missing = [k for k in TEAM_KEYS if k not in given] + [s for s in lines if s not in (given.get("drivers") or {})]
+        missing = [k for k in TEAM_KEYS if k not in given] + [
+            s for s in lines if s not in (given.get("drivers") or {})
+        ]
         if missing:
-            raise ConfigError(f"team '{team}' of needs.yaml lacks simulation parameters {missing}",
-                              file=str(PARAMS_FILE), column=f"teams.{team}",
-                              hint="give its eligibility and service-line flags and its rates (see the other teams)")
+            raise ConfigError(
+                f"team '{team}' of needs.yaml lacks simulation parameters {missing}",
+                file=str(PARAMS_FILE),
+                column=f"teams.{team}",
+                hint="give its eligibility and service-line flags and its rates (see the other teams)",
+            )
         services[team] = lines
     return services
 
@@ -74,4 +113,6 @@ def team_services(params: dict, definitions: dict | None = None) -> dict[str, li
 def interview_first_day(params: dict, year: int) -> str:
     """First day of fieldwork of the ``year`` wave: ``waves.<year>.interview_first_day``, else the first
     wave's ``interview.first_day``."""
-    return ((params.get("waves") or {}).get(year) or {}).get("interview_first_day", params["interview"]["first_day"])
+    return ((params.get("waves") or {}).get(year) or {}).get(
+        "interview_first_day", params["interview"]["first_day"]
+    )

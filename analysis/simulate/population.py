@@ -34,7 +34,7 @@ class Population:
     seed: int
     services: dict[str, list[str]] = field(default_factory=dict)  # team -> service lines (needs.yaml)
     scale: float = 1.0  # residents = scale × the public total
-    year: int = 2012    # the survey year the population stands for
+    year: int = 2012  # the survey year the population stands for
 
 
 HOUSEHOLD_STRUCTURE = ["household_id", "hh_type", "origin", "cunju", "psu", "group_key", "housing"]
@@ -59,8 +59,15 @@ def _members(rng, n_households, kind, p):
     parts = []
 
     def add(hh, relation, age, sex, local):
-        parts.append({"hh": hh, "relation": np.full(len(hh), relation), "age": np.asarray(age, dtype=np.int16),
-                      "sex": np.asarray(sex, dtype=np.int8), "local": np.asarray(local, dtype=bool)})
+        parts.append(
+            {
+                "hh": hh,
+                "relation": np.full(len(hh), relation),
+                "age": np.asarray(age, dtype=np.int16),
+                "sex": np.asarray(sex, dtype=np.int8),
+                "local": np.asarray(local, dtype=bool),
+            }
+        )
 
     def couple(head_age, local_head, spouse_local):
         head_sex = (rng.random(n_households) < h["female_head_share_couples"]).astype(np.int8)
@@ -81,8 +88,13 @@ def _members(rng, n_households, kind, p):
 
     ones, zeros = np.ones(n_households, bool), np.zeros(n_households, bool)
     if kind == "elderly_alone":
-        add(idx, "head", _elderly_ages(rng, n_households, scale),
-            rng.random(n_households) < h["female_share"]["elderly_alone"], ones)
+        add(
+            idx,
+            "head",
+            _elderly_ages(rng, n_households, scale),
+            rng.random(n_households) < h["female_share"]["elderly_alone"],
+            ones,
+        )
     elif kind == "elderly_couple":
         couple(_elderly_ages(rng, n_households, scale), ones, ones)
     elif kind in ("nuclear", "three_generation"):
@@ -95,16 +107,31 @@ def _members(rng, n_households, kind, p):
             n_parents = 1 + (rng.random(n_households) < h["two_parents_share"])
             hh = np.repeat(idx, n_parents)
             age = np.maximum(head_age[hh] + rng.integers(22, 35, len(hh)), _elderly_ages(rng, len(hh), scale))
-            add(hh, "parent", np.minimum(age, 100), rng.random(len(hh)) < h["female_share"]["parents"],
-                np.ones(len(hh), bool))
+            add(
+                hh,
+                "parent",
+                np.minimum(age, 100),
+                rng.random(len(hh)) < h["female_share"]["parents"],
+                np.ones(len(hh), bool),
+            )
     elif kind == "single_adult":
-        add(idx, "head", rng.integers(20, 60, n_households), rng.random(n_households) < h["female_share"]["single"],
-            ones)
+        add(
+            idx,
+            "head",
+            rng.integers(20, 60, n_households),
+            rng.random(n_households) < h["female_share"]["single"],
+            ones,
+        )
     elif kind == "young_couple":
         couple(rng.integers(20, 41, n_households), ones, rng.random(n_households) > h["mixed_spouse_share"])
     elif kind == "single_worker":
-        add(idx, "head", 18 + np.floor(rng.beta(*h["worker_age_beta"], n_households) * 27),
-            rng.random(n_households) < h["female_share"]["single"], zeros)
+        add(
+            idx,
+            "head",
+            18 + np.floor(rng.beta(*h["worker_age_beta"], n_households) * 27),
+            rng.random(n_households) < h["female_share"]["single"],
+            zeros,
+        )
     elif kind == "couple":
         couple(20 + np.floor(rng.beta(1.8, 3.0, n_households) * 30).astype(int), zeros, zeros)
     elif kind in ("family", "with_parent"):
@@ -112,16 +139,25 @@ def _members(rng, n_households, kind, p):
         couple(head_age, zeros, zeros)
         children(head_age, h["migrant_children_weights"], 17, zeros)
         if kind == "with_parent":
-            add(idx, "parent", rng.integers(50, 76, n_households), rng.random(n_households) < h["female_share"]["parents"],
-                zeros)
+            add(
+                idx,
+                "parent",
+                rng.integers(50, 76, n_households),
+                rng.random(n_households) < h["female_share"]["parents"],
+                zeros,
+            )
     elif kind == "shared":
         k = rng.integers(2, 5, n_households)
         hh = np.repeat(idx, k)
         first = np.r_[True, hh[1:] != hh[:-1]]
         relation = np.where(first, "head", np.where(rng.random(len(hh)) < 0.5, "sibling", "other"))
-        part = {"hh": hh, "relation": relation, "age": (18 + np.floor(rng.beta(1.5, 3.0, len(hh)) * 18)).astype(
-            np.int16), "sex": (rng.random(len(hh)) < h["female_share"]["shared"]).astype(np.int8),
-                "local": np.zeros(len(hh), bool)}
+        part = {
+            "hh": hh,
+            "relation": relation,
+            "age": (18 + np.floor(rng.beta(1.5, 3.0, len(hh)) * 18)).astype(np.int16),
+            "sex": (rng.random(len(hh)) < h["female_share"]["shared"]).astype(np.int8),
+            "local": np.zeros(len(hh), bool),
+        }
         parts.append(part)
     else:
         raise ConfigError(f"unknown household type '{kind}'", file=str(PARAMS_FILE), column=kind)
@@ -155,10 +191,15 @@ def _trim(households, persons, count_mask, target):
     in the household where the target is crossed, counted members beyond it are dropped."""
     cum = np.cumsum(count_mask)
     if cum[-1] < target:
-        raise ConfigError(f"generated {cum[-1]} persons, fewer than the target {target}",
-                          file=str(PARAMS_FILE), hint="raise the household over-generation factor")
+        raise ConfigError(
+            f"generated {cum[-1]} persons, fewer than the target {target}",
+            file=str(PARAMS_FILE),
+            hint="raise the household over-generation factor",
+        )
     last_hh = persons["hh"].to_numpy()[np.searchsorted(cum, target)]
-    keep = (persons["hh"].to_numpy() < last_hh) | ((persons["hh"].to_numpy() == last_hh) & ~(count_mask & (cum > target)))
+    keep = (persons["hh"].to_numpy() < last_hh) | (
+        (persons["hh"].to_numpy() == last_hh) & ~(count_mask & (cum > target))
+    )
     return households[households["hh"] <= last_hh], persons[keep]
 
 
@@ -167,20 +208,32 @@ def _assign_places(rng, households, p, n_cunju):
     pp = p["population"]
     size = rng.lognormal(0.0, pp["cunju_size_sigma"], n_cunju)
     size /= size.sum()
-    mean_share = 1 - pp["registered"] / pp["residents"]  # about half are non-registered (docs/sources.md §1.1)
+    mean_share = (
+        1 - pp["registered"] / pp["residents"]
+    )  # about half are non-registered (docs/sources.md §1.1)
     migrant_share = np.clip(mean_share + rng.normal(0, pp["cunju_migrant_share_sd"], n_cunju), 0.15, 0.85)
     migrant = (households["origin"] == "migrant").to_numpy()
     w_local, w_migrant = size * (1 - migrant_share), size * migrant_share
-    cunju = np.where(migrant, draw_index(rng, w_migrant / w_migrant.sum(), len(households)),
-                     draw_index(rng, w_local / w_local.sum(), len(households)))
+    cunju = np.where(
+        migrant,
+        draw_index(rng, w_migrant / w_migrant.sum(), len(households)),
+        draw_index(rng, w_local / w_local.sum(), len(households)),
+    )
     hh_per_cunju = np.bincount(cunju, minlength=n_cunju)
     n_groups = np.maximum(2, np.round(hh_per_cunju / pp["households_per_group"]).astype(int))
     group = np.zeros(len(households), dtype=np.int16)
     for c in range(n_cunju):  # loop over 村居 (about 22), vectorised within
         in_c = cunju == c
         g_size = rng.lognormal(0, pp["group_size_sigma"], n_groups[c])
-        g_mig = 1 / (1 + np.exp(-(np.log(migrant_share[c] / (1 - migrant_share[c]))
-                                  + rng.normal(0, pp["group_migrant_sd"], n_groups[c]))))
+        g_mig = 1 / (
+            1
+            + np.exp(
+                -(
+                    np.log(migrant_share[c] / (1 - migrant_share[c]))
+                    + rng.normal(0, pp["group_migrant_sd"], n_groups[c])
+                )
+            )
+        )
         for is_migrant, weight in ((True, g_size * g_mig), (False, g_size * (1 - g_mig))):
             sel = in_c & (migrant == is_migrant)
             group[sel] = draw_index(rng, weight / weight.sum(), int(sel.sum()))
@@ -190,14 +243,20 @@ def _assign_places(rng, households, p, n_cunju):
 def draw_housing(rng, households: pd.DataFrame, p: dict) -> np.ndarray:
     """Housing (own, rent, dorm, other) by origin and, for migrants, single or family (simulation.yaml)."""
     hp = p["households"]["housing"]
-    single_migrant = (households["origin"] == "migrant") & households["hh_type"].isin(["single_worker", "shared"])
-    probs = np.where((households["origin"] == "local").to_numpy()[:, None], hp["local"],
-                     np.where(single_migrant.to_numpy()[:, None], hp["migrant_single"], hp["migrant_other"]))
+    single_migrant = (households["origin"] == "migrant") & households["hh_type"].isin(
+        ["single_worker", "shared"]
+    )
+    probs = np.where(
+        (households["origin"] == "local").to_numpy()[:, None],
+        hp["local"],
+        np.where(single_migrant.to_numpy()[:, None], hp["migrant_single"], hp["migrant_other"]),
+    )
     return draw_choice(rng, probs, ["own", "rent", "dorm", "other"])
 
 
-def build_population(seed: int, params: dict | None = None, scale: float = 1.0,
-                     definitions: dict | None = None) -> Population:
+def build_population(
+    seed: int, params: dict | None = None, scale: float = 1.0, definitions: dict | None = None
+) -> Population:
     """Build a synthetic Leliu of ``scale`` × 220,000 residents (exactly ``scale`` × the public totals).
 
     Households are generated by composition type for registered (local) and migrant origins, trimmed so
@@ -215,12 +274,17 @@ def build_population(seed: int, params: dict | None = None, scale: float = 1.0,
     local_hh, local_p = _compose(rng, int(registered / 2.6 * 1.15) + 50, p["households"]["local_types"], p)
     local_hh, local_p = _trim(local_hh, local_p, local_p["local"].to_numpy(), registered)
     nonlocal_in_local = int((~local_p["local"]).sum())
-    mig_hh, mig_p = _compose(rng, int((residents - registered) / 2.0 * 1.15) + 50,
-                             p["households"]["migrant_types"], p)
-    mig_hh, mig_p = _trim(mig_hh, mig_p, np.ones(len(mig_p), bool), residents - registered - nonlocal_in_local)
+    mig_hh, mig_p = _compose(
+        rng, int((residents - registered) / 2.0 * 1.15) + 50, p["households"]["migrant_types"], p
+    )
+    mig_hh, mig_p = _trim(
+        mig_hh, mig_p, np.ones(len(mig_p), bool), residents - registered - nonlocal_in_local
+    )
     offset = len(local_hh)
-    households = pd.concat([local_hh.assign(origin="local"), mig_hh.assign(origin="migrant", hh=mig_hh["hh"] + offset)],
-                           ignore_index=True)
+    households = pd.concat(
+        [local_hh.assign(origin="local"), mig_hh.assign(origin="migrant", hh=mig_hh["hh"] + offset)],
+        ignore_index=True,
+    )
     persons = pd.concat([local_p, mig_p.assign(hh=mig_p["hh"] + offset)], ignore_index=True)
     n = len(households)
     hh = persons["hh"].to_numpy()
@@ -233,8 +297,10 @@ def build_population(seed: int, params: dict | None = None, scale: float = 1.0,
     persons = persons.assign(hh=rank[hh]).sort_values("hh", kind="stable").reset_index(drop=True)
     codes = np.array([f"c{i + 1:02d}" for i in range(pp["n_cunju"])])
     households["cunju"] = codes[households["_c"]]
-    households["psu"] = np.char.add(np.char.add(households["cunju"].to_numpy().astype(str), "-g"),
-                                    np.char.zfill((households["_g"] + 1).astype(str).to_numpy().astype(str), 2))
+    households["psu"] = np.char.add(
+        np.char.add(households["cunju"].to_numpy().astype(str), "-g"),
+        np.char.zfill((households["_g"] + 1).astype(str).to_numpy().astype(str), 2),
+    )
     households["group_key"] = households.groupby(["_c", "_g"]).ngroup()
     households["household_id"] = np.char.add("h", np.char.zfill(np.arange(1, n + 1).astype(str), 7))
 
@@ -242,17 +308,28 @@ def build_population(seed: int, params: dict | None = None, scale: float = 1.0,
 
     hh = persons["hh"].to_numpy()
     persons["household_id"] = households["household_id"].to_numpy()[hh]
-    persons["person_id"] = np.char.add(np.char.add(persons["household_id"].to_numpy().astype(str), "-"),
-                                       np.char.zfill((persons.groupby("hh").cumcount() + 1).astype(str)
-                                                     .to_numpy().astype(str), 2))
+    persons["person_id"] = np.char.add(
+        np.char.add(persons["household_id"].to_numpy().astype(str), "-"),
+        np.char.zfill((persons.groupby("hh").cumcount() + 1).astype(str).to_numpy().astype(str), 2),
+    )
     persons["sex"] = np.where(persons["sex"] == 1, "female", "male")
     persons["registration"] = np.where(persons["local"], "local", "nonlocal")
     year = pd.Timestamp(p["interview"]["first_day"]).year
-    return complete(seed, households[HOUSEHOLD_STRUCTURE], persons[PERSON_STRUCTURE], p, services, scale, year)
+    return complete(
+        seed, households[HOUSEHOLD_STRUCTURE], persons[PERSON_STRUCTURE], p, services, scale, year
+    )
 
 
-def complete(seed: int, households: pd.DataFrame, persons: pd.DataFrame, p: dict, services: dict[str, list[str]],
-             scale: float, year: int, wave: dict | None = None) -> Population:
+def complete(
+    seed: int,
+    households: pd.DataFrame,
+    persons: pd.DataFrame,
+    p: dict,
+    services: dict[str, list[str]],
+    scale: float,
+    year: int,
+    wave: dict | None = None,
+) -> Population:
     """The ``year`` population from its structure: households (``HOUSEHOLD_STRUCTURE``, in frame order) and
     persons (``PERSON_STRUCTURE``, grouped by household in roster order). Adds household size and
     registration, everyone's answers (keyed by ``seed``; ``wave``: a later wave's reach rates), categories,
@@ -262,43 +339,81 @@ def complete(seed: int, households: pd.DataFrame, persons: pd.DataFrame, p: dict
     row = pd.Series(np.arange(n), index=households["household_id"].to_numpy())
     hh = row.reindex(persons["household_id"].to_numpy()).to_numpy()
     local = (persons["registration"].astype(str) == "local").to_numpy()
-    persons = persons.reset_index(drop=True).assign(hh=hh, local=local, cunju=households["cunju"].to_numpy()[hh])
+    persons = persons.reset_index(drop=True).assign(
+        hh=hh, local=local, cunju=households["cunju"].to_numpy()[hh]
+    )
     households["hh_size"] = np.bincount(hh, minlength=n)
     n_local = np.bincount(hh, weights=local.astype(float), minlength=n)
-    households["hh_registration"] = np.select([n_local == households["hh_size"], n_local == 0],
-                                              ["local", "nonlocal"], "mixed")
+    households["hh_registration"] = np.select(
+        [n_local == households["hh_size"], n_local == 0], ["local", "nonlocal"], "mixed"
+    )
     persons = persons.assign(**person_answers(seed, persons, p)).drop(columns=["local"])
     first = np.r_[True, hh[1:] != hh[:-1]]
     households["head_age"] = persons["age"].to_numpy()[first]
     households["has_elderly"] = by_household(persons["age"].to_numpy() >= 60, hh, n)
     households = households.assign(**household_answers(seed, households, persons, p, services, wave))
     persons = persons.drop(columns=["hh"])
-    cat = ["hh_registration", "housing", "cunju", "psu", "origin", "hh_type", "resp_sex", "care_dependent",
-           "caregiver_strain", "family_conflict", "parenting_stress", "hardship", "aware_centre"]
+    cat = [
+        "hh_registration",
+        "housing",
+        "cunju",
+        "psu",
+        "origin",
+        "hh_type",
+        "resp_sex",
+        "care_dependent",
+        "caregiver_strain",
+        "family_conflict",
+        "parenting_stress",
+        "hardship",
+        "aware_centre",
+    ]
     households = households.astype({c: "category" for c in cat})
-    persons = persons.astype({c: "category" for c in ["relation", "sex", "registration", "cunju", "disabled_type",
-                                                      *YOUTH]})
+    persons = persons.astype(
+        {c: "category" for c in ["relation", "sex", "registration", "cunju", "disabled_type", *YOUTH]}
+    )
     cunju_table = _cunju_table(households, persons, p)
-    groups = (households.groupby("psu", observed=True)
-              .agg(cunju=("cunju", "first"), households=("household_id", "size"))
-              .reset_index()[["cunju", "psu", "households"]])
+    groups = (
+        households.groupby("psu", observed=True)
+        .agg(cunju=("cunju", "first"), households=("household_id", "size"))
+        .reset_index()[["cunju", "psu", "households"]]
+    )
     groups["cunju"] = groups["cunju"].astype(str)
-    return Population(households=households, persons=persons, cunju=cunju_table, groups=groups, params=p, seed=seed,
-                      services=services, scale=scale, year=year)
+    return Population(
+        households=households,
+        persons=persons,
+        cunju=cunju_table,
+        groups=groups,
+        params=p,
+        seed=seed,
+        services=services,
+        scale=scale,
+        year=year,
+    )
 
 
 def _cunju_table(households, persons, p):
-    """The 村居 frame table: code, names only where docs/sources.md §1.1 gives evidence, households, residents."""
+    """The 村居 frame table: code, names only where docs/sources.md §1.1 gives evidence, households,
+    residents."""
     pp = p["population"]
     named = pp.get("named_cunju", [])
     codes = [f"c{i + 1:02d}" for i in range(pp["n_cunju"])]
-    table = pd.DataFrame({
-        "cunju": codes,
-        "name_zh": [named[i]["zh"] if i < len(named) else f"村居{i + 1:02d}" for i in range(len(codes))],
-        "name_en": [named[i]["en"] if i < len(named) else f"Village/community {i + 1:02d}" for i in range(len(codes))],
-        "name_evidence": [named[i]["evidence"] if i < len(named) else "placeholder" for i in range(len(codes))],
-    })
-    table["households"] = table["cunju"].map(households["cunju"].astype(str).value_counts()).fillna(0).astype(int)
+    table = pd.DataFrame(
+        {
+            "cunju": codes,
+            "name_zh": [named[i]["zh"] if i < len(named) else f"村居{i + 1:02d}" for i in range(len(codes))],
+            "name_en": [
+                named[i]["en"] if i < len(named) else f"Village/community {i + 1:02d}"
+                for i in range(len(codes))
+            ],
+            "name_evidence": [
+                named[i]["evidence"] if i < len(named) else "placeholder" for i in range(len(codes))
+            ],
+        }
+    )
+    table["households"] = (
+        table["cunju"].map(households["cunju"].astype(str).value_counts()).fillna(0).astype(int)
+    )
     table["residents"] = table["cunju"].map(persons["cunju"].astype(str).value_counts()).fillna(0).astype(int)
     return table
 
@@ -306,9 +421,17 @@ def _cunju_table(households, persons, p):
 def population_frame(population: Population) -> pd.DataFrame:
     """Persons by 村居 × sex × age band × registration (``population_frame.csv``), every cell listed."""
     persons = population.persons
-    cells = pd.DataFrame({"cunju": persons["cunju"].astype(str), "sex": persons["sex"].astype(str),
-                          "age_band": age_band(persons["age"]), "registration": persons["registration"].astype(str)})
+    cells = pd.DataFrame(
+        {
+            "cunju": persons["cunju"].astype(str),
+            "sex": persons["sex"].astype(str),
+            "age_band": age_band(persons["age"]),
+            "registration": persons["registration"].astype(str),
+        }
+    )
     counts = cells.groupby(["cunju", "sex", "age_band", "registration"], observed=False).size()
     frame = counts.rename("population").reset_index()
     frame["age_band"] = frame["age_band"].astype(str)
-    return frame.sort_values(["cunju", "sex", "age_band", "registration"], kind="stable").reset_index(drop=True)
+    return frame.sort_values(["cunju", "sex", "age_band", "registration"], kind="stable").reset_index(
+        drop=True
+    )

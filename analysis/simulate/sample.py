@@ -35,8 +35,16 @@ class Sample:
 
 
 HOUSING_OTHER = ["借住亲戚家", "工地临时住所", "自建铁皮房", "寺庙宿舍"]
-COMMENTS = ["希望多办长者活动", "希望中心晚上也开放", "服务很好，继续努力", "希望增加暑期托管", "希望有更多亲子活动",
-            "不太了解中心", "希望多宣传", "希望简化申请手续"]
+COMMENTS = [
+    "希望多办长者活动",
+    "希望中心晚上也开放",
+    "服务很好，继续努力",
+    "希望增加暑期托管",
+    "希望有更多亲子活动",
+    "不太了解中心",
+    "希望多宣传",
+    "希望简化申请手续",
+]
 
 
 def _allocate(groups: pd.DataFrame, n_psus: int) -> pd.Series:
@@ -71,9 +79,14 @@ def _select_psus(rng, groups: pd.DataFrame, allocation: pd.Series, method: str) 
             order = rng.permutation(np.flatnonzero(~certain))
             cum = np.cumsum(prob[order])
             points = rng.random() + np.arange(round(cum[-1])) if len(order) else np.array([])
-            pick = np.r_[np.flatnonzero(certain), order[np.searchsorted(cum, points, side="right")]].astype(int)
-        chosen.append(frame.iloc[np.sort(pick)].assign(stratum_psus=len(frame), sampled_psus=n_h,
-                                                        p_psu=prob[np.sort(pick)]))
+            pick = np.r_[np.flatnonzero(certain), order[np.searchsorted(cum, points, side="right")]].astype(
+                int
+            )
+        chosen.append(
+            frame.iloc[np.sort(pick)].assign(
+                stratum_psus=len(frame), sampled_psus=n_h, p_psu=prob[np.sort(pick)]
+            )
+        )
     out = pd.concat(chosen, ignore_index=True).rename(columns={"households": "psu_households"})
     out["psu"] = out["psu"].astype(str)
     return out
@@ -91,8 +104,13 @@ def _joined(dummies: pd.DataFrame, names: list[str]) -> np.ndarray:
     return np.char.strip(np.sum(np.array(parts, dtype=object), axis=0).astype(str)) if parts else np.array([])
 
 
-def clean_tables(households: pd.DataFrame, persons: pd.DataFrame, rng, params: dict | None = None,
-                 services: dict[str, list[str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def clean_tables(
+    households: pd.DataFrame,
+    persons: pd.DataFrame,
+    rng,
+    params: dict | None = None,
+    services: dict[str, list[str]] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Population rows -> fault-free clean tables (docs/contracts.md): bare field names, choice names as
     codes, select_multiple as the space-separated column plus ``<name>.<option>`` 0/1 columns, no PII.
     Free-text answers (``housing_other``, ``need_<team>_other``, ``comments``) are drawn with ``rng``.
@@ -106,10 +124,13 @@ def clean_tables(households: pd.DataFrame, persons: pd.DataFrame, rng, params: d
     n = len(households)
     h = {"household_id": households["household_id"].to_numpy(), "consent": np.full(n, "yes")}
     for name in ("cunju", "psu", "resp_age", "resp_sex", "hh_registration", "housing"):
-        h[name] = households[name].astype(str).to_numpy() if name != "resp_age" else households[name].to_numpy()
+        h[name] = (
+            households[name].astype(str).to_numpy() if name != "resp_age" else households[name].to_numpy()
+        )
     other_housing = h["housing"] == "other"
-    h["housing_other"] = np.where(other_housing, np.asarray(HOUSING_OTHER)[rng.integers(0, len(HOUSING_OTHER), n)],
-                                  None)
+    h["housing_other"] = np.where(
+        other_housing, np.asarray(HOUSING_OTHER)[rng.integers(0, len(HOUSING_OTHER), n)], None
+    )
     h["hh_size"] = households["hh_size"].to_numpy()
     for name in K6:
         h[name] = _codes_as_text(households[name])
@@ -127,17 +148,24 @@ def clean_tables(households: pd.DataFrame, persons: pd.DataFrame, rng, params: d
                 h[c] = households[c].to_numpy()
             if question == "need":
                 texts = np.asarray(other_texts[team])[rng.integers(0, len(other_texts[team]), n)]
-                h[f"need_{team}_other"] = np.where(households[f"need_{team}.other"].to_numpy() == 1, texts, None)
+                h[f"need_{team}_other"] = np.where(
+                    households[f"need_{team}.other"].to_numpy() == 1, texts, None
+                )
     cols = [f"priorities.{t}" for t in teams]
     h["priorities"] = _joined(households[cols], teams)
     for c in cols:
         h[c] = households[c].to_numpy()
     h["aware_centre"] = households["aware_centre"].astype(str).to_numpy()
-    h["comments"] = np.where(rng.random(n) < comment_share, np.asarray(COMMENTS)[rng.integers(0, len(COMMENTS), n)], None)
+    h["comments"] = np.where(
+        rng.random(n) < comment_share, np.asarray(COMMENTS)[rng.integers(0, len(COMMENTS), n)], None
+    )
     hh_table = pd.DataFrame(h)
 
-    q = {"person_id": persons["person_id"].to_numpy(), "household_id": persons["household_id"].to_numpy(),
-         "age": persons["age"].to_numpy().astype(int)}
+    q = {
+        "person_id": persons["person_id"].to_numpy(),
+        "household_id": persons["household_id"].to_numpy(),
+        "age": persons["age"].to_numpy().astype(int),
+    }
     for name in ("sex", "relation", "registration"):
         q[name] = persons[name].astype(str).to_numpy()
     for name in WG + ADL + list(IADL_LEVELS):
@@ -169,28 +197,49 @@ def draw_sample(population: Population, seed: int, psus: pd.DataFrame | None = N
     else:
         sizes = population.groups.set_index("psu")["households"]
         psus = psus[["cunju", "psu", "stratum_psus", "sampled_psus", "p_psu"]].assign(
-            psu_households=lambda d: d["psu"].map(sizes).fillna(0).astype(int))
+            psu_households=lambda d: d["psu"].map(sizes).fillna(0).astype(int)
+        )
     hh = population.households
     in_psu = hh["psu"].isin(psus["psu"]).to_numpy()
-    frame = hh.loc[in_psu, ["household_id", "cunju", "psu", "hh_registration", "head_age", "has_elderly"]].copy()
+    frame = hh.loc[
+        in_psu, ["household_id", "cunju", "psu", "hh_registration", "head_age", "has_elderly"]
+    ].copy()
     frame["psu"] = frame["psu"].astype(str)
     frame["_key"] = rng.random(len(frame))
     take = psus.set_index("psu")["psu_households"].clip(upper=p["households_issued_per_psu"])
     frame["_rank"] = frame.groupby("psu")["_key"].rank(method="first")
     issued = frame[frame["_rank"] <= frame["psu"].map(take)].drop(columns=["_key", "_rank"])
-    eta = (p["response_intercept"] + p["response_migrant"] * (issued["hh_registration"] == "nonlocal")
-           + p["response_mixed"] * (issued["hh_registration"] == "mixed")
-           + p["response_elderly_member"] * issued["has_elderly"] + p["response_young_head"] * (issued["head_age"] < 30))
+    eta = (
+        p["response_intercept"]
+        + p["response_migrant"] * (issued["hh_registration"] == "nonlocal")
+        + p["response_mixed"] * (issued["hh_registration"] == "mixed")
+        + p["response_elderly_member"] * issued["has_elderly"]
+        + p["response_young_head"] * (issued["head_age"] < 30)
+    )
     issued = issued.assign(responded=rng.random(len(issued)) < 1 / (1 + np.exp(-eta.to_numpy(dtype=float))))
-    design = psus.assign(households_issued=psus["psu"].map(take).to_numpy().astype(int),
-                         p_hh=(psus["psu"].map(take) / psus["psu_households"]).to_numpy())
-    design = design[["cunju", "psu", "stratum_psus", "sampled_psus", "psu_households", "p_psu",
-                     "households_issued", "p_hh"]].reset_index(drop=True)
+    design = psus.assign(
+        households_issued=psus["psu"].map(take).to_numpy().astype(int),
+        p_hh=(psus["psu"].map(take) / psus["psu_households"]).to_numpy(),
+    )
+    design = design[
+        [
+            "cunju",
+            "psu",
+            "stratum_psus",
+            "sampled_psus",
+            "psu_households",
+            "p_psu",
+            "households_issued",
+            "p_hh",
+        ]
+    ].reset_index(drop=True)
     respondents = issued.loc[issued["responded"], "household_id"]
     households = hh[hh["household_id"].isin(respondents)]
     persons = population.persons[population.persons["household_id"].isin(respondents)]
     hh_table, person_table = clean_tables(households, persons, rng, population.params, population.services)
-    issued = issued[["household_id", "cunju", "psu", "responded"]].astype({"cunju": str}).reset_index(drop=True)
+    issued = (
+        issued[["household_id", "cunju", "psu", "responded"]].astype({"cunju": str}).reset_index(drop=True)
+    )
     return Sample(households=hh_table, persons=person_table, design=design, issued=issued)
 
 
@@ -200,7 +249,8 @@ def sample_params(params: dict, n_households: int | None, n_groups: int) -> dict
         return params
     s = dict(params["sample"])
     issued = n_households / s["expected_response_rate"]
-    s["psus"] = int(np.clip(round(issued / s["households_issued_per_psu"]), 2 * params["population"]["n_cunju"],
-                            n_groups))
+    s["psus"] = int(
+        np.clip(round(issued / s["households_issued_per_psu"]), 2 * params["population"]["n_cunju"], n_groups)
+    )
     s["households_issued_per_psu"] = max(1, int(np.ceil(issued / s["psus"])))
     return {**params, "sample": s}

@@ -15,7 +15,9 @@ def _summaries(table: pd.DataFrame, columns: list[str], groups: dict[str, pd.Ser
     """count (flag = 1), denominator (flag known) and proportion of 0/1/NaN columns, overall and by group."""
     flags = table[columns].astype("float64")
     rows = []
-    everyone = pd.Series(pd.Categorical.from_codes(np.zeros(len(table), dtype=np.int8), ["all"]), index=table.index)
+    everyone = pd.Series(
+        pd.Categorical.from_codes(np.zeros(len(table), dtype=np.int8), ["all"]), index=table.index
+    )
     for group, values in {"all": everyone, **groups}.items():
         grouped = flags.groupby(values.astype("category").to_numpy(), sort=True, observed=True)
         count, denominator = grouped.sum(), grouped.count()
@@ -47,8 +49,12 @@ def truth(population: Population, definitions: dict | None = None) -> pd.DataFra
     definitions = load_needs() if definitions is None else definitions
     households, persons = add_need_flags(population.households, population.persons, definitions)
     hh_groups = {"cunju": households["cunju"], "registration": households["hh_registration"]}
-    person_groups = {"cunju": persons["cunju"], "registration": persons["registration"], "sex": persons["sex"],
-                     "age_band": pd.Series(age_band(persons["age"]), index=persons.index)}
+    person_groups = {
+        "cunju": persons["cunju"],
+        "registration": persons["registration"],
+        "sex": persons["sex"],
+        "age_band": pd.Series(age_band(persons["age"]), index=persons.index),
+    }
     parts = []
     for team, spec in definitions["teams"].items():
         persons_unit = spec["unit"] == "persons"
@@ -66,9 +72,13 @@ def truth(population: Population, definitions: dict | None = None) -> pd.DataFra
         columns.append(f"reach_{team}")
         part = _summaries(scoped, columns, person_groups if persons_unit else hh_groups)
         parts.append(part.assign(team=team, unit=spec["unit"]))
-        service_cols = {f"{q}:{s}": households[f"{q}_{team}.{s}"] for q in SERVICE_QUESTIONS for s in spec["services"]}
+        service_cols = {
+            f"{q}:{s}": households[f"{q}_{team}.{s}"] for q in SERVICE_QUESTIONS for s in spec["services"]
+        }
         stated = households[[f"need_{team}.{s}" for s in [*spec["services"], "other"]]].to_numpy()
-        service_cols[f"need_any_{team}"] = pd.Series((stated == 1).any(axis=1).astype(float), index=households.index)
+        service_cols[f"need_any_{team}"] = pd.Series(
+            (stated == 1).any(axis=1).astype(float), index=households.index
+        )
         services = pd.DataFrame(service_cols, index=households.index)
         parts.append(_summaries(services, list(service_cols), hh_groups).assign(team=team, unit="households"))
     aware = pd.DataFrame({"aware_centre": (households["aware_centre"].astype(str) == "yes").astype(float)})
@@ -76,10 +86,14 @@ def truth(population: Population, definitions: dict | None = None) -> pd.DataFra
     out = pd.concat(parts, ignore_index=True)
     out["count"] = out["count"].round().astype(int)
     out = out[["team", "variable", "unit", "group", "group_value", "count", "denominator", "proportion"]]
-    return out.sort_values(["team", "unit", "variable", "group", "group_value"], kind="stable").reset_index(drop=True)
+    return out.sort_values(["team", "unit", "variable", "group", "group_value"], kind="stable").reset_index(
+        drop=True
+    )
 
 
-def truth_change(first: pd.DataFrame, second: pd.DataFrame, years: tuple[int, int] = (2012, 2013)) -> pd.DataFrame:
+def truth_change(
+    first: pd.DataFrame, second: pd.DataFrame, years: tuple[int, int] = (2012, 2013)
+) -> pd.DataFrame:
     """The planted change between two waves' truths (:func:`truth` of each wave's population): per team,
     variable, unit, group and group value, each wave's ``count_<year>`` and ``proportion_<year>`` and the
     change (second − first) of both. Rows of only one wave (a 村居 level that appears) get NaN there."""

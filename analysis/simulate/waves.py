@@ -44,8 +44,12 @@ def wave_params(params: dict, year: int) -> dict:
     """``waves.<year>`` of the simulation parameters; ConfigError naming the key when absent."""
     spec = (params.get("waves") or {}).get(year)
     if spec is None:
-        raise ConfigError(f"no parameters for wave {year}", file=str(PARAMS_FILE), column=f"waves.{year}",
-                          hint=f"waves defined: {sorted(params.get('waves') or {})}")
+        raise ConfigError(
+            f"no parameters for wave {year}",
+            file=str(PARAMS_FILE),
+            column=f"waves.{year}",
+            hint=f"waves defined: {sorted(params.get('waves') or {})}",
+        )
     return spec
 
 
@@ -53,8 +57,9 @@ def _new_ids(prefix_numbers: np.ndarray, start: int) -> np.ndarray:
     return np.char.add("h", np.char.zfill((start + prefix_numbers).astype(str), 7))
 
 
-def _arrivals(rng, households: pd.DataFrame, p: dict, counts: dict[str, int], next_number: int
-              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _arrivals(
+    rng, households: pd.DataFrame, p: dict, counts: dict[str, int], next_number: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """New households of each origin (composition as in simulation.yaml), placed in residential groups in
     proportion to the group's households of the same origin, with new ids from ``next_number``."""
     hh_parts, person_parts = [], []
@@ -63,23 +68,42 @@ def _arrivals(rng, households: pd.DataFrame, p: dict, counts: dict[str, int], ne
             continue
         new_hh, new_p = _compose(rng, counts[origin], p["households"][types], p)
         same = households[households["origin"] == origin]
-        places = same.groupby("psu", observed=True).agg(cunju=("cunju", "first"), group_key=("group_key", "first"),
-                                                        n=("household_id", "size")).reset_index()
+        places = (
+            same.groupby("psu", observed=True)
+            .agg(cunju=("cunju", "first"), group_key=("group_key", "first"), n=("household_id", "size"))
+            .reset_index()
+        )
         pick = rng.choice(len(places), size=len(new_hh), p=(places["n"] / places["n"].sum()).to_numpy())
         ids = _new_ids(new_hh["hh"].to_numpy(), next_number)
         next_number += len(new_hh)
-        hh_parts.append(pd.DataFrame({"household_id": ids, "hh_type": new_hh["hh_type"].to_numpy(), "origin": origin,
-                                      "cunju": places["cunju"].to_numpy()[pick].astype(str),
-                                      "psu": places["psu"].to_numpy()[pick].astype(str),
-                                      "group_key": places["group_key"].to_numpy()[pick]}))
+        hh_parts.append(
+            pd.DataFrame(
+                {
+                    "household_id": ids,
+                    "hh_type": new_hh["hh_type"].to_numpy(),
+                    "origin": origin,
+                    "cunju": places["cunju"].to_numpy()[pick].astype(str),
+                    "psu": places["psu"].to_numpy()[pick].astype(str),
+                    "group_key": places["group_key"].to_numpy()[pick],
+                }
+            )
+        )
         position = new_p.groupby("hh").cumcount() + 1
-        person_parts.append(pd.DataFrame({
-            "household_id": ids[new_p["hh"].to_numpy()],
-            "person_id": np.char.add(np.char.add(ids[new_p["hh"].to_numpy()], "-"),
-                                     np.char.zfill(position.astype(str).to_numpy().astype(str), 2)),
-            "relation": new_p["relation"].to_numpy(), "age": new_p["age"].to_numpy(),
-            "sex": np.where(new_p["sex"].to_numpy() == 1, "female", "male"),
-            "registration": np.where(new_p["local"].to_numpy(), "local", "nonlocal")}))
+        person_parts.append(
+            pd.DataFrame(
+                {
+                    "household_id": ids[new_p["hh"].to_numpy()],
+                    "person_id": np.char.add(
+                        np.char.add(ids[new_p["hh"].to_numpy()], "-"),
+                        np.char.zfill(position.astype(str).to_numpy().astype(str), 2),
+                    ),
+                    "relation": new_p["relation"].to_numpy(),
+                    "age": new_p["age"].to_numpy(),
+                    "sex": np.where(new_p["sex"].to_numpy() == 1, "female", "male"),
+                    "registration": np.where(new_p["local"].to_numpy(), "local", "nonlocal"),
+                }
+            )
+        )
     if not hh_parts:
         return pd.DataFrame(columns=HOUSEHOLD_STRUCTURE[:-1]), pd.DataFrame(columns=PERSON_STRUCTURE)
     return pd.concat(hh_parts, ignore_index=True), pd.concat(person_parts, ignore_index=True)
@@ -118,33 +142,57 @@ def advance(population: Population, year: int | None = None) -> Population:
     persons = persons[persons["household_id"].isin(households["household_id"])]
     persons = persons.assign(age=persons["age"].to_numpy().astype(np.int16) + 1)
     mortality = spec["mortality"]
-    q = np.asarray(mortality["rate"])[np.searchsorted(mortality["age_breaks"], persons["age"] - 1, side="right") - 1]
+    q = np.asarray(mortality["rate"])[
+        np.searchsorted(mortality["age_breaks"], persons["age"] - 1, side="right") - 1
+    ]
     persons = persons[rng.random(len(persons)) >= q]
     households = households[households["household_id"].isin(persons["household_id"])]
 
-    mothers = persons[(persons["sex"] == "female") & persons["age"].between(20, 39)
-                      & persons["relation"].isin(["head", "spouse"])]
+    mothers = persons[
+        (persons["sex"] == "female")
+        & persons["age"].between(20, 39)
+        & persons["relation"].isin(["head", "spouse"])
+    ]
     mothers = mothers[rng.random(len(mothers)) < spec["births_per_woman"]].drop_duplicates("household_id")
-    babies = pd.DataFrame({
-        "household_id": mothers["household_id"].to_numpy(),
-        "person_id": (mothers["household_id"] + "-" + (mothers["household_id"].map(last) + 1).astype(str).str.zfill(2)
-                      ).to_numpy(),
-        "relation": "child", "age": np.zeros(len(mothers), dtype=np.int16),
-        "sex": np.where(rng.random(len(mothers)) < p["households"]["female_share"]["children"], "female", "male"),
-        "registration": mothers["registration"].to_numpy()})
+    babies = pd.DataFrame(
+        {
+            "household_id": mothers["household_id"].to_numpy(),
+            "person_id": (
+                mothers["household_id"]
+                + "-"
+                + (mothers["household_id"].map(last) + 1).astype(str).str.zfill(2)
+            ).to_numpy(),
+            "relation": "child",
+            "age": np.zeros(len(mothers), dtype=np.int16),
+            "sex": np.where(
+                rng.random(len(mothers)) < p["households"]["female_share"]["children"], "female", "male"
+            ),
+            "registration": mothers["registration"].to_numpy(),
+        }
+    )
 
     arriving = {origin: round(spec["arriving"][origin] * n_start[origin]) for origin in n_start}
     next_number = int(population.households["household_id"].str[1:].astype(int).max()) + 1
     new_hh, new_persons = _arrivals(rng, households, p, arriving, next_number)
     new_hh = new_hh.assign(housing=draw_housing(rng, new_hh, p))
     households = pd.concat([households, new_hh[HOUSEHOLD_STRUCTURE]], ignore_index=True)
-    households = households.sort_values(["cunju", "psu", "household_id"], kind="stable").reset_index(drop=True)
+    households = households.sort_values(["cunju", "psu", "household_id"], kind="stable").reset_index(
+        drop=True
+    )
     persons = pd.concat([persons, babies, new_persons], ignore_index=True)
     order = pd.Series(np.arange(len(households)), index=households["household_id"].to_numpy())
     persons = persons.assign(_row=persons["household_id"].map(order).to_numpy())
     persons = persons.sort_values(["_row", "person_id"], kind="stable").drop(columns="_row")
-    return complete(population.seed, households, persons, p, population.services, population.scale, year,
-                    wave=spec["reach"])
+    return complete(
+        population.seed,
+        households,
+        persons,
+        p,
+        population.services,
+        population.scale,
+        year,
+        wave=spec["reach"],
+    )
 
 
 @dataclass
@@ -183,10 +231,17 @@ class Panel:
         """A sample of each wave, drawn with ``seed``: the second revisits the first's residential groups
         (fresh households in each) unless ``fresh_psus``."""
         first = draw_sample(self.first, seed)
-        second = draw_sample(self.second, wave_seed(seed, self.years[1], 1),
-                             psus=None if fresh_psus else first.design)
-        return WavePair(first=first, second=second, frames=self.frames, truth=self.truth, years=self.years,
-                        fresh_psus=fresh_psus)
+        second = draw_sample(
+            self.second, wave_seed(seed, self.years[1], 1), psus=None if fresh_psus else first.design
+        )
+        return WavePair(
+            first=first,
+            second=second,
+            frames=self.frames,
+            truth=self.truth,
+            years=self.years,
+            fresh_psus=fresh_psus,
+        )
 
 
 def draw_pair(population: Population, seed: int, fresh_psus: bool = False) -> WavePair:
@@ -194,9 +249,16 @@ def draw_pair(population: Population, seed: int, fresh_psus: bool = False) -> Wa
     return Panel(population).draw_pair(seed, fresh_psus)
 
 
-def write_wave_survey(seed: int, year: int, out_dir: str | Path, fresh_psus: bool = False,
-                      n_households: int | None = None, scale: float = 1.0, form_path: str | Path | None = None,
-                      formats: tuple[str, ...] | None = None) -> dict[str, Path]:
+def write_wave_survey(
+    seed: int,
+    year: int,
+    out_dir: str | Path,
+    fresh_psus: bool = False,
+    n_households: int | None = None,
+    scale: float = 1.0,
+    form_path: str | Path | None = None,
+    formats: tuple[str, ...] | None = None,
+) -> dict[str, Path]:
     """The ``year`` wave of the survey that ``write_survey(seed, ...)`` writes for the first wave, as a
     survey folder under ``out_dir`` (same layout), plus ``simulation/truth_change.csv`` (both waves'
     planted values and the change). The second wave revisits the first wave's residential groups unless
@@ -207,10 +269,21 @@ def write_wave_survey(seed: int, year: int, out_dir: str | Path, fresh_psus: boo
     first.params = sample_params(first.params, n_households, len(first.groups))
     first_sample = draw_sample(first, seed + 1)
     second = advance(first, year)
-    second_sample = draw_sample(second, wave_seed(seed, year, 1), psus=None if fresh_psus else first_sample.design)
+    second_sample = draw_sample(
+        second, wave_seed(seed, year, 1), psus=None if fresh_psus else first_sample.design
+    )
     second_truth = truth(second)
     change = truth_change(truth(first), second_truth, (first.year, year))
     extra = {"wave": year, "first_wave": first.year, "psus": "fresh" if fresh_psus else "revisited"}
-    return write_wave(second, second_sample, seed, out_dir, second_truth, form_path=form_path,
-                      formats=formats or EXPORT_FORMATS, extra={"truth_change": change}, provenance_extra=extra,
-                      records_seed=wave_seed(seed, year, 2))
+    return write_wave(
+        second,
+        second_sample,
+        seed,
+        out_dir,
+        second_truth,
+        form_path=form_path,
+        formats=formats or EXPORT_FORMATS,
+        extra={"truth_change": change},
+        provenance_extra=extra,
+        records_seed=wave_seed(seed, year, 2),
+    )

@@ -20,8 +20,14 @@ EXPORT_FORMATS = ("kobo_xlsx", "kobo_csv", "wjx")
 NOTE = "SIMULATED DATA: generated from public population figures and assumptions; not real Leliu responses."
 
 
-def write_survey(seed: int, out_dir: str | Path, n_households: int | None = None, scale: float = 1.0,
-                 form_path: str | Path | None = None, formats: tuple[str, ...] = EXPORT_FORMATS) -> dict[str, Path]:
+def write_survey(
+    seed: int,
+    out_dir: str | Path,
+    n_households: int | None = None,
+    scale: float = 1.0,
+    form_path: str | Path | None = None,
+    formats: tuple[str, ...] = EXPORT_FORMATS,
+) -> dict[str, Path]:
     """Simulate the survey with ``seed`` and write every file under ``out_dir`` (docs/contracts.md layout):
 
     raw/kobo/leliu_needs_survey.xlsx (``formats`` "kobo_xlsx"), raw/kobo/leliu_needs.csv and roster.csv
@@ -33,13 +39,23 @@ def write_survey(seed: int, out_dir: str | Path, n_households: int | None = None
     population = build_population(seed, scale=scale)
     population.params = sample_params(population.params, n_households, len(population.groups))
     sample = draw_sample(population, seed + 1)
-    return write_wave(population, sample, seed, out_dir, truth(population), form_path=form_path, formats=formats)
+    return write_wave(
+        population, sample, seed, out_dir, truth(population), form_path=form_path, formats=formats
+    )
 
 
-def write_wave(population: Population, sample: Sample, seed: int, out_dir: str | Path, truth_table: pd.DataFrame,
-               form_path: str | Path | None = None, formats: tuple[str, ...] = EXPORT_FORMATS,
-               extra: dict[str, pd.DataFrame] | None = None, provenance_extra: dict | None = None,
-               records_seed: int | None = None) -> dict[str, Path]:
+def write_wave(
+    population: Population,
+    sample: Sample,
+    seed: int,
+    out_dir: str | Path,
+    truth_table: pd.DataFrame,
+    form_path: str | Path | None = None,
+    formats: tuple[str, ...] = EXPORT_FORMATS,
+    extra: dict[str, pd.DataFrame] | None = None,
+    provenance_extra: dict | None = None,
+    records_seed: int | None = None,
+) -> dict[str, Path]:
     """Write one drawn sample of ``population`` as a survey folder (see :func:`write_survey`): records and
     faults are drawn with ``records_seed`` (default ``seed + 2``). ``extra`` maps names to tables written as
     ``simulation/<name>.csv``; ``provenance_extra`` adds keys to PROVENANCE.json."""
@@ -57,14 +73,17 @@ def write_wave(population: Population, sample: Sample, seed: int, out_dir: str |
     kobo_hh, kobo_roster = kobo_tables(records, persons, form)
     paths = {}
     if "kobo_xlsx" in formats:
-        paths["kobo_xlsx"] = write_kobo_xlsx(kobo_hh, kobo_roster, form,
-                                             out_dir / "raw" / "kobo" / "leliu_needs_survey.xlsx")
+        paths["kobo_xlsx"] = write_kobo_xlsx(
+            kobo_hh, kobo_roster, form, out_dir / "raw" / "kobo" / "leliu_needs_survey.xlsx"
+        )
     if "kobo_csv" in formats:
-        paths["kobo_households"], paths["kobo_roster"] = write_kobo_csv(kobo_hh, kobo_roster, out_dir / "raw" / "kobo",
-                                                                        form)
+        paths["kobo_households"], paths["kobo_roster"] = write_kobo_csv(
+            kobo_hh, kobo_roster, out_dir / "raw" / "kobo", form
+        )
     if "wjx" in formats:
-        paths["wjx"] = write_wjx_csv(wjx_table(kobo_hh, kobo_roster, form),
-                                     out_dir / "raw" / "wjx" / "leliu_needs_wjx.csv")
+        paths["wjx"] = write_wjx_csv(
+            wjx_table(kobo_hh, kobo_roster, form), out_dir / "raw" / "wjx" / "leliu_needs_wjx.csv"
+        )
     tables = {
         "cunju": (population.cunju, out_dir / "frame" / "cunju.csv"),
         "population_frame": (population_frame(population), out_dir / "frame" / "population_frame.csv"),
@@ -85,8 +104,9 @@ def write_wave(population: Population, sample: Sample, seed: int, out_dir: str |
         "generator": "analysis.simulate",
         "generator_version": __version__,
         "parameters": "analysis/simulation.yaml",
-        "parameters_sha256": hashlib.sha256(json.dumps(population.params, sort_keys=True, ensure_ascii=False)
-                                            .encode()).hexdigest(),
+        "parameters_sha256": hashlib.sha256(
+            json.dumps(population.params, sort_keys=True, ensure_ascii=False).encode()
+        ).hexdigest(),
         "scale": population.scale,
         "residents": len(population.persons),
         "households": len(population.households),
@@ -95,8 +115,13 @@ def write_wave(population: Population, sample: Sample, seed: int, out_dir: str |
         "submissions": len(kobo_hh),
         **(provenance_extra or {}),
         "note": NOTE,
-        "files": {name: hashlib.sha256(path.read_bytes()).hexdigest()
-                  for name, path in sorted(paths.items()) if name != "provenance"},
+        "files": {
+            name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for name, path in sorted(paths.items())
+            if name != "provenance"
+        },
     }
-    paths["provenance"].write_text(json.dumps(provenance, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    paths["provenance"].write_text(
+        json.dumps(provenance, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
     return paths

@@ -5,7 +5,8 @@ Mirrors R's ``survey`` package (Lumley; conventions of version 4.1-1, the refere
 one or more stages of clusters, fpc as population sizes or sampling fractions per stage),
 :class:`ReplicateDesign` is ``svrepdesign`` / ``as.svrepdesign``. Every estimator is a ratio of
 weighted totals, so the whole core is sums of per-row contributions reduced with group sums
-(sparse indicator products) to PSU totals: no loop runs over rows, and the same sums map onto partitioned data.
+(sparse indicator products) to PSU totals: no loop runs over rows, and the same sums map onto partitioned
+data.
 
 Conventions (as R ``survey``):
 

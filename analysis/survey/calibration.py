@@ -102,7 +102,11 @@ class Margin:
                 column=name,
                 hint="give a population count for every level present in the data",
             )
-        empty = [k for k, v in pop.items() if v > 0 and (k not in set(levels) or sample[list(levels).index(k)] == 0)]
+        empty = [
+            k
+            for k, v in pop.items()
+            if v > 0 and (k not in set(levels) or sample[list(levels).index(k)] == 0)
+        ]
         if empty and not partial:
             raise DesignError(
                 f"population cell {empty[0]!r} has no sampled weight (empty margin cell)",
@@ -125,7 +129,9 @@ class CalStep:
     kind: str  # "post", "rake" or "greg"
     margins: tuple[Margin, ...]
     old_weights: np.ndarray | None  # post: weights before
-    new_weights: tuple[np.ndarray, ...]  # post: (after,); rake: per margin, after its last step; greg: (g·√w,)
+    new_weights: tuple[
+        np.ndarray, ...
+    ]  # post: (after,); rake: per margin, after its last step; greg: (g·√w,)
     recipe: tuple  # (kind, [(columns, population)] or totals, options) to replay on replicate designs
     basis: np.ndarray | None = None  # greg: orthonormal basis of √w·X (R keeps its QR)
     joint: np.ndarray | None = None  # rake: joint cell of each row (new_weights are joint-cell multipliers)
@@ -166,7 +172,10 @@ def rake_weights(weights, margins, tol, max_iter, on_step=None):
                     raise DesignError(
                         "raking settled on weights that miss this margin: no weights meet all margins",
                         column=",".join(m.columns),
-                        hint="a combination of levels needed by the margins has no sampled rows; collapse levels",
+                        hint=(
+                            "a combination of levels needed by the margins has no sampled rows; "
+                            "collapse levels"
+                        ),
                     )
             return joint, weights * mult[joint], tuple(after)
         old = new
@@ -222,6 +231,7 @@ def check_margin_totals(margins: list[Margin], tol: float) -> None:
             hint="raking can only converge when every margin sums to the same total",
         )
 
+
 def residuals(steps: tuple[CalStep, ...], X: np.ndarray) -> np.ndarray:
     """Replace influence values by their residuals from each calibration (R ``svyrecvar``)."""
     for step in steps:
@@ -229,9 +239,10 @@ def residuals(steps: tuple[CalStep, ...], X: np.ndarray) -> np.ndarray:
             m, old, psw = step.margins[0], step.old_weights, step.new_weights[0]
             psw = np.where((psw == 0) & (old == 0), 1.0, psw)
             C = len(m.population)
-            means = groupsum(X * (old / psw)[:, None], m.cells, C) / np.bincount(
-                m.cells, weights=old, minlength=C
-            )[:, None]
+            means = (
+                groupsum(X * (old / psw)[:, None], m.cells, C)
+                / np.bincount(m.cells, weights=old, minlength=C)[:, None]
+            )
             X = X - means[m.cells] * psw[:, None]
         elif step.kind == "greg":
             q, wcal = step.basis, step.new_weights[0]
@@ -251,7 +262,10 @@ def residuals(steps: tuple[CalStep, ...], X: np.ndarray) -> np.ndarray:
             del per_weight
             shift = np.zeros_like(S)
             margins = [(m.cells[first], len(m.population)) for m in step.margins]
-            sums = [(c, indicator_matrix(c, C), np.bincount(c, weights=n_j, minlength=C)[:, None]) for c, C in margins]
+            sums = [
+                (c, indicator_matrix(c, C), np.bincount(c, weights=n_j, minlength=C)[:, None])
+                for c, C in margins
+            ]
             for _ in range(RAKE_RESIDUAL_SWEEPS):
                 for (c, indicator, count), mult in zip(sums, step.new_weights):
                     ave = summed(indicator, S / mult[:, None]) / count

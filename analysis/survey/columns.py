@@ -56,4 +56,3 @@ class Columns:
         inside = (column >= 0) & (column < hi - lo)
         out[np.nonzero(inside)[0], column[inside]] = x[inside]
         return out
-

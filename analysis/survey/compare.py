@@ -27,8 +27,11 @@ def waves_of(data: pd.DataFrame, by: str, first, second) -> tuple:
     values = sorted(pd.unique(data[by].dropna()).tolist())
     if first is None and second is None:
         if len(values) != 2:
-            raise DesignError(f"has {len(values)} waves {values[:5]}; say which two to compare", column=by,
-                              hint="pass first= and second=")
+            raise DesignError(
+                f"has {len(values)} waves {values[:5]}; say which two to compare",
+                column=by,
+                hint="pass first= and second=",
+            )
         return values[0], values[1]
     for wave in (first, second):
         if wave not in values:
@@ -38,8 +41,18 @@ def waves_of(data: pd.DataFrame, by: str, first, second) -> tuple:
     return first, second
 
 
-def compare(design, variable, by: str = "wave", first=None, second=None, statistic: str = "mean",
-            domains=None, na_rm: bool = False, level: float = 0.95, df="z") -> pd.DataFrame:
+def compare(
+    design,
+    variable,
+    by: str = "wave",
+    first=None,
+    second=None,
+    statistic: str = "mean",
+    domains=None,
+    na_rm: bool = False,
+    level: float = 0.95,
+    df="z",
+) -> pd.DataFrame:
     """Change from wave ``first`` to wave ``second`` of ``by`` (see ``Estimators.compare``)."""
     if statistic not in STATISTICS:
         raise DesignError(f"unknown statistic={statistic!r}", hint=f"use one of {', '.join(STATISTICS)}")
@@ -51,14 +64,23 @@ def compare(design, variable, by: str = "wave", first=None, second=None, statist
     if statistic == "proportion":
         pairs = design._level_pairs(variable, na_rm)
     else:
-        pairs = [({"variable": v}, y, np.ones_like(y)) for v in as_list(variable) for y in [design._values(v, na_rm)]]
+        pairs = [
+            ({"variable": v}, y, np.ones_like(y))
+            for v in as_list(variable)
+            for y in [design._values(v, na_rm)]
+        ]
     cols, rows, labels = design._columns(pairs, domains)
     in_waves = cols.ok & (sign != 0)[:, None]
     present = np.bincount(cols.dom[in_waves.any(axis=1)], minlength=cols.D) > 0
     T, v = cols.D, len(pairs)
     # estimation columns: domain t of wave s (0 first, 1 second) is domain 2t + s
-    split = Columns(np.where(in_waves, cols.a, 0.0), np.where(in_waves, cols.b, 0.0), in_waves,
-                    2 * cols.dom + (sign > 0), 2 * T)
+    split = Columns(
+        np.where(in_waves, cols.a, 0.0),
+        np.where(in_waves, cols.b, 0.0),
+        in_waves,
+        2 * cols.dom + (sign > 0),
+        2 * T,
+    )
     target = Columns(split.a, split.b, in_waves, cols.dom, T)
     t, j = np.divmod(np.arange(T * v), v)  # target column t·v + j is (2t + 1)·v + j minus 2t·v + j
     plus, minus = (2 * t + 1) * v + j, 2 * t * v + j

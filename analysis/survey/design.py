@@ -54,7 +54,9 @@ class Design(Estimators):
         if not isinstance(df, pd.DataFrame):
             raise DesignError("the sample must be a pandas DataFrame")
         if lonely_psu not in LONELY_PSU:
-            raise DesignError(f"unknown lonely_psu={lonely_psu!r}", hint=f"use one of {', '.join(LONELY_PSU)}")
+            raise DesignError(
+                f"unknown lonely_psu={lonely_psu!r}", hint=f"use one of {', '.join(LONELY_PSU)}"
+            )
         ids, strata, fpc = as_list(ids), as_list(strata), as_list(fpc)
         check_columns(df, ids, "cluster id")
         check_columns(df, strata, "stratum")
@@ -150,9 +152,23 @@ class Design(Estimators):
                     f"fpc smaller than the sample: population {popsize[r]:g} but {int(sampled[r])} units "
                     f"sampled in stratum {st.label[st.stratum[r]]} (data row {r})",
                     column=c,
-                    hint="fpc is the number of units in the population of the stratum (or the sampling fraction)",
+                    hint=(
+                        "fpc is the number of units in the population of the stratum "
+                        "(or the sampling fraction)"
+                    ),
                 )
-            out.append(Stage(st.unit, st.stratum, st.n_units, popsize, st.group, st.label, st.unit_first, st.stratum_first))
+            out.append(
+                Stage(
+                    st.unit,
+                    st.stratum,
+                    st.n_units,
+                    popsize,
+                    st.group,
+                    st.label,
+                    st.unit_first,
+                    st.stratum_first,
+                )
+            )
         return out
 
     @staticmethod
@@ -257,7 +273,11 @@ class Design(Estimators):
         built = [Margin.build(self.data, self.weights, list(as_list(c)), p) for c, p in margins.items()]
         check_margin_totals(built, tol)
         joint, new, after = rake_weights(self.weights, built, tol, max_iter)
-        recipe = ("rake", tuple((tuple(as_list(c)), p) for c, p in margins.items()), {"tol": tol, "max_iter": max_iter})
+        recipe = (
+            "rake",
+            tuple((tuple(as_list(c)), p) for c, p in margins.items()),
+            {"tol": tol, "max_iter": max_iter},
+        )
         step = CalStep("rake", tuple(built), self.weights, after, recipe, joint=joint)
         return self._copy(new, self.calibration_steps + (step,))
 
@@ -274,7 +294,8 @@ class Design(Estimators):
         if np.linalg.matrix_rank(T) < X.shape[1]:
             raise DesignError(
                 "calibration variables are collinear (e.g. an intercept and every level of a factor)",
-                column=",".join(totals), hint="drop '(Intercept)' or one variable",
+                column=",".join(totals),
+                hint="drop '(Intercept)' or one variable",
             )
         g = 1 + X @ np.linalg.solve(T, pop - X.T @ w)
         q, _ = np.linalg.qr(X * np.sqrt(w)[:, None])
@@ -283,7 +304,9 @@ class Design(Estimators):
 
     # -- replicate designs -------------------------------------------------------------------
 
-    def replicate(self, method: str = "JK1", replicates: int = 50, seed: int | None = None, mse: bool = False):
+    def replicate(
+        self, method: str = "JK1", replicates: int = 50, seed: int | None = None, mse: bool = False
+    ):
         """Convert to a replicate-weight design (R ``as.svrepdesign``).
 
         ``"JK1"`` (unstratified delete-one-PSU jackknife), ``"JKn"`` (stratified jackknife), or

@@ -41,7 +41,9 @@ class Estimators:
         codes = np.where(missing, -1, codes)
         present = np.bincount(codes[(codes >= 0) & (self.weights > 0)], minlength=size) > 0
         remap = np.cumsum(present) - 1
-        codes = np.where(codes >= 0, np.where(present[np.maximum(codes, 0)], remap[np.maximum(codes, 0)], -1), -1)
+        codes = np.where(
+            codes >= 0, np.where(present[np.maximum(codes, 0)], remap[np.maximum(codes, 0)], -1), -1
+        )
         keys = np.arange(size) if keys is None else keys
         parts, rest = [], keys[present]
         for u in reversed(uniques):
@@ -115,7 +117,7 @@ class Estimators:
                 TB = cols.total(w * cols.b)
                 S = cols.total(w * (cols.a - cols.per_row(res["estimate"]) * cols.b) ** 2)
                 vsrs = n / (n - 1) * S * (W - n) / (TB**2 * n)
-            return res["se"] ** 2 / np.where(W > n, vsrs, np.nan)
+            return res["se"] ** 2 / np.where(n < W, vsrs, np.nan)
 
     # -- public estimators ------------------------------------------------------------------
     #
@@ -125,19 +127,34 @@ class Estimators:
 
     def mean(self, variables, by=None, na_rm: bool = False, level: float = 0.95, df="z") -> pd.DataFrame:
         """Weighted mean(s) with SE, Wald interval, df, deff, n (R ``svymean``/``svyby``)."""
-        pairs = [({"variable": v}, y, np.ones_like(y)) for v in as_list(variables) for y in [self._values(v, na_rm)]]
+        pairs = [
+            ({"variable": v}, y, np.ones_like(y))
+            for v in as_list(variables)
+            for y in [self._values(v, na_rm)]
+        ]
         cols, rows, labels = self._columns(pairs, by)
         return self._frame(labels, rows, self._estimate(cols, False, level, df))
 
     def total(self, variables, by=None, na_rm: bool = False, level: float = 0.95, df="z") -> pd.DataFrame:
         """Weighted total(s) (R ``svytotal``)."""
-        pairs = [({"variable": v}, y, np.ones_like(y)) for v in as_list(variables) for y in [self._values(v, na_rm)]]
+        pairs = [
+            ({"variable": v}, y, np.ones_like(y))
+            for v in as_list(variables)
+            for y in [self._values(v, na_rm)]
+        ]
         cols, rows, labels = self._columns(pairs, by)
         return self._frame(labels, rows, self._estimate(cols, True, level, df))
 
     def ratio(
-        self, numerator, denominator, by=None, na_rm: bool = False, level: float = 0.95, df="z",
-        numerator_na_to_0: bool = False, filter_denominator_0: bool = False,
+        self,
+        numerator,
+        denominator,
+        by=None,
+        na_rm: bool = False,
+        level: float = 0.95,
+        df="z",
+        numerator_na_to_0: bool = False,
+        filter_denominator_0: bool = False,
     ) -> pd.DataFrame:
         """Ratio of totals Σw·num / Σw·den (R ``svyratio``, combined ratio).
 
@@ -161,8 +178,15 @@ class Estimators:
         return self._frame(labels, rows, self._estimate(cols, False, level, df))
 
     def proportion(
-        self, variable: str, by=None, na_rm: bool = False, ci: str = "logit", level: float = 0.95, df=None,
-        options=None, respondents=None,
+        self,
+        variable: str,
+        by=None,
+        na_rm: bool = False,
+        ci: str = "logit",
+        level: float = 0.95,
+        df=None,
+        options=None,
+        respondents=None,
     ) -> pd.DataFrame:
         """Share of each level of ``variable`` (R ``svymean`` on a factor), one row per level.
 
@@ -188,7 +212,9 @@ class Estimators:
             res = self._estimate(cols, False, level, "z" if df is None else df)
         else:
             res = self._estimate(cols, False, level, "z")
-            res["ci_low"], res["ci_high"] = self._prop_ci(res, ci, level, cols, "domain" if df is None else df)
+            res["ci_low"], res["ci_high"] = self._prop_ci(
+                res, ci, level, cols, "domain" if df is None else df
+            )
         return self._frame(labels, rows, res)
 
     def _level_pairs(self, variable: str, na_rm: bool) -> list:
@@ -220,8 +246,10 @@ class Estimators:
             labelled = [(str(c), lab) for c, lab in options.items()]
         else:
             prefixes = (f"{variable}/", f"{variable}.")
-            labelled = [(str(c), next((str(c)[len(p):] for p in prefixes if str(c).startswith(p)), str(c)))
-                        for c in as_list(options)]
+            labelled = [
+                (str(c), next((str(c)[len(p) :] for p in prefixes if str(c).startswith(p)), str(c)))
+                for c in as_list(options)
+            ]
         if not labelled:
             raise DesignError("a select_multiple question needs at least one option column", column=variable)
         check_columns(self.data, [c for c, _ in labelled], f"option of {variable}")
@@ -237,19 +265,28 @@ class Estimators:
         else:
             answered = np.asarray(respondents, dtype=bool)
             if answered.shape != (len(self.data),):
-                raise DesignError(f"respondents has {answered.size} values for {len(self.data)} rows",
-                                  column=variable)
+                raise DesignError(
+                    f"respondents has {answered.size} values for {len(self.data)} rows", column=variable
+                )
         for j, (c, _) in enumerate(labelled):
             x = dummies[answered, j]
             if not na_rm and np.isnan(x).any():
-                raise DesignError(f"has {int(np.isnan(x).sum())} missing values among the question's respondents",
-                                  column=c, hint="pass na_rm=True to leave them out")
+                raise DesignError(
+                    f"has {int(np.isnan(x).sum())} missing values among the question's respondents",
+                    column=c,
+                    hint="pass na_rm=True to leave them out",
+                )
             if not np.isin(x[~np.isnan(x)], (0.0, 1.0)).all():
-                raise DesignError("an option column must hold 0 or 1", column=c,
-                                  hint="select_multiple options are 0/1 dummies (1 = chosen)")
+                raise DesignError(
+                    "an option column must hold 0 or 1",
+                    column=c,
+                    hint="select_multiple options are 0/1 dummies (1 = chosen)",
+                )
         base = np.where(answered, 1.0, np.nan)
-        return [({"variable": variable, "level": lab}, np.where(answered, dummies[:, j], np.nan), base)
-                for j, (_, lab) in enumerate(labelled)]
+        return [
+            ({"variable": variable, "level": lab}, np.where(answered, dummies[:, j], np.nan), base)
+            for j, (_, lab) in enumerate(labelled)
+        ]
 
     def _prop_ci(self, res, ci, level, cols, df):
         p, dof = res["estimate"], self._interval_df(df, res)
@@ -263,7 +300,14 @@ class Estimators:
         return intervals.logit_interval(p, res["se"], dof, level, se_logit=se_logit)
 
     def quantile(
-        self, variable, q=0.5, by=None, na_rm: bool = False, level: float = 0.95, df="domain", qrule="math",
+        self,
+        variable,
+        q=0.5,
+        by=None,
+        na_rm: bool = False,
+        level: float = 0.95,
+        df="domain",
+        qrule="math",
     ) -> pd.DataFrame:
         """Weighted quantile(s) with Woodruff interval (R ``svyquantile``, ``interval.type="mean"``).
 
@@ -281,8 +325,18 @@ class Estimators:
         cols, rows, labels = self._columns(pairs, by)
         return self._frame(labels, rows, woodruff(self, pairs, cols, level, df, qrule))
 
-    def compare(self, variable, by: str = "wave", first=None, second=None, statistic: str = "mean",
-                domains=None, na_rm: bool = False, level: float = 0.95, df="z") -> pd.DataFrame:
+    def compare(
+        self,
+        variable,
+        by: str = "wave",
+        first=None,
+        second=None,
+        statistic: str = "mean",
+        domains=None,
+        na_rm: bool = False,
+        level: float = 0.95,
+        df="z",
+    ) -> pd.DataFrame:
         """Change of a mean, total or proportion from wave ``first`` to wave ``second`` of column ``by``,
         from one design holding both waves (R ``svyby(~y, ~wave, design, svymean, covmat=TRUE)`` then
         ``svycontrast(..., c(-1, 1))``): units sampled in both waves (same ids) carry their covariance.

@@ -56,8 +56,15 @@ def levels(design) -> tuple[np.ndarray, list[_Level]]:
         some = m > 0
         safe_m = np.where(some, m, 1.0)
         lam = np.where(some, np.sqrt(cumulative * safe_m * (1 - f) / np.where(some, n - m, 1.0)), 0.0)
-        out.append(_Level(unit_stratum, st.unit[leaf_rows], lam, np.where(some, n / safe_m, 0.0),
-                          np.where(some, np.sqrt(n / safe_m), 0.0)))
+        out.append(
+            _Level(
+                unit_stratum,
+                st.unit[leaf_rows],
+                lam,
+                np.where(some, n / safe_m, 0.0),
+                np.where(some, np.sqrt(n / safe_m), 0.0),
+            )
+        )
         cumulative = cumulative * f
     return stages[-1].unit, out
 
@@ -94,14 +101,17 @@ def mrb_bootstrap(design, replicates: int = 50, seed: int | None = None):
     lonely = first.n_units == 1
     if design.lonely_psu == "fail" and lonely.any():
         h = int(np.flatnonzero(lonely)[0])
-        raise DesignError(f"stratum {first.label[h]} has only one PSU at stage 1", column=design.strata_name,
-                          hint="choose another lonely_psu rule (the mrbbootstrap gives such a PSU no variance), "
-                               "or merge the stratum")
+        raise DesignError(
+            f"stratum {first.label[h]} has only one PSU at stage 1",
+            column=design.strata_name,
+            hint="choose another lonely_psu rule (the mrbbootstrap gives such a PSU no variance), "
+            "or merge the stratum",
+        )
     groups, parts = levels(design)
     rng = np.random.default_rng(seed)
     F = np.empty((len(parts[0].ancestor), replicates))
     for lo in range(0, replicates, CHUNK):
         size = min(CHUNK, replicates - lo)
         kept = [half_samples(level.unit_stratum, size, rng) for level in parts]
-        F[:, lo:lo + size] = factors(parts, kept)
+        F[:, lo : lo + size] = factors(parts, kept)
     return groups, F, 1.0, np.full(replicates, 1.0 / (replicates - 1))

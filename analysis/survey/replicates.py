@@ -123,14 +123,16 @@ METHODS = {"JK1": jk1, "JKn": jkn, "bootstrap": rao_wu, "mrbbootstrap": mrb_boot
 def replicate(design, method: str = "JK1", replicates: int = 50, seed: int | None = None, mse: bool = False):
     """The replicate design of a Taylor ``design`` (see ``Design.replicate``); calibrations replayed."""
     if method not in METHODS:
-        raise DesignError(f"unknown replicate method {method!r}", hint=f"use one of {', '.join(map(repr, METHODS))}")
+        raise DesignError(
+            f"unknown replicate method {method!r}", hint=f"use one of {', '.join(map(repr, METHODS))}"
+        )
     groups, F, scale, rscales = METHODS[method](design, replicates, seed)
     base = design.base_weights
     rep = ReplicateDesign._from_parts(design.data, base, base, groups, F, scale, rscales, mse, method)
     for step in design.calibration_steps:
         kind, parts, options = step.recipe
         if kind == "post":
-            (cols, pop), = parts
+            ((cols, pop),) = parts
             rep = rep.poststratify(list(cols), pop, **options)
         elif kind == "greg":
             rep = rep.calibrate(parts)
@@ -154,8 +156,16 @@ class ReplicateDesign(Estimators):
     _count_positive = False
 
     def __init__(
-        self, df, weights, repweights, type="other", scale=None, rscales=None, mse=False,
-        combined_weights=True, rho=None,
+        self,
+        df,
+        weights,
+        repweights,
+        type="other",
+        scale=None,
+        rscales=None,
+        mse=False,
+        combined_weights=True,
+        rho=None,
     ):
         if isinstance(repweights, str):
             cols = [c for c in df.columns if re.search(repweights, str(c))]
@@ -193,10 +203,14 @@ class ReplicateDesign(Estimators):
         self.__dict__.update(rep.__dict__)
 
     @classmethod
-    def from_factors(cls, df, weights: str, groups, factors, scale: float, rscales, type: str = "other", mse=False):
+    def from_factors(
+        cls, df, weights: str, groups, factors, scale: float, rscales, type: str = "other", mse=False
+    ):
         """Replicate weight of row i in replicate r = ``factors[groups[i], r]`` (e.g. a household's weight,
         shared by its members); ``weights`` names the full-sample weight column."""
-        return cls._from_parts(df, numeric(df, weights), np.ones(len(df)), groups, factors, scale, rscales, mse, type)
+        return cls._from_parts(
+            df, numeric(df, weights), np.ones(len(df)), groups, factors, scale, rscales, mse, type
+        )
 
     @classmethod
     def _from_parts(cls, df, weights, base, groups, factors, scale, rscales, mse, type_):
@@ -341,4 +355,6 @@ class ReplicateDesign(Estimators):
         M = np.einsum("ir,ip,iq->rpq", W, X, X)
         lam = np.linalg.solve(M, (pop[None, :] - W.T @ X)[:, :, None])[:, :, 0]
         F = W * (1 + X @ lam.T)
-        return self._copy(weights=w * g, _base=np.ones(len(w)), _groups=np.arange(len(w)), _F=F, calibrated=True)
+        return self._copy(
+            weights=w * g, _base=np.ones(len(w)), _groups=np.arange(len(w)), _F=F, calibrated=True
+        )

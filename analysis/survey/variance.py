@@ -28,7 +28,6 @@ def taylor_degf(design, cols: Columns) -> np.ndarray:
     return psu.sum(axis=0) - strata.sum(axis=0)
 
 
-
 def taylor_variance(design, Z: np.ndarray, cols: Columns, whole: bool = False) -> np.ndarray:
     """Variance of the column totals of the influence values Z (n×v, laid out as ``cols``).
 
@@ -48,6 +47,7 @@ def taylor_variance(design, Z: np.ndarray, cols: Columns, whole: bool = False) -
         flat = Columns(X, X, np.ones((len(X), 1), dtype=bool), np.zeros(len(X), dtype=np.int64), 1)
         var[lo:hi] = multistage(design, X, flat, None)
     return var
+
 
 def multistage(design, X: np.ndarray, cols: Columns, present) -> np.ndarray:
     """Multistage with-/without-replacement variance (R ``multistage``/``onestage``/``onestrat``).
@@ -75,7 +75,9 @@ def multistage(design, X: np.ndarray, cols: Columns, present) -> np.ndarray:
         T = cols.gsum(X, st.unit, U)
         means = groupsum(T, unit_stratum, H) / nh[:, None]
         dev = np.where(uncentred[:, None], T, T - means[unit_stratum])
-        scale = np.where(lonely[unit_stratum], f_unit, f_unit * nh[unit_stratum] / np.maximum(nh - 1, 1)[unit_stratum])
+        scale = np.where(
+            lonely[unit_stratum], f_unit, f_unit * nh[unit_stratum] / np.maximum(nh - 1, 1)[unit_stratum]
+        )
         contrib = groupsum(scale[:, None] * dev**2, unit_stratum, H)  # H×k
         if st.popsize is None:
             zero_f = np.zeros(H, dtype=bool)
@@ -118,4 +120,3 @@ def svr_var(thetas: np.ndarray, estimate: np.ndarray, scale: float, rscales: np.
     """Replicate variance (R ``svrVar``): scale × Σ rscale_r (θ_r − centre)², per column."""
     centre = estimate if mse else thetas[rscales > 0].mean(axis=0)
     return scale * (rscales[:, None] * (thetas - centre) ** 2).sum(axis=0)
-
