@@ -391,7 +391,8 @@ def _denominator(universe: str | None, labels: Labels) -> str:
         return labels("figures.demand_by_cunju.denominator_from", low=m[1])
     if m := re.fullmatch(r"persons aged (\d+)-(\d+)", text):
         return labels("figures.demand_by_cunju.denominator_between", low=m[1], high=m[2])
-    return labels("figures.demand_by_cunju.denominator_" + ("households" if text == "households" else "persons"))
+    kind = "households" if text == "households" else "persons"
+    return labels(f"figures.demand_by_cunju.denominator_{kind}")
 
 
 @styled
@@ -429,7 +430,8 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     title, footnote = labels("figures.demand_by_cunju.title"), extra
     if model.any():
         title = labels("figures.demand_by_cunju.title_model")
-        footnote = ("；" if labels.lang == "zh" else "; ").join([extra, labels("figures.demand_by_cunju.model_note")])
+        sep = "；" if labels.lang == "zh" else "; "
+        footnote = sep.join([extra, labels("figures.demand_by_cunju.model_note")])
     fig = new_figure(title, note, labels, footnote, size)
     ax = fig.add_subplot()
     vmax = max(float(np.ma.max(values)) if values.count() else 1.0, 1.0)
@@ -466,7 +468,8 @@ def demand_by_cunju(results: pd.DataFrame, labels: Labels, note: Note, variable:
     bar.ax.tick_params(labelsize=14)
     bar.outline.set_visible(False)
     marker = Line2D([], [], linestyle="none", marker="$±$", markersize=9, markeredgewidth=0, color="#1a1a1a")
-    interval = Line2D([], [], linestyle="none", marker="$a–b$", markersize=16, markeredgewidth=0, color="#1a1a1a")
+    interval = Line2D([], [], linestyle="none", marker="$a–b$", markersize=16, markeredgewidth=0,
+                      color="#1a1a1a")
     ax.legend([Patch(facecolor=SUPPRESSED, edgecolor="#9E9E9E", hatch="///"), interval, marker],
               [extra, labels("figures.demand_by_cunju.interval"),
                labels("figures.demand_by_cunju.imprecise", width=round(imprecise_width * 100))],
@@ -498,8 +501,8 @@ def cunju_shrinkage(areas: pd.DataFrame, labels: Labels, note: Note, size: tuple
         ax.scatter(np.zeros(len(rows)), both[:, 0], s=4 + 2 * rows["n"].to_numpy(float), color=NEUTRAL,
                    alpha=0.7, linewidths=0)
         ax.scatter(np.ones(len(rows)), both[:, 1], s=28, color=labels.colour(team), zorder=3)
-        ax.set_xticks([0, 1], [labels("figures.cunju_shrinkage.direct"), labels("figures.cunju_shrinkage.model")],
-                      fontsize=13)
+        ax.set_xticks([0, 1], [labels("figures.cunju_shrinkage.direct"),
+                               labels("figures.cunju_shrinkage.model")], fontsize=13)
         ax.set_xlim(-0.3, 1.3)
         ax.set_title(labels.team(team), color=labels.colour(team), fontsize=16)
         ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:.0f}%"))

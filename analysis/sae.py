@@ -81,7 +81,8 @@ def _checked(direct, vardir, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         X = X[:, None]
     m, p = X.shape
     if len(y) != m or len(psi) != m:
-        raise FitError(f"direct ({len(y)}), vardir ({len(psi)}) and X ({m} rows) must have one entry per area")
+        raise FitError(f"direct ({len(y)}), vardir ({len(psi)}) and X ({m} rows) must have one entry "
+                       "per area")
     for name, values in (("direct", y), ("vardir", psi), ("X", X)):
         if not np.isfinite(values).all():
             raise FitError(f"{name} contains missing or infinite values", column=name)
@@ -135,7 +136,8 @@ def _refvars(Y, psi, X, method: str, max_iter: int, precision: float):
                 trace_pp = np.sum(vi**2, axis=1) - 2 * q3 + np.einsum("bjk,bkj->b", q2, q2)
                 score, info = -0.5 * trace_p + 0.5 * np.sum(py**2, axis=1), 0.5 * trace_pp
             else:
-                score, info = -0.5 * np.sum(vi, axis=1) + 0.5 * np.sum(py**2, axis=1), 0.5 * np.sum(vi**2, axis=1)
+                score = -0.5 * np.sum(vi, axis=1) + 0.5 * np.sum(py**2, axis=1)
+                info = 0.5 * np.sum(vi**2, axis=1)
         new = a + score / info
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.abs((new - a) / a)
@@ -163,8 +165,8 @@ def fay_herriot(direct, vardir, X, method: str = "REML", max_iter: int = 100,
     m = len(y)
     A, iterations, converged = _refvars(y[None, :], psi, X, method, max_iter, precision)
     if not converged[0]:
-        raise FitError(f"{method} estimation of the area-effect variance did not converge in {max_iter} iterations",
-                       hint="use the direct estimates, another method, or fewer covariates")
+        raise FitError(f"{method} estimation of the area-effect variance did not converge in {max_iter} "
+                       "iterations", hint="use the direct estimates, another method, or fewer covariates")
     A, iterations = float(A[0]), int(iterations[0])
     vi, Q, beta = (part[0] for part in _weighted_fits(y[None, :], psi, X, np.array([A])))
     synthetic = X @ beta
@@ -227,8 +229,9 @@ def frame_covariates(frame: pd.DataFrame, universe: dict | None = None,
         "male": people * (frame["sex"].astype(str) == "male").to_numpy(),
         "everyone": frame["population"].to_numpy(dtype=float),
     }).groupby(frame["cunju"].astype(str).to_numpy()).sum()
-    out = pd.DataFrame({"nonlocal_share": sums["nonlocal"] / sums["target"], "mean_age": sums["age"] / sums["target"],
-                        "male_share": sums["male"] / sums["target"], "target_share": sums["target"] / sums["everyone"]})
+    out = pd.DataFrame({"nonlocal_share": sums["nonlocal"] / sums["target"],
+                        "mean_age": sums["age"] / sums["target"], "male_share": sums["male"] / sums["target"],
+                        "target_share": sums["target"] / sums["everyone"]})
     if cunju_table is not None:
         sizes = cunju_table.set_index(cunju_table["cunju"].astype(str))
         out["household_size"] = sizes["residents"] / sizes["households"]
@@ -287,6 +290,8 @@ def bootstrap_mse(design, observed, psi, beta, refvar: float, method: str, repli
     truth = np.sin(np.clip(theta, 0, np.pi / 2)) ** 2
     y = theta[:, observed] + rng.normal(0.0, np.sqrt(psi[observed]), (replicates, len(X)))
     A, _, converged = _refvars(y, psi[observed], X, method, max_iter, precision)
+    if not converged.any():
+        return np.full(len(design), np.nan), replicates
     vi, _, b = _weighted_fits(y, psi[observed], X, A)
     estimate = b @ design.T
     gamma = A[:, None] * vi
@@ -343,8 +348,9 @@ def _team_fit(direct: pd.DataFrame, target: float, X: pd.DataFrame, method: str,
     areas = {"n": n, "direct": p, "direct_se": se, "psi": psi, "gamma": blank, "residual": blank,
              "synthetic": blank, "model": blank, "model_se": blank, "estimate": p, "se": se,
              "method": np.full(len(n), "direct", dtype=object), "note": np.full(len(n), "", dtype=object)}
-    summary = {"covariates": ", ".join(X.columns), "deff": deff, "areas": int(observed.sum()), "refvar": np.nan,
-               "beta": "", "beta_se": "", "benchmark_factor": np.nan, "replicates_dropped": 0, "status": "fitted"}
+    summary = {"covariates": ", ".join(X.columns), "deff": deff, "areas": int(observed.sum()),
+               "refvar": np.nan, "beta": "", "beta_se": "", "benchmark_factor": np.nan,
+               "replicates_dropped": 0, "status": "fitted"}
 
     def direct_only(reason: str) -> tuple[dict, dict]:
         return {**areas, "note": np.full(len(n), reason, dtype=object)}, {**summary, "status": reason}
@@ -505,7 +511,8 @@ def side_by_side(results: pd.DataFrame) -> pd.DataFrame:
     rows = _cunju_headline(results)
     direct = rows[rows["method"] == "direct"].set_index(["team", "group_value"])
     chosen = preferred(rows).set_index(["team", "group_value"])
-    out = pd.DataFrame({"n": chosen["n"].astype("Int64"), "direct": direct["estimate"], "direct_low": direct["ci_low"],
-                        "direct_high": direct["ci_high"], "model": chosen["estimate"], "model_low": chosen["ci_low"],
+    out = pd.DataFrame({"n": chosen["n"].astype("Int64"), "direct": direct["estimate"],
+                        "direct_low": direct["ci_low"], "direct_high": direct["ci_high"],
+                        "model": chosen["estimate"], "model_low": chosen["ci_low"],
                         "model_high": chosen["ci_high"], "method": chosen["method"]}, index=chosen.index)
     return out.rename_axis(["team", "cunju"]).reset_index()

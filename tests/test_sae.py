@@ -4,6 +4,7 @@ tests/test_sae_reference.py; accuracy over simulated samples: tests/test_sae_cov
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +148,8 @@ def test_a_cunju_the_model_does_not_fit_keeps_its_direct_estimate():
 
 def test_too_few_cunju_give_direct_estimates_with_a_note():
     estimates = synthetic_estimates()
-    few = estimates[(estimates["group"] == "all") | estimates["group_value"].isin([f"c{i:02d}" for i in range(1, 9)])]
+    eight = [f"c{i:02d}" for i in range(1, 9)]
+    few = estimates[(estimates["group"] == "all") | estimates["group_value"].isin(eight)]
     rows = sae.cunju_estimates(few, FRAME, definitions=DEFINITIONS, replicates=20)
     assert (rows["method"] == "direct").all()
     assert rows["note"].str.contains("model not fitted: 8 村居").all()
@@ -193,3 +195,12 @@ def test_results_gain_model_rows_and_the_model_row_is_preferred():
     assert not cunju.duplicated(["team", "group_value"]).any() and len(cunju) == 4 * 22
     assert set(cunju.loc[cunju["group_value"] == "c07", "method"]) == {"direct"}
     assert (chosen["group"] == "all").sum() == 4
+
+
+def test_a_bootstrap_whose_fits_all_fail_says_so_without_a_warning():
+    X = np.column_stack([np.ones(12), np.arange(12.0)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mse, dropped = sae.bootstrap_mse(X, np.ones(12, bool), np.full(12, 0.01), np.array([0.5, 0.01]),
+                                         0.001, "REML", 5, np.random.default_rng(0), max_iter=1)
+    assert dropped == 5 and np.isnan(mse).all()
