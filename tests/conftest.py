@@ -1,4 +1,5 @@
-"""Shared fixtures: committed result files and the locked package versions.
+"""Shared settings and fixtures: hypothesis without wall-clock checks, committed result files, the locked
+package versions.
 
 A test that produces a result file worth committing (coverage rates, reference tables) writes it under
 ``build/results/`` and compares it with the committed copy in ``tests/results/``, so ``make test`` never
@@ -13,6 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# No test may depend on the machine's load: hypothesis' per-example deadline and its "input generation is
+# slow" health check both measure wall-clock time, so both are off for every property test (a test's own
+# @settings still overrides the rest). CI (CI=true) also draws the same examples on every run.
+settings.register_profile("project", deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                          derandomize=os.environ.get("CI") == "true", print_blob=True)
+settings.load_profile("project")
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILT = ROOT / "build" / "results"

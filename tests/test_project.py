@@ -110,6 +110,21 @@ def test_a_package_at_another_version_than_the_lock_is_named(monkeypatch):
     assert [d for d in differ if d.startswith("matplotlib ")] == [f"matplotlib 0.0 (lock {min(locked)})"]
 
 
+def test_make_results_regenerates_every_committed_result_file():
+    """Each file in tests/results/ is named by a script `make results` runs or by a test marked results
+    (which `make results` runs with UPDATE_RESULTS=1), so none is left to go stale."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = re.search(r"^results:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
+    producers = [ROOT / path for path in re.findall(r"\$\(PY\) (\S+\.py)", recipe)]
+    producers += [path for path in (ROOT / "tests").glob("test_*.py")
+                  if "pytest.mark.results" in path.read_text(encoding="utf-8")]
+    assert "UPDATE_RESULTS=1" in recipe and all(p.exists() for p in producers), producers
+    texts = [p.read_text(encoding="utf-8") for p in producers]
+    committed = sorted(p.name for p in (ROOT / "tests" / "results").iterdir())
+    assert committed
+    assert [name for name in committed if not any(name in text for text in texts)] == []
+
+
 def test_run_with_no_notebooks_succeeds(tmp_path):
     empty = tmp_path / "notebooks"
     empty.mkdir()
