@@ -19,8 +19,13 @@ from hypothesis import HealthCheck, settings
 # No test may depend on the machine's load: hypothesis' per-example deadline and its "input generation is
 # slow" health check both measure wall-clock time, so both are off for every property test (a test's own
 # @settings still overrides the rest). CI (CI=true) also draws the same examples on every run.
-settings.register_profile("project", deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                          derandomize=os.environ.get("CI") == "true", print_blob=True)
+settings.register_profile(
+    "project",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("CI") == "true",
+    print_blob=True,
+)
 settings.load_profile("project")
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,9 +3,11 @@ suppression and the summary's rule that a change whose interval includes zero is
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,9 @@ import pytest
 
 from analysis import evaluate, figures, indicators, simulate, weights
 from analysis.errors import AnalysisError, DesignError
+from analysis.simulate.waves import Panel
 
+ROOT = Path(__file__).resolve().parent.parent
 POPULATION_SEED = 2012
 
 
@@ -275,3 +279,95 @@ def test_the_command_line_names_a_missing_wave_folder_in_one_line(tmp_path):
 def test_two_waves_of_one_year_are_refused(fresh, definitions):
     with pytest.raises(AnalysisError, match="both waves are from 2012"):
         evaluate.evaluate(fresh[0], replace(fresh[1], year=2012), definitions)
+
+
+def test_each_wave_is_raked_to_its_own_years_frame(population, definitions):
+    """The 2013 population is a year on (births, deaths, moves): its frame differs, and each wave's
+    weights add up to its own year's residents, in every 村居."""
+    pair = Panel(population).draw_pair(11)
+    waves = [
+        wave_of(year, sample, pair.frames[year])
+        for year, sample in zip(pair.years, (pair.first, pair.second))
+    ]
+    design = stacked(*waves, definitions, "revisited")
+    weighted = design.data.assign(w=np.asarray(design.weights)).groupby(["wave", "cunju"])["w"].sum()
+    for year in pair.years:
+        frame = pair.frames[year].groupby("cunju")["population"].sum()
+        np.testing.assert_allclose(weighted.loc[year].reindex(frame.index), frame, rtol=1e-8)
+    totals = {year: pair.frames[year]["population"].sum() for year in pair.years}
+    assert totals[pair.years[0]] != totals[pair.years[1]]
+
+
+def test_the_main_job_leaves_the_evaluation_notebook_to_make_evaluate(tmp_path):
+    """`python -m analysis run` (make report) runs one export's stages; notebook 06 needs two waves."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    shutil.copy(ROOT / "notebooks" / "06_annual_evaluation.ipynb", notebooks)
+    data = tmp_path / "export.csv"
+    data.write_text("x\n1\n", encoding="utf-8")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "run",
+            "--notebooks",
+            str(notebooks),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "nothing to run" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_command_on_the_bundled_waves_writes_the_same_bytes_twice(tmp_path):
+    outputs = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "analysis",
+                "evaluate",
+                "--waves",
+                "survey",
+                "survey/waves/2013",
+                "--out",
+                str(out),
+                "--figures",
+                str(out / "figures"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+            timeout=1800,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs.append(
+            {
+                p.relative_to(out).as_posix(): p.read_bytes()
+                for p in sorted(out.rglob("*"))
+                if p.is_file() and p.suffix in (".csv", ".json", ".png", ".svg", ".txt")
+            }
+        )
+    assert outputs[0] == outputs[1]
+    names = set(outputs[0])
+    assert {
+        "evaluation.csv",
+        "summary.json",
+        "DATA_SOURCE.txt",
+        "figures/annual_change.png",
+        "waves/2012/clean/households.csv",
+        "waves/2013/weights/diagnostics.csv",
+    } <= names
+    table = pd.read_csv(tmp_path / "a" / "evaluation.csv", dtype={"wave": str})
+    assert set(table["wave"]) == {"2012", "2013", evaluate.CHANGE}

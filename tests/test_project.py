@@ -116,8 +116,11 @@ def test_make_results_regenerates_every_committed_result_file():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     recipe = re.search(r"^results:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
     producers = [ROOT / path for path in re.findall(r"\$\(PY\) (\S+\.py)", recipe)]
-    producers += [path for path in (ROOT / "tests").glob("test_*.py")
-                  if "pytest.mark.results" in path.read_text(encoding="utf-8")]
+    producers += [
+        path
+        for path in (ROOT / "tests").glob("test_*.py")
+        if "pytest.mark.results" in path.read_text(encoding="utf-8")
+    ]
     assert "UPDATE_RESULTS=1" in recipe and all(p.exists() for p in producers), producers
     texts = [p.read_text(encoding="utf-8") for p in producers]
     committed = sorted(p.name for p in (ROOT / "tests" / "results").iterdir())
