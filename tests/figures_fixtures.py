@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.demand import RESULT_COLUMNS
+
 TEAMS = ("elderly", "disability", "youth", "family")
 SERVICES = {
     "elderly": ["home_visit", "meal", "day_care", "health", "activity"],
@@ -16,23 +18,6 @@ SERVICES = {
     "family": ["counselling", "parenting", "mediation", "assistance", "newcomer"],
 }
 CUNJU = [f"c{i:02d}" for i in range(1, 23)]
-RESULT_COLUMNS = [
-    "analysis_type",
-    "team",
-    "variable",
-    "value",
-    "universe",
-    "unit",
-    "group",
-    "group_value",
-    "estimate",
-    "se",
-    "ci_low",
-    "ci_high",
-    "n",
-    "n_weighted",
-    "suppressed",
-]
 
 
 def _row(analysis_type, team, variable, value, unit, group, group_value, estimate, se, n):
