@@ -15,7 +15,7 @@ NBVAL  := --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-time
 TOOLS  := build/lock-tools
 TOOLS_PINS := uv==0.13.9 pip==26.3 packaging==26.4
 
-.PHONY: report evaluate test test-fast lint lock check-lock results lab bench notebooks clean
+.PHONY: report evaluate test study test-fast lint lock check-lock results lab bench notebooks clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) scripts/lock.py fresh
@@ -37,15 +37,21 @@ report: $(STAMP)
 evaluate: $(STAMP)
 	$(PY) -m analysis evaluate --waves survey survey/waves/2013 --out build/evaluation
 
-## test: unit, property and reference tests (slow ones included), then every notebook under nbval
+## test: unit, property and reference tests (slow ones included, the simulation studies left to `make study`),
+## one worker per core (each test file stays on one worker), then every notebook under nbval
 test: $(STAMP)
-	$(PYTEST) tests
+	$(PYTEST) -m "not study" -n 2 --dist loadfile tests
 	$(PYTEST) $(NBVAL) notebooks
+
+## study: the repeated-sample simulation studies (interval coverage, replicate weights, small areas, the
+## annual change; about 12 CPU minutes): each recomputes its result file and compares it with tests/results/
+study: $(STAMP)
+	$(PYTEST) -m study -n 2 --dist loadfile tests
 
 ## test-fast: the loop while working: every test except the slow statistical checks, no notebooks, one
 ## worker per core (each test file stays on one worker, so its module fixtures are built once)
 test-fast: $(STAMP)
-	$(PYTEST) -m "not slow" -n auto --dist loadfile tests
+	$(PYTEST) -m "not slow and not study" -n auto --dist loadfile tests
 
 ## lint: ruff with the rules in pyproject.toml (110-character lines)
 lint: $(STAMP)

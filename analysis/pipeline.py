@@ -296,6 +296,7 @@ def weights(
         persons,
         sample_design,
         frame,
+        composition=weighting.read_composition(inputs.frame),
         trim_max_ratio=trim_max_ratio,
         replicates=replicates,
         seed=seed,

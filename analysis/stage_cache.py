@@ -16,6 +16,8 @@ import importlib.metadata
 import sys
 from pathlib import Path
 
+from analysis.weights import COMPOSITION_FILE
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ".stage_cache"
 LIBRARIES = ("numpy", "pandas", "pyarrow", "scipy", "matplotlib", "openpyxl", "pyyaml")
@@ -95,7 +97,11 @@ def stage_inputs(stage: str, out: Path, inputs, settings: dict[str, str], code: 
             inputs.settings or DEFAULT_SETTINGS,
         ]
     elif stage == "weights":
-        outside = [inputs.sample_design, inputs.frame / "population_frame.csv"]
+        outside = [
+            inputs.sample_design,
+            inputs.frame / "population_frame.csv",
+            inputs.frame / COMPOSITION_FILE,
+        ]
     elif stage == "demand":  # the form's labels; the frame's 村居 covariates for the model estimates
         outside = [inputs.form, inputs.frame / "population_frame.csv"]
     elif stage == "brief":

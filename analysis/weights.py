@@ -12,11 +12,13 @@ Steps (each a function; ``build_weights`` runs them in order):
 3. Person weight = the household's weight (every member of a responding household is on the roster).
 4. Optional trimming: weights above ``max_ratio`` × the median are cut to that cap and the excess is
    spread proportionally over the other persons of the same 村居, so 村居 totals are unchanged.
-5. Raking (iterative proportional fitting) of person weights to the frame's margins — 村居,
-   sex × age band, registration — through :meth:`analysis.survey.Design.rake`, which returns a design
-   whose standard errors account for the calibration. Household weight = the mean of its members'
-   raked person weights, so a household total equals the person-level total of y_h / household size
-   and both tables give the same answer.
+5. Raking (iterative proportional fitting) of person weights to the frame's margins — 村居, sex × age band,
+   registration, and, when the frame folder has ``elderly_households.csv``, persons living in a household with
+   or without a member aged 60+ (households with older members answer more often; the person margins alone
+   leave their households over-weighted) — through :meth:`analysis.survey.Design.rake`, which returns a design
+   whose standard errors account for the calibration. Household weight = the mean of its members' raked person
+   weights, so a household total equals the person-level total of y_h / household size and both tables give
+   the same answer.
 6. Bootstrap replicate weights that redo steps 1–5: Preston's multistage rescaled bootstrap
    (:mod:`analysis.survey.mrb`, R ``as.svrepdesign(type="mrbbootstrap")``) on the issued sample —
    residential groups within 村居, then every issued household, responding or not, with each stage's
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,6 +47,8 @@ from analysis.survey.mrb import mrb_bootstrap
 STRATUM = "cunju"
 PSU = "psu"
 RAKE_VARIABLES = {"cunju": "cunju", "sex_age": "sex_age", "rake_registration": "registration"}  # data: frame
+COMPOSITION_FILE = "elderly_households.csv"  # optional, beside population_frame.csv
+ELDERLY_AGE = 60  # years: a household with a member this old is an "elderly household" (docs/sources.md §1.4)
 
 
 @dataclass(frozen=True)
@@ -217,8 +222,12 @@ def add_rake_cells(persons: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     blank gets, for weighting only, the most common value among respondents with the same roster
     ``relation`` (overall mode if none); ``rake_imputed`` marks them. Their answers are untouched:
     a missing age still keeps the person out of every age-defined target group.
+
+    ``elderly_household`` ("yes"/"no"): whether anyone on the person's roster is aged ``ELDERLY_AGE`` or
+    more (a missing age counts by its imputed band's lower bound).
     """
-    band = age_band(persons["age"], parse_age_bands(frame["age_band"]))
+    bands = parse_age_bands(frame["age_band"])
+    band = age_band(persons["age"], bands)
     cells = persons[["sex", "registration"]].astype("object").assign(age_band=band.astype("object"))
     imputed = cells.isna().any(axis=1)
     relation = persons["relation"].astype(str)
@@ -226,22 +235,65 @@ def add_rake_cells(persons: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
         mode = cells[column].groupby(relation).agg(lambda v: v.mode().iloc[0] if v.notna().any() else None)
         fill = relation.map(mode).fillna(cells[column].mode().iloc[0])
         cells[column] = cells[column].fillna(fill)
+    age = pd.to_numeric(persons["age"], errors="coerce")
+    old = age.fillna(cells["age_band"].map(bands.set_index("band")["low"])) >= ELDERLY_AGE
     return persons.assign(
         age_band=band,
         sex_age=cells["sex"] + "|" + cells["age_band"],
         rake_registration=cells["registration"],
         rake_imputed=imputed,
+        elderly_household=np.where(old.groupby(persons["household_id"]).transform("any"), "yes", "no"),
     )
 
 
-def frame_margins(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+def frame_margins(
+    frame: pd.DataFrame, composition: pd.DataFrame | None = None
+) -> dict[str, dict[str, float]]:
     """Population totals for raking, keyed by the person table's raking columns: persons by 村居
-    (``cunju``), by sex × age band (``sex_age``), by registration (``rake_registration``)."""
+    (``cunju``), by sex × age band (``sex_age``), by registration (``rake_registration``), and with
+    ``composition`` (:func:`read_composition`) by ``elderly_household``."""
     frame = frame.assign(sex_age=frame["sex"].astype(str) + "|" + frame["age_band"].astype(str))
-    return {
+    margins = {
         var: frame.groupby(column)["population"].sum().astype(float).to_dict()
         for var, column in RAKE_VARIABLES.items()
     }
+    if composition is not None:
+        margins["elderly_household"] = composition.set_index("elderly_household")["population"].to_dict()
+    return margins
+
+
+def read_composition(folder) -> pd.DataFrame | None:
+    """``elderly_households.csv`` of a frame folder, or None when the folder has none.
+
+    Two rows, ``elderly_household`` = yes / no, and ``population``: the persons living in a household
+    with (yes) or without (no) a member aged ``ELDERLY_AGE`` or more. They must add up to the
+    population frame's total (checked when raking).
+    """
+    path = Path(folder) / COMPOSITION_FILE
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path, dtype={"elderly_household": str})
+    missing = {"elderly_household", "population"} - set(table.columns)
+    if missing:
+        raise DesignError(
+            f"missing column {sorted(missing)[0]!r}",
+            file=str(path),
+            hint="columns: elderly_household,population",
+        )
+    for row, (category, count) in enumerate(zip(table["elderly_household"], table["population"]), start=2):
+        if category not in ("yes", "no"):
+            raise DesignError(
+                f"category {category!r} is not yes or no", file=str(path), row=row, column="elderly_household"
+            )
+        if not (isinstance(count, int | float | np.number) and np.isfinite(count) and count >= 0):
+            raise DesignError(
+                f"population {count!r} is not a count", file=str(path), row=row, column="population"
+            )
+    if sorted(table["elderly_household"]) != ["no", "yes"]:
+        raise DesignError(
+            "needs exactly one row for yes and one for no", file=str(path), column="elderly_household"
+        )
+    return table[["elderly_household", "population"]].astype({"population": float})
 
 
 def check_rake_cells(persons: pd.DataFrame, margins: dict[str, dict[str, float]]) -> None:
@@ -285,9 +337,11 @@ def design_for(persons: pd.DataFrame, weights: str = "weight_prerake"):
     )
 
 
-def rake_persons(persons: pd.DataFrame, frame: pd.DataFrame, tol: float = 1e-10):
+def rake_persons(
+    persons: pd.DataFrame, frame: pd.DataFrame, tol: float = 1e-10, composition: pd.DataFrame | None = None
+):
     """The person design raked to the frame's margins (a calibrated ``Design``)."""
-    margins = frame_margins(frame)
+    margins = frame_margins(frame, composition)
     check_rake_cells(persons, margins)
     return design_for(persons).rake(margins, tol=tol)
 
@@ -318,10 +372,15 @@ def weight_summary(weights: pd.Series, stage: str) -> pd.DataFrame:
     )
 
 
-def margin_table(persons: pd.DataFrame, frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+def margin_table(
+    persons: pd.DataFrame,
+    frame: pd.DataFrame,
+    columns: dict[str, str],
+    composition: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Frame totals beside weighted totals of each weight column in ``columns`` (stage -> column)."""
     rows = []
-    for var, totals in frame_margins(frame).items():
+    for var, totals in frame_margins(frame, composition).items():
         target = pd.Series(totals)
         rows.append(
             pd.DataFrame(
@@ -470,6 +529,7 @@ def replicate_weights(
     replicates: int,
     seed: int | None,
     tol: float,
+    composition: pd.DataFrame | None = None,
 ) -> np.ndarray:
     """Step 6: person replicate weights (persons × replicates, rows of ``persons``), steps 1–5 redone.
 
@@ -493,7 +553,7 @@ def replicate_weights(
         rscales=np.full(replicates, 1.0 / (replicates - 1)),
         type="mrbbootstrap",
     )
-    return design.rake(frame_margins(frame), tol=tol).replicate_weights()
+    return design.rake(frame_margins(frame, composition), tol=tol).replicate_weights()
 
 
 def build_weights(
@@ -502,6 +562,7 @@ def build_weights(
     sample_design: pd.DataFrame,
     frame: pd.DataFrame,
     *,
+    composition: pd.DataFrame | None = None,
     trim_max_ratio: float | None = None,
     min_respondents: int = 3,
     replicates: int = 200,
@@ -524,7 +585,7 @@ def build_weights(
     )
     pp = pp.assign(weight_prerake=trim_weights(pp["weight_nr"], pp[STRATUM], trim_max_ratio))
 
-    raked = rake_persons(pp, frame, tol=tol)
+    raked = rake_persons(pp, frame, tol=tol, composition=composition)
     pp = pp.assign(weight=np.asarray(raked.weights, dtype=float))
     hh = hh.assign(weight=household_weights_from_persons(pp, pp["weight"], hh))
 
@@ -539,6 +600,7 @@ def build_weights(
             replicates=replicates,
             seed=seed,
             tol=tol,
+            composition=composition,
         )
     else:
         matrix = np.empty((len(pp), 0))
@@ -554,7 +616,7 @@ def build_weights(
             weight_summary(pp["weight_prerake"], "trimmed"),
             weight_summary(pp["weight"], "raked"),
             weight_summary(hh["weight"], "household_final"),
-            margin_table(pp, frame, {"before": "weight_prerake", "after": "weight"}),
+            margin_table(pp, frame, {"before": "weight_prerake", "after": "weight"}, composition),
         ],
         ignore_index=True,
     )

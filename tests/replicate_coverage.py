@@ -112,6 +112,7 @@ def _start(population, frame, definitions, household_flags, person_flags, headli
     _STATE.update(
         population=population,
         frame=frame,
+        composition=simulate.elderly_households(population),
         definitions=definitions,
         households=household_flags,
         persons=person_flags,
@@ -124,10 +125,16 @@ def one_sample(seed: int) -> pd.DataFrame:
     state = _STATE
     sample = simulate.draw_sample(state["population"], seed)
     built = weights.build_weights(
-        sample.households, sample.persons, sample.design, state["frame"], replicates=REPLICATES, seed=seed
+        sample.households,
+        sample.persons,
+        sample.design,
+        state["frame"],
+        composition=state["composition"],
+        replicates=REPLICATES,
+        seed=seed,
     )
     rao_wu = (
-        weights.rake_persons(built.persons, state["frame"])
+        weights.rake_persons(built.persons, state["frame"], composition=state["composition"])
         .replicate("bootstrap", replicates=REPLICATES, seed=seed)
         .replicate_weights()
     )

@@ -44,8 +44,10 @@ BAND = (0.925, 0.975)
 PANEL: Panel | None = None  # built once in the parent process, inherited by the workers (fork)
 
 
-def wave(sample: simulate.Sample, year: int, frames: dict) -> evaluate.Wave:
-    return evaluate.weigh_wave(year, sample.households, sample.persons, sample.design, frames[year])
+def wave(sample: simulate.Sample, year: int, pair: simulate.WavePair) -> evaluate.Wave:
+    return evaluate.weigh_wave(
+        year, sample.households, sample.persons, sample.design, pair.frames[year], pair.compositions[year]
+    )
 
 
 def one_seed(seed: int) -> pd.DataFrame:
@@ -58,9 +60,9 @@ def one_seed(seed: int) -> pd.DataFrame:
         pair = PANEL.draw_pair(seed, fresh_psus=psus == "fresh")
         y1, y2 = pair.years
         if first is None:
-            first = wave(pair.first, y1, pair.frames)
+            first = wave(pair.first, y1, pair)
             first_table = evaluate.indicator_table(first.households, first.persons, definitions)
-        second = wave(pair.second, y2, pair.frames)
+        second = wave(pair.second, y2, pair)
         assert evaluate.psu_mode(first, second) == psus
         tables = (first_table, evaluate.indicator_table(second.households, second.persons, definitions))
         estimates, gap = evaluate.compare_waves(first, second, tables, specs, psus, domains=())
@@ -122,6 +124,7 @@ def summarise(rows: pd.DataFrame, seeds: range) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.study
 @pytest.mark.xfail(
     strict=True,
     reason="known, issue 16 open: with fresh residential groups the change interval covered the planted "
@@ -134,6 +137,14 @@ def test_the_change_interval_covers_the_planted_change_for_revisited_and_fresh_g
     BUILT.parent.mkdir(parents=True, exist_ok=True)
     BUILT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"{PAIRS} pairs per design in {seconds:.0f} s on {WORKERS} workers")
+    check_claims(result)
+    if json.loads(COMMITTED.read_text(encoding="utf-8"))["pairs"] == PAIRS:
+        assert result == json.loads(COMMITTED.read_text(encoding="utf-8"))
+
+
+def check_claims(result: dict) -> None:
+    """What the study shows: every indicator's change interval covers the planted change within the band,
+    for revisited and fresh groups; ignoring the shared groups makes intervals wider."""
     for design, part in result["designs"].items():
         assert part["largest_weight_gap"] < 1e-6  # raking stops within 1e-10 × Σ weights
         for name, row in part["indicators"].items():
@@ -146,8 +157,6 @@ def test_the_change_interval_covers_the_planted_change_for_revisited_and_fresh_g
         > result["designs"]["revisited"]["mean_coverage"]
     )
     np.testing.assert_allclose([row["width_ratio"] for row in fresh.values()], 1.0, rtol=1e-9)
-    if json.loads(COMMITTED.read_text(encoding="utf-8"))["pairs"] == PAIRS:
-        assert result == json.loads(COMMITTED.read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

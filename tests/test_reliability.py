@@ -314,7 +314,9 @@ def test_two_runs_give_identical_bytes(tmp_path, lock_differences):
     committed = sorted((ROOT / "figures").glob("*.png")) + sorted((ROOT / "figures").glob("*.svg"))
     # `make evaluate` (python -m analysis evaluate), not the main run, writes the annual-change figure
     elsewhere = {f.name for f in committed if not (first / "figures" / f.name).exists()}
-    assert elsewhere <= {"annual_change.png", "annual_change.svg"}, f"committed figures no run writes: {elsewhere}"
+    assert elsewhere <= {"annual_change.png", "annual_change.svg"}, (
+        f"committed figures no run writes: {elsewhere}"
+    )
     committed = [f for f in committed if f.name not in elsewhere]
     stale = [f.name for f in committed if f.read_bytes() != (first / "figures" / f.name).read_bytes()]
     assert committed

@@ -33,6 +33,7 @@ def test_population_flags_are_the_flags_computed_on_a_sample():
 
 
 @pytest.mark.slow
+@pytest.mark.study
 def test_replicate_intervals_cover_the_planted_truth():
     summary = rc.coverage()
     rc.write(summary, rc.RESULT)
@@ -42,8 +43,12 @@ def test_replicate_intervals_cover_the_planted_truth():
         k: v for k, v in committed.items() if k not in VOLATILE
     }
     pd.testing.assert_frame_equal(got, want, rtol=1e-6, atol=1e-6)
+    check_claims(summary)
 
-    table = got.set_index(["team", "variable"])
+
+def check_claims(summary: dict) -> None:
+    """What the study shows: honest replicate SEs, and coverage 92.5–97.5% for every headline."""
+    table = pd.DataFrame(summary["by_headline"]).set_index(["team", "variable"])
     assert len(table) == 12  # in_need, unmet and need_any for each of the four teams
     assert np.isfinite(table["truth"]).all()
     # the replicate SE is honest for every headline: its mean is within 10% of the SD of the estimates

@@ -44,13 +44,19 @@ def direct_estimates(
 ) -> pd.DataFrame:
     """Stage 03's estimates of each team's headline prevalence, all Leliu and by 村居, for one sample."""
     sample = simulate.draw_sample(population, seed)
-    built = weights.build_weights(sample.households, sample.persons, sample.design, frame, replicates=0)
+    composition = simulate.elderly_households(population)
+    built = weights.build_weights(
+        sample.households, sample.persons, sample.design, frame, composition=composition, replicates=0
+    )
     table = demand.estimation_table(built.households, built.persons, definitions)
     specs = demand.variable_specs(table, definitions)
     specs = specs[specs["variable"] == "in_need_" + specs["team"]]
     table = demand.add_derived_columns(table, specs, definitions)
     return demand.estimate(
-        weights.rake_persons(table, frame), table, specs, breakdowns={"indicators": ["cunju"], "services": []}
+        weights.rake_persons(table, frame, composition=composition),
+        table,
+        specs,
+        breakdowns={"indicators": ["cunju"], "services": []},
     )
 
 
@@ -128,13 +134,19 @@ def write(summary: dict, path: Path) -> None:
     path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-@pytest.mark.slow
-def test_model_estimates_beat_direct_and_cover_the_planted_truth():
-    summary = run()
-    write(summary, FRESH)
+def check_claims(summary: dict) -> None:
+    """What the study shows: model estimates cut the RMSE by 30% or more and cover the truth 90–97%."""
     assert summary["rmse_reduction"] >= 0.30, summary["rmse_reduction"]
     assert 0.90 <= summary["coverage"] <= 0.97, summary["coverage"]
     assert summary["model_rows"] >= 0.9 * summary["area_rows"]
+
+
+@pytest.mark.slow
+@pytest.mark.study
+def test_model_estimates_beat_direct_and_cover_the_planted_truth():
+    summary = run()
+    write(summary, FRESH)
+    check_claims(summary)
     if SAMPLES == 200:
         assert summary == json.loads(COMMITTED.read_text(encoding="utf-8"))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import indicators
+from analysis import indicators, weights
 from analysis.errors import AnalysisError
 from analysis.evaluate.evaluation import Evaluation, evaluate
 from analysis.evaluate.measures import CENTRE
@@ -91,6 +91,7 @@ def read_wave(
         built.persons,
         pd.read_csv(inputs.frame / "population_frame.csv"),
         pd.read_csv(inputs.sample_design),
+        weights.read_composition(inputs.frame),
         simulated=note.simulated,
         psus=psus,
         fieldwork=note.date,

@@ -33,6 +33,7 @@ class Wave:
     persons: pd.DataFrame
     frame: pd.DataFrame
     sample_design: pd.DataFrame
+    composition: pd.DataFrame | None = None  # elderly_households.csv of its frame folder, if any
     simulated: bool = False
     psus: str | None = None
     fieldwork: str = ""
@@ -45,12 +46,15 @@ def weigh_wave(
     persons: pd.DataFrame,
     sample_design: pd.DataFrame,
     frame: pd.DataFrame,
+    composition: pd.DataFrame | None = None,
     **wave,
 ) -> Wave:
-    """A wave from clean tables: weights built to its own ``frame`` (no replicates: the change's variance is
-    Taylor's, over the stacked design)."""
-    built = weights.build_weights(households, persons, sample_design, frame, replicates=0)
-    return Wave(year, built.households, built.persons, frame, sample_design, **wave)
+    """A wave from clean tables: weights built to its own ``frame`` (and ``composition``; no replicates: the
+    change's variance is Taylor's, over the stacked design)."""
+    built = weights.build_weights(
+        households, persons, sample_design, frame, composition=composition, replicates=0
+    )
+    return Wave(year, built.households, built.persons, frame, sample_design, composition, **wave)
 
 
 def psu_mode(first: Wave, second: Wave, declared: str | None = None) -> str:
@@ -88,8 +92,9 @@ def stack_waves(
     ``eval_stratum``, ``eval_psu``, ``eval_unit`` (a group in one wave), ``eval_household`` (integer codes)
     and the raking cells crossed with the wave; returns the table and both frames' margins, crossed alike."""
     margins = {}
+    both = first.composition is not None and second.composition is not None  # else neither wave uses it
     for wave in (first, second):
-        for var, totals in weights.frame_margins(wave.frame).items():
+        for var, totals in weights.frame_margins(wave.frame, wave.composition if both else None).items():
             margins.setdefault(f"eval_{var}", {}).update({f"{wave.year}|{k}": v for k, v in totals.items()})
     stacked = pd.concat(
         [t.assign(**{WAVE: w.year}) for w, t in zip((first, second), tables)], ignore_index=True
@@ -104,7 +109,7 @@ def stack_waves(
         eval_stratum=cunju if shared else cunju * 2 + later,
         **{
             f"eval_{var}": stacked[WAVE].astype(str) + "|" + stacked[var].astype(str)
-            for var in weights.RAKE_VARIABLES
+            for var in (name.removeprefix("eval_") for name in margins)
         },
     )
     if shared:

@@ -22,7 +22,7 @@ assumption; the teams and their service lines come from ``analysis/needs.yaml``.
 from analysis.simulate.exports import kobo_tables, wjx_table, write_kobo_csv, write_kobo_xlsx, write_wjx_csv
 from analysis.simulate.faults import FAULT_KINDS
 from analysis.simulate.params import AGE_BAND_LABELS, AGE_BANDS, age_band, load_params, team_services
-from analysis.simulate.population import Population, build_population, population_frame
+from analysis.simulate.population import Population, build_population, elderly_households, population_frame
 from analysis.simulate.sample import Sample, clean_tables, draw_sample
 from analysis.simulate.truth import truth
 from analysis.simulate.write import EXPORT_FORMATS, write_survey
@@ -38,6 +38,7 @@ __all__ = [
     "build_population",
     "clean_tables",
     "draw_sample",
+    "elderly_households",
     "kobo_tables",
     "load_params",
     "population_frame",

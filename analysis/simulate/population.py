@@ -435,3 +435,14 @@ def population_frame(population: Population) -> pd.DataFrame:
     return frame.sort_values(["cunju", "sex", "age_band", "registration"], kind="stable").reset_index(
         drop=True
     )
+
+
+def elderly_households(population: Population, elderly_age: int = 60) -> pd.DataFrame:
+    """Persons living in a household with (``yes``) or without (``no``) a member aged ``elderly_age`` or
+    more (``elderly_households.csv``, the frame's optional composition margin)."""
+    persons = population.persons
+    old = (persons["age"] >= elderly_age).groupby(persons["household_id"]).transform("any")
+    counts = old.map({True: "yes", False: "no"}).value_counts()
+    return pd.DataFrame(
+        {"elderly_household": ["yes", "no"], "population": [counts.get("yes", 0), counts.get("no", 0)]}
+    )

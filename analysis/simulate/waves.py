@@ -29,6 +29,7 @@ from analysis.simulate.population import (
     build_population,
     complete,
     draw_housing,
+    elderly_households,
     population_frame,
 )
 from analysis.simulate.sample import Sample, draw_sample, sample_params
@@ -198,13 +199,15 @@ def advance(population: Population, year: int | None = None) -> Population:
 @dataclass
 class WavePair:
     """Samples of two waves of one population: each a :class:`~analysis.simulate.sample.Sample` (fault-free
-    clean tables, design with ``p_psu``/``p_hh``, issued households); ``frames`` the population frame of
-    each wave's year (for raking); ``truth`` the planted values and change (:func:`truth_change`);
-    ``fresh_psus`` whether the second wave drew new residential groups."""
+    clean tables, design with ``p_psu``/``p_hh``, issued households); ``frames`` the population frame of each
+    wave's year and ``compositions`` its persons by elderly household (both for raking); ``truth`` the planted
+    values and change (:func:`truth_change`); ``fresh_psus`` whether the second wave drew new residential
+    groups."""
 
     first: Sample
     second: Sample
     frames: dict[int, pd.DataFrame]
+    compositions: dict[int, pd.DataFrame]
     truth: pd.DataFrame
     years: tuple[int, int]
     fresh_psus: bool
@@ -224,6 +227,10 @@ class Panel:
         return {self.years[0]: population_frame(self.first), self.years[1]: population_frame(self.second)}
 
     @cached_property
+    def compositions(self) -> dict[int, pd.DataFrame]:
+        return {self.years[0]: elderly_households(self.first), self.years[1]: elderly_households(self.second)}
+
+    @cached_property
     def truth(self) -> pd.DataFrame:
         return truth_change(truth(self.first), truth(self.second), self.years)
 
@@ -238,6 +245,7 @@ class Panel:
             first=first,
             second=second,
             frames=self.frames,
+            compositions=self.compositions,
             truth=self.truth,
             years=self.years,
             fresh_psus=fresh_psus,

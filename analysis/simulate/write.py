@@ -11,7 +11,7 @@ import pandas as pd
 
 from analysis.simulate.exports import kobo_tables, wjx_table, write_kobo_csv, write_kobo_xlsx, write_wjx_csv
 from analysis.simulate.faults import inject_faults, submissions
-from analysis.simulate.population import Population, build_population, population_frame
+from analysis.simulate.population import Population, build_population, elderly_households, population_frame
 from analysis.simulate.sample import Sample, draw_sample, sample_params
 from analysis.simulate.truth import truth
 
@@ -30,11 +30,11 @@ def write_survey(
 ) -> dict[str, Path]:
     """Simulate the survey with ``seed`` and write every file under ``out_dir`` (docs/contracts.md layout):
 
-    raw/kobo/leliu_needs_survey.xlsx (``formats`` "kobo_xlsx"), raw/kobo/leliu_needs.csv and roster.csv
-    (UTF-8 with BOM; "kobo_csv"), raw/wjx/leliu_needs_wjx.csv (GB18030; "wjx"), raw/PROVENANCE.json,
-    frame/cunju.csv, frame/population_frame.csv, frame/sample_design.csv, simulation/truth.csv,
-    simulation/faults.csv. Same seed -> identical bytes. ``n_households`` ≈ responding households
-    (default: simulation.yaml), ``scale`` shrinks or grows the population.
+    raw/kobo/leliu_needs_survey.xlsx (``formats`` "kobo_xlsx"), raw/kobo/leliu_needs.csv and roster.csv (UTF-8
+    with BOM; "kobo_csv"), raw/wjx/leliu_needs_wjx.csv (GB18030; "wjx"), raw/PROVENANCE.json, frame/cunju.csv,
+    frame/population_frame.csv, frame/elderly_households.csv, frame/sample_design.csv, simulation/truth.csv,
+    simulation/faults.csv. Same seed -> identical bytes. ``n_households`` ≈ responding households (default:
+    simulation.yaml), ``scale`` shrinks or grows the population.
     """
     population = build_population(seed, scale=scale)
     population.params = sample_params(population.params, n_households, len(population.groups))
@@ -87,6 +87,7 @@ def write_wave(
     tables = {
         "cunju": (population.cunju, out_dir / "frame" / "cunju.csv"),
         "population_frame": (population_frame(population), out_dir / "frame" / "population_frame.csv"),
+        "elderly_households": (elderly_households(population), out_dir / "frame" / "elderly_households.csv"),
         "sample_design": (sample.design, out_dir / "frame" / "sample_design.csv"),
         "truth": (truth_table, out_dir / "simulation" / "truth.csv"),
         "faults": (manifest, out_dir / "simulation" / "faults.csv"),
