@@ -82,12 +82,14 @@ class Estimators:
         """Analysis columns for (meta, numerator, denominator) value pairs over the domains of ``by``."""
         codes, labels = self._domains(by)
         n, v = len(self.data), len(pairs)
-        a, b, ok = np.zeros((n, v)), np.zeros((n, v)), np.zeros((n, v), dtype=bool)
         inside = codes >= 0
-        for j, (_, x, y) in enumerate(pairs):
-            ok[:, j] = inside & ~np.isnan(x) & ~np.isnan(y)
-            a[:, j] = np.where(ok[:, j], x, 0.0)
-            b[:, j] = np.where(ok[:, j], y, 0.0)
+        if v:
+            x, y = (np.column_stack([pair[k] for pair in pairs]) for k in (1, 2))  # n×v each
+            ok = inside[:, None] & ~np.isnan(x) & ~np.isnan(y)
+            a, b = np.where(ok, x, 0.0), np.where(ok, y, 0.0)
+            del x, y
+        else:
+            a, b, ok = np.zeros((n, v)), np.zeros((n, v)), np.zeros((n, v), dtype=bool)
         rows = [{"_domain": d, **meta} for d in range(len(labels)) for meta, _, _ in pairs]
         return Columns(a, b, ok, np.where(inside, codes, 0), len(labels)), rows, labels
 
