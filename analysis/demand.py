@@ -549,48 +549,46 @@ def run_demand(
     )
 
 
-def headline(results: pd.DataFrame) -> pd.DataFrame:
-    """Per team: share of the target group in need and the number in need, each with its 95% CI."""
-    rows = results[(results["group"] == "all") & (results["variable"] == "in_need_" + results["team"])]
+WIDE_COLUMNS = [
+    "prop_estimate",
+    "prop_ci_low",
+    "prop_ci_high",
+    "total_estimate",
+    "total_ci_low",
+    "total_ci_high",
+]
+
+
+def _share_and_number(rows: pd.DataFrame, index: list[str], sort: bool) -> pd.DataFrame:
+    """``rows`` of the results table with share (``prop_*``) and number (``total_*``) side by side, one row
+    per ``index``; shares rounded to 3 decimals, numbers to units."""
     wide = rows.pivot_table(
-        index=["team", "universe", "unit"],
+        index=index,
         columns="analysis_type",
         values=["estimate", "ci_low", "ci_high"],
         aggfunc="first",
+        sort=sort,
     )
     wide.columns = [f"{kind}_{stat}" for stat, kind in wide.columns]
-    n = rows[rows["analysis_type"] == "prop"].set_index(["team", "universe", "unit"])["n"]
-    order = [
-        "prop_estimate",
-        "prop_ci_low",
-        "prop_ci_high",
-        "total_estimate",
-        "total_ci_low",
-        "total_ci_high",
-    ]
-    return wide[order].join(n).reset_index().round({c: 3 for c in order[:3]} | {c: 0 for c in order[3:]})
+    return wide[WIDE_COLUMNS]
+
+
+def _rounded(table: pd.DataFrame) -> pd.DataFrame:
+    return table.round({c: 3 for c in WIDE_COLUMNS[:3]} | {c: 0 for c in WIDE_COLUMNS[3:]})
+
+
+def headline(results: pd.DataFrame) -> pd.DataFrame:
+    """Per team: share of the target group in need and the number in need, each with its 95% CI."""
+    rows = results[(results["group"] == "all") & (results["variable"] == "in_need_" + results["team"])]
+    index = ["team", "universe", "unit"]
+    n = rows[rows["analysis_type"] == "prop"].set_index(index)["n"]
+    return _rounded(_share_and_number(rows, index, sort=True).join(n).reset_index())
 
 
 def indicator_table(results: pd.DataFrame) -> pd.DataFrame:
     """Each team's indicators (share of its target group, number of people or households), all of Leliu."""
     rows = results[(results["group"] == "all") & (results["value"] == "1")]
-    wide = rows.pivot_table(
-        index=["team", "variable", "universe"],
-        columns="analysis_type",
-        values=["estimate", "ci_low", "ci_high"],
-        aggfunc="first",
-        sort=False,
-    )
-    wide.columns = [f"{kind}_{stat}" for stat, kind in wide.columns]
-    order = [
-        "prop_estimate",
-        "prop_ci_low",
-        "prop_ci_high",
-        "total_estimate",
-        "total_ci_low",
-        "total_ci_high",
-    ]
-    return wide[order].reset_index().round({c: 3 for c in order[:3]} | {c: 0 for c in order[3:]})
+    return _rounded(_share_and_number(rows, ["team", "variable", "universe"], sort=False).reset_index())
 
 
 def service_table(results: pd.DataFrame) -> pd.DataFrame:

@@ -50,6 +50,16 @@ IADL_INDEPENDENT_CODES = {
     "iadl_finances": (1, 2),  # 3 levels: "incapable of handling money" scores 0
 }
 IADL_ITEMS = list(IADL_INDEPENDENT_CODES)
+IADL_LEVELS = {  # answer codes 1..n of each domain's question
+    "iadl_telephone": 4,
+    "iadl_shopping": 4,
+    "iadl_food": 4,
+    "iadl_housekeeping": 5,
+    "iadl_laundry": 3,
+    "iadl_transport": 5,
+    "iadl_medication": 3,
+    "iadl_finances": 3,
+}
 
 YES_NO = {"yes": 1.0, "no": 0.0}
 FREQUENCY_OFTEN = {"often": 1.0, "sometimes": 0.0, "never": 0.0}
@@ -142,17 +152,7 @@ def lawton_iadl(persons: pd.DataFrame) -> pd.DataFrame:
     historical male version used five). NaN unless every domain has a valid code (asked of 60+).
     """
     codes = _codes(persons, IADL_ITEMS)
-    levels = {
-        "iadl_telephone": 4,
-        "iadl_shopping": 4,
-        "iadl_food": 4,
-        "iadl_housekeeping": 5,
-        "iadl_laundry": 3,
-        "iadl_transport": 5,
-        "iadl_medication": 3,
-        "iadl_finances": 3,
-    }
-    valid = pd.DataFrame({c: codes[c].isin(range(1, levels[c] + 1)) for c in IADL_ITEMS})
+    valid = pd.DataFrame({c: codes[c].isin(range(1, IADL_LEVELS[c] + 1)) for c in IADL_ITEMS})
     scored = pd.DataFrame({c: codes[c].isin(IADL_INDEPENDENT_CODES[c]).astype("float64") for c in IADL_ITEMS})
     score = scored.sum(axis=1).where(valid.all(axis=1))
     return pd.DataFrame({"iadl_score": score}, index=persons.index)

@@ -16,6 +16,7 @@ import importlib.metadata
 import sys
 from pathlib import Path
 
+from analysis.ingest.files import sha256
 from analysis.weights import COMPOSITION_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,14 +51,6 @@ STAGE_READS = {  # files under the output folder each stage reads (docs/contract
         "staffing/sensitivity.csv",
     ],
 }
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _files(path: Path) -> list[Path]:

@@ -258,7 +258,17 @@ def frame_margins(
         for var, column in RAKE_VARIABLES.items()
     }
     if composition is not None:
-        margins["elderly_household"] = composition.set_index("elderly_household")["population"].to_dict()
+        totals = composition.set_index("elderly_household")["population"].astype(float).to_dict()
+        frame_total = float(frame["population"].sum())
+        if abs(sum(totals.values()) - frame_total) > 1e-9 * frame_total:
+            raise DesignError(
+                f"persons by elderly household add up to {sum(totals.values()):,.0f}, the population frame "
+                f"to {frame_total:,.0f}",
+                file=COMPOSITION_FILE,
+                column="population",
+                hint="both files must count the same residents (same date and area)",
+            )
+        margins["elderly_household"] = totals
     return margins
 
 

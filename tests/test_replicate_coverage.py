@@ -59,8 +59,8 @@ def check_claims(summary: dict) -> None:
     unbiased = table["bias_in_mc_se"].abs() < 3
     outside = table.loc[unbiased & ~table["coverage"].between(0.925, 0.975), "coverage"]
     assert outside.empty, outside.to_dict()
-    # ... and where the weighted estimate itself is biased (need_any_elderly: households with an elderly
-    # member respond more, and raking persons by age does not undo that for a household share), they
-    # still cover the estimator's own mean at that rate: the shortfall is the bias, not the SE
+    # ... and where the weighted estimate itself keeps a bias the weighting cannot remove (nonresponse
+    # depends on household make-up that the frame's margins only partly describe), they still cover the
+    # estimator's own mean at that rate: the shortfall is the bias, not the SE
     biased = table.loc[~unbiased, "coverage_of_mean"]
     assert biased.between(0.925, 0.975).all(), biased.to_dict()

@@ -127,22 +127,27 @@ def simulated_sample():
     from analysis import simulate
 
     population = simulate.build_population(5, scale=0.1)
-    return simulate.draw_sample(population, 1), simulate.population_frame(population)
+    return simulate.draw_sample(population, 1), simulate.population_frame(population), population
 
 
 @pytest.fixture(scope="module")
 def simulated_weights(simulated_sample):
-    sample, frame = simulated_sample
-    return frame, weights.build_weights(
-        sample.households, sample.persons, sample.design, frame, replicates=20
+    from analysis import simulate
+
+    sample, frame, population = simulated_sample
+    composition = simulate.elderly_households(population)
+    return (frame, composition), weights.build_weights(
+        sample.households, sample.persons, sample.design, frame, composition=composition, replicates=20
     )
 
 
 def test_raking_reproduces_the_frame_margins_in_the_sample_and_every_replicate(simulated_weights):
-    frame, built = simulated_weights
+    (frame, composition), built = simulated_weights
     replicate_matrix = built.person_replicates.drop(columns="person_id").to_numpy()
     assert replicate_matrix.shape[1] == 20
-    for var, totals in weights.frame_margins(frame).items():
+    margins = weights.frame_margins(frame, composition)
+    assert set(margins) == {"cunju", "sex_age", "rake_registration", "elderly_household"}
+    for var, totals in margins.items():
         target = pd.Series(totals)
         got = built.persons.groupby(var)["weight"].sum().reindex(target.index)
         np.testing.assert_allclose(got, target, rtol=1e-8)
@@ -243,7 +248,7 @@ def test_counted_median_and_trimming_treat_a_row_as_its_count_of_persons():
 
 
 def test_trimming_is_redone_in_every_replicate(simulated_sample):
-    sample, frame = simulated_sample
+    sample, frame, _ = simulated_sample
 
     def replicates(ratio):
         built = weights.build_weights(
@@ -261,3 +266,60 @@ def test_trimming_is_redone_in_every_replicate(simulated_sample):
         np.testing.assert_allclose(
             per_replicate, np.tile(np.array(list(totals.values()))[:, None], 20), rtol=1e-6
         )
+
+
+def test_elderly_household_marks_every_member_of_a_household_with_someone_aged_60_or_more():
+    frame = pd.DataFrame({"age_band": ["0-59", "60+"]})
+    persons = pd.DataFrame(
+        {
+            "household_id": ["a", "a", "b", "b", "c"],
+            "person_id": ["a1", "a2", "b1", "b2", "c1"],
+            "age": [34, 61, 40, None, 75],
+            "sex": ["male", "female", "male", "female", "male"],
+            "registration": ["local"] * 5,
+            "relation": ["head", "parent", "head", "parent", "head"],
+        }
+    )
+    # b2's age is missing: she is counted by the band imputed from respondents with her relation (parent)
+    cells = weights.add_rake_cells(persons, frame)
+    assert cells["elderly_household"].tolist() == ["yes", "yes", "yes", "yes", "yes"]
+    cells = weights.add_rake_cells(persons.assign(age=[34, 30, 40, None, 75]), frame)
+    assert cells["elderly_household"].tolist() == ["no", "no", "no", "no", "yes"]
+
+
+def test_the_composition_file_is_optional_and_its_errors_name_file_row_and_column(tmp_path):
+    assert weights.read_composition(tmp_path) is None
+    path = tmp_path / weights.COMPOSITION_FILE
+    path.write_text("elderly_household,population\nyes,10\nno,90\n", encoding="utf-8")
+    assert weights.read_composition(tmp_path).set_index("elderly_household")["population"].to_dict() == {
+        "yes": 10.0,
+        "no": 90.0,
+    }
+    path.write_text("elderly_household,population\nyes,10\nmaybe,90\n", encoding="utf-8")
+    with pytest.raises(DesignError) as bad:
+        weights.read_composition(tmp_path)
+    assert (bad.value.file, bad.value.row, bad.value.column) == (str(path), 3, "elderly_household")
+    path.write_text("elderly_household,population\nyes,-1\nno,90\n", encoding="utf-8")
+    with pytest.raises(DesignError) as bad:
+        weights.read_composition(tmp_path)
+    assert (bad.value.row, bad.value.column) == (2, "population")
+    path.write_text("elderly_household,persons\nyes,1\nno,90\n", encoding="utf-8")
+    with pytest.raises(DesignError, match="population"):
+        weights.read_composition(tmp_path)
+
+
+def test_a_composition_that_does_not_add_up_to_the_frame_is_refused():
+    frame = pd.DataFrame(
+        {
+            "cunju": ["c1", "c1"],
+            "sex": ["male", "female"],
+            "age_band": ["0-59", "60+"],
+            "population": [60, 40],
+        }
+    ).assign(registration="local")
+    composition = pd.DataFrame({"elderly_household": ["yes", "no"], "population": [30.0, 60.0]})
+    with pytest.raises(DesignError, match="add up to 90, the population frame to 100") as bad:
+        weights.frame_margins(frame, composition)
+    assert (bad.value.file, bad.value.column) == (weights.COMPOSITION_FILE, "population")
+    composition["population"] = [30.0, 70.0]
+    assert weights.frame_margins(frame, composition)["elderly_household"] == {"yes": 30.0, "no": 70.0}

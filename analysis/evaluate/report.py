@@ -4,7 +4,6 @@ the table, the summary paragraph (zh and en) and the figure."""
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -152,38 +151,38 @@ def run_evaluation(
     form: str | Path | None = None,
     threshold: int | None = None,
 ) -> Evaluation:
-    """``python -m analysis evaluate``: clean and weight each wave (``out/waves/<year>/clean``), compare them,
-    write the table and summary into ``out`` and the figure ``annual_change`` into ``fig_dir``."""
-    from analysis import figures
+    """``python -m analysis evaluate``: clean and weight each wave (``out/waves/<year>/``), compare them,
+    write the table and summary into ``out`` (whole or not at all), then the figure ``annual_change`` into
+    ``fig_dir``."""
+    from analysis import figures, pipeline
     from analysis.demand import leadership_threshold
+    from analysis.outputs import publishing
 
     if len(folders) != 2:
         raise AnalysisError(
             f"{len(folders)} waves given; the evaluation compares two", hint="--waves FIRST SECOND"
         )
-    out = Path(out)
-    waves = []
-    for k, folder in enumerate(folders):
-        draft = out / "waves" / f".wave{k + 1}"
-        wave = read_wave(folder, draft, None if years is None else years[k], form)
-        target = out / "waves" / str(wave.year)
-        if target.exists():
-            shutil.rmtree(target)
-        draft.rename(target)
-        waves.append(wave)
-    evaluation = evaluate(
-        *waves, psus=psus, threshold=leadership_threshold() if threshold is None else threshold
-    )
-    write_evaluation(evaluation, out)
-    if fig_dir is None:
-        return evaluation
-    labels, english = figures.load_labels("zh"), figures.load_labels("en")
-    note, extra = figure_note(evaluation, labels)
-    drawn = figures.save_figures(
-        {"annual_change": figures.annual_change(evaluation.table, labels, note, english, extra_note=extra)},
-        fig_dir,
-    )
-    return replace(evaluation, figures=drawn)
+    out = Path(out).resolve()
+    with publishing(out.parent, out.name) as tmp:
+        waves = [
+            read_wave(folder, tmp / "waves" / f"wave{k + 1}", None if years is None else years[k], form)
+            for k, folder in enumerate(folders)
+        ]
+        evaluation = evaluate(
+            *waves, psus=psus, threshold=leadership_threshold() if threshold is None else threshold
+        )
+        for k, wave in enumerate(waves):  # named by year only once both years are known
+            (tmp / "waves" / f"wave{k + 1}").rename(tmp / "waves" / str(wave.year))
+        write_evaluation(evaluation, tmp)
+
+    def draw() -> dict:
+        labels, english = figures.load_labels("zh"), figures.load_labels("en")
+        note, extra = figure_note(evaluation, labels)
+        return {
+            "annual_change": figures.annual_change(evaluation.table, labels, note, english, extra_note=extra)
+        }
+
+    return replace(evaluation, figures=pipeline.save_figures(draw, fig_dir))
 
 
 # ----- the summary paragraph --------------------------------------------------------------------------------

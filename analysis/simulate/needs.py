@@ -16,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.errors import ConfigError
+from analysis.indicators import IADL_LEVELS
 from analysis.simulate.draws import by_household, index_of, keyed_normal, keyed_uniform, pick, unit_keys
-from analysis.simulate.params import ADL, IADL_LEVELS, K6, PARAMS_FILE, WG, YOUTH
+from analysis.simulate.params import ADL, K6, PARAMS_FILE, WG, YOUTH
 
 WG_DOMAINS = ["seeing", "hearing", "walking", "cognition", "selfcare", "communication"]
 

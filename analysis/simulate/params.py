@@ -14,6 +14,7 @@ import pandas as pd
 
 from analysis.config import read_yaml
 from analysis.errors import ConfigError
+from analysis.indicators import ADL_ITEMS, K6_ITEMS, WG_DOMAINS
 
 PARAMS_FILE = Path(__file__).resolve().parent.parent / "simulation.yaml"
 SERVICE_QUESTIONS = ("need", "receiving", "would_use")
@@ -27,19 +28,7 @@ TEAM_KEYS = (
     "would_use_without_need",
     "other_texts",
 )
-WG = ["wg_seeing", "wg_hearing", "wg_walking", "wg_cognition", "wg_selfcare", "wg_communication"]
-ADL = ["adl_bathing", "adl_dressing", "adl_toileting", "adl_transferring", "adl_continence", "adl_feeding"]
-IADL_LEVELS = {
-    "iadl_telephone": 4,
-    "iadl_shopping": 4,
-    "iadl_food": 4,
-    "iadl_housekeeping": 5,
-    "iadl_laundry": 3,
-    "iadl_transport": 5,
-    "iadl_medication": 3,
-    "iadl_finances": 3,
-}
-K6 = ["k6_nervous", "k6_hopeless", "k6_restless", "k6_depressed", "k6_effort", "k6_worthless"]
+WG, ADL, K6 = WG_DOMAINS, ADL_ITEMS, K6_ITEMS  # the measures' items (analysis.indicators)
 YOUTH = [
     "youth_afterschool",
     "youth_study_pressure",

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from analysis.indicators import IADL_LEVELS
 from analysis.simulate.params import (
     ADL,
-    IADL_LEVELS,
     K6,
     SERVICE_QUESTIONS,
     WG,
