@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from analysis.errors import ConfigError
 from analysis.ingest import RawExport
@@ -45,6 +47,22 @@ def text(values: pd.Series) -> pd.Series:
             index=values.index,
         ).where(numbers.notna(), "")
     return values.astype(object).where(values.notna(), "").astype(str)
+
+
+def isin(values: pd.Series, members) -> pd.Series:
+    """``values.isin(members)``, hashed in Arrow for Arrow-backed text: pandas 3 turns every member into
+    an Arrow scalar in Python first (seconds for the 150,000 uuids of a census-size export). Same result:
+    members that are not text are ignored, a missing member matches missing values."""
+    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
+        return values.isin(members)
+    members = list(members)
+    texts = [m for m in members if isinstance(m, str)]
+    missing = any(not isinstance(m, str) and pd.api.types.is_scalar(m) and pd.isna(m) for m in members)
+    if not texts and not missing:
+        return pd.Series(False, index=values.index, name=values.name)
+    arrow = values.array.__arrow_array__()
+    found = pc.is_in(arrow, value_set=pa.array(texts + [None] * missing, type=arrow.type))
+    return pd.Series(np.array(found, dtype=bool), index=values.index, name=values.name)
 
 
 def log_rows(uuid, person_id, question, old, new, issue, check_id, change_type, index=None) -> pd.DataFrame:
@@ -226,7 +244,7 @@ def deletion_log(households: pd.DataFrame, removals: pd.DataFrame) -> pd.DataFra
         check_id=("check_id", lambda s: ";".join(dict.fromkeys(s))),
         issue=("issue", lambda s: " | ".join(dict.fromkeys(s))),
     )
-    deleted = households[households["uuid"].isin(reasons.index)]
+    deleted = households[isin(households["uuid"], reasons.index)]
     return pd.DataFrame(
         {
             "uuid": deleted["uuid"],
@@ -258,8 +276,8 @@ def apply_log(
     hh = _rebuild_dummies(form, hh, raw.households, changed)
     ps = _rebuild_dummies(form, ps, raw.persons, changed)
     deletion = deletion_log(hh, remove)
-    clean_hh = hh[~hh["uuid"].isin(set(deletion["uuid"]))].reset_index(drop=True)
-    clean_ps = ps[ps["uuid"].isin(set(clean_hh["uuid"]))].reset_index(drop=True)
+    clean_hh = hh[~isin(hh["uuid"], set(deletion["uuid"]))].reset_index(drop=True)
+    clean_ps = ps[isin(ps["uuid"], set(clean_hh["uuid"]))].reset_index(drop=True)
     return clean_hh, clean_ps, deletion
 
 
@@ -280,12 +298,12 @@ def review_cleaning(
     q = log["question"].fillna("")
     changing = log["change_type"].isin(["change_response", "blank_response"])
     findings.append(log[changing & (q != "") & ~q.isin(questions)].assign(finding="question_does_not_exist"))
-    findings.append(log[~log["uuid"].isin(known_uuid)].assign(finding="uuid_does_not_exist"))
+    findings.append(log[~isin(log["uuid"], known_uuid)].assign(finding="uuid_does_not_exist"))
     findings.append(log[~log["change_type"].isin(CHANGE_TYPES)].assign(finding="na_in_change_type"))
     findings.append(
-        deletion[deletion["uuid"].isin(households["uuid"])].assign(finding="deleted_survey_present")
+        deletion[isin(deletion["uuid"], set(households["uuid"]))].assign(finding="deleted_survey_present")
     )
-    changes = log[changing & q.isin(questions) & ~log["uuid"].isin(set(deletion["uuid"]) | {"all_data"})]
+    changes = log[changing & q.isin(questions) & ~isin(log["uuid"], set(deletion["uuid"]) | {"all_data"})]
     where = {True: pd.Index(persons["person_id"]), False: pd.Index(households["uuid"])}
     for (question, is_person), rows in changes.groupby([changes["question"], changes["person_id"].notna()]):
         table = persons if is_person else households

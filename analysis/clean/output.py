@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from analysis.clean.log import isin
 from analysis.errors import ConfigError
 from analysis.ingest import RawExport, sha256
 from analysis.instrument import Form
@@ -125,7 +126,7 @@ def contract_schemas(
 
     known = set(households["household_id"])
     member = pa.Column(
-        None, pa.Check(lambda ids: ids.isin(known), error="belongs to a clean household"), nullable=False
+        None, pa.Check(lambda ids: isin(ids, known), error="belongs to a clean household"), nullable=False
     )
     return {
         "households": pa.DataFrameSchema(columns(households, "household_id")),
@@ -197,6 +198,29 @@ def validate_clean(
             ) from None
 
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # times in the clean CSVs
+
+
+def write_csv(table: pd.DataFrame, path: Path) -> None:
+    """``table.to_csv(path, index=False, date_format=TIME_FORMAT)``, the same bytes, faster: pandas applies a
+    date format through a Python call on every cell of every object column, so when those hold only text
+    the time columns are formatted first and the rest written as they are."""
+    dtypes = table.dtypes
+    times = [c for c, t in dtypes.items() if pd.api.types.is_datetime64_dtype(t)]
+    text_only = all(
+        pd.api.types.infer_dtype(table[c], skipna=True) in ("string", "empty")
+        for c, t in dtypes.items()
+        if pd.api.types.is_object_dtype(t)
+    )
+    special = (pd.CategoricalDtype, pd.PeriodDtype, pd.DatetimeTZDtype)
+    plain = text_only and not any(isinstance(t, special) for t in dtypes)
+    if not plain or table.columns.has_duplicates:
+        table.to_csv(path, index=False, encoding="utf-8", date_format=TIME_FORMAT)
+        return
+    formatted = {c: table[c].dt.strftime(TIME_FORMAT) for c in times}
+    table.assign(**formatted).to_csv(path, index=False, encoding="utf-8")
+
+
 def write_outputs(
     out_dir: Path,
     result: CleanResult,
@@ -210,7 +234,7 @@ def write_outputs(
     with publishing(out_dir, "clean") as tmp:
         for name, table in (("households", result.households), ("persons", result.persons)):
             table.to_parquet(tmp / f"{name}.parquet", index=False)
-            table.to_csv(tmp / f"{name}.csv", index=False, encoding="utf-8", date_format="%Y-%m-%dT%H:%M:%S")
+            write_csv(table, tmp / f"{name}.csv")
         result.cleaning_log.to_csv(tmp / "cleaning_log.csv", index=False, encoding="utf-8")
         result.deletion_log.to_csv(tmp / "deletion_log.csv", index=False, encoding="utf-8")
         result.check_summary.to_csv(tmp / "check_summary.csv", index=False, encoding="utf-8")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.clean.log import LOG_COLUMNS, deletion_log, read_log_file, review_cleaning, set_values
+from analysis.clean.log import LOG_COLUMNS, deletion_log, isin, read_log_file, review_cleaning, set_values
 from analysis.clean.output import write_outputs
 from analysis.clean.settings import Settings
 from analysis.errors import ConfigError
@@ -83,9 +83,9 @@ def apply_reviewed(
         )
         persons = set_values(persons, "person_id", pd.concat([rows[rows["person_id"] != ""], by_uuid]))
     deletion = deletion_log(households, log[log["change_type"] == "remove_survey"])
-    kept = ~households["uuid"].isin(set(deletion["uuid"]))
+    kept = ~isin(households["uuid"], set(deletion["uuid"]))
     clean_hh = households[kept].reset_index(drop=True)
-    clean_ps = persons[persons["uuid"].isin(set(clean_hh["uuid"]))].reset_index(drop=True)
+    clean_ps = persons[isin(persons["uuid"], set(clean_hh["uuid"]))].reset_index(drop=True)
     applied = log.replace({"person_id": {"": None}, "question": {"": None}})
     return (
         clean_hh,

@@ -19,6 +19,7 @@ from analysis.clean.log import (
     apply_decisions,
     apply_log,
     empty_log,
+    isin,
     read_decisions,
     review_cleaning,
 )
@@ -143,8 +144,8 @@ def _value_checks(form: Form, raw: RawExport, settings: Settings, notes: list, k
         ("roster", lambda h, p: answers.check_roster(h, p, s.roster, s.design.household_size, notes)),
         ("outlier", lambda h, p: answers.check_outliers(form, h, p, s.outliers, notes)),
         ("logic", lambda h, p: answers.check_logic(h, p, s, ("no_action", "blank_response"), notes)),
-        ("pii_in_text", lambda h, p: answers.check_redactions(raw)[lambda d: d["uuid"].isin(keep_uuid)]),
-        ("number_format", lambda h, p: answers.check_conversions(raw)[lambda d: d["uuid"].isin(keep_uuid)]),
+        ("pii_in_text", lambda h, p: answers.check_redactions(raw)[lambda d: isin(d["uuid"], keep_uuid)]),
+        ("number_format", lambda h, p: answers.check_conversions(raw)[lambda d: isin(d["uuid"], keep_uuid)]),
     ]
 
 
@@ -187,14 +188,14 @@ def run_checks(
     for check_id, check in _removal_checks(form, s, notes):
         if _switched_off(check_id, s, notes):
             continue
-        rows = check(hh[left], ps[ps["uuid"].isin(set(hh.loc[left, "uuid"]))])
+        rows = check(hh[left], ps[isin(ps["uuid"], set(hh.loc[left, "uuid"]))])
         found.append(rows)
-        left &= ~hh["uuid"].isin(set(rows.loc[rows["change_type"] == "remove_survey", "uuid"]))
+        left &= ~isin(hh["uuid"], set(rows.loc[rows["change_type"] == "remove_survey", "uuid"]))
     removals = pd.concat(found, ignore_index=True) if found else empty_log()
     if kept is None:
-        kept = ~hh["uuid"].isin(set(removals.loc[removals["change_type"] == "remove_survey", "uuid"]))
+        kept = ~isin(hh["uuid"], set(removals.loc[removals["change_type"] == "remove_survey", "uuid"]))
     keep_uuid = set(hh.loc[kept, "uuid"])
-    hh_k, ps_k = hh[kept], ps[ps["uuid"].isin(keep_uuid)]
+    hh_k, ps_k = hh[kept], ps[isin(ps["uuid"], keep_uuid)]
     values = [
         check(hh_k, ps_k)
         for check_id, check in _value_checks(form, raw, s, notes, keep_uuid)
@@ -268,7 +269,7 @@ def _account(raw: RawExport, households: pd.DataFrame, persons: pd.DataFrame, de
         raise AssertionError(f"row accounting broken: {n_raw} raw != {n_clean} clean + {n_deleted} deleted")
     if deletion["issue"].fillna("").eq("").any():
         raise AssertionError("a deleted submission has no reason")
-    deleted_persons = int(raw.persons["uuid"].isin(set(deletion["uuid"])).sum())
+    deleted_persons = int(isin(raw.persons["uuid"], set(deletion["uuid"])).sum())
     if len(raw.persons) != len(persons) + deleted_persons:
         raise AssertionError("person accounting broken")
     return {
@@ -297,7 +298,7 @@ def clean_raw(
         if decisions is not None and _removed(log) != _removed(defaults):
             # a person kept or removed interviews: their answers need checking too
             notes = []
-            kept = ~raw.households["uuid"].isin(_removed(log))
+            kept = ~isin(raw.households["uuid"], _removed(log))
             log = apply_decisions(run_checks(form, raw, s, kept=kept, notes=notes), decisions)
     except AnalysisError as error:
         if error.file is None and raw.files:

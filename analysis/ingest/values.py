@@ -67,12 +67,25 @@ def select_multiple(
 def option_columns(summary: pd.Series, options: list[str], name: str, asked: pd.Series) -> pd.DataFrame:
     """``<name>.<option>`` 0/1 columns from a summary column: 0 where the question was asked and the
     option not picked (nothing picked means none applies), missing where it was not asked."""
-    padded = " " + summary.fillna("") + " "
-    answered = (summary.fillna("") != "") | asked
+    text = summary.fillna("")
+    answered = (text != "") | asked
+    # option o is picked when " o " is in " <summary> ", i.e. o is one of the summary's space-separated
+    # fields: split once and look the fields up, instead of one substring search per option
+    fields = text.str.split(" ")
+    row = np.repeat(np.arange(len(text)), fields.map(len).to_numpy(dtype=np.int64))
+    option = pd.Index(options).get_indexer(fields.explode().to_numpy(dtype=object))
+    picked = np.zeros((len(text), len(options)), dtype=bool)
+    picked[row[option >= 0], option[option >= 0]] = True
+    padded = " " + text + " "
     return pd.DataFrame(
         {
-            f"{name}.{o}": padded.str.contains(f" {o} ", regex=False).astype(float).where(answered)
-            for o in options
+            f"{name}.{o}": pd.Series(
+                picked[:, k] if o and " " not in o else padded.str.contains(f" {o} ", regex=False).to_numpy(),
+                index=summary.index,
+            )
+            .astype(float)
+            .where(answered)
+            for k, o in enumerate(options)
         },
         index=summary.index,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -46,13 +47,27 @@ class Columns:
         table = np.nan_to_num(values.reshape(self.D, -1), nan=0.0, posinf=0.0, neginf=0.0)
         return table if self.D == 1 else table[self.dom]
 
+    @cached_property
+    def _domain_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows sorted by domain (in row order within each) and where each domain's rows start."""
+        order = np.argsort(self.dom, kind="stable")
+        return order, np.searchsorted(self.dom[order], np.arange(self.D + 1))
+
     def dense(self, x: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
         """Columns lo..hi-1 (all by default) of x spread into its columns: n × (hi − lo), zero
-        outside each column's domain."""
+        outside each column's domain. Each domain's rows are copied once, so a chunk costs its own
+        size, not n × v."""
         n, v = x.shape
         hi = self.D * v if hi is None else hi
         out = np.zeros((n, hi - lo))
-        column = self.dom[:, None] * v + np.arange(v) - lo  # n×v: each value's column in the chunk
-        inside = (column >= 0) & (column < hi - lo)
-        out[np.nonzero(inside)[0], column[inside]] = x[inside]
+        if hi <= lo:
+            return out
+        order, start = self._domain_rows
+        for d in range(lo // v, (hi - 1) // v + 1):
+            first, last = max(lo, d * v), min(hi, (d + 1) * v)  # this domain's columns in the chunk
+            rows = order[start[d] : start[d + 1]]
+            if len(rows):
+                out[np.ix_(rows, np.arange(first - lo, last - lo))] = x[
+                    np.ix_(rows, np.arange(first - d * v, last - d * v))
+                ]
         return out

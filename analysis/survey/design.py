@@ -222,13 +222,21 @@ class Design(Estimators):
     def _influence(self, cols: Columns, total: bool) -> tuple[np.ndarray, np.ndarray]:
         """Estimates (D·v) and each row's influence value on its own column (n×v)."""
         w = self.weights[:, None]
-        TA = cols.total(w * cols.a)
+        weighted = w * cols.a
+        TA = cols.total(weighted)
         if total:
-            return TA, w * cols.a
+            return TA, weighted
+        del weighted
         TB = cols.total(w * cols.b)
         with np.errstate(divide="ignore", invalid="ignore"):
             est = TA / TB
-            return est, np.where(cols.ok, w * (cols.a - cols.per_row(est) * cols.b) / cols.per_row(TB), 0.0)
+            # w·(a − est·b)/TB outside-in, in one n×v buffer (the same operations as the expression)
+            z = cols.per_row(est) * cols.b
+            np.subtract(cols.a, z, out=z)
+            np.multiply(w, z, out=z)
+            np.divide(z, cols.per_row(TB), out=z)
+            np.copyto(z, 0.0, where=~cols.ok)
+            return est, z
 
     def _core(self, cols: Columns, total: bool) -> dict:
         est, Z = self._influence(cols, total)

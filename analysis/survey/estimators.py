@@ -16,6 +16,15 @@ from analysis.survey.quantile import woodruff
 RESULT_COLUMNS = ["estimate", "se", "ci_low", "ci_high", "df", "deff", "n"]
 
 
+def _spread(w: np.ndarray, a: np.ndarray, centre: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """w·(a − centre·b)², computed in one n×v buffer (the same operations, in the same order)."""
+    out = centre * b
+    np.subtract(a, out, out=out)
+    np.square(out, out=out)
+    np.multiply(w, out, out=out)
+    return out
+
+
 class Estimators:
     """Estimators shared by Taylor and replicate designs; each is a ratio of weighted totals."""
 
@@ -82,12 +91,14 @@ class Estimators:
         """Analysis columns for (meta, numerator, denominator) value pairs over the domains of ``by``."""
         codes, labels = self._domains(by)
         n, v = len(self.data), len(pairs)
-        a, b, ok = np.zeros((n, v)), np.zeros((n, v)), np.zeros((n, v), dtype=bool)
         inside = codes >= 0
-        for j, (_, x, y) in enumerate(pairs):
-            ok[:, j] = inside & ~np.isnan(x) & ~np.isnan(y)
-            a[:, j] = np.where(ok[:, j], x, 0.0)
-            b[:, j] = np.where(ok[:, j], y, 0.0)
+        if v:  # numerators and denominators as n×v arrays, zeroed where not ok
+            a, b = (np.column_stack([pair[k] for pair in pairs]).astype(float, copy=False) for k in (1, 2))
+            ok = inside[:, None] & ~np.isnan(a) & ~np.isnan(b)
+            np.copyto(a, 0.0, where=~ok)
+            np.copyto(b, 0.0, where=~ok)
+        else:
+            a, b, ok = np.zeros((n, v)), np.zeros((n, v)), np.zeros((n, v), dtype=bool)
         rows = [{"_domain": d, **meta} for d in range(len(labels)) for meta, _, _ in pairs]
         return Columns(a, b, ok, np.where(inside, codes, 0), len(labels)), rows, labels
 
@@ -111,11 +122,11 @@ class Estimators:
         with np.errstate(divide="ignore", invalid="ignore"):
             if total:
                 centre = cols.per_row(cols.total(w * cols.a) / W)
-                S = cols.total(w * (cols.a - centre * cols.b) ** 2)
+                S = cols.total(_spread(w, cols.a, centre, cols.b))
                 vsrs = n / (n - 1) * S * (W - n) / n
             else:
                 TB = cols.total(w * cols.b)
-                S = cols.total(w * (cols.a - cols.per_row(res["estimate"]) * cols.b) ** 2)
+                S = cols.total(_spread(w, cols.a, cols.per_row(res["estimate"]), cols.b))
                 vsrs = n / (n - 1) * S * (W - n) / (TB**2 * n)
             return res["se"] ** 2 / np.where(n < W, vsrs, np.nan)
 
