@@ -23,11 +23,11 @@ Steps (each a function; ``build_weights`` runs them in order):
    (:mod:`analysis.survey.mrb`, R ``as.svrepdesign(type="mrbbootstrap")``) on the issued sample —
    residential groups within 村居, then every issued household, responding or not, with each stage's
    sampling fraction (n/N of groups in the 村居, issued/households in the group) — gives each issued
-   household a factor per replicate; its base weight × factor goes through the same nonresponse
-   classes, trimming and raking as the full sample. The spread of the replicates is the standard
-   error (variance Σ (θ_r − θ̄)² / (R − 1)): the staffing model reads it as the survey's uncertainty.
-   The first-stage fraction uses the 村居's share of groups sampled, the usual approximation for
-   the PPS first stage; a 村居 with one sampled group adds no first-stage variance.
+   household a factor per replicate; its base weight × factor goes through the same nonresponse classes,
+   trimming and raking (each replicate to its own convergence) as the full sample. The spread of the
+   replicates is the standard error (variance Σ (θ_r − θ̄)² / (R − 1)): the staffing model reads it as
+   the survey's uncertainty. The first-stage fraction uses the 村居's share of groups sampled, the usual
+   approximation for the PPS first stage; a 村居 with one sampled group adds no first-stage variance.
 """
 
 from __future__ import annotations
@@ -38,10 +38,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from analysis.errors import DesignError
-from analysis.survey import Design, ReplicateDesign
-from analysis.survey.groups import groupsum
+from analysis.survey import Design
+from analysis.survey.calibration import Margin, rake_weights
+from analysis.survey.groups import codes_of, first_rows, groupsum
 from analysis.survey.mrb import mrb_bootstrap
 
 STRATUM = "cunju"
@@ -423,15 +425,18 @@ def household_weights_from_persons(
     persons: pd.DataFrame, person_weights: pd.DataFrame | pd.Series, households: pd.DataFrame
 ) -> pd.DataFrame | pd.Series:
     """Household weight(s) = mean of the members' person weight(s), in the order of ``households``."""
-    means = pd.DataFrame(person_weights).groupby(persons["household_id"].to_numpy()).mean()
-    out = means.reindex(households["household_id"].to_numpy())
-    if out.isna().any().any():
+    member = pd.Index(households["household_id"]).get_indexer(persons["household_id"])
+    listed = member >= 0
+    members = np.bincount(member[listed], minlength=len(households))
+    if (members == 0).any():
         raise DesignError(
             "a household has no member on the roster",
             column="household_id",
             hint="cleaning must drop or fix households without persons",
         )
-    out.index = households.index
+    values = pd.DataFrame(person_weights)
+    sums = groupsum(values.to_numpy(dtype=float)[listed], member[listed], len(households))
+    out = pd.DataFrame(sums / members[:, None], index=households.index, columns=values.columns)
     return out.iloc[:, 0] if isinstance(person_weights, pd.Series) else out
 
 
@@ -528,6 +533,38 @@ def nonresponse_replicates(issued: pd.DataFrame, factors: np.ndarray, classes: p
     return weighted[responded] * (issued_w / responding_w)[codes[responded]]
 
 
+def rake_replicates(
+    persons: pd.DataFrame,
+    member: np.ndarray,
+    household_weights: np.ndarray,
+    margins: dict[str, dict[str, float]],
+    tol: float,
+    max_iter: int = 100,
+) -> np.ndarray:
+    """Persons × replicates: each replicate's household weights (households × replicates; ``member``:
+    each person's household row) given to the members and raked to ``margins``, every replicate to its own
+    convergence (R ``rake``, the full sample's tolerance).
+
+    Raking multiplies every person of a joint cell (one category of every margin) by the same factor, so
+    each replicate is raked on its table of joint-cell totals and the factors are then given to the
+    persons: the same weights as raking the persons, on a table of a few thousand cells.
+    """
+    columns = list(margins)
+    cell = codes_of(persons, columns, "raking cell")
+    cells = persons[columns].iloc[first_rows(cell)].reset_index(drop=True)
+    in_cell = sparse.csr_matrix(
+        (np.ones(len(persons)), (cell, member)), shape=(len(cells), len(household_weights))
+    )
+    totals = in_cell @ household_weights  # cells × replicates
+    full = np.bincount(cell, weights=persons["weight_prerake"].to_numpy(dtype=float))
+    built = [Margin.build(cells, full, [column], population) for column, population in margins.items()]
+    factors = np.empty_like(totals)
+    for r in range(totals.shape[1]):
+        joint, _, after = rake_weights(totals[:, r], built, tol, max_iter)
+        factors[:, r] = after[-1][joint]
+    return household_weights[member] * factors[cell]
+
+
 def replicate_weights(
     households: pd.DataFrame,
     persons: pd.DataFrame,
@@ -554,16 +591,7 @@ def replicate_weights(
         members = np.bincount(member_of, minlength=len(households)).astype(float)
         cunju, _ = pd.factorize(households[STRATUM])
         adjusted = trim_columns(adjusted, cunju, members, trim_max_ratio)
-    design = ReplicateDesign.from_factors(
-        persons,
-        "weight_prerake",
-        member_of,
-        adjusted,
-        scale=1.0,
-        rscales=np.full(replicates, 1.0 / (replicates - 1)),
-        type="mrbbootstrap",
-    )
-    return design.rake(frame_margins(frame, composition), tol=tol).replicate_weights()
+    return rake_replicates(persons, member_of, adjusted, frame_margins(frame, composition), tol)
 
 
 def build_weights(

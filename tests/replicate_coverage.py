@@ -51,7 +51,7 @@ from analysis import indicators, simulate, validation, weights  # noqa: E402 -- 
 from analysis.survey import logit_interval  # noqa: E402 -- after the sys.path setup
 
 POPULATION_SEED = 2012
-SAMPLES = int(os.environ.get("REPLICATE_COVERAGE_SAMPLES", "200"))
+SAMPLES = int(os.environ.get("REPLICATE_COVERAGE_SAMPLES", "1000"))
 REPLICATES = 100
 WORKERS = min(2, os.cpu_count() or 1)
 Z = stats.norm.ppf(0.975)

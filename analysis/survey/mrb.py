@@ -74,11 +74,14 @@ def half_samples(unit_stratum: np.ndarray, replicates: int, rng: np.random.Gener
     sample of ⌊n/2⌋ of its n units (a uniform random key per unit, the smallest keys kept)."""
     U = len(unit_stratum)
     n = np.bincount(unit_stratum)
-    start = np.concatenate([[0], np.cumsum(n)[:-1]])
-    order = np.argsort(unit_stratum + rng.random((replicates, U)), axis=1)
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.broadcast_to(np.arange(U), order.shape), axis=1)
-    return (rank - start[unit_stratum] < (n // 2)[unit_stratum]).T
+    order = np.argsort(unit_stratum, kind="stable")  # units grouped by stratum, so the sort below is cheap
+    grouped = unit_stratum[order]
+    # sorting keeps the strata's blocks in place, so the first ⌊n/2⌋ places of each block are kept
+    first = np.arange(U) - np.concatenate([[0], np.cumsum(n)[:-1]])[grouped] < (n // 2)[grouped]
+    position = np.argsort(grouped + rng.random((replicates, U)), axis=1, kind="stable")
+    kept = np.zeros((U, replicates), dtype=bool)
+    kept[order[position[:, first]], np.arange(replicates)[:, None]] = True
+    return kept
 
 
 def factors(parts: list[_Level], kept: list[np.ndarray]) -> np.ndarray:

@@ -203,16 +203,6 @@ class ReplicateDesign(Estimators):
         self.__dict__.update(rep.__dict__)
 
     @classmethod
-    def from_factors(
-        cls, df, weights: str, groups, factors, scale: float, rscales, type: str = "other", mse=False
-    ):
-        """Replicate weight of row i in replicate r = ``factors[groups[i], r]`` (e.g. a household's weight,
-        shared by its members); ``weights`` names the full-sample weight column."""
-        return cls._from_parts(
-            df, numeric(df, weights), np.ones(len(df)), groups, factors, scale, rscales, mse, type
-        )
-
-    @classmethod
     def _from_parts(cls, df, weights, base, groups, factors, scale, rscales, mse, type_):
         new = object.__new__(cls)
         new.data = df
