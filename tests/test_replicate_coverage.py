@@ -52,7 +52,7 @@ def check_claims(summary: dict) -> None:
     assert len(table) == 12  # in_need, unmet and need_any for each of the four teams
     assert np.isfinite(table["truth"]).all()
     # the replicate SE is honest for every headline: its mean is within 10% of the SD of the estimates
-    # over the samples (an SD that 200 samples know to about ±5%)
+    # over the samples (an SD that 1,000 samples know to about ±2%)
     assert table["se_over_sd"].between(0.9, 1.1).all(), table["se_over_sd"].to_dict()
     # the intervals cover the truth 92.5–97.5% of the time wherever the estimator is unbiased (mean of
     # the estimates within 3 Monte Carlo SEs of the truth) ...
