@@ -363,7 +363,7 @@ def test_weight_distribution_draws_one_box_per_weighting_step_without_warnings(f
     assert labels("mark.simulated") in texts
     low, high = ax.get_xlim()
     assert low <= persons.min().min() and high >= persons.max().max()
-    with pytest.raises(figures.AnalysisError, match="weight_nr"):
+    with pytest.raises(AnalysisError, match="weight_nr"):
         figures.weight_distribution(persons.drop(columns="weight_nr"), labels, note)
 
 
