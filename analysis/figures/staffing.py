@@ -19,7 +19,7 @@ STAFFING_COLUMNS = {
 
 
 def require_columns(frame: pd.DataFrame, name: str) -> None:
-    """AnalysisError naming the staffing table and its missing columns (analysis/staffing.py writes them)."""
+    """AnalysisError naming the staffing table and its missing columns (analysis/staffing/ writes them)."""
     missing = STAFFING_COLUMNS[name] - set(frame.columns)
     if missing:
         raise AnalysisError(
