@@ -10,7 +10,7 @@ LOCK   := requirements.lock
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 # The cell timeout only guards against a hung kernel: a cell's wall time grows with the machine's load, so
 # it is set far above any cell's time here (CI's own limit is 90 minutes).
-NBVAL  := --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=3600
+NBVAL  := --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=3600 --nbval-kernel-startup-timeout=600
 # Tools that make and check the lock live in their own venv (never in the project's).
 TOOLS  := build/lock-tools
 TOOLS_PINS := uv==0.13.9 pip==26.3 packaging==26.4

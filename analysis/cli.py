@@ -78,6 +78,9 @@ def local_kernel_manager():
 
 # Not part of the main job on one export: 06 compares two survey waves (`make evaluate`; refreshed in place).
 SEPARATE_NOTEBOOKS = ("06_annual_evaluation",)
+# a kernel on a busy machine (CI runs two test workers on two cores) can take more than papermill's default
+# 60 s to answer its first message; waiting longer changes no output
+KERNEL_START_SECONDS = 600
 
 
 def run_notebooks(
@@ -118,6 +121,7 @@ def run_notebooks(
                 parameters=None if in_place else declared_parameters(notebook, parameters),
                 cwd=str(notebook_dir),
                 progress_bar=False,
+                start_timeout=KERNEL_START_SECONDS,
                 kernel_name="python3",
                 kernel_manager_class=local_kernel_manager(),
             )

@@ -146,6 +146,22 @@ def _file_row(households: pd.DataFrame, uuid: str) -> int | None:
     return int(rows[uuid]) + 1 if uuid in rows.index else None
 
 
+def flagged(table, person, values, hit, question, issue, check, action) -> pd.DataFrame:
+    """Log rows (:func:`log_rows`) for the answers ``hit`` of ``values``, a column of ``table`` (``person``:
+    the roster keys when ``table`` is the roster, else None)."""
+    return log_rows(
+        table.loc[hit, "uuid"],
+        None if person is None else person[hit],
+        question,
+        text(values[hit]),
+        None,
+        issue,
+        check,
+        action,
+        values[hit].index,
+    )
+
+
 def check_choices(
     form: Form,
     households: pd.DataFrame,
@@ -251,16 +267,15 @@ def check_sentinels(
         allowed = pd.Series(False, index=values.index) if allowed is None else allowed
         action = np.where(allowed[hit], "no_action", "blank_response")
         out.append(
-            log_rows(
-                table.loc[hit, "uuid"],
-                None if person is None else person[hit],
+            flagged(
+                table,
+                person,
+                values,
+                hit,
                 row.name,
-                text(values[hit]),
-                None,
                 "possible sentinel code (don't know / refused)",
                 "sentinel",
                 action,
-                values[hit].index,
             )
         )
     return _concat(out)
@@ -284,16 +299,15 @@ def check_constraints(
             continue
         action = "no_action" if row.base_type == "text" else "blank_response"
         out.append(
-            log_rows(
-                table.loc[bad, "uuid"],
-                None if person is None else person[bad],
+            flagged(
+                table,
+                person,
+                values,
+                bad,
                 row.name,
-                text(values[bad]),
-                None,
                 f"constraint violated: {row.constraint}",
                 "constraint",
                 action,
-                values[bad].index,
             )
         )
     return _concat(out)
@@ -315,16 +329,15 @@ def check_skip_logic(
         if not bad.any():
             continue
         out.append(
-            log_rows(
-                table.loc[bad, "uuid"],
-                None if person is None else person[bad],
+            flagged(
+                table,
+                person,
+                values,
+                bad,
                 row.name,
-                text(values[bad]),
-                None,
                 f"answered although not relevant: {row.relevant_all}",
                 "skip_logic",
                 "blank_response",
-                values[bad].index,
             )
         )
     return _concat(out)
@@ -420,16 +433,15 @@ def check_outliers(
         for scale, bad in flags:
             if bad.any():
                 out.append(
-                    log_rows(
-                        table.loc[bad, "uuid"],
-                        None if person is None else person[bad],
+                    flagged(
+                        table,
+                        person,
+                        values,
+                        bad,
                         row.name,
-                        text(values[bad]),
-                        None,
                         f"outlier ({scale} distribution)",
                         "outlier",
                         "no_action",
-                        values[bad].index,
                     )
                 )
     return _concat(out)
