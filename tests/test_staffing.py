@@ -17,6 +17,7 @@ from analysis.staffing import (
     allocate,
     apportion,
     apportion_many,
+    assumptions_range,
     assumptions_table,
     available_working_time,
     break_even,
@@ -24,8 +25,10 @@ from analysis.staffing import (
     leader_sentence,
     load_assumptions,
     replicate_summary,
+    required_point,
     required_staff,
     run_chain,
+    sizing_keys,
     staffing_tables,
     team_demand,
     tornado,
@@ -472,6 +475,23 @@ def test_tornado_moves_required_staff_the_right_way(assumptions):
         table.loc["teams.youth.casework.coverage", "youth_high"]
         > table.loc["teams.youth.casework.coverage", "youth_low"]
     )
+
+
+def test_the_array_chain_gives_the_frame_chain_bit_for_bit(assumptions):
+    """required_point (the sensitivity searches' fast path) against required_staff(workload(...)): exact
+    equality at each sizing assumption's value, range ends and 40 random values, not a tolerance."""
+    demand = team_demand(hand_made_drivers(), assumptions)
+    willing = demand.set_index("team")["willing"].reindex(assumptions["teams"]).to_numpy()
+    rng = np.random.default_rng(7)
+    checked = 0
+    for key in sizing_keys(assumptions):
+        low, high = assumptions_range(assumptions, key)
+        for x in [low, high, *rng.uniform(low, high, 40 // len(sizing_keys(assumptions)) + 1)]:
+            varied = with_value(assumptions, key, float(x))
+            frame = required_staff(workload(demand, varied), varied)["required"].to_numpy()
+            np.testing.assert_array_equal(required_point(willing, varied), frame, err_msg=f"{key}={x}")
+            checked += 1
+    assert checked > 2 * len(sizing_keys(assumptions))
 
 
 def test_break_even_is_where_the_split_changes(assumptions):

@@ -17,7 +17,8 @@ assumptions in ``analysis/assumptions.yaml``:
 
 Every step works on all bootstrap replicates at once (a ``replicate`` column), so the uncertainty of
 the survey flows through to the allocation (``replicate_summary``); ``tornado`` and ``break_even``
-vary one assumption at a ti
+vary one assumption at a time on the point estimate, through ``required_point``, the same arithmetic
+on arrays (bit for bit; the searches call it hundreds of times).
 
 Modules: :mod:`~analysis.staffing.apportion`, :mod:`~analysis.staffing.wisn`,
 :mod:`~analysis.staffing.assumptions`, :mod:`~analysis.staffing.chain`, :mod:`~analysis.staffing.sensitivity`,
@@ -36,14 +37,23 @@ from analysis.staffing.assumptions import (
     value,
     with_value,
 )
-from analysis.staffing.chain import allocate, required_staff, run_chain, team_demand, workload
+from analysis.staffing.chain import (
+    allocate,
+    required_point,
+    required_staff,
+    run_chain,
+    team_demand,
+    workload,
+)
 from analysis.staffing.sensitivity import (
+    assumptions_range,
     break_even,
     break_evens,
     compare_even_split,
     leader_sentence,
     plan_coverage,
     replicate_summary,
+    sizing_keys,
     tornado,
 )
 from analysis.staffing.tables import staffing_tables, write_tables
@@ -56,6 +66,7 @@ __all__ = [
     "allocate",
     "apportion",
     "apportion_many",
+    "assumptions_range",
     "assumptions_table",
     "available_working_time",
     "break_even",
@@ -65,8 +76,10 @@ __all__ = [
     "load_assumptions",
     "plan_coverage",
     "replicate_summary",
+    "required_point",
     "required_staff",
     "run_chain",
+    "sizing_keys",
     "staffing_tables",
     "team_demand",
     "teams",

@@ -11,8 +11,9 @@ import pandas as pd
 
 from analysis import config
 from analysis.errors import ConfigError
+from analysis.staffing.apportion import apportion_many
 from analysis.staffing.assumptions import SIZING_SECTIONS, _leaves, teams, value, with_value
-from analysis.staffing.chain import _keys, allocate, required_staff, workload
+from analysis.staffing.chain import _keys, required_point
 
 
 def split_label(allocation: pd.DataFrame, column: str = "social_workers") -> pd.Series:
@@ -80,9 +81,21 @@ def sizing_keys(assumptions: dict) -> list[str]:
     ]
 
 
-def _point(demand: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
-    """Required staff and allocation per team for one set of assumptions (no replicates)."""
-    return allocate(required_staff(workload(demand, assumptions), assumptions), assumptions)
+def _willing(demand: pd.DataFrame, assumptions: dict) -> np.ndarray:
+    """The point demand's ``willing`` per team, in team order."""
+    return demand.set_index("team")["willing"].reindex(teams(assumptions)).to_numpy(dtype=float)
+
+
+def _splits(required: np.ndarray, assumptions: dict) -> list[str]:
+    """The social-worker split ("a/b/c/d", team order) of each row of required staff, as :func:`allocate`
+    apportions it."""
+    seats = apportion_many(
+        required,
+        value(assumptions, "plan.social_workers"),
+        assumptions["plan"]["method"],
+        value(assumptions, "plan.minimum_social_workers"),
+    )
+    return ["/".join(str(int(n)) for n in row) for row in seats]
 
 
 def tornado(demand: pd.DataFrame, assumptions: dict, keys: list[str] | None = None) -> pd.DataFrame:
@@ -92,29 +105,36 @@ def tornado(demand: pd.DataFrame, assumptions: dict, keys: list[str] | None = No
     (total required social workers), split_base / _low / _high (the social-worker split), and per team
     the required staff at low and high (``<team>_low``, ``<team>_high``). Sorted by swing, largest first.
     """
-    base = _point(demand, assumptions)
+    willing = _willing(demand, assumptions)
     names = teams(assumptions)
+    keys = keys or sizing_keys(assumptions)
+    ends = [assumptions_range(assumptions, key) for key in keys]
+    required = np.array(
+        [required_point(willing, assumptions)]
+        + [
+            required_point(willing, with_value(assumptions, key, end))
+            for key, pair in zip(keys, ends)
+            for end in pair
+        ]
+    )
+    splits = _splits(required, assumptions)
     rows = []
-    for key in keys or sizing_keys(assumptions):
-        low, high = assumptions_range(assumptions, key)
-        at_low, at_high = (
-            _point(demand, with_value(assumptions, key, low)),
-            _point(demand, with_value(assumptions, key, high)),
-        )
+    for i, (key, (low, high)) in enumerate(zip(keys, ends)):
+        at_low, at_high = required[1 + 2 * i], required[2 + 2 * i]
         rows.append(
             {
                 "assumption": key,
                 "base": value(assumptions, key),
                 "low": low,
                 "high": high,
-                "required_base": base["required"].sum(),
-                "required_low": at_low["required"].sum(),
-                "required_high": at_high["required"].sum(),
-                "split_base": split_label(base).iloc[0],
-                "split_low": split_label(at_low).iloc[0],
-                "split_high": split_label(at_high).iloc[0],
-                **{f"{t}_low": r for t, r in zip(names, at_low["required"])},
-                **{f"{t}_high": r for t, r in zip(names, at_high["required"])},
+                "required_base": required[0].sum(),
+                "required_low": at_low.sum(),
+                "required_high": at_high.sum(),
+                "split_base": splits[0],
+                "split_low": splits[1 + 2 * i],
+                "split_high": splits[2 + 2 * i],
+                **{f"{t}_low": r for t, r in zip(names, at_low)},
+                **{f"{t}_high": r for t, r in zip(names, at_high)},
             }
         )
     table = pd.DataFrame(rows)
@@ -140,15 +160,20 @@ def break_even(
     value and split, and ``lower`` / ``upper`` (NaN when no change within the factor) with the split
     reached there (``lower_split`` / ``upper_split``).
     """
+    willing = _willing(demand, assumptions)
+
+    def split_at(x: float) -> str:
+        return _splits(required_point(willing, with_value(assumptions, key, x))[None, :], assumptions)[0]
+
     base_value = value(assumptions, key)
-    base_split = split_label(_point(demand, assumptions)).iloc[0]
+    base_split = split_at(base_value)
     result = {"assumption": key, "value": base_value, "split": base_split}
     steps = [s for s in (1.1, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0) if s <= factor]
     for side, direction in (("lower", -1), ("upper", 1)):
         inside, outside, split = base_value, None, None
         for step in steps:
             candidate = base_value * step**direction
-            split = split_label(_point(demand, with_value(assumptions, key, candidate))).iloc[0]
+            split = split_at(candidate)
             if split != base_split:
                 outside = candidate
                 break
@@ -158,7 +183,7 @@ def break_even(
             continue
         while abs(outside - inside) > tolerance * abs(base_value):
             middle = (inside + outside) / 2
-            middle_split = split_label(_point(demand, with_value(assumptions, key, middle))).iloc[0]
+            middle_split = split_at(middle)
             if middle_split == base_split:
                 inside = middle
             else:
