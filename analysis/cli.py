@@ -64,7 +64,13 @@ def local_kernel_manager():
 
     The kernel only ever runs on this machine; IPC keeps it off the network and stops ipykernel's
     "running over TCP without encryption" warning from cluttering every notebook's progress line.
+    Each kernel gets its own socket paths: jupyter_client's default ("kernel-ipc-1" … "-5" in the
+    working folder) is the same for two runs started at once from the same folder, and then each
+    kernel answers the other's client, which waits until it times out.
     """
+    import tempfile
+    import uuid
+
     from jupyter_client.manager import KernelManager
     from traitlets import default
 
@@ -73,6 +79,10 @@ def local_kernel_manager():
         def _default_transport(self):
             return "ipc"
 
+        @default("ip")
+        def _default_ip(self):
+            return str(Path(tempfile.gettempdir()) / f"leliu-kernel-{uuid.uuid4().hex}")
+
     return LocalKernelManager
 
 
@@ -80,7 +90,7 @@ def local_kernel_manager():
 SEPARATE_NOTEBOOKS = ("06_annual_evaluation",)
 # a kernel on a busy machine (CI runs two test workers on two cores) can take more than papermill's default
 # 60 s to answer its first message; waiting longer changes no output
-KERNEL_START_SECONDS = 600
+KERNEL_START_SECONDS = 300
 
 
 def run_notebooks(

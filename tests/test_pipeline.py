@@ -299,3 +299,38 @@ def test_an_edited_decisions_file_changes_the_demand_and_staffing_outputs(headle
         assert (run / name).read_bytes() != (out / name).read_bytes(), name
     provenance = json.loads((run / "clean" / "provenance.json").read_text(encoding="utf-8"))
     assert edited.name in provenance["decisions_sha256"]
+
+
+def test_two_notebook_kernels_started_at_once_in_one_folder_each_answer_their_own_client(
+    tmp_path, monkeypatch
+):
+    """Two `run --notebooks` at once from the same folder (as CI's two test workers do) once shared
+    jupyter_client's default socket paths, and each client waited for a kernel that answered the other."""
+    from analysis.cli import local_kernel_manager
+
+    monkeypatch.chdir(tmp_path)
+    managers = [local_kernel_manager()(kernel_name="python3") for _ in range(2)]
+    clients = []
+    try:
+        for manager in managers:
+            manager.start_kernel()
+        assert managers[0].ip != managers[1].ip
+        for manager in managers:
+            client = manager.client()
+            client.start_channels()
+            client.wait_for_ready(timeout=120)
+            clients.append(client)
+        for manager, client in zip(managers, clients):
+            printed = []
+            client.execute_interactive(
+                "import os; print(os.getpid(), end='')",
+                timeout=120,
+                output_hook=lambda msg, printed=printed: printed.append(msg["content"].get("text", "")),
+            )
+            assert "".join(printed) == str(manager.provisioner.pid)
+        assert not list(tmp_path.iterdir()), "no socket files in the working folder"
+    finally:
+        for client in clients:
+            client.stop_channels()
+        for manager in managers:
+            manager.shutdown_kernel(now=True)
