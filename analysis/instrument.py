@@ -144,7 +144,7 @@ def _read_sheets(path: Path) -> dict[str, pd.DataFrame]:
             "instrument not found", file=path, hint="pass the .xlsx or the folder of sheet CSVs"
         )
     try:
-        sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False)
+        sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False, engine="openpyxl")
     except Exception as exc:  # openpyxl raises several unrelated types for a damaged file
         raise IngestError(
             f"cannot read the workbook ({exc})",

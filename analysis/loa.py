@@ -51,7 +51,7 @@ def read_loa(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     try:
         if path.suffix.lower() in (".xlsx", ".xls"):
-            return pd.read_excel(path, dtype=str, keep_default_na=False)
+            return pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
         return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except FileNotFoundError:
         raise AnalysisError("list of analyses not found", file=str(path)) from None
@@ -70,7 +70,7 @@ def read_data(path: str | Path) -> pd.DataFrame:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
         if path.suffix.lower() in (".xlsx", ".xls"):
-            return pd.read_excel(path)
+            return pd.read_excel(path, engine="openpyxl")
         return pd.read_csv(path, encoding="utf-8-sig", low_memory=False)
     except FileNotFoundError:
         raise AnalysisError("data file not found", file=str(path)) from None

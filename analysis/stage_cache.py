@@ -21,7 +21,7 @@ from analysis.weights import COMPOSITION_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ".stage_cache"
-LIBRARIES = ("numpy", "pandas", "pyarrow", "scipy", "matplotlib", "openpyxl", "pyyaml")
+LIBRARIES = ("numpy", "pandas", "pyarrow", "scipy", "matplotlib", "openpyxl", "python-calamine", "pyyaml")
 CLEAN_READ = [
     "clean/households.parquet",
     "clean/persons.parquet",

@@ -372,3 +372,74 @@ def test_a_real_export_in_survey_raw_is_not_marked_simulated(form, rows, tmp_pat
 
 def responses_other(form):
     return fx.responses(form, n=5, seed=99)
+
+
+def _both_readers(path: Path, monkeypatch) -> tuple[dict, dict]:
+    """read_xlsx as it runs (calamine) and with openpyxl in calamine's place."""
+    from analysis.ingest import files
+
+    fast = files.read_xlsx(path)
+    with monkeypatch.context() as patch:
+        patch.setattr(files, "_calamine_sheets", files._openpyxl_sheets)
+        slow = files.read_xlsx(path)
+    return fast, slow
+
+
+def _assert_same_sheets(fast: dict, slow: dict) -> None:
+    assert list(fast) == list(slow)
+    for sheet in fast:
+        pd.testing.assert_frame_equal(fast[sheet], slow[sheet], check_exact=True, obj=sheet)
+
+
+@pytest.mark.parametrize(
+    "workbook",
+    [
+        "survey/raw/kobo/leliu_needs_survey.xlsx",
+        "survey/waves/2013/raw/kobo/leliu_needs_survey.xlsx",
+        "survey/instrument/leliu_needs_survey.xlsx",
+        "tests/fixtures/tal_afar_wash_2021/form.xlsx",
+    ],
+)
+def test_calamine_reads_the_text_openpyxl_reads(workbook, monkeypatch):
+    _assert_same_sheets(*_both_readers(ROOT / workbook, monkeypatch))
+
+
+def test_calamine_reads_dates_times_numbers_and_padding_as_openpyxl_does(tmp_path, monkeypatch):
+    """Cells whose Python types differ between the readers (a midnight date: calamine's date, openpyxl's
+    datetime; whole numbers: float against int) and a sheet formatted beyond its last value."""
+    import datetime as dt
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "data"
+    sheet.append(["n", "x", "when", "day", "clock", "span", "flag", "phone", "text"])
+    sheet.append([1, 1.5, dt.datetime(2012, 5, 7, 10, 30, 15, 250000), dt.date(2012, 5, 7), dt.time(8, 15),
+                  dt.timedelta(hours=30), True, 13800138000, "中文"])  # fmt: skip
+    sheet.append([None, 0.1, dt.datetime(2012, 5, 7), None, None, None, False, 1e20, " a\nb "])
+    sheet.append([None] * 9)
+    sheet.append([-3, 1 / 3, None, None, None, None, None, -0.0, "=1+2"])
+    sheet.cell(row=9, column=12).number_format = "0.00"  # formatted, empty: openpyxl reads up to here
+    book.create_sheet("empty")
+    book.save(tmp_path / "cells.xlsx")
+    fast, slow = _both_readers(tmp_path / "cells.xlsx", monkeypatch)
+    _assert_same_sheets(fast, slow)
+    row = fast["data"].iloc[0]
+    assert (row["n"], row["day"], row["phone"]) == ("1", "2012-05-07 00:00:00", "13800138000")
+    assert list(fast) == ["data"] and list(fast["data"].columns)[-1] == "text"
+
+
+def test_a_workbook_with_excel_error_cells_keeps_the_error_text(tmp_path):
+    """calamine reads '#N/A' as a blank; such a workbook is read by openpyxl, so the value stays visible
+    to the checks instead of passing as a missing answer."""
+    import openpyxl
+
+    from analysis.ingest import files
+
+    book = openpyxl.Workbook()
+    book.active.append(["a", "b"])
+    book.active.append(["x", "#N/A"])  # openpyxl stores '#N/A' as an error cell
+    book.save(tmp_path / "errors.xlsx")
+    assert files._has_error_cells(tmp_path / "errors.xlsx")
+    assert files.read_xlsx(tmp_path / "errors.xlsx")["Sheet"].loc[0, "b"] == "#N/A"

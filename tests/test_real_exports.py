@@ -58,6 +58,19 @@ def _as_xlsx(name: str, folder: Path) -> Path:
     return write_xlsx(tables, folder / f"{name}.xlsx")
 
 
+@pytest.mark.parametrize("name", sorted(EXPORTS))
+def test_calamine_reads_a_real_export_workbook_as_openpyxl_does(name, tmp_path, monkeypatch):
+    from analysis.ingest import files
+
+    workbook = _as_xlsx(name, tmp_path)
+    fast = files.read_xlsx(workbook)
+    monkeypatch.setattr(files, "_calamine_sheets", files._openpyxl_sheets)
+    slow = files.read_xlsx(workbook)
+    assert list(fast) == list(slow)
+    for sheet in fast:
+        pd.testing.assert_frame_equal(fast[sheet], slow[sheet], check_exact=True, obj=sheet)
+
+
 def _accounted(result) -> None:
     raw, counts = result.raw, result.counts
     assert len(raw.households) == counts["clean_households"] + counts["deleted_households"]

@@ -195,7 +195,7 @@ def test_every_kobo_column_maps_to_a_form_field(small_survey):
         columns = pd.read_csv(small_survey[key], nrows=0, encoding="utf-8-sig").columns
         unknown = [c for c in columns if not c.startswith("_") and c not in allowed]
         assert unknown == []
-    sheets = pd.read_excel(small_survey["kobo_xlsx"], sheet_name=None, dtype=str)
+    sheets = pd.read_excel(small_survey["kobo_xlsx"], sheet_name=None, dtype=str, engine="openpyxl")
     assert list(sheets) == ["leliu_needs", "roster"]
     assert set(sheets["roster"]["_parent_index"]) <= set(sheets["leliu_needs"]["_index"])
 

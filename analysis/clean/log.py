@@ -106,7 +106,7 @@ def read_log_file(path: str | Path, what: str = "decisions") -> pd.DataFrame:
         raise ConfigError(f"{what} file not found", file=path)
     try:
         if path.suffix.lower() in (".xlsx", ".xlsm"):
-            sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False)
+            sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False, engine="openpyxl")
             frame = sheets.get("cleaning_log", next(iter(sheets.values())))
         else:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")

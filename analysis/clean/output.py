@@ -56,6 +56,7 @@ def _versions() -> dict[str, str]:
         "scipy",
         "pyarrow",
         "openpyxl",
+        "python-calamine",
         "pyreadstat",
         "pyxform",
         "pyyaml",

@@ -7,6 +7,7 @@ each column from the form. Damaged, empty or unreadable files raise :class:`Inge
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import re
@@ -117,62 +118,106 @@ def cell_text(values: pd.Series) -> pd.Series:
     return values.map(one).astype(object)
 
 
-def _open_workbook(path: Path):
-    """An openpyxl read-only workbook, or an IngestError for an empty, damaged or truncated file."""
+def _unreadable(path: Path, exc: Exception) -> IngestError:
+    return IngestError(
+        f"not a readable .xlsx ({type(exc).__name__}: {exc})", file=path, hint="download the export again"
+    )
+
+
+def _check_workbook(path: Path) -> None:
+    """An IngestError for an empty, damaged or truncated file."""
     if path.stat().st_size == 0:
         raise IngestError("the file is empty", file=path)
     if not zipfile.is_zipfile(path):
         raise IngestError(
             "not a readable .xlsx (damaged or truncated file)", file=path, hint="download the export again"
         )
-    try:
-        import openpyxl
 
-        return openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl and zipfile raise many unrelated types for damaged files
-        raise IngestError(
-            f"not a readable .xlsx ({type(exc).__name__}: {exc})", file=path, hint="download the export again"
-        ) from exc
+
+ERROR_CELL = re.compile(rb"""<c\b[^>]*\bt=["']e["']""")
+
+
+def _has_error_cells(path: Path) -> bool:
+    """Whether a worksheet holds an Excel error value (#N/A, #REF! …; cell type "e" in the sheet XML)."""
+    with zipfile.ZipFile(path) as archive:
+        return any(
+            ERROR_CELL.search(archive.read(name))
+            for name in archive.namelist()
+            if name.startswith("xl/worksheets/") and name.endswith(".xml")
+        )
+
+
+def _calamine_sheets(path: Path, nrows: int | None = None) -> list[tuple[str, list]]:
+    """(sheet name, rows of cell values) of every worksheet, read with calamine (Rust). A date-formatted
+    cell at midnight comes as a date; it is made the datetime openpyxl reads there."""
+    from python_calamine import CalamineWorkbook, SheetTypeEnum
+
+    def midnight(v):
+        return dt.datetime(v.year, v.month, v.day) if type(v) is dt.date else v
+
+    book = CalamineWorkbook.from_path(str(path))
+    try:
+        sheets = []
+        for sheet in book.sheets_metadata:
+            if sheet.typ == SheetTypeEnum.WorkSheet:
+                rows = book.get_sheet_by_name(sheet.name).to_python(skip_empty_area=False, nrows=nrows)
+                sheets.append((sheet.name, [[midnight(v) for v in row] for row in rows]))
+        return sheets
+    finally:
+        book.close()
+
+
+def _openpyxl_sheets(path: Path, nrows: int | None = None) -> list[tuple[str, list]]:
+    """The same with openpyxl, which keeps an error cell's text ('#N/A') where calamine gives ''."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        return [(ws.title, list(ws.iter_rows(max_row=nrows, values_only=True))) for ws in book.worksheets]
+    finally:
+        book.close()
+
+
+def _sheet_rows(path: Path, nrows: int | None = None) -> list[tuple[str, list]]:
+    """Every worksheet's rows. Read by calamine, ~15× faster than openpyxl on the bundled export with the
+    same text after :func:`cell_text` (tested on every workbook the project ships or writes); a
+    workbook with Excel error cells goes to openpyxl, so that '#N/A' stays an answer to flag, not a blank.
+    One difference is kept: calamine decodes the OOXML escape '_x000D_' to the carriage return it stands
+    for (as the CSV export of the same data holds it); openpyxl leaves the escape as text."""
+    _check_workbook(path)
+    try:
+        read = _openpyxl_sheets if _has_error_cells(path) else _calamine_sheets
+        return read(path, nrows)
+    except Exception as exc:  # calamine, openpyxl and zipfile raise many unrelated types for damaged files
+        raise _unreadable(path, exc) from exc
+
+
+def _blank(row) -> bool:
+    return all(v is None or v == "" for v in row)
 
 
 def xlsx_first_headers(path: Path) -> list[str]:
-    """Header row of the first non-empty sheet, read without loading the data (format detection)."""
-    book = _open_workbook(path)
-    try:
-        for ws in book.worksheets:
-            first = next(ws.iter_rows(max_row=1, values_only=True), None)
-            if first:
-                return ["" if h is None else str(h).strip() for h in first]
-    except Exception as exc:  # see _open_workbook
-        raise IngestError(
-            f"not a readable .xlsx ({type(exc).__name__}: {exc})", file=path, hint="download the export again"
-        ) from exc
-    finally:
-        book.close()
+    """Header row of the first non-empty sheet (format detection)."""
+    for _, rows in _sheet_rows(path, nrows=1):
+        if rows and not _blank(rows[0]):
+            return ["" if h is None else str(h).strip() for h in rows[0]]
     raise IngestError("the workbook has no data", file=path)
 
 
 def read_xlsx(path: Path) -> dict[str, pd.DataFrame]:
     """All sheets of a workbook as all-string tables (headers checked)."""
-    book = _open_workbook(path)
-    try:
-        sheets = {}
-        for ws in book.worksheets:
-            rows = list(ws.iter_rows(values_only=True))
-            if not rows:
-                continue
-            headers = ["" if h is None else str(h).strip() for h in rows[0]]
-            check_headers(headers, path, ws.title)
-            frame = pd.DataFrame(rows[1:], columns=headers, dtype=object)
-            frame = frame.apply(cell_text) if len(frame) else frame.astype(object)
-            sheets[ws.title] = frame[(frame != "").any(axis=1)].reset_index(drop=True)
-        book.close()
-    except IngestError:
-        raise
-    except Exception as exc:  # openpyxl and zipfile raise many unrelated types for damaged files
-        raise IngestError(
-            f"not a readable .xlsx ({type(exc).__name__}: {exc})", file=path, hint="download the export again"
-        ) from exc
+    sheets = {}
+    for title, rows in _sheet_rows(path):
+        if not rows or all(_blank(row) for row in rows):
+            continue
+        headers = ["" if h is None else str(h).strip() for h in rows[0]]
+        check_headers(headers, path, title)
+        frame = pd.DataFrame(rows[1:], columns=headers, dtype=object)
+        frame = frame.apply(cell_text) if len(frame) else frame.astype(object)
+        # a column without header or value is the sheet's formatted area, not data (openpyxl reads up to
+        # the sheet's recorded dimension, calamine up to the last value)
+        frame = frame.loc[:, [bool(h) or frame.iloc[:, i].ne("").any() for i, h in enumerate(headers)]]
+        sheets[title] = frame[(frame != "").any(axis=1)].reset_index(drop=True)
     if not sheets:
         raise IngestError("the workbook has no data", file=path)
     return sheets
