@@ -314,9 +314,10 @@ def pin_layout(fig: Figure, digits: int = 9) -> None:
     changes, but the SVG's clip-path ids (hashes of the clip boxes) do. Pinned positions give the same
     bytes whatever the hash seed.
     """
-    if fig.get_layout_engine() is None:
+    engine = fig.get_layout_engine()
+    if engine is None:
         return
-    fig.draw_without_rendering()
+    engine.execute(fig)  # the layout step of a draw, without drawing every artist
     boxes = [(ax, ax.get_position(original=False).bounds) for ax in fig.axes]
     fig.set_layout_engine("none")
     for ax, bounds in boxes:
