@@ -443,3 +443,42 @@ def test_a_workbook_with_excel_error_cells_keeps_the_error_text(tmp_path):
     book.save(tmp_path / "errors.xlsx")
     assert files._has_error_cells(tmp_path / "errors.xlsx")
     assert files.read_xlsx(tmp_path / "errors.xlsx")["Sheet"].loc[0, "b"] == "#N/A"
+
+
+def test_calamine_reads_a_1904_workbook_rich_text_merged_hidden_and_chart_sheets_as_openpyxl(
+    tmp_path, monkeypatch
+):
+    """Workbook features of Mac Excel, WPS and hand-edited exports: the 1904 date system, rich text, a
+    merged range, a hidden sheet and a chart sheet (which has no cells and is not a table)."""
+    import datetime as dt
+
+    import openpyxl
+    from openpyxl.cell.rich_text import CellRichText, TextBlock
+    from openpyxl.cell.text import InlineFont
+    from openpyxl.chart import BarChart, Reference
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+
+    book = openpyxl.Workbook()
+    book.epoch = CALENDAR_MAC_1904
+    sheet = book.active
+    sheet.title = "data"
+    sheet.append(["when", "n", "note"])
+    sheet.append(
+        [dt.datetime(2012, 5, 7, 9, 0), 3, CellRichText([TextBlock(InlineFont(b=True), "bold"), " plain"])]
+    )
+    sheet.append([dt.date(2013, 1, 1), 4, "x"])
+    sheet.merge_cells("B4:C4")
+    sheet["B4"] = "merged"
+    hidden = book.create_sheet("hidden")
+    hidden.append(["k"])
+    hidden.append(["v"])
+    hidden.sheet_state = "hidden"
+    chart = BarChart()
+    chart.add_data(Reference(sheet, min_col=2, min_row=1, max_row=3))
+    book.create_chartsheet("chart").add_chart(chart)
+    book.save(tmp_path / "features.xlsx")
+    fast, slow = _both_readers(tmp_path / "features.xlsx", monkeypatch)
+    _assert_same_sheets(fast, slow)
+    assert list(fast) == ["data", "hidden"]
+    assert fast["data"]["when"].tolist() == ["2012-05-07 09:00:00", "2013-01-01 00:00:00", ""]
+    assert fast["data"].loc[0, "note"] == "bold plain"
