@@ -212,7 +212,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 f"{out / 'clean' / 'provenance.json'}); results will be recomputed from the new file"
             )
     if args.notebooks is None and not args.in_place:  # the main job: stage functions in this process
-        pipeline.run_stages(out, inputs, args.lang, figures, stages, progress=_progress, cache=not args.force)
+        pipeline.run_stages(
+            out, inputs, args.lang, figures, stages, _progress, cache=not args.force, background_figures=True
+        )
         return 0
     only = tuple(pipeline.NOTEBOOKS[s] for s in stages) if args.stage else ()
     return run_notebooks(

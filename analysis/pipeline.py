@@ -13,16 +13,14 @@ whose tables the notebooks show. Notebooks 01–05 call these functions; ``pytho
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from analysis import config, disclosure, figures, validation
+from analysis import config, disclosure, drawing, figures, validation
+from analysis.drawing import BackgroundFigures
 from analysis.errors import AnalysisError
 from analysis.outputs import publishing
 
@@ -74,24 +72,26 @@ class Inputs:
 # ----- writing a stage's files ------------------------------------------------------------------------------
 
 
-def save_figures(draw: Callable[[], dict], fig_dir: str | Path | None) -> dict[str, list[Path]]:
-    """Draw the figures (``draw`` returns them by name) and write each (PNG and SVG) into ``fig_dir``, each
-    file drafted in a temporary folder and moved into place whole; nothing is drawn when ``fig_dir`` is
-    None (benchmarks)."""
+def save_figures(
+    draw: Callable[..., dict],
+    fig_dir: str | Path | None,
+    names: tuple[str, ...] | None = None,
+    background: BackgroundFigures | None = None,
+    **arguments,
+) -> Mapping[str, list[Path]]:
+    """Draw the figures (``draw(**arguments, names=names)`` returns them by name) and write each (PNG and
+    SVG) into ``fig_dir`` whole (:func:`analysis.drawing.write_figures`); with ``background``, one job per
+    figure in its worker process instead, and the paths are read when they are written. Nothing is drawn when
+    ``fig_dir`` is None (benchmarks)."""
     if fig_dir is None:
         return {}
-    made = draw()
-    fig_dir = Path(fig_dir)
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".figures-", dir=fig_dir))
-    try:
-        drafts = figures.save_figures(made, tmp)
-        for paths in drafts.values():
-            for path in paths:
-                os.replace(path, fig_dir / path.name)
-    finally:
-        shutil.rmtree(tmp)
-    return {name: [fig_dir / p.name for p in paths] for name, paths in drafts.items()}
+    if background is not None and names:
+        return background.submit(draw, fig_dir, names, arguments)
+    return drawing.write_figures(draw, fig_dir, arguments if names is None else {**arguments, "names": names})
+
+
+def _weight_figures(persons: pd.DataFrame, labels: figures.Labels, note: figures.Note, names: tuple) -> dict:
+    return {"weight_distribution": figures.weight_distribution(persons, labels, note)}
 
 
 def read_stage(out: Path, stage: str, names: list[str]) -> dict[str, Path]:
@@ -141,7 +141,7 @@ class CleanStage:
 
     result: object
     folder: Path
-    figures: dict[str, list[Path]]
+    figures: Mapping[str, list[Path]]
     planted: validation.Planted | None
 
     def funnel(self, labels: figures.Labels) -> pd.DataFrame:
@@ -183,6 +183,7 @@ def clean(
     inputs: Inputs = Inputs(),
     lang: str = "zh",
     fig_dir: str | Path | None = ROOT / "figures",
+    background: BackgroundFigures | None = None,
 ) -> CleanStage:
     """Stage 01: read the export with its form, run every check, apply the log (and a person's decisions),
     write ``clean/`` (docs/contracts.md) and ``DATA_SOURCE.txt``, and draw the cleaning funnel."""
@@ -193,15 +194,16 @@ def clean(
     write_data_source_note(out)
     written = read_stage(out, "clean", ["households.parquet", "deletion_log.csv"])
     drawn = save_figures(
-        lambda: {
-            "cleaning_funnel": figures.cleaning_funnel(
-                pd.read_parquet(written["households.parquet"]),
-                pd.read_csv(written["deletion_log.csv"], dtype=str),
-                figures.load_labels(lang),
-                data_note(out),
-            )
-        },
+        figures.make_figures,
         fig_dir,
+        ("cleaning_funnel",),
+        background,
+        outputs={
+            "households": pd.read_parquet(written["households.parquet"]),
+            "deletion_log": pd.read_csv(written["deletion_log.csv"], dtype=str),
+        },
+        labels=figures.load_labels(lang),
+        note=data_note(out),
     )
     return CleanStage(result, out / "clean", drawn, validation.planted(inputs.data, out))
 
@@ -216,7 +218,7 @@ class WeightsStage:
     built: object
     classes: pd.DataFrame
     folder: Path
-    figures: dict[str, list[Path]]
+    figures: Mapping[str, list[Path]]
 
     @property
     def response_rate(self) -> float:
@@ -280,6 +282,7 @@ def weights(
     replicates: int = REPLICATES,
     seed: int = REPLICATE_SEED,
     trim_max_ratio: float | None = None,
+    background: BackgroundFigures | None = None,
 ) -> WeightsStage:
     """Stage 02: design weights, nonresponse adjustment, (optional trimming), raking to the frame and
     ``replicates`` bootstrap replicate weights; writes ``weights/`` and draws the weight distribution."""
@@ -308,14 +311,13 @@ def weights(
         built.household_replicates.to_parquet(tmp / "household_replicates.parquet", index=False)
         built.diagnostics.to_csv(tmp / "diagnostics.csv", index=False)
     drawn = save_figures(
-        lambda: {
-            "weight_distribution": figures.weight_distribution(
-                pd.read_parquet(out / "weights" / "persons.parquet"),
-                figures.load_labels(lang),
-                data_note(out),
-            )
-        },
+        _weight_figures,
         fig_dir,
+        ("weight_distribution",),
+        background,
+        persons=pd.read_parquet(out / "weights" / "persons.parquet"),
+        labels=figures.load_labels(lang),
+        note=data_note(out),
     )
     classes = weighting.nonresponse_classes(households, sample_design)
     return WeightsStage(built, classes, out / "weights", drawn)
@@ -360,7 +362,7 @@ class DemandStage:
     definitions: dict
     threshold: int
     folder: Path
-    figures: dict[str, list[Path]]
+    figures: Mapping[str, list[Path]]
 
     def drivers_with_range(self) -> pd.DataFrame:
         """The staffing drivers with the 2.5th and 97.5th percentiles over the replicate weights."""
@@ -409,6 +411,7 @@ def demand(
     needs: str | Path = config.NEEDS_PATH,
     assumptions: str | Path = config.ASSUMPTIONS_PATH,
     frame: str | Path = Inputs().frame,
+    background: BackgroundFigures | None = None,
 ) -> DemandStage:
     """Stage 03: every estimate of the need definitions from the weights stage's tables, suppressed below the
     leadership threshold; model-based 村居 estimates of each team's headline prevalence (:mod:`analysis.sae`,
@@ -444,19 +447,17 @@ def demand(
         run.ranked.to_csv(tmp / "services_ranked.csv", index=False)
         run.cunju_sample.to_csv(tmp / "cunju_sample.csv", index=False)
     drawn = save_figures(
-        lambda: figures.make_figures(
-            {
-                "results": pd.read_csv(
-                    out / "demand" / "results.csv", dtype={"group_value": str, "value": str}
-                ),
-                "cunju_model": model.areas,
-            },
-            figures.load_labels(lang, load_form(form), needs=definitions),
-            data_note(out),
-            threshold=threshold,
-            names=DEMAND_FIGURES,
-        ),
+        figures.make_figures,
         fig_dir,
+        DEMAND_FIGURES,
+        background,
+        outputs={
+            "results": pd.read_csv(out / "demand" / "results.csv", dtype={"group_value": str, "value": str}),
+            "cunju_model": model.areas,
+        },
+        labels=figures.load_labels(lang, load_form(form), needs=definitions),
+        note=data_note(out),
+        threshold=threshold,
     )
     return DemandStage(run, model, definitions, threshold, out / "demand", drawn)
 
@@ -478,7 +479,7 @@ class StaffingStage:
     sentences: dict
     tables: dict
     folder: Path
-    figures: dict[str, list[Path]] = field(default_factory=dict)
+    figures: Mapping[str, list[Path]] = field(default_factory=dict)
 
     def methods(self) -> pd.DataFrame:
         """Social workers per team under every apportionment method (the default one is in
@@ -498,6 +499,7 @@ def staffing(
     needs: str | Path = config.NEEDS_PATH,
     assumptions: str | Path = config.ASSUMPTIONS_PATH,
     break_even_keys: int = BREAK_EVEN_KEYS,
+    background: BackgroundFigures | None = None,
 ) -> StaffingStage:
     """Stage 04: WISN workload, required social workers and the apportionment of the plan's posts, on the
     drivers and on every replicate; tornado and break-even values; writes ``staffing/`` (tables and
@@ -535,16 +537,16 @@ def staffing(
             json.dumps(sentences, ensure_ascii=False, indent=1), encoding="utf-8"
         )
     drawn = save_figures(
-        lambda: figures.make_figures(
-            {
-                name: pd.read_csv(out / "staffing" / f"{name}.csv")
-                for name in ("allocation", "replicate_allocations", "sensitivity")
-            },
-            figures.load_labels(lang, needs=definitions),
-            data_note(out),
-            names=STAFFING_FIGURES,
-        ),
+        figures.make_figures,
         fig_dir,
+        STAFFING_FIGURES,
+        background,
+        outputs={
+            name: pd.read_csv(out / "staffing" / f"{name}.csv")
+            for name in ("allocation", "replicate_allocations", "sensitivity")
+        },
+        labels=figures.load_labels(lang, needs=definitions),
+        note=data_note(out),
     )
     return StaffingStage(
         plan, point, replicated, summary, sensitivity, breaks, sentences, tables, out / "staffing", drawn
@@ -598,65 +600,105 @@ def run_stages(
     stages: tuple[str, ...] = STAGES,
     progress: Callable[[str], None] | None = None,
     cache: bool = False,
+    background_figures: bool = False,
 ) -> dict:
     """Run ``stages`` in order (each reads what the previous one wrote); returns their results by name.
 
     ``progress`` receives "[n/N] <stage> ..." and "<stage> done in <s> s" lines (the CLI prints them; a
     terminal or notebook also sees the seconds so far and the time left, :mod:`analysis.progress`).
     With ``cache``, a stage whose inputs and outputs are as its last run recorded
-    (:mod:`analysis.stage_cache`)
-    is skipped, and its result is None.
+    (:mod:`analysis.stage_cache`) is skipped, and its result is None. With ``background_figures``, the
+    figures are drawn in a worker process while the next stages run (:mod:`analysis.drawing`; the same
+    files), and the run returns when they are written.
     """
-    from analysis import stage_cache
-    from analysis.progress import StageProgress
+    import contextlib
 
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise AnalysisError(f"unknown stage '{unknown[0]}'", hint=f"stages: {', '.join(STAGES)}")
-    out = Path(out)
+    drawn_aside = background_figures and fig_dir is not None
+    with BackgroundFigures() if drawn_aside else contextlib.nullcontext() as pool:
+        return _run(Path(out), inputs, lang, fig_dir, stages, progress, cache, pool)
+
+
+def _run(out, inputs, lang, fig_dir, stages, progress, cache, pool: BackgroundFigures | None) -> dict:
+    """:func:`run_stages`' loop; each stage's cache record is written once its figures are."""
+    from analysis import stage_cache
+    from analysis.progress import StageProgress
+
     calls = {
-        "clean": lambda: clean(out, inputs, lang, fig_dir),
-        "weights": lambda: weights(out, inputs, lang, fig_dir),
-        "demand": lambda: demand(out, inputs.form, lang, fig_dir, frame=inputs.frame),
-        "staffing": lambda: staffing(out, lang, fig_dir),
+        "clean": lambda: clean(out, inputs, lang, fig_dir, background=pool),
+        "weights": lambda: weights(out, inputs, lang, fig_dir, background=pool),
+        "demand": lambda: demand(out, inputs.form, lang, fig_dir, frame=inputs.frame, background=pool),
+        "staffing": lambda: staffing(out, lang, fig_dir, background=pool),
         "brief": lambda: brief(out, inputs.form),
     }
     code = stage_cache.code_fingerprint() if cache else ""
-    done = {}
-    for number, stage in enumerate(stages, start=1):
-        label = f"[{number}/{len(stages)}] {stage}"
-        wanted = {}
-        if cache:
-            wanted = stage_cache.stage_inputs(
-                stage, out, inputs, {"lang": lang, "figures": str(fig_dir)}, code
-            )
-            if stage_cache.is_current(out, stage, wanted):
-                done[stage] = None
-                if progress:
-                    progress(f"{label}: inputs unchanged since the last run, skipped")
-                continue
-            stage_cache.forget(out, stage)
-        rows = _households(out) if stage != "clean" else None
-        _, _, last_seconds, last_rows = stage_cache.read_record(out, stage)
-        expected = last_seconds * (rows / last_rows if rows and last_rows else 1) if last_seconds else None
-        with StageProgress(label, rows, expected) as shown:
-            try:
-                done[stage] = calls[stage]()
-            except AnalysisError as error:
-                error.stage = stage  # the CLI names the stage that stopped
-                raise
-        if stage == "clean":
-            shown.rows = _households(out)
-        if progress:
-            progress(shown.done_text())
-        if cache:
+    done, records = {}, []
+    try:
+        for number, stage in enumerate(stages, start=1):
+            label = f"[{number}/{len(stages)}] {stage}"
+            wanted = {}
+            if cache:
+                wanted = stage_cache.stage_inputs(
+                    stage, out, inputs, {"lang": lang, "figures": str(fig_dir)}, code
+                )
+                if stage_cache.is_current(out, stage, wanted):
+                    done[stage] = None
+                    if progress:
+                        progress(f"{label}: inputs unchanged since the last run, skipped")
+                    continue
+                stage_cache.forget(out, stage)
+            rows = _households(out) if stage != "clean" else None
+            _, _, last_seconds, last_rows = stage_cache.read_record(out, stage)
+            scale = rows / last_rows if rows and last_rows else 1
+            expected = last_seconds * scale if last_seconds else None
+            with StageProgress(label, rows, expected) as shown:
+                try:
+                    done[stage] = calls[stage]()
+                except AnalysisError as error:
+                    error.stage = stage  # the CLI names the stage that stopped
+                    raise
+            if stage == "clean":
+                shown.rows = _households(out)
+            if progress:
+                progress(shown.done_text())
+            records.append((stage, wanted, shown.seconds, shown.rows))
+    except Exception:  # the stages that finished keep their figures and records
+        _settle(out, pool, done, records, cache, progress=None, quiet=True)
+        raise
+    _settle(out, pool, done, records, cache, progress, quiet=False)
+    return done
+
+
+def _settle(out: Path, pool, done: dict, records: list, cache: bool, progress, quiet: bool) -> None:
+    """Wait for the finished stages' figures (drawing here those the worker has not started) and write each
+    stage's cache record once its figures are written. A figure's input error is raised as its stage's,
+    unless ``quiet`` (another error is already on its way)."""
+    import time
+
+    from analysis import stage_cache
+
+    started = time.perf_counter()
+    if pool is not None:
+        pool.finish()
+    for stage, wanted, seconds, rows in records:
+        try:
             written = [path for paths in getattr(done[stage], "figures", {}).values() for path in paths]
+        except Exception as error:
+            if quiet:
+                continue
+            if isinstance(error, AnalysisError):
+                error.stage = stage
+            raise
+        if cache:
             if stage == "clean":
                 written.append(out / "DATA_SOURCE.txt")
             stage_cache.write_record(
-                out, stage, wanted, stage_cache.stage_outputs(out, stage, written), shown.seconds, shown.rows
+                out, stage, wanted, stage_cache.stage_outputs(out, stage, written), seconds, rows
             )
-    return done
+    if pool is not None and progress:
+        progress(f"figures written {time.perf_counter() - started:.1f} s after the last stage")
 
 
 def _households(out: Path) -> int | None:

@@ -255,6 +255,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_cli_writes_the_results_table(tmp_path):
     out = tmp_path / "results.csv"
     done = cli(
@@ -269,6 +270,7 @@ def test_cli_writes_the_results_table(tmp_path):
     compare(pd.read_csv(out), pd.read_csv(FIXTURES / "MSNA_template_no_ratio_results_table.csv"))
 
 
+@pytest.mark.slow
 def test_cli_bad_list_exits_2_with_one_line(tmp_path):
     loa = tmp_path / "loa.csv"
     pd.DataFrame(

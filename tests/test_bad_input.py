@@ -73,6 +73,7 @@ def _run(case: Case, folder: Path, small_clean):
     return design.mean("y", **args)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_case(case: Case, tmp_path, small_clean):
     if case.outcome == "error":
@@ -92,6 +93,7 @@ def test_valid_weighting_inputs_weight(small_clean):
     assert result.persons["weight"].gt(0).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CLI_CASES)
 def test_cli_exit_2_one_line_no_traceback(name, tmp_path):
     case = next(c for c in CASES if c.name == name)
@@ -126,6 +128,7 @@ def test_cli_exit_2_one_line_no_traceback(name, tmp_path):
     assert not (tmp_path / "out" / "clean").exists()
 
 
+@pytest.mark.slow
 def test_valid_sample_cleans(tmp_path):
     """The material the corpus is made from cleans without error (each case fails for its fault only)."""
     hh, roster = bad_inputs.bundled()
@@ -139,6 +142,7 @@ def test_valid_sample_cleans(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_run_with_a_bad_export_exits_2_and_leaves_no_files(tmp_path):
     """The main job on a zero-byte export: exit 2, the message names the file, no traceback, no files."""
     case = next(c for c in CASES if c.name == "zero_byte_csv")

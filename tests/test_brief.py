@@ -188,6 +188,7 @@ def test_the_glyph_probe_detects_tofu_without_the_embedded_font(page, tmp_path):
     assert result["distinct"] < 0.1 and result["as_missing"] > 0.9 * len(chars), result
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_the_brief_loads_in_a_browser_and_shows_its_four_figures(brief_file, tmp_path):
     """Chromium loads the page; every figure is decoded (natural size > 0) and the embedded font is used."""
@@ -229,6 +230,7 @@ window.addEventListener('load', async () => {
     print(f"brief screenshot: {shot}")
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_the_pdf_is_one_page_and_byte_identical(brief_file, tmp_path):
     first = brief.print_pdf(brief_file, tmp_path / "a.pdf")

@@ -125,6 +125,7 @@ def test_every_raw_submission_is_clean_or_deleted_with_a_reason(bundled):
     assert result.review.empty
 
 
+@pytest.mark.slow
 def test_no_output_contains_personal_data_from_the_raw_export(bundled):
     _, out = bundled
     raw = pd.read_csv(BUNDLED, dtype=str, keep_default_na=False)
@@ -149,6 +150,7 @@ def test_no_output_contains_personal_data_from_the_raw_export(bundled):
     assert not numbers.any()
 
 
+@pytest.mark.slow
 def test_outputs_are_deterministic(form, tmp_path):
     hh, people = fx.responses(form, n=20)
     path = fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx")
@@ -160,6 +162,7 @@ def test_outputs_are_deterministic(form, tmp_path):
         ).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_every_export_format_gives_the_same_clean_tables(form, tmp_path):
     hh, people = fx.responses(form, n=16)
     hh.loc[2, "hh_size"] = 99
@@ -194,6 +197,7 @@ def small(form, tmp_path):
     return fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), tmp_path
 
 
+@pytest.mark.slow
 def test_a_persons_decisions_win(small):
     path, tmp = small
     first = clean_survey(fx.FORM_DIR, path, tmp / "first")
@@ -214,6 +218,7 @@ def test_a_persons_decisions_win(small):
     assert len(second.households) == len(first.households) + 1
 
 
+@pytest.mark.slow
 def test_a_decision_for_a_question_that_does_not_exist_is_refused(small):
     path, tmp = small
     clean_survey(fx.FORM_DIR, path, tmp / "first")
@@ -225,6 +230,7 @@ def test_a_decision_for_a_question_that_does_not_exist_is_refused(small):
     assert not (tmp / "second" / "clean").exists()
 
 
+@pytest.mark.slow
 def test_a_decision_setting_a_value_outside_the_forms_choices_is_refused(small):
     path, tmp = small
     first = clean_survey(fx.FORM_DIR, path, tmp / "first")
@@ -245,6 +251,7 @@ def test_a_decision_setting_a_value_outside_the_forms_choices_is_refused(small):
     assert not (tmp / "second" / "clean").exists()
 
 
+@pytest.mark.slow
 def test_review_finds_a_change_not_applied_and_a_deleted_survey_still_present(form, small):
     path, _ = small
     raw = read_export(path, form)
@@ -263,6 +270,7 @@ def test_review_finds_a_change_not_applied_and_a_deleted_survey_still_present(fo
 # ----- single checks on planted values ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_single_checks_on_planted_values(form, tmp_path):
     hh, people = fx.responses(form, n=20)
     hh.loc[1, "cunju"] = "黃連 社區"  # traditional characters and a space
@@ -304,6 +312,7 @@ def test_soft_duplicate_is_found_and_the_later_copy_removed(form, tmp_path):
     assert "uuid-0006" in found["issue"].iloc[0]
 
 
+@pytest.mark.slow
 def test_apply_log_blanks_and_recodes_and_rebuilds_option_columns(form, tmp_path):
     hh, people = fx.responses(form, n=8)
     hh.loc[2, "need_youth_other"] = "课后托管"
@@ -317,6 +326,7 @@ def test_apply_log_blanks_and_recodes_and_rebuilds_option_columns(form, tmp_path
     assert len(clean) + len(deletion) == len(raw.households)
 
 
+@pytest.mark.slow
 def test_a_decision_for_all_data_applies_to_every_interview(form, small):
     path, _ = small
     raw = read_export(path, form)
@@ -380,6 +390,7 @@ def test_unquoted_yes_in_the_settings_is_the_answer_yes(tmp_path):
     ).consent.accept == ["yes"]
 
 
+@pytest.mark.slow
 def test_a_check_whose_field_is_missing_says_so_in_the_summary(small):
     path, tmp = small
     settings = _settings(
@@ -404,6 +415,7 @@ def test_a_check_whose_field_is_missing_says_so_in_the_summary(small):
     assert written["check_id"].tolist() == summary.index.tolist()
 
 
+@pytest.mark.slow
 def test_logic_checks_flag_the_answers_for_which_the_expression_is_true(form, tmp_path):
     hh, people = fx.responses(form, n=12)
     hh.loc[[1, 5], "housing"] = "dorm"  # and hh_size > 1 in both
@@ -450,6 +462,7 @@ def test_fuzzy_recoding_never_matches_fragments_shorter_than_the_minimum():
     assert match_choice(texts, index, min_length=2).tolist()[0] == "al_jazeera4"  # what min_length prevents
 
 
+@pytest.mark.slow
 def test_a_column_mostly_outside_its_choice_list_stops_unless_the_settings_say(form, tmp_path):
     hh, people = fx.responses(form, n=20)
     hh.loc[:5, "housing"] = "flat"  # 6 of 20: 30% of the answers are not choices
@@ -477,6 +490,7 @@ def test_required_means_answered_when_shown(form, tmp_path):
     assert set(zip(flagged["uuid"], flagged["question"])) == {("uuid-0000", "caregiver_strain")}
 
 
+@pytest.mark.slow
 def test_other_texts_are_listed_for_review(form, tmp_path):
     hh, people = fx.responses(form, n=12)
     result = clean_raw(form, read_export(fx.write_kobo_xlsx(form, hh, people, tmp_path / "k.xlsx"), form))
@@ -490,6 +504,7 @@ def test_other_texts_are_listed_for_review(form, tmp_path):
 # ----- a person's decisions ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_persons_decision_wins_whatever_check_id_it_carries(small):
     path, tmp = small
     first = clean_survey(fx.FORM_DIR, path, tmp / "first")
@@ -517,6 +532,7 @@ def test_a_persons_decision_wins_whatever_check_id_it_carries(small):
     assert (cell["change_type"] == "change_response").all() and (cell["new_value"] == "50").all()
 
 
+@pytest.mark.slow
 def test_remove_survey_without_an_issue_is_removed_by_reviewer(small):
     path, tmp = small
     first = clean_survey(fx.FORM_DIR, path, tmp / "first")
@@ -530,6 +546,7 @@ def test_remove_survey_without_an_issue_is_removed_by_reviewer(small):
     assert second.counts["clean_households"] == first.counts["clean_households"] - 1
 
 
+@pytest.mark.slow
 def test_errors_name_the_row_of_the_decisions_file(small):
     path, tmp = small
     first = clean_survey(fx.FORM_DIR, path, tmp / "first")
@@ -554,6 +571,7 @@ def test_errors_name_the_row_of_the_decisions_file(small):
     assert error.value.row == 4 and error.value.file.endswith("decisions.csv")
 
 
+@pytest.mark.slow
 def test_apply_log_applies_the_log_alone_in_order(small):
     path, tmp = small
     first = clean_survey(fx.FORM_DIR, path, tmp / "first")

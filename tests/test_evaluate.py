@@ -95,6 +95,7 @@ def test_a_ratios_change_has_the_se_of_compare_on_the_same_design(revisited, def
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("design", ["revisited", "fresh"])
 def test_each_waves_se_in_the_stack_is_its_own_designs(design, request, definitions):
     """Below the stacked PSU, each wave's households are their own certain stage with their own fpc, so a
@@ -112,6 +113,7 @@ def test_each_waves_se_in_the_stack_is_its_own_designs(design, request, definiti
         assert got == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_fresh_groups_are_independent_samples_and_revisited_ones_covary(fresh, revisited, definitions):
     apart = evaluate.evaluate(*fresh, definitions, domains=())
     assert apart.psus == "fresh"  # two independent draws share some groups by chance: still fresh
@@ -255,6 +257,7 @@ def test_the_figure_shows_both_waves_bilingual_with_the_simulated_mark(fresh, de
     assert sum(len(ax.patches) for ax in axes) == 2 * 13  # two bars per indicator
 
 
+@pytest.mark.slow
 def test_the_command_line_names_a_missing_wave_folder_in_one_line(tmp_path):
     done = subprocess.run(
         [
@@ -281,6 +284,7 @@ def test_two_waves_of_one_year_are_refused(fresh, definitions):
         evaluate.evaluate(fresh[0], replace(fresh[1], year=2012), definitions)
 
 
+@pytest.mark.slow
 def test_each_wave_is_raked_to_its_own_years_frame(population, definitions):
     """The 2013 population is a year on (births, deaths, moves): its frame differs, and each wave's
     weights add up to its own year's residents, in every 村居."""
@@ -298,6 +302,7 @@ def test_each_wave_is_raked_to_its_own_years_frame(population, definitions):
     assert totals[pair.years[0]] != totals[pair.years[1]]
 
 
+@pytest.mark.slow
 def test_the_main_job_leaves_the_evaluation_notebook_to_make_evaluate(tmp_path):
     """`python -m analysis run` (make report) runs one export's stages; notebook 06 needs two waves."""
     notebooks = tmp_path / "notebooks"

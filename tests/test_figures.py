@@ -172,6 +172,7 @@ def test_every_figure_carries_footnote_and_simulated_mark(form, note):
     assert not any("模拟数据" in t for t in _all_text(fig))
 
 
+@pytest.mark.slow
 def test_figures_are_byte_identical_on_rerun(tmp_path, form, note):
     labels = figures.load_labels("zh", form)
     first = figures.save_figure(figures.unmet_need(fx.results(), labels, note), tmp_path / "a", "unmet")
@@ -267,6 +268,7 @@ def test_figures_accept_results_after_disclosure_control(form, note):
     assert sum(bool(re.fullmatch(r"\d+%", t)) for t in cells) == len(shown)
 
 
+@pytest.mark.slow
 def test_committed_figures_are_up_to_date_with_the_code(tmp_path, form):
     """The figures committed in figures/ are what the current code draws from build/ (the bundled survey)."""
     build, committed = ROOT / "build", ROOT / "figures"
@@ -385,6 +387,7 @@ figures.save_figures(made, Path(sys.argv[1]), formats=("svg",))
 """
 
 
+@pytest.mark.slow
 def test_svg_bytes_do_not_depend_on_the_python_hash_seed(tmp_path):
     """Every figure's SVG is the same whatever PYTHONHASHSEED a process starts with: the layout is pinned
     before saving. Unpinned, the constrained layout's last bits followed the seed and so did the SVG's

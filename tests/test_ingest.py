@@ -65,6 +65,7 @@ def test_every_format_reads_to_the_same_tables_as_kobo_xlsx(reads, fmt):
     _same(reference.persons, other.persons)
 
 
+@pytest.mark.slow
 def test_wjx_without_a_uuid_column_keys_on_its_serial_number(form, rows, reads, tmp_path):
     path = fx.write_wjx_csv(form, *rows, tmp_path / "wjx.csv", with_uuid=False)
     reference, other = reads["kobo_xlsx"], read_export(path, form)
@@ -185,6 +186,7 @@ def test_bad_input_gives_one_clear_error(form, rows, tmp_path, case):
     assert path.name in message and words in message, message
 
 
+@pytest.mark.slow
 def test_cli_exits_non_zero_with_one_line_and_writes_nothing(form, rows, tmp_path):
     path, _ = _bad_files(form, rows, tmp_path / "bad")["truncated xlsx"]
     out = tmp_path / "out"
@@ -211,6 +213,7 @@ def test_cli_exits_non_zero_with_one_line_and_writes_nothing(form, rows, tmp_pat
     assert not (out / "clean").exists()
 
 
+@pytest.mark.slow
 def test_bundled_wjx_export_reads_to_the_same_answers_as_the_bundled_kobo_export(form):
     kobo_path = ROOT / "survey" / "raw" / "kobo" / "leliu_needs.csv"
     wjx_path = ROOT / "survey" / "raw" / "wjx" / "leliu_needs_wjx.csv"
@@ -231,6 +234,7 @@ def test_bundled_wjx_export_reads_to_the_same_answers_as_the_bundled_kobo_export
     assert variants.sum() <= 14 and not kobo.households.loc[variants, "cunju"].str.fullmatch(r"c\d\d").any()
 
 
+@pytest.mark.slow
 def test_wjx_xlsx_reads_like_the_wjx_csv(form, rows, reads, tmp_path):
     csv_path = fx.write_wjx_csv(form, *rows, tmp_path / "wjx.csv")
     table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="gb18030")
@@ -344,6 +348,7 @@ def _provenance(folder: Path, files: list[Path], simulated: bool = True) -> None
     (folder / "PROVENANCE.json").write_text(json.dumps(content), encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_an_export_is_simulated_only_when_the_simulators_provenance_lists_its_checksums(form, rows, tmp_path):
     path = fx.write_kobo_csv(form, *rows, tmp_path / "sim" / "kobo")
     _provenance(tmp_path / "sim", [path, path.with_name("roster.csv")])
@@ -355,6 +360,7 @@ def test_an_export_is_simulated_only_when_the_simulators_provenance_lists_its_ch
     assert read_export(copy / "leliu_needs.csv", form).provenance == {}
 
 
+@pytest.mark.slow
 def test_a_real_export_in_survey_raw_is_not_marked_simulated(form, rows, tmp_path):
     """The bundled survey/raw/PROVENANCE.json lists the simulator's files; an export dropped beside them is
     real."""
@@ -400,6 +406,7 @@ def _assert_same_sheets(fast: dict, slow: dict) -> None:
         "tests/fixtures/tal_afar_wash_2021/form.xlsx",
     ],
 )
+@pytest.mark.slow
 def test_calamine_reads_the_text_openpyxl_reads(workbook, monkeypatch):
     _assert_same_sheets(*_both_readers(ROOT / workbook, monkeypatch))
 

@@ -53,9 +53,10 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def headless(tmp_path_factory):
-    """One headless run of every stage on the bundled survey (figures inside the output folder)."""
+    """One headless run of every stage on the bundled survey (figures inside the output folder, drawn in the
+    background worker as `python -m analysis run` draws them; the notebook run draws them in each stage)."""
     out = tmp_path_factory.mktemp("headless")
-    done = pipeline.run_stages(out, pipeline.Inputs(), "zh", out / "figures")
+    done = pipeline.run_stages(out, pipeline.Inputs(), "zh", out / "figures", background_figures=True)
     return out, done
 
 
@@ -106,6 +107,7 @@ def test_the_readme_states_the_results_of_a_fresh_run(headless):
     assert not changed, f"README values differ from a fresh run (run `python -m analysis readme`): {changed}"
 
 
+@pytest.mark.slow
 def test_a_stage_reruns_alone_from_the_files_on_disk(headless):
     out, _ = headless
     before = {stage: _files(out / stage) for stage in ("demand", "staffing")}
@@ -130,6 +132,7 @@ def test_a_failed_stage_leaves_its_previous_outputs_whole(headless, tmp_path):
     assert not list(work.glob(".demand-*"))
 
 
+@pytest.mark.slow
 def test_a_stage_whose_inputs_are_missing_names_the_file_and_the_stage_to_run(tmp_path):
     with pytest.raises(AnalysisError, match="run the weights stage first") as error:
         pipeline.demand(tmp_path, fig_dir=None)
@@ -156,6 +159,7 @@ def test_a_stage_whose_inputs_are_missing_names_the_file_and_the_stage_to_run(tm
     assert "drivers.csv" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_fifth_team_added_in_needs_yaml_reaches_the_tables_and_figures(headless, tmp_path):
     """A team whose questions the export carries (here: the family questions asked again for carers) is
     estimated, sized and drawn once needs.yaml and assumptions.yaml name it; no code changes."""
@@ -209,6 +213,7 @@ def test_a_fifth_team_added_in_needs_yaml_reaches_the_tables_and_figures(headles
     }
 
 
+@pytest.mark.slow
 def test_an_export_without_the_simulators_provenance_gets_no_simulated_mark(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -301,6 +306,7 @@ def test_an_edited_decisions_file_changes_the_demand_and_staffing_outputs(headle
     assert edited.name in provenance["decisions_sha256"]
 
 
+@pytest.mark.slow
 def test_two_notebook_kernels_started_at_once_in_one_folder_each_answer_their_own_client(
     tmp_path, monkeypatch
 ):

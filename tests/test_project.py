@@ -11,6 +11,7 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.markers import Marker
 from packaging.requirements import Requirement
@@ -128,6 +129,7 @@ def test_make_results_regenerates_every_committed_result_file():
     assert [name for name in committed if not any(name in text for text in texts)] == []
 
 
+@pytest.mark.slow
 def test_run_with_no_notebooks_succeeds(tmp_path):
     empty = tmp_path / "notebooks"
     empty.mkdir()
@@ -172,6 +174,7 @@ def _notebook(cells: list[str]) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_run_names_the_failing_notebook_and_cell_and_passes_parameters(tmp_path):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
@@ -218,6 +221,7 @@ def test_run_names_the_failing_notebook_and_cell_and_passes_parameters(tmp_path)
     assert not (notebooks / "never-run").exists()
 
 
+@pytest.mark.slow
 def test_missing_export_is_one_line_and_exit_2(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "analysis", "run", "--data", str(tmp_path / "nope.xlsx")],

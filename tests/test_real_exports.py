@@ -58,6 +58,7 @@ def _as_xlsx(name: str, folder: Path) -> Path:
     return write_xlsx(tables, folder / f"{name}.xlsx")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPORTS))
 def test_calamine_reads_a_real_export_workbook_as_openpyxl_does(name, tmp_path, monkeypatch):
     from analysis.ingest import files
@@ -80,6 +81,7 @@ def _accounted(result) -> None:
     assert len(raw.persons) == counts["clean_persons"] + deleted_persons
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPORTS))
 def test_a_real_export_cleans_from_csv_and_from_xlsx_with_every_row_accounted_for(name, tmp_path):
     from_csv = _clean(name, tmp_path / "csv")
@@ -97,6 +99,7 @@ def test_a_real_export_cleans_from_csv_and_from_xlsx_with_every_row_accounted_fo
         ) if table == "households" else pd.testing.assert_frame_equal(a, b, check_dtype=False)
 
 
+@pytest.mark.slow
 def test_the_cli_cleans_a_real_export_with_exit_0_and_no_traceback(tmp_path):
     main, _ = EXPORTS["tal_afar_wash_2021"]
     done = subprocess.run(
@@ -183,6 +186,7 @@ def _comparable(values: pd.Series) -> pd.Series:
     return out
 
 
+@pytest.mark.slow
 def test_applying_cleaningtools_reviewed_log_reproduces_cleaningtools_clean_data(tmp_path):
     result = _clean("tal_afar_wash_2021", tmp_path, apply_log=TAL_AFAR / "cleaning_log.csv")
     theirs = pd.read_csv(TAL_AFAR / "clean_data.csv.gz", dtype=str, keep_default_na=False)
@@ -213,6 +217,7 @@ def test_applying_cleaningtools_reviewed_log_reproduces_cleaningtools_clean_data
     assert {c: n for c, n in differ.items() if n} == {}
 
 
+@pytest.mark.slow
 def test_their_reviewed_log_as_decisions_removes_what_they_removed(tmp_path):
     """As --decisions (our checks plus their decisions): every submission their log removes is deleted, the
     32 removals without an issue as 'removed by reviewer'; their no_action rows do not undo our removals."""
@@ -230,6 +235,7 @@ def test_their_reviewed_log_as_decisions_removes_what_they_removed(tmp_path):
     _accounted(result)
 
 
+@pytest.mark.slow
 def test_the_default_settings_stop_on_a_column_whose_codes_are_not_in_the_form(tmp_path):
     """The sampling-area codes were anonymised by the publishers: 617 of the 617 answers kept after the
     removal checks match no choice. The cleaning stops naming the column, the share and examples."""

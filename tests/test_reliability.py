@@ -181,6 +181,7 @@ FAULTS = [
     rows=st.lists(st.integers(0, len(HH_ALL) - 1), min_size=2, max_size=6, unique=True),
     faults=st.lists(st.tuples(st.sampled_from(FAULTS), st.integers(0, 50)), max_size=5),
 )
+@pytest.mark.slow
 def test_raw_equals_clean_plus_deleted_and_no_pii(rows, faults, tmp_path_factory):
     hh = HH_ALL.iloc[sorted(rows)].reset_index(drop=True)
     roster = ROSTER_ALL[ROSTER_ALL["_parent_index"].isin(hh["_index"])].reset_index(drop=True)
@@ -244,6 +245,7 @@ def test_committed_notebooks_hold_no_personal_data():
     assert not found, found
 
 
+@pytest.mark.slow
 def test_existing_outputs_hold_no_personal_data():
     """build/ and figures/ as the last `make report` left them (skipped when there are none)."""
     folders = [ROOT / "build", ROOT / "figures"]
@@ -333,6 +335,7 @@ def _small_export(folder: Path) -> Path:
     return bi.write_kobo(folder, hh, roster)
 
 
+@pytest.mark.slow
 def test_provenance_records_raw_checksum_and_versions(tmp_path):
     data = _small_export(tmp_path / "raw")
     clean_survey(bi.FORM, data, tmp_path / "out")
@@ -343,6 +346,7 @@ def test_provenance_records_raw_checksum_and_versions(tmp_path):
     assert provenance["packages"]["python"] == sys.version.split()[0]
 
 
+@pytest.mark.slow
 def test_changed_raw_file_is_reported_by_the_next_run(tmp_path):
     data = _small_export(tmp_path / "raw")
     out = tmp_path / "out"
@@ -380,6 +384,7 @@ def test_changed_raw_file_is_reported_by_the_next_run(tmp_path):
     assert len(warning) == 1 and bi.ROSTER in warning[0] and "changed" in warning[0], done.stdout
 
 
+@pytest.mark.slow
 def test_copied_raw_export_is_not_reported(tmp_path):
     """Same bytes in another folder: no warning (the check is by content, not by date or path)."""
     data = _small_export(tmp_path / "raw")

@@ -75,6 +75,7 @@ def test_needs_are_correlated_as_the_brief_says(population):
     )
 
 
+@pytest.mark.slow
 def test_stated_demand_ranks_elderly_disability_and_youth_above_family_as_the_2012_survey_found(population):
     table = truth(population)
     overall = table[(table["group"] == "all") & table["variable"].str.startswith("need_any_")]
@@ -83,6 +84,7 @@ def test_stated_demand_ranks_elderly_disability_and_youth_above_family_as_the_20
     assert min(need_any[["elderly", "disability", "youth"]]) > need_any["family"] + 0.05, need_any.to_dict()
 
 
+@pytest.mark.slow
 def test_stated_demand_is_the_share_of_households_ticking_any_need_option():
     small = build_population(3, scale=0.1)
     table = truth(small)
@@ -118,6 +120,7 @@ def test_bundled_survey_matches_its_provenance_and_the_parameters():
     assert provenance["parameters_sha256"] == hashlib.sha256(params).hexdigest(), "regenerate survey/"
 
 
+@pytest.mark.slow
 def test_survey_readme_numbers_are_those_of_the_bundled_survey(population):
     """survey/README.md's generated blocks equal what the code computes from the bundled survey."""
     sample = draw_sample(population, population.seed + 1)
@@ -177,6 +180,7 @@ def test_truth_overall_equals_the_sum_over_cunju():
     assert table["proportion"].dropna().between(0, 1).all()
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_files(small_survey, tmp_path):
     again = write_survey(7, tmp_path, n_households=150, scale=0.1)
     for name, path in small_survey.items():
@@ -300,6 +304,7 @@ def test_receiving_only_grows_where_need_persists(panel):
             assert not lost.any(), (team, s)
 
 
+@pytest.mark.slow
 def test_the_planted_change_raises_reach_and_awareness_and_lowers_unmet_need(panel):
     change = panel.truth[panel.truth["group"] == "all"].set_index("variable")["proportion_change"]
     assert change["aware_centre"] > 0.1
@@ -335,6 +340,7 @@ def test_the_second_wave_revisits_the_groups_or_draws_fresh_ones(panel):
     pd.testing.assert_frame_equal(again.second.households, pair.second.households)
 
 
+@pytest.mark.slow
 def test_wave_survey_files_are_byte_identical_on_rerun(tmp_path):
     from analysis.simulate.waves import write_wave_survey
 
@@ -373,6 +379,7 @@ def _file_key(path: Path) -> str:
     return keys.get(path.name, path.stem)
 
 
+@pytest.mark.slow
 def test_an_unknown_wave_is_one_clear_error(tmp_path):
     import subprocess
     import sys

@@ -477,6 +477,7 @@ def test_tornado_moves_required_staff_the_right_way(assumptions):
     )
 
 
+@pytest.mark.slow
 def test_the_array_chain_gives_the_frame_chain_bit_for_bit(assumptions):
     """required_point (the sensitivity searches' fast path) against required_staff(workload(...)): exact
     equality at each sizing assumption's value, range ends and 40 random values, not a tolerance."""

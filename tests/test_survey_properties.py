@@ -43,6 +43,7 @@ def test_scaling_all_weights_leaves_means_and_their_se_unchanged(df, c):
     np.testing.assert_allclose(a["se"], b["se"], rtol=1e-9, atol=1e-12 * df["y"].abs().max())
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(samples())
 def test_domain_mean_is_the_ratio_of_domain_totals(df):
