@@ -77,12 +77,15 @@ class Drawing(Mapping):
 
     def __init__(self, jobs: list[_Job]):
         self._jobs = jobs
+        self._written: dict[str, list[Path]] | None = None
 
     def _paths(self) -> dict[str, list[Path]]:
-        paths = {}
-        for job in self._jobs:
-            paths.update(job.result())
-        return paths
+        if self._written is None:
+            paths = {}
+            for job in self._jobs:
+                paths.update(job.result())
+            self._written = paths
+        return self._written
 
     def __getitem__(self, name: str) -> list[Path]:
         return self._paths()[name]
@@ -96,11 +99,11 @@ class Drawing(Mapping):
 
 class BackgroundFigures:
     """Figures drawn in ``workers`` spawned processes (default: one fewer than the machine's cores, at least
-    one) while the caller goes on; use as a context manager and call :meth:`finish` before reading the
-    files."""
+    one and at most four — a run has nine figures, and each worker pays about 2 CPU s of imports) while the
+    caller goes on; use as a context manager and call :meth:`finish` before reading the files."""
 
     def __init__(self, workers: int | None = None):
-        workers = workers or max(1, (os.cpu_count() or 2) - 1)
+        workers = workers or min(4, max(1, (os.cpu_count() or 2) - 1))
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         self._jobs: list[_Job] = []
         self._pool.submit(_ready)  # start the worker now, while the first stage runs

@@ -12,7 +12,9 @@ whose tables the notebooks show. Notebooks 01–05 call these functions; ``pytho
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +93,8 @@ def save_figures(
 
 
 def _weight_figures(persons: pd.DataFrame, labels: figures.Labels, note: figures.Note, names: tuple) -> dict:
+    """The weights stage's one figure, called as :func:`analysis.figures.make_figures` is (``names`` given,
+    only this figure)."""
     return {"weight_distribution": figures.weight_distribution(persons, labels, note)}
 
 
@@ -611,8 +615,6 @@ def run_stages(
     figures are drawn in a worker process while the next stages run (:mod:`analysis.drawing`; the same
     files), and the run returns when they are written.
     """
-    import contextlib
-
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise AnalysisError(f"unknown stage '{unknown[0]}'", hint=f"stages: {', '.join(STAGES)}")
@@ -675,8 +677,6 @@ def _settle(out: Path, pool, done: dict, records: list, cache: bool, progress, q
     """Wait for the finished stages' figures (drawing here those the worker has not started) and write each
     stage's cache record once its figures are written. A figure's input error is raised as its stage's,
     unless ``quiet`` (another error is already on its way)."""
-    import time
-
     from analysis import stage_cache
 
     started = time.perf_counter()
