@@ -278,6 +278,14 @@ WEIGHT_FILES = [
 ]
 
 
+def _write_replicates(table: pd.DataFrame, path: Path) -> None:
+    """A replicate-weight table as Parquet, dictionary-encoding only its text (id) columns: trying a
+    dictionary on each of 200 float columns took two thirds of the write time at 150,000 households
+    (4.8 s of 7 for the person table) for a file about a quarter smaller."""
+    text = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+    table.to_parquet(path, index=False, use_dictionary=text)
+
+
 def weights(
     out: str | Path,
     inputs: Inputs = Inputs(),
@@ -311,8 +319,8 @@ def weights(
     with publishing(out, "weights") as tmp:
         built.households.to_parquet(tmp / "households.parquet", index=False)
         built.persons.to_parquet(tmp / "persons.parquet", index=False)
-        built.person_replicates.to_parquet(tmp / "person_replicates.parquet", index=False)
-        built.household_replicates.to_parquet(tmp / "household_replicates.parquet", index=False)
+        for name in ("person_replicates", "household_replicates"):
+            _write_replicates(getattr(built, name), tmp / f"{name}.parquet")
         built.diagnostics.to_csv(tmp / "diagnostics.csv", index=False)
     drawn = save_figures(
         _weight_figures,

@@ -395,3 +395,41 @@ def test_compare_refuses_unclear_waves(df):
     with pytest.raises(DesignError, match="say which two"):
         three.compare("y")
     assert three.compare("y", first=2012, second=2014)["n"].iloc[0] == 2 * len(df)
+
+
+def test_calibrated_variance_is_the_same_to_the_last_bit_however_the_variables_are_grouped(monkeypatch):
+    """The calibrated variance works on groups of variables, in threads: any grouping gives the same
+    bits (one variable at a time in two threads against all at once in one)."""
+    from analysis.survey import variance
+
+    rng = np.random.default_rng(7)
+    n = 600
+    df = pd.DataFrame(
+        {
+            "stratum": rng.choice(["a", "b", "c"], n),
+            "psu": rng.integers(0, 8, n),
+            "w": rng.uniform(1, 30, n),
+            "sex": rng.choice(["f", "m"], n),
+            "age": rng.choice(["young", "old"], n),
+            "g": rng.choice(["x", "y", "z", "q"], n),
+            **{f"y{j}": rng.normal(size=n) for j in range(5)},
+        }
+    )
+    df["hh"] = df["psu"].astype(str) + "-" + (np.arange(n) // 3).astype(str)
+    df["psu"] = df["stratum"] + df["psu"].astype(str)
+    df["n_psu"], df["n_hh"] = 40, 200
+    raked = (
+        Design(
+            df, weights="w", strata="stratum", ids=["psu", "hh"], fpc=["n_psu", "n_hh"], lonely_psu="adjust"
+        )
+        .poststratify("age", {"young": 9000.0, "old": 6000.0})
+        .rake({"sex": {"f": 7600.0, "m": 7400.0}, "age": {"young": 9000.0, "old": 6000.0}})
+    )
+    variables = [f"y{j}" for j in range(5)]
+    monkeypatch.setattr(variance, "THREADS", 1)
+    at_once = raked.mean(variables, by="g")
+    monkeypatch.setattr(variance, "THREADS", 2)
+    monkeypatch.setattr(variance, "CHUNK_CELLS", 1)
+    one_by_one = raked.mean(variables, by="g")
+    assert at_once["se"].gt(0).all()
+    assert np.array_equal(at_once["se"].to_numpy(), one_by_one["se"].to_numpy())

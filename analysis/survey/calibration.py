@@ -1,6 +1,6 @@
 """Calibration: post-stratification, raking and linear (GREG) calibration (R ``postStratify``,
-``rake``, ``calibrate``), and the residuals through which their variance accounts for them
-(R ``svyrecvar``).
+``rake``, ``calibrate``), and the residual operators through which their variance accounts for
+them (R ``svyrecvar``).
 
 Each calibration of a :class:`~analysis.survey.Design` is kept as a :class:`CalStep` (what was
 done and how to replay it), so the variance can use the calibration residuals and replicate designs
@@ -9,10 +9,12 @@ can recalibrate every replicate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from analysis.errors import DesignError
 from analysis.survey.groups import (
@@ -20,7 +22,6 @@ from analysis.survey.groups import (
     check_columns,
     combine,
     first_rows,
-    groupsum,
     indicator_matrix,
     numeric,
     summed,
@@ -232,46 +233,68 @@ def check_margin_totals(margins: list[Margin], tol: float) -> None:
         )
 
 
-def residuals(steps: tuple[CalStep, ...], X: np.ndarray) -> np.ndarray:
-    """Replace influence values by their residuals from each calibration (R ``svyrecvar``)."""
-    for step in steps:
-        if step.kind == "post":
-            m, old, psw = step.margins[0], step.old_weights, step.new_weights[0]
-            psw = np.where((psw == 0) & (old == 0), 1.0, psw)
-            C = len(m.population)
-            means = (
-                groupsum(X * (old / psw)[:, None], m.cells, C)
-                / np.bincount(m.cells, weights=old, minlength=C)[:, None]
-            )
-            X = X - means[m.cells] * psw[:, None]
-        elif step.kind == "greg":
-            q, wcal = step.basis, step.new_weights[0]
-            U = X / wcal[:, None]
-            X = (U - q @ (q.T @ U)) * wcal[:, None]
-        else:
-            # R sweeps x <- x - psw * ave(x / psw, margin) ten times, psw = w0 * multiplier of the
-            # row's joint cell; the sweeps only move per-joint-cell sums, so run them on those
-            joint, w0 = step.joint, step.old_weights
-            J = len(step.new_weights[0])
-            first = first_rows(joint)
-            n_j = np.bincount(joint, minlength=J).astype(float)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                per_weight = X / w0[:, None]
-            per_weight[~(w0 > 0)] = 0.0
-            S = groupsum(per_weight, joint, J)
-            del per_weight
-            shift = np.zeros_like(S)
-            margins = [(m.cells[first], len(m.population)) for m in step.margins]
-            sums = [
-                (c, indicator_matrix(c, C), np.bincount(c, weights=n_j, minlength=C)[:, None])
-                for c, C in margins
-            ]
-            for _ in range(RAKE_RESIDUAL_SWEEPS):
-                for (c, indicator, count), mult in zip(sums, step.new_weights):
-                    ave = summed(indicator, S / mult[:, None]) / count
-                    S = S - (n_j * mult)[:, None] * ave[c]
-                    shift = shift + mult[:, None] * ave[c]
-            moved = shift[joint]
-            moved *= w0[:, None]
-            X = np.subtract(X, moved, out=moved)
-    return X
+@dataclass(frozen=True)
+class ResidualStep:
+    """One calibration as its variance residuals see it (R ``svyrecvar``): every row's influence value
+    x_i loses ``right[i] · (C_j)``, where C = ``solve(left @ x)``.
+
+    ``left`` (m × n) sums the values into the calibration's m cells (post-stratification, raking) or
+    basis columns (GREG); ``right`` (n × m) spreads the cell values back over the rows. Because the
+    step is linear in x and acts through m sums, the variance can follow it on group totals and never
+    form the residuals row by row.
+    """
+
+    left: sparse.csr_matrix
+    right: sparse.csr_matrix
+    solve: Callable[[np.ndarray], np.ndarray]
+
+
+def residual_steps(steps: tuple[CalStep, ...]) -> list[ResidualStep]:
+    """The residual operators of a design's calibrations, in the order they were applied."""
+    return [_residual_step(step) for step in steps]
+
+
+def _cell_matrix(codes: np.ndarray, weights: np.ndarray, size: int) -> sparse.csr_matrix:
+    """size × n matrix with ``weights[i]`` at (codes[i], i)."""
+    n = len(codes)
+    return sparse.csr_matrix((weights, (codes, np.arange(n))), shape=(size, n))
+
+
+def _residual_step(step: CalStep) -> ResidualStep:
+    if step.kind == "post":
+        # x − psw · Σ_cell x·old/psw / Σ_cell old
+        m, old, psw = step.margins[0], step.old_weights, step.new_weights[0]
+        psw = np.where((psw == 0) & (old == 0), 1.0, psw)
+        C = len(m.population)
+        count = np.bincount(m.cells, weights=old, minlength=C)[:, None]
+        return ResidualStep(
+            _cell_matrix(m.cells, old / psw, C), _cell_matrix(m.cells, psw, C).T.tocsr(), lambda S: S / count
+        )
+    if step.kind == "greg":
+        # x − wcal · q qᵀ (x / wcal): q an orthonormal basis of √w·X
+        q, wcal = step.basis, step.new_weights[0]
+        return ResidualStep(
+            sparse.csr_matrix((q / wcal[:, None]).T), sparse.csr_matrix(q * wcal[:, None]), lambda S: S
+        )
+    # raking: R sweeps x <- x - psw * ave(x / psw, margin) ten times, psw = w0 * multiplier of the row's
+    # joint cell; the sweeps only move per-joint-cell sums S of x / w0, so they run on those
+    joint, w0 = step.joint, step.old_weights
+    J = len(step.new_weights[0])
+    first = first_rows(joint)
+    n_j = np.bincount(joint, minlength=J).astype(float)
+    sums = [
+        (c, indicator_matrix(c, C), np.bincount(c, weights=n_j, minlength=C)[:, None])
+        for c, C in ((m.cells[first], len(m.population)) for m in step.margins)
+    ]
+
+    def sweeps(S: np.ndarray) -> np.ndarray:
+        shift = np.zeros_like(S)
+        for _ in range(RAKE_RESIDUAL_SWEEPS):
+            for (c, indicator, count), mult in zip(sums, step.new_weights):
+                ave = summed(indicator, S / mult[:, None]) / count
+                S = S - (n_j * mult)[:, None] * ave[c]
+                shift = shift + mult[:, None] * ave[c]
+        return shift
+
+    per_weight = np.divide(1.0, w0, out=np.zeros(len(w0)), where=w0 > 0)
+    return ResidualStep(_cell_matrix(joint, per_weight, J), _cell_matrix(joint, w0, J).T.tocsr(), sweeps)

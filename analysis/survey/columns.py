@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
+from scipy import sparse
 
 from analysis.survey.groups import groupsum
 
@@ -47,27 +47,13 @@ class Columns:
         table = np.nan_to_num(values.reshape(self.D, -1), nan=0.0, posinf=0.0, neginf=0.0)
         return table if self.D == 1 else table[self.dom]
 
-    @cached_property
-    def _domain_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """Rows sorted by domain (in row order within each) and where each domain's rows start."""
-        order = np.argsort(self.dom, kind="stable")
-        return order, np.searchsorted(self.dom[order], np.arange(self.D + 1))
-
-    def dense(self, x: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
-        """Columns lo..hi-1 (all by default) of x spread into its columns: n × (hi − lo), zero
-        outside each column's domain. Each domain's rows are copied once, so a chunk costs its own
-        size, not n × v."""
-        n, v = x.shape
-        hi = self.D * v if hi is None else hi
-        out = np.zeros((n, hi - lo))
-        if hi <= lo:
-            return out
-        order, start = self._domain_rows
-        for d in range(lo // v, (hi - 1) // v + 1):
-            first, last = max(lo, d * v), min(hi, (d + 1) * v)  # this domain's columns in the chunk
-            rows = order[start[d] : start[d + 1]]
-            if len(rows):
-                out[np.ix_(rows, np.arange(first - lo, last - lo))] = x[
-                    np.ix_(rows, np.arange(first - d * v, last - d * v))
-                ]
-        return out
+    def by_domain(self, matrix: sparse.spmatrix) -> sparse.csr_matrix:
+        """A sums matrix (m × n) split by domain: (m·D) × n, row a·D + d summing domain d's rows, so
+        its product with x (n×v) reshaped to m × (D·v) gives every column's sums."""
+        if self.D == 1:
+            return sparse.csr_matrix(matrix)
+        coo = sparse.coo_matrix(matrix)
+        m, n = coo.shape
+        return sparse.csr_matrix(
+            (coo.data, (coo.row * self.D + self.dom[coo.col], coo.col)), shape=(m * self.D, n)
+        )

@@ -8,15 +8,19 @@ column totals is the design's variance of the estimates.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from analysis.errors import DesignError
-from analysis.survey.calibration import residuals
+from analysis.survey.calibration import residual_steps
 from analysis.survey.columns import Columns
-from analysis.survey.groups import groupsum
+from analysis.survey.groups import groupsum, indicator_matrix
 
 FPC_ZERO = 1e-7  # R survey: a stratum whose fpc factor is below this adds no variance (onestrat)
-CHUNK_COLUMNS = 64  # calibrated variance: columns of the n × columns influence matrix held at once
+CHUNK_CELLS = 1 << 24  # calibrated variance: values in the largest units × columns table held at once
+THREADS = min(2, os.cpu_count() or 1)  # calibrated variance: groups of variables worked on at once
 
 
 def taylor_degf(design, cols: Columns) -> np.ndarray:
@@ -28,6 +32,11 @@ def taylor_degf(design, cols: Columns) -> np.ndarray:
     return psu.sum(axis=0) - strata.sum(axis=0)
 
 
+def variance_stages(design) -> list:
+    """The stages whose variance is added: all with an fpc at stage 1, else the first (R)."""
+    return design.stages if design.stages[0].popsize is not None else design.stages[:1]
+
+
 def taylor_variance(design, Z: np.ndarray, cols: Columns, whole: bool = False) -> np.ndarray:
     """Variance of the column totals of the influence values Z (n×v, laid out as ``cols``).
 
@@ -36,30 +45,77 @@ def taylor_variance(design, Z: np.ndarray, cols: Columns, whole: bool = False) -
     two differ only under the lonely-PSU rules).
     """
     if not design.calibrated:
-        return multistage(design, Z, cols, None if whole else cols.ok)
-    # calibration residuals spread beyond the domain: work on the dense n × columns matrix, a
-    # chunk of columns at a time (never fewer than two columns, so sums keep one order)
-    k = cols.D * Z.shape[1]
-    m = max(1, -(-k // CHUNK_COLUMNS))
-    var = np.empty(k)
-    for lo, hi in [(i * k // m, (i + 1) * k // m) for i in range(m)]:
-        X = residuals(design.calibration_steps, cols.dense(Z, lo, hi))
-        flat = Columns(X, X, np.ones((len(X), 1), dtype=bool), np.zeros(len(X), dtype=np.int64), 1)
-        var[lo:hi] = multistage(design, X, flat, None)
-    return var
+        k = cols.D * Z.shape[1]
+        return multistage(
+            design,
+            lambda s, st: cols.gsum(Z, st.unit, len(st.unit_first)),
+            k,
+            cols,
+            None if whole else cols.ok,
+        )
+    return calibrated_variance(design, Z, cols)
 
 
-def multistage(design, X: np.ndarray, cols: Columns, present) -> np.ndarray:
+def calibrated_variance(design, Z: np.ndarray, cols: Columns) -> np.ndarray:
+    """Variance of a calibrated design (R ``svyrecvar``).
+
+    The influence values' residuals from each calibration spread beyond each column's domain (every
+    row stays in a calibrated design), so R works on the dense n × columns matrix. Here each
+    calibration is a linear operator acting through its cells' sums
+    (:class:`~analysis.survey.calibration.ResidualStep`): a sampling unit's total of the residuals is
+    its total of Z minus a units × cells table times the cells' values, and no n × columns matrix is
+    formed. Variables are taken a few at a time, so that the largest units × columns table stays under
+    ``CHUNK_CELLS`` values, in ``THREADS`` threads; each column's arithmetic is the same whatever the
+    grouping, so the result is the same to the last bit.
+    """
+    stages = variance_stages(design)
+    steps = residual_steps(design.calibration_steps)
+    lefts = [cols.by_domain(step.left) for step in steps]
+    # how each earlier step's correction reaches a later step's sums, and each stage's unit totals
+    later = [[step.left @ earlier.right for earlier in steps[:e]] for e, step in enumerate(steps)]
+    units = [[indicator_matrix(st.unit, len(st.unit_first)) @ step.right for step in steps] for st in stages]
+    v = Z.shape[1]
+    rows = max([len(st.unit_first) for st in stages] + [step.left.shape[0] for step in steps])
+    threads = min(THREADS, v)
+    width = max(1, min(CHUNK_CELLS // (cols.D * rows), -(-v // threads)))
+
+    def variance_of(lo: int) -> np.ndarray:
+        z = np.ascontiguousarray(Z[:, lo : lo + width])
+        k = cols.D * z.shape[1]
+        values = []
+        for e, step in enumerate(steps):
+            S = np.asarray(lefts[e] @ z).reshape(step.left.shape[0], k)
+            for through, C in zip(later[e], values):
+                S = S - through @ C
+            values.append(step.solve(S))
+
+        def unit_totals(s, st):
+            T = cols.gsum(z, st.unit, len(st.unit_first))
+            for through, C in zip(units[s], values):
+                T = T - through @ C
+            return T
+
+        return multistage(design, unit_totals, k, cols, None).reshape(cols.D, -1)
+
+    starts = range(0, v, width)
+    if threads > 1 and len(starts) > 1:  # numpy and scipy's sparse products release the GIL
+        with ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(variance_of, starts))
+    else:
+        parts = [variance_of(lo) for lo in starts]
+    return np.concatenate(parts, axis=1).ravel()
+
+
+def multistage(design, unit_totals, k: int, cols: Columns, present) -> np.ndarray:
     """Multistage with-/without-replacement variance (R ``multistage``/``onestage``/``onestrat``).
 
-    ``present`` (n×v bool) marks the rows of each column's (sub)design: R visits only strata
-    with such rows; None = all rows (a calibrated design keeps every row, as R).
+    ``unit_totals(s, stage)`` gives the totals (units × k) of the influence values within each
+    sampling unit of stage s. ``present`` (n×v bool) marks the rows of each column's (sub)design: R
+    visits only strata with such rows; None = all rows (a calibrated design keeps every row, as R).
     """
-    k = cols.D * X.shape[1]
     total = np.zeros(k)
-    prefix = np.ones(len(X))  # product of earlier-stage sampling fractions n/N, per row
-    last = len(design.stages) if design.stages[0].popsize is not None else 1
-    for s, st in enumerate(design.stages[:last]):
+    prefix = np.ones(len(design.weights))  # product of earlier-stage sampling fractions n/N, per row
+    for s, st in enumerate(variance_stages(design)):
         H = len(st.n_units)
         U = len(st.unit_first)
         first_unit = st.unit_first
@@ -72,7 +128,7 @@ def multistage(design, X: np.ndarray, cols: Columns, present) -> np.ndarray:
         nh = st.n_units.astype(float)
         lonely = nh == 1
         uncentred = lonely[unit_stratum] & (design.lonely_psu == "adjust")
-        T = cols.gsum(X, st.unit, U)
+        T = unit_totals(s, st)
         means = groupsum(T, unit_stratum, H) / nh[:, None]
         dev = np.where(uncentred[:, None], T, T - means[unit_stratum])
         scale = np.where(

@@ -66,6 +66,12 @@ designs$clus1_rake <- rake(designs$clus1, list(~stype, ~sch.wide), list(pop_styp
                            control = list(maxit = 100, epsilon = 1e-10))
 pop_cal <- c(`(Intercept)` = 6194, stypeH = 755, stypeM = 1018, api99 = 3914069)  # R's ?calibrate example
 designs$clus1_cal <- calibrate(designs$clus1, ~stype + api99, pop_cal)
+# two-stage designs with the fpc at both stages, calibrated, and calibrations applied one after another
+designs$clus2_rake <- rake(designs$clus2, list(~stype, ~sch.wide), list(pop_stype, pop_schwide),
+                           control = list(maxit = 100, epsilon = 1e-10))
+designs$clus2_ps_rake <- rake(postStratify(designs$clus2, ~sch.wide, pop_schwide), list(~stype, ~sch.wide),
+                              list(pop_stype, pop_schwide), control = list(maxit = 100, epsilon = 1e-10))
+designs$clus2_ps_cal <- calibrate(postStratify(designs$clus2, ~sch.wide, pop_schwide), ~stype + api99, pop_cal)
 designs$clus1_jk1_cal <- calibrate(as.svrepdesign(designs$clus1, type = "JK1"), ~stype + api99, pop_cal)
 designs$clus1_jk1 <- as.svrepdesign(designs$clus1, type = "JK1")
 designs$strat_jkn <- as.svrepdesign(designs$strat, type = "JKn")
@@ -142,7 +148,7 @@ sub_degf <- function(d, by) sapply(split(seq_len(nrow(d$variables)), by), functi
 
 for (dn in c("srs", "srs_nofpc", "strat", "clus1", "clus1_nofpc", "clus2", "clus2_nofpc", "clus1_ps",
              "clus1_rake", "clus1_cal", "clus1_jk1", "clus1_jk1_cal", "strat_jkn", "clus1_jk1_ps", "clus1_jk1_rake", "clus1_user_mse",
-             "clus1_user_jk1")) {
+             "clus1_user_jk1", "clus2_rake", "clus2_ps_rake", "clus2_ps_cal")) {
   d <- designs[[dn]]
   df <- degf(d)
   is_rep <- inherits(d, "svyrep.design")  # survey 4.1-1's svyratio.svyrep.design fails with deff=TRUE
