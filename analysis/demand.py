@@ -512,7 +512,7 @@ def run_demand(
     persons: pd.DataFrame,
     margins: dict[str, dict[str, float]],
     definitions: dict,
-    person_replicates: pd.DataFrame,
+    person_replicates: pd.DataFrame | Path,
     level: float = 0.95,
     min_households: int = 30,
     threshold: int | None = None,
@@ -520,7 +520,8 @@ def run_demand(
     """Everything stage 03 writes, from what stage 02 wrote: the weighted tables, the frame ``margins`` their
     person weights were raked to (``weights/diagnostics.csv``) and the replicate weights.
 
-    ``person_replicates`` (person_id + one column per replicate) must list the persons of ``persons``.
+    ``person_replicates`` (person_id + one column per replicate, or the Parquet file holding them, read
+    after the estimates so that the two are never in memory together) must list the persons of ``persons``.
     Cells with fewer than ``threshold`` respondents (default :func:`leadership_threshold`) are
     suppressed with secondary suppression (:func:`analysis.disclosure.suppress_results`).
     """
@@ -529,7 +530,10 @@ def run_demand(
     raw = estimate(design, table, specs, level=level, breakdowns=definitions.get("breakdowns"))
     threshold = leadership_threshold() if threshold is None else threshold
     results = disclosure.suppress_results(raw.assign(suppressed=False), threshold)
+    if not isinstance(person_replicates, pd.DataFrame):
+        person_replicates = pd.read_parquet(person_replicates)
     reps = person_replicates.set_index("person_id").reindex(table["person_id"])
+    del person_replicates
     if reps.isna().any().any():
         raise AnalysisError(
             "replicate weights do not cover every person",

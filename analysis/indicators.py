@@ -74,7 +74,19 @@ def _codes(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
             column=missing[0],
             hint="indicators need the clean tables with bare field names (docs/contracts.md)",
         )
-    return frame[columns].apply(pd.to_numeric, errors="coerce")
+    return pd.DataFrame({c: _numeric(frame[c]) for c in columns}, index=frame.index)
+
+
+def _numeric(values: pd.Series) -> pd.Series:
+    """``pd.to_numeric(values, errors="coerce")``, each distinct answer converted once (a choice column
+    holds a handful: 88 columns of 385,000 answers 4.8 → 0.5 s)."""
+    if pd.api.types.is_numeric_dtype(values):
+        return pd.to_numeric(values, errors="coerce")
+    code, distinct = pd.factorize(values)
+    converted = pd.to_numeric(pd.Series(distinct), errors="coerce").to_numpy()
+    if (code < 0).any():
+        converted = np.append(converted.astype(float), np.nan)  # code -1 takes the last entry: missing
+    return pd.Series(converted[code], index=values.index, name=values.name)
 
 
 def _recode(series: pd.Series, mapping: dict[str, float]) -> pd.Series:
@@ -332,7 +344,7 @@ def add_need_flags(
         in_need = any_flag(flags).rename(f"in_need_{team}")
         services = [f"receiving_{team}.{s}" for s in spec["services"]]
         present = [c for c in services if c in households.columns]
-        receiving = households[present].apply(pd.to_numeric, errors="coerce").fillna(0).gt(0).any(axis=1)
+        receiving = _codes(households, present).fillna(0).gt(0).any(axis=1)
         if spec["unit"] == "persons":
             by_household = receiving.set_axis(households["household_id"])
             got = persons["household_id"].map(by_household).fillna(False).astype(bool)

@@ -443,7 +443,7 @@ def demand(
         pd.read_parquet(files["persons.parquet"]),
         calibration_margins(pd.read_csv(files["diagnostics.csv"])),
         definitions,
-        pd.read_parquet(files["person_replicates.parquet"]),
+        files["person_replicates.parquet"],  # read once the estimates are done (625 MB at 150,000 households)
         threshold=threshold,
     )
     model = sae.fit_cunju(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+import numpy as np
 import pandas as pd
 
 REDACTED = "[已删除/removed]"
@@ -15,14 +16,23 @@ ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 
 def own_secrets(pii_top: pd.DataFrame, pii_persons: pd.DataFrame) -> pd.Series:
     """Per submission (index of the main table), the personal answers it gave (names, address …) that
-    are at least 2 characters long, longest first, as a tuple to scrub from its free text."""
+    are at least 2 characters long, longest first (then in text order, so that the scrubbing is the same
+    in every run), as a tuple to scrub from its free text."""
     long = (
         pd.concat([pii_top.stack(), pii_persons.set_index("_parent").stack()])
         if len(pii_persons.columns) > 1
         else pii_top.stack()
     )
     long = long[long.astype(str).str.strip().str.len() >= 2].astype(str).str.strip()
-    grouped = long.groupby(level=0).agg(lambda s: tuple(sorted(set(s), key=len, reverse=True)))
+    table = pd.DataFrame(
+        {"row": long.index.get_level_values(0), "secret": long.to_numpy(dtype=object)}
+    ).drop_duplicates()
+    table["length"] = table["secret"].str.len()
+    table = table.sort_values(["row", "length", "secret"], ascending=[True, False, True], kind="stable")
+    rows, secrets = table["row"].to_numpy(), table["secret"].tolist()
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, dtype=int)
+    ends = np.r_[starts[1:], len(rows)]
+    grouped = pd.Series([tuple(secrets[a:b]) for a, b in zip(starts, ends)], index=rows[starts], dtype=object)
     return grouped.reindex(pii_top.index).map(lambda v: v if isinstance(v, tuple) else ())
 
 

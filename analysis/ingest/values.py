@@ -8,6 +8,8 @@ import unicodedata
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from analysis.form_logic import ExpressionError, evaluate_bool
 from analysis.ingest.headers import Mapping
@@ -15,6 +17,7 @@ from analysis.ingest.schema import Schema
 
 EXCEL_EPOCH = pd.Timestamp("1899-12-30")  # day 0 of Excel's 1900 date system for serials from 61 on
 EXCEL_LEAP_BUG = pd.Timestamp("1900-03-01")  # before it, serials are one less (Excel counts a 1900-02-29)
+OPTION_LIST = r"^([0-9A-Za-z_.-]+( [0-9A-Za-z_.-]+)*)?$"  # a summary needing no tidying: names, one space
 MISSING_MARKERS = {"-2", "-3", "(跳过)", "(空)"}  # 问卷星's structural missing codes (skipped, empty)
 
 
@@ -42,6 +45,8 @@ def select_multiple(
     neither (the question is absent)."""
     if summary is not None and ((summary.fillna("") != "").any() or not dummy_cols):
         text = summary.fillna("").astype(str)
+        if not multi_sep and pc.all(pc.match_substring_regex(_arrow_text(text), OPTION_LIST)).as_py():
+            return text.astype(object)  # already option names with one space between them
         if multi_sep or not text.str.fullmatch(r"[\s\w.-]*").all():
             splitter = multi_sep or None
             text = text.map(
@@ -64,6 +69,12 @@ def select_multiple(
     return text.where(answered, "").astype(object)
 
 
+def _arrow_text(values: pd.Series) -> pa.Array:
+    """A column of text (no missing values) as one Arrow array."""
+    text = pa.array(values.astype(str), type=pa.large_string(), from_pandas=True)
+    return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+
+
 def option_columns(summary: pd.Series, options: list[str], name: str, asked: pd.Series) -> pd.DataFrame:
     """``<name>.<option>`` 0/1 columns from a summary column: 0 where the question was asked and the
     option not picked (nothing picked means none applies), missing where it was not asked."""
@@ -71,9 +82,10 @@ def option_columns(summary: pd.Series, options: list[str], name: str, asked: pd.
     answered = (text != "") | asked
     # option o is picked when " o " is in " <summary> ", i.e. o is one of the summary's space-separated
     # fields: split once and look the fields up, instead of one substring search per option
-    fields = text.str.split(" ")
-    row = np.repeat(np.arange(len(text)), fields.map(len).to_numpy(dtype=np.int64))
-    option = pd.Index(options).get_indexer(fields.explode().to_numpy(dtype=object))
+    fields = pc.split_pattern(_arrow_text(text), " ")
+    row = pc.list_parent_indices(fields).to_numpy()
+    known = pa.array([str(o) for o in options], type=pa.large_string())
+    option = pc.fill_null(pc.index_in(pc.list_flatten(fields), value_set=known), -1).to_numpy()
     picked = np.zeros((len(text), len(options)), dtype=bool)
     picked[row[option >= 0], option[option >= 0]] = True
     padded = " " + text + " "

@@ -65,7 +65,7 @@ def compare(
         pairs = design._level_pairs(variable, na_rm)
     else:
         pairs = [
-            ({"variable": v}, y, np.ones_like(y))
+            ({"variable": v}, y, None)
             for v in as_list(variable)
             for y in [design._values(v, na_rm)]
         ]

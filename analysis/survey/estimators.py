@@ -97,15 +97,21 @@ class Estimators:
         return out
 
     def _columns(self, pairs, by):
-        """Analysis columns for (meta, numerator, denominator) value pairs over the domains of ``by``."""
+        """Analysis columns for (meta, numerator, denominator) value pairs over the domains of ``by``; a
+        denominator None stands for 1 (means and totals)."""
         codes, labels = self._domains(by)
         n, v = len(self.data), len(pairs)
         inside = codes >= 0
         if v:  # numerators and denominators as n×v arrays, zeroed where not ok
-            a, b = (_stacked([pair[k] for pair in pairs], n) for k in (1, 2))
-            ok = inside[:, None] & ~np.isnan(a) & ~np.isnan(b)
+            a = _stacked([pair[1] for pair in pairs], n)
+            ok = inside[:, None] & ~np.isnan(a)
+            if all(pair[2] is None for pair in pairs):  # means and totals: every denominator is 1
+                b = ok.astype(float)
+            else:
+                b = _stacked([pair[2] for pair in pairs], n)
+                ok &= ~np.isnan(b)
+                np.copyto(b, 0.0, where=~ok)
             np.copyto(a, 0.0, where=~ok)
-            np.copyto(b, 0.0, where=~ok)
         else:
             a, b, ok = np.zeros((n, v)), np.zeros((n, v)), np.zeros((n, v), dtype=bool)
         rows = [{"_domain": d, **meta} for d in range(len(labels)) for meta, _, _ in pairs]
@@ -148,7 +154,7 @@ class Estimators:
     def mean(self, variables, by=None, na_rm: bool = False, level: float = 0.95, df="z") -> pd.DataFrame:
         """Weighted mean(s) with SE, Wald interval, df, deff, n (R ``svymean``/``svyby``)."""
         pairs = [
-            ({"variable": v}, y, np.ones_like(y))
+            ({"variable": v}, y, None)
             for v in as_list(variables)
             for y in [self._values(v, na_rm)]
         ]
@@ -158,7 +164,7 @@ class Estimators:
     def total(self, variables, by=None, na_rm: bool = False, level: float = 0.95, df="z") -> pd.DataFrame:
         """Weighted total(s) (R ``svytotal``)."""
         pairs = [
-            ({"variable": v}, y, np.ones_like(y))
+            ({"variable": v}, y, None)
             for v in as_list(variables)
             for y in [self._values(v, na_rm)]
         ]

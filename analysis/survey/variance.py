@@ -73,7 +73,9 @@ def calibrated_variance(design, Z: np.ndarray, cols: Columns) -> np.ndarray:
     lefts = [cols.by_domain(step.left) for step in steps]
     # how each earlier step's correction reaches a later step's sums, and each stage's unit totals
     later = [[step.left @ earlier.right for earlier in steps[:e]] for e, step in enumerate(steps)]
-    units = [[indicator_matrix(st.unit, len(st.unit_first)) @ step.right for step in steps] for st in stages]
+    within = [indicator_matrix(st.unit, len(st.unit_first)) for st in stages]
+    units = [[unit @ step.right for step in steps] for unit in within]
+    within = [cols.by_domain(unit) for unit in within]  # built once, not once per group of variables
     v = Z.shape[1]
     rows = max([len(st.unit_first) for st in stages] + [step.left.shape[0] for step in steps])
     threads = min(THREADS, v)
@@ -90,7 +92,7 @@ def calibrated_variance(design, Z: np.ndarray, cols: Columns) -> np.ndarray:
             values.append(step.solve(S))
 
         def unit_totals(s, st):
-            T = cols.gsum(z, st.unit, len(st.unit_first))
+            T = np.asarray(within[s] @ z).reshape(len(st.unit_first), k)
             for through, C in zip(units[s], values):
                 T = T - through @ C
             return T
