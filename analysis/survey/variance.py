@@ -94,7 +94,7 @@ def calibrated_variance(design, Z: np.ndarray, cols: Columns) -> np.ndarray:
         def unit_totals(s, st):
             T = np.asarray(within[s] @ z).reshape(len(st.unit_first), k)
             for through, C in zip(units[s], values):
-                T = T - through @ C
+                T -= through @ C
             return T
 
         return multistage(design, unit_totals, k, cols, None).reshape(cols.D, -1)
@@ -112,8 +112,9 @@ def multistage(design, unit_totals, k: int, cols: Columns, present) -> np.ndarra
     """Multistage with-/without-replacement variance (R ``multistage``/``onestage``/``onestrat``).
 
     ``unit_totals(s, stage)`` gives the totals (units × k) of the influence values within each
-    sampling unit of stage s. ``present`` (n×v bool) marks the rows of each column's (sub)design: R
-    visits only strata with such rows; None = all rows (a calibrated design keeps every row, as R).
+    sampling unit of stage s, as a new array (it is overwritten). ``present`` (n×v bool) marks the
+    rows of each column's (sub)design: R visits only strata with such rows; None = all rows (a
+    calibrated design keeps every row, as R).
     """
     total = np.zeros(k)
     prefix = np.ones(len(design.weights))  # product of earlier-stage sampling fractions n/N, per row
@@ -130,13 +131,18 @@ def multistage(design, unit_totals, k: int, cols: Columns, present) -> np.ndarra
         nh = st.n_units.astype(float)
         lonely = nh == 1
         uncentred = lonely[unit_stratum] & (design.lonely_psu == "adjust")
-        T = unit_totals(s, st)
+        T = unit_totals(s, st)  # units × k, worked on in place: deviation, its square, scaled
         means = groupsum(T, unit_stratum, H) / nh[:, None]
-        dev = np.where(uncentred[:, None], T, T - means[unit_stratum])
+        centre = means[unit_stratum]
+        centre[uncentred] = 0.0  # a lonely unit under "adjust" deviates from zero (x − 0 is x exactly)
+        np.subtract(T, centre, out=T)
+        del centre
         scale = np.where(
             lonely[unit_stratum], f_unit, f_unit * nh[unit_stratum] / np.maximum(nh - 1, 1)[unit_stratum]
         )
-        contrib = groupsum(scale[:, None] * dev**2, unit_stratum, H)  # H×k
+        np.square(T, out=T)
+        np.multiply(scale[:, None], T, out=T)
+        contrib = groupsum(T, unit_stratum, H)  # H×k
         if st.popsize is None:
             zero_f = np.zeros(H, dtype=bool)
         else:
