@@ -210,6 +210,21 @@ def test_raw_equals_clean_plus_deleted_and_no_pii(rows, faults, tmp_path_factory
         )
 
 
+def test_own_personal_answers_are_scrubbed_longest_first_then_in_text_order():
+    """The order of a household's personal answers decides what is scrubbed when two overlap; it must not
+    depend on Python's string hashing (which changes from run to run)."""
+    from analysis.ingest.privacy import REDACTED, own_secrets, redact
+
+    top = pd.DataFrame({"name": ["王小明", "李四", None], "address": ["小明路", " 李四 ", "x"]})
+    members = pd.DataFrame({"_parent": [0, 0, 2], "member_name": ["明路口", "王小明", "赵六"]})
+    own = own_secrets(top, members)
+    assert own.tolist() == [("小明路", "明路口", "王小明"), ("李四",), ("赵六",)]
+    texts = pd.DataFrame({"note": ["住小明路口", "李四说", "赵六"]})  # 小明路 and 明路口 overlap: 小明路 first
+    cleaned, changed = redact(texts, own)
+    assert cleaned["note"].tolist() == [f"住{REDACTED}口", f"{REDACTED}说", REDACTED]
+    assert changed["note"].all()
+
+
 # ----- privacy of everything the main job writes ------------------------------------------------------------
 
 

@@ -70,13 +70,24 @@ def first_rows(codes: np.ndarray) -> np.ndarray:
     return np.flatnonzero(new)
 
 
+BINCOUNT_COLUMNS = 4  # up to this many columns, np.bincount per column is faster than a sparse product
+
+
 def groupsum(x: np.ndarray, codes: np.ndarray, size: int) -> np.ndarray:
     """Column sums of ``x`` (n or n×k) within groups ``codes`` (0..size-1): size×k.
 
-    One sparse product (size × n indicator matrix times x) for all columns; each sum adds the rows
-    in their order, as ``np.bincount`` would, so the result is the same to the last bit.
+    One sparse product (size × n indicator matrix times x) for all columns, or ``np.bincount`` per
+    column for a few (building the indicator costs more than four passes over x); both add the rows in
+    their order, so the result is the same to the last bit either way.
     """
-    return summed(indicator_matrix(codes, size), x)
+    x = np.asarray(x, dtype=float)
+    columns = x[:, None] if x.ndim == 1 else x
+    if columns.shape[1] <= BINCOUNT_COLUMNS:
+        out = np.empty((size, columns.shape[1]))
+        for j in range(columns.shape[1]):
+            out[:, j] = np.bincount(codes, weights=columns[:, j], minlength=size)
+        return out
+    return summed(indicator_matrix(codes, size), columns)
 
 
 def indicator_matrix(codes: np.ndarray, size: int) -> sparse.csr_matrix:
