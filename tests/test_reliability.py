@@ -219,7 +219,8 @@ def test_own_personal_answers_are_scrubbed_longest_first_then_in_text_order():
     members = pd.DataFrame({"_parent": [0, 0, 2], "member_name": ["明路口", "王小明", "赵六"]})
     own = own_secrets(top, members)
     assert own.tolist() == [("小明路", "明路口", "王小明"), ("李四",), ("赵六",)]
-    texts = pd.DataFrame({"note": ["住小明路口", "李四说", "赵六"]})  # 小明路 and 明路口 overlap: 小明路 first
+    # 小明路 and 明路口 overlap in the first note: 小明路 comes first in text order, so it is the one scrubbed
+    texts = pd.DataFrame({"note": ["住小明路口", "李四说", "赵六"]})
     cleaned, changed = redact(texts, own)
     assert cleaned["note"].tolist() == [f"住{REDACTED}口", f"{REDACTED}说", REDACTED]
     assert changed["note"].all()

@@ -107,12 +107,16 @@ def design(name: str):
             {"stype": pop_stype, "api99": 3914069.0}
         ),  # = R's (Intercept) 6194, stypeH 755, stypeM 1018
         "clus2_rake": lambda: design("clus2").rake({"stype": pop_stype, "sch.wide": pop_sw}, tol=1e-10),
-        "clus2_ps_rake": lambda: design("clus2")
-        .poststratify("sch.wide", pop_sw)
-        .rake({"stype": pop_stype, "sch.wide": pop_sw}, tol=1e-10),
-        "clus2_ps_cal": lambda: design("clus2")
-        .poststratify("sch.wide", pop_sw)
-        .calibrate({"stype": pop_stype, "api99": 3914069.0}),
+        "clus2_ps_rake": lambda: (
+            design("clus2")
+            .poststratify("sch.wide", pop_sw)
+            .rake({"stype": pop_stype, "sch.wide": pop_sw}, tol=1e-10)
+        ),
+        "clus2_ps_cal": lambda: (
+            design("clus2")
+            .poststratify("sch.wide", pop_sw)
+            .calibrate({"stype": pop_stype, "api99": 3914069.0})
+        ),
         "clus1_jk1_cal": lambda: design("clus1_cal").replicate("JK1"),
         "clus1_jk1": lambda: design("clus1").replicate("JK1"),
         "strat_jkn": lambda: design("strat").replicate("JKn"),

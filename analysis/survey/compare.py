@@ -64,11 +64,7 @@ def compare(
     if statistic == "proportion":
         pairs = design._level_pairs(variable, na_rm)
     else:
-        pairs = [
-            ({"variable": v}, y, None)
-            for v in as_list(variable)
-            for y in [design._values(v, na_rm)]
-        ]
+        pairs = [({"variable": v}, y, None) for v in as_list(variable) for y in [design._values(v, na_rm)]]
     cols, rows, labels = design._columns(pairs, domains)
     in_waves = cols.ok & (sign != 0)[:, None]
     present = np.bincount(cols.dom[in_waves.any(axis=1)], minlength=cols.D) > 0

@@ -153,21 +153,13 @@ class Estimators:
 
     def mean(self, variables, by=None, na_rm: bool = False, level: float = 0.95, df="z") -> pd.DataFrame:
         """Weighted mean(s) with SE, Wald interval, df, deff, n (R ``svymean``/``svyby``)."""
-        pairs = [
-            ({"variable": v}, y, None)
-            for v in as_list(variables)
-            for y in [self._values(v, na_rm)]
-        ]
+        pairs = [({"variable": v}, y, None) for v in as_list(variables) for y in [self._values(v, na_rm)]]
         cols, rows, labels = self._columns(pairs, by)
         return self._frame(labels, rows, self._estimate(cols, False, level, df))
 
     def total(self, variables, by=None, na_rm: bool = False, level: float = 0.95, df="z") -> pd.DataFrame:
         """Weighted total(s) (R ``svytotal``)."""
-        pairs = [
-            ({"variable": v}, y, None)
-            for v in as_list(variables)
-            for y in [self._values(v, na_rm)]
-        ]
+        pairs = [({"variable": v}, y, None) for v in as_list(variables) for y in [self._values(v, na_rm)]]
         cols, rows, labels = self._columns(pairs, by)
         return self._frame(labels, rows, self._estimate(cols, True, level, df))
 
