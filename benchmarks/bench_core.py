@@ -351,6 +351,17 @@ def main(argv=None) -> int:
     return 0
 
 
+KEPT_VALUES = 20  # estimates and SEs kept in results_core.json up to this many (crossed: 6,760)
+
+
+def _kept(t: dict) -> dict:
+    """A tool's estimates and SEs for the results file: the values when few, else how many there were
+    (their agreement with R is computed before and kept)."""
+    if len(t.get("estimate") or []) <= KEPT_VALUES:
+        return {"estimate": t.get("estimate"), "se": t.get("se")}
+    return {"values": len(t["estimate"])}
+
+
 def summarise(op: str, entry: dict) -> dict:
     """Per tool: median time, runs, peak memory, results; our speed-up and each tool's agreement with R."""
     ours = entry.get("ours", {})
@@ -364,8 +375,7 @@ def summarise(op: str, entry: dict) -> dict:
             "runs": len(t.get("times", [])),
             "peak_mb": t.get("peak_mb"),
             "error": t.get("error"),
-            "estimate": t.get("estimate"),
-            "se": t.get("se"),
+            **_kept(t),
         }
         if tool != "ours" and t.get("times") and ours.get("times"):
             out["speedup"][tool] = median(t["times"]) / median(ours["times"])
