@@ -22,12 +22,9 @@ NEEDS_QUOTES = ',"\n'  # csv.QUOTE_MINIMAL quotes a field holding the delimiter,
 def write_csv(table: pd.DataFrame, path: Path) -> None:
     """``table.to_csv(path, index=False, encoding="utf-8")``, the same bytes (date columns must already
     be text)."""
-    columns = _columns_as_text(table)
-    if columns is None:
-        table.to_csv(path, index=False, encoding="utf-8")
-        return
     header = pa.array([str(c) for c in table.columns], type=pa.large_string())
-    if _has_carriage_return(header):
+    columns = None if _has_carriage_return(header) else _columns_as_text(table)
+    if columns is None:
         table.to_csv(path, index=False, encoding="utf-8")
         return
     with open(path, "wb") as out:

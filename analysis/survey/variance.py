@@ -68,6 +68,9 @@ def calibrated_variance(design, Z: np.ndarray, cols: Columns) -> np.ndarray:
     ``CHUNK_CELLS`` values, in ``THREADS`` threads; each column's arithmetic is the same whatever the
     grouping, so the result is the same to the last bit.
     """
+    v = Z.shape[1]
+    if v == 0:
+        return np.zeros(0)
     stages = variance_stages(design)
     steps = residual_steps(design.calibration_steps)
     lefts = [cols.by_domain(step.left) for step in steps]
@@ -76,7 +79,6 @@ def calibrated_variance(design, Z: np.ndarray, cols: Columns) -> np.ndarray:
     within = [indicator_matrix(st.unit, len(st.unit_first)) for st in stages]
     units = [[unit @ step.right for step in steps] for unit in within]
     within = [cols.by_domain(unit) for unit in within]  # built once, not once per group of variables
-    v = Z.shape[1]
     rows = max([len(st.unit_first) for st in stages] + [step.left.shape[0] for step in steps])
     threads = min(THREADS, v)
     width = max(1, min(CHUNK_CELLS // (cols.D * rows), -(-v // threads)))
