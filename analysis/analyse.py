@@ -357,6 +357,7 @@ def _batch(
         sparse.csr_matrix((v, rows), shape=(size, len(rows_group))) for v in (np.ones(len(weights)), weights)
     )
     used_n, hit_n, used_w, hit_w = (np.asarray(m @ x) for m in (count, weigh) for x in (masks, hits))
+    del masks, hits  # rows × columns each: not held while the estimates are made
     by_codes = {g: group_codes[g][0] for g in by}
     alone = []  # medians run one variable at a time where a group has none of its values (R's subset)
     if estimator == "median":
