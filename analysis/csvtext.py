@@ -47,6 +47,12 @@ def _columns_as_text(table: pd.DataFrame) -> list[pa.Array] | None:
     return out
 
 
+def arrow_text(column: pd.Series) -> pa.Array:
+    """A column of text as one Arrow large_string array (missing values as nulls)."""
+    text = pa.array(column, type=pa.large_string(), from_pandas=True)
+    return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text  # pandas' Arrow text
+
+
 def _text(column: pd.Series) -> pa.Array | None:
     """A column as pandas writes its cells: numbers by numpy's ``astype(str)``, missing as empty text."""
     dtype = column.dtype
@@ -54,10 +60,7 @@ def _text(column: pd.Series) -> pa.Array | None:
         pd.api.types.is_object_dtype(dtype)
         and pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty")
     ):
-        text = pa.array(column, type=pa.large_string(), from_pandas=True)
-        if isinstance(text, pa.ChunkedArray):  # pandas' Arrow-backed text
-            text = text.combine_chunks()
-        return pc.fill_null(text, "")
+        return pc.fill_null(arrow_text(column), "")
     if isinstance(dtype, np.dtype) and dtype.kind in "fiub":
         return _numbers(column.to_numpy())
     return None

@@ -141,9 +141,8 @@ def _arrow_parse(text: str, header: list[str]) -> pd.DataFrame | None:
     if table.num_rows == 0 or [table.column(n)[0].as_py() for n in names] != header:
         return None
     table = table.slice(1)
-    blank = [pc.equal(table.column(n), "") for n in names]
-    kept = pc.invert(functools.reduce(pc.and_, blank)) if blank else None
-    return (table.filter(kept) if kept is not None else table).to_pandas()
+    blank = functools.reduce(pc.and_, [pc.equal(table.column(n), "") for n in names])
+    return table.filter(pc.invert(blank)).to_pandas()
 
 
 def cell_text(values: pd.Series) -> pd.Series:

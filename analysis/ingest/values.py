@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from analysis.csvtext import arrow_text
 from analysis.form_logic import ExpressionError, evaluate_bool
 from analysis.ingest.headers import Mapping
 from analysis.ingest.schema import Schema
@@ -45,7 +46,7 @@ def select_multiple(
     neither (the question is absent)."""
     if summary is not None and ((summary.fillna("") != "").any() or not dummy_cols):
         text = summary.fillna("").astype(str)
-        if not multi_sep and pc.all(pc.match_substring_regex(_arrow_text(text), OPTION_LIST)).as_py():
+        if not multi_sep and pc.all(pc.match_substring_regex(arrow_text(text), OPTION_LIST)).as_py():
             return text.astype(object)  # already option names with one space between them
         if multi_sep or not text.str.fullmatch(r"[\s\w.-]*").all():
             splitter = multi_sep or None
@@ -69,12 +70,6 @@ def select_multiple(
     return text.where(answered, "").astype(object)
 
 
-def _arrow_text(values: pd.Series) -> pa.Array:
-    """A column of text (no missing values) as one Arrow array."""
-    text = pa.array(values.astype(str), type=pa.large_string(), from_pandas=True)
-    return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
-
-
 def option_columns(summary: pd.Series, options: list[str], name: str, asked: pd.Series) -> pd.DataFrame:
     """``<name>.<option>`` 0/1 columns from a summary column: 0 where the question was asked and the
     option not picked (nothing picked means none applies), missing where it was not asked."""
@@ -82,7 +77,7 @@ def option_columns(summary: pd.Series, options: list[str], name: str, asked: pd.
     answered = (text != "") | asked
     # option o is picked when " o " is in " <summary> ", i.e. o is one of the summary's space-separated
     # fields: split once and look the fields up, instead of one substring search per option
-    fields = pc.split_pattern(_arrow_text(text), " ")
+    fields = pc.split_pattern(arrow_text(text.astype(str)), " ")
     row = pc.list_parent_indices(fields).to_numpy()
     known = pa.array([str(o) for o in options], type=pa.large_string())
     option = pc.fill_null(pc.index_in(pc.list_flatten(fields), value_set=known), -1).to_numpy()

@@ -254,12 +254,6 @@ def residual_steps(steps: tuple[CalStep, ...]) -> list[ResidualStep]:
     return [_residual_step(step) for step in steps]
 
 
-def _cell_matrix(codes: np.ndarray, weights: np.ndarray, size: int) -> sparse.csr_matrix:
-    """size × n matrix with ``weights[i]`` at (codes[i], i)."""
-    n = len(codes)
-    return sparse.csr_matrix((weights, (codes, np.arange(n))), shape=(size, n))
-
-
 def _residual_step(step: CalStep) -> ResidualStep:
     if step.kind == "post":
         # x − psw · Σ_cell x·old/psw / Σ_cell old
@@ -268,7 +262,9 @@ def _residual_step(step: CalStep) -> ResidualStep:
         C = len(m.population)
         count = np.bincount(m.cells, weights=old, minlength=C)[:, None]
         return ResidualStep(
-            _cell_matrix(m.cells, old / psw, C), _cell_matrix(m.cells, psw, C).T.tocsr(), lambda S: S / count
+            indicator_matrix(m.cells, C, old / psw),
+            indicator_matrix(m.cells, C, psw).T.tocsr(),
+            lambda S: S / count,
         )
     if step.kind == "greg":
         # x − wcal · q qᵀ (x / wcal): q an orthonormal basis of √w·X
@@ -297,4 +293,6 @@ def _residual_step(step: CalStep) -> ResidualStep:
         return shift
 
     per_weight = np.divide(1.0, w0, out=np.zeros(len(w0)), where=w0 > 0)
-    return ResidualStep(_cell_matrix(joint, per_weight, J), _cell_matrix(joint, w0, J).T.tocsr(), sweeps)
+    return ResidualStep(
+        indicator_matrix(joint, J, per_weight), indicator_matrix(joint, J, w0).T.tocsr(), sweeps
+    )

@@ -90,10 +90,12 @@ def groupsum(x: np.ndarray, codes: np.ndarray, size: int) -> np.ndarray:
     return summed(indicator_matrix(codes, size), columns)
 
 
-def indicator_matrix(codes: np.ndarray, size: int) -> sparse.csr_matrix:
-    """The size × n matrix with a 1 at (code of row i, i): its product with x sums x by group."""
+def indicator_matrix(codes: np.ndarray, size: int, weights: np.ndarray | None = None) -> sparse.csr_matrix:
+    """The size × n matrix with a 1 (or ``weights[i]``) at (code of row i, i): its product with x sums x
+    (weighted) by group."""
     n = len(codes)
-    return sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(size, n))
+    values = np.ones(n) if weights is None else weights
+    return sparse.csr_matrix((values, (codes, np.arange(n))), shape=(size, n))
 
 
 def summed(indicator: sparse.csr_matrix, x: np.ndarray) -> np.ndarray:
