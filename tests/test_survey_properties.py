@@ -433,3 +433,24 @@ def test_calibrated_variance_is_the_same_to_the_last_bit_however_the_variables_a
     one_by_one = raked.mean(variables, by="g")
     assert at_once["se"].gt(0).all()
     assert np.array_equal(at_once["se"].to_numpy(), one_by_one["se"].to_numpy())
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.lists(st.integers(-3, 3), min_size=0, max_size=40),
+    st.sampled_from(["sorted", "reversed", "as drawn"]),
+    st.sampled_from([np.int64, np.float64, np.uint8]),
+)
+def test_sorted_ids_are_coded_as_hashing_codes_them(values, order, dtype):
+    """Codes from the runs of a sorted column are pd.factorize's codes (order of first appearance)."""
+    from analysis.survey.groups import codes_of, combine
+
+    a = np.array(values, dtype=np.int64)
+    a = {"sorted": np.sort(a), "reversed": np.sort(a)[::-1], "as drawn": a}[order]
+    a = (a + 3).astype(dtype)
+    df = pd.DataFrame({"x": a, "y": a[::-1].copy()})
+    expected = pd.factorize(a, sort=False)[0]
+    np.testing.assert_array_equal(codes_of(df, ["x"], "stratum"), expected)
+    pairs = pd.factorize(pd.Series(list(zip(a, a[::-1], strict=True)), dtype=object), sort=False)[0]
+    np.testing.assert_array_equal(codes_of(df, ["x", "y"], "stratum"), pairs)
+    np.testing.assert_array_equal(combine(expected, expected), expected)

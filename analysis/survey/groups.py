@@ -31,6 +31,20 @@ def check_columns(df: pd.DataFrame, names, role: str) -> None:
             )
 
 
+def _factorize(values) -> tuple[np.ndarray, int]:
+    """(codes in order of first appearance, number of distinct values). A sorted numeric column (survey
+    files are often sorted by stratum and sampling unit) is coded from its runs, without hashing."""
+    a = values.to_numpy() if isinstance(values, pd.Series) else values
+    if isinstance(a, np.ndarray) and a.dtype.kind in "iuf" and len(a) > 1:
+        step = a[1:] != a[:-1]
+        if np.all(a[1:] >= a[:-1]) or np.all(a[1:] <= a[:-1]):
+            codes = np.zeros(len(a), dtype=np.int64)
+            np.cumsum(step, out=codes[1:])
+            return codes, int(codes[-1]) + 1
+    codes, uniques = pd.factorize(values, sort=False)
+    return codes.astype(np.int64, copy=False), len(uniques)
+
+
 def codes_of(df: pd.DataFrame, columns: list[str], role: str) -> np.ndarray:
     """Integer codes (0..k-1, order of first appearance) of the combination of ``columns``."""
     combined = np.zeros(len(df), dtype=np.int64)
@@ -43,11 +57,11 @@ def codes_of(df: pd.DataFrame, columns: list[str], role: str) -> np.ndarray:
                 column=name,
                 hint=f"every row needs a {role}",
             )
-        codes, uniques = pd.factorize(col, sort=False)
+        codes, k = _factorize(col)
         if len(columns) == 1:
-            return codes.astype(np.int64)
-        combined = combined * len(uniques) + codes
-    return pd.factorize(combined, sort=False)[0].astype(np.int64)
+            return codes
+        combined = combined * k + codes
+    return _factorize(combined)[0]
 
 
 def combine(*codes: np.ndarray) -> np.ndarray:
@@ -57,7 +71,7 @@ def combine(*codes: np.ndarray) -> np.ndarray:
     combined = np.zeros(len(codes[0]), dtype=np.int64)
     for c in codes:
         combined = combined * (int(c.max()) + 1 if len(c) else 1) + c
-    return pd.factorize(combined, sort=False)[0].astype(np.int64)
+    return _factorize(combined)[0]
 
 
 def first_rows(codes: np.ndarray) -> np.ndarray:
