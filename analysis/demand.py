@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from scipy import stats
 
 from analysis import analyse, config, disclosure, indicators, weights
@@ -370,6 +371,48 @@ def driver_columns(specs: pd.DataFrame, definitions: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["team", "driver", "column"])
 
 
+REPLICATE_BATCH = 25  # replicate columns read from Parquet at a time (memory: the matrix plus one batch)
+
+
+def replicate_matrix(source: pd.DataFrame | Path, person_ids: pd.Series) -> np.ndarray:
+    """The persons × replicates weights in the order of ``person_ids``, from ``source`` (person_id + one
+    column per replicate, or the Parquet file holding it), filled a batch of columns at a time so that
+    the file's table and the matrix are never both in memory whole."""
+    problem = AnalysisError(
+        "replicate weights do not cover every person",
+        file="person_replicates.parquet",
+        column="person_id",
+        hint="rerun stage 02 on the same clean data",
+    )
+    if isinstance(source, pd.DataFrame):
+        names = [c for c in source.columns if c != "person_id"]
+        source_ids = source["person_id"]
+    else:
+        parquet = pq.ParquetFile(source)
+        names = [c for c in parquet.schema_arrow.names if c != "person_id"]
+        source_ids = parquet.read(columns=["person_id"]).column(0).to_pandas()
+    if not pd.Index(source_ids).is_unique:
+        raise problem
+    rows = pd.Index(source_ids).get_indexer(person_ids)
+    if (rows < 0).any():
+        raise problem
+    in_order = len(rows) == len(source_ids) and bool((rows == np.arange(len(rows))).all())
+    out = np.empty((len(rows), len(names)), dtype=float, order="F")
+    for start in range(0, len(names), REPLICATE_BATCH):
+        batch = names[start : start + REPLICATE_BATCH]
+        if isinstance(source, pd.DataFrame):
+            values = [source[c].to_numpy(dtype=float) for c in batch]
+        else:
+            part = parquet.read(columns=batch)
+            values = [part.column(c).to_numpy().astype(float, copy=False) for c in batch]
+            del part
+        for j, v in enumerate(values, start):
+            out[:, j] = v if in_order else v[rows]
+    if np.isnan(out).any():
+        raise problem
+    return out
+
+
 def drivers(
     table: pd.DataFrame, columns: pd.DataFrame, replicate_weights: np.ndarray | None = None
 ) -> pd.DataFrame:
@@ -530,23 +573,12 @@ def run_demand(
     raw = estimate(design, table, specs, level=level, breakdowns=definitions.get("breakdowns"))
     threshold = leadership_threshold() if threshold is None else threshold
     results = disclosure.suppress_results(raw.assign(suppressed=False), threshold)
-    if not isinstance(person_replicates, pd.DataFrame):
-        person_replicates = pd.read_parquet(person_replicates)
-    reps = person_replicates.set_index("person_id").reindex(table["person_id"])
-    del person_replicates
-    if reps.isna().any().any():
-        raise AnalysisError(
-            "replicate weights do not cover every person",
-            file="person_replicates.parquet",
-            column="person_id",
-            hint="rerun stage 02 on the same clean data",
-        )
     columns = driver_columns(specs, definitions)
     return DemandRun(
         results=results[RESULT_COLUMNS + ["df"]],
         estimates=raw,
         drivers=drivers(table, columns),
-        drivers_replicates=drivers(table, columns, reps.to_numpy()),
+        drivers_replicates=drivers(table, columns, replicate_matrix(person_replicates, table["person_id"])),
         precision=precision(raw, table, level=level),
         ranked=rank_services(raw),
         cunju_sample=cunju_sample(table, min_households),

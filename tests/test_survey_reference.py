@@ -106,6 +106,7 @@ def design(name: str):
         "clus1_cal": lambda: design("clus1").calibrate(
             {"stype": pop_stype, "api99": 3914069.0}
         ),  # = R's (Intercept) 6194, stypeH 755, stypeM 1018
+        "clus1_rake1": lambda: design("clus1").rake({"stype": pop_stype}, tol=1e-10),
         "clus2_rake": lambda: design("clus2").rake({"stype": pop_stype, "sch.wide": pop_sw}, tol=1e-10),
         "clus2_ps_rake": lambda: (
             design("clus2")

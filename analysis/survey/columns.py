@@ -9,6 +9,8 @@ from scipy import sparse
 
 from analysis.survey.groups import groupsum
 
+ROW_BLOCK = 1 << 16  # rows per block of an in-place per-row operation
+
 
 @dataclass(frozen=True)
 class Columns:
@@ -46,6 +48,16 @@ class Columns:
         one domain); NaN read as 0."""
         table = np.nan_to_num(values.reshape(self.D, -1), nan=0.0, posinf=0.0, neginf=0.0)
         return table if self.D == 1 else table[self.dom]
+
+    def divide_per_row(self, x: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """x (n×v) divided in place by ``per_row(values)``, a block of rows at a time (no n×v temporary)."""
+        table = np.nan_to_num(values.reshape(self.D, -1), nan=0.0, posinf=0.0, neginf=0.0)
+        if self.D == 1:
+            return np.divide(x, table, out=x)
+        for start in range(0, len(x), ROW_BLOCK):
+            block = slice(start, start + ROW_BLOCK)
+            np.divide(x[block], table[self.dom[block]], out=x[block])
+        return x
 
     def by_domain(self, matrix: sparse.spmatrix) -> sparse.csr_matrix:
         """A sums matrix (m × n) split by domain: (m·D) × n, row a·D + d summing domain d's rows, so

@@ -231,10 +231,11 @@ class Design(Estimators):
         with np.errstate(divide="ignore", invalid="ignore"):
             est = TA / TB
             # w·(a − est·b)/TB outside-in, in one n×v buffer (the same operations as the expression)
-            z = cols.per_row(est) * cols.b
+            z = cols.per_row(est)
+            z = np.multiply(z, cols.b, out=z) if z.shape == cols.b.shape else z * cols.b
             np.subtract(cols.a, z, out=z)
             np.multiply(w, z, out=z)
-            np.divide(z, cols.per_row(TB), out=z)
+            cols.divide_per_row(z, TB)
             np.copyto(z, 0.0, where=~cols.ok)
             return est, z
 

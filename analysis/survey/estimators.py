@@ -14,11 +14,13 @@ from analysis.survey.groups import as_list, check_columns, numeric
 from analysis.survey.quantile import woodruff
 
 RESULT_COLUMNS = ["estimate", "se", "ci_low", "ci_high", "df", "deff", "n"]
+MAX_COLUMNS = 40  # variables estimated at once: each n × variables work matrix is n · 40 · 8 bytes at most
 
 
 def _spread(w: np.ndarray, a: np.ndarray, centre: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """w·(a − centre·b)², computed in one n×v buffer (the same operations, in the same order)."""
-    out = centre * b
+    """w·(a − centre·b)², computed in one n×v buffer (the same operations, in the same order): ``centre``'s
+    own when it is a full n×v array (it is overwritten), else a new one."""
+    out = np.multiply(centre, b, out=centre) if centre.shape == b.shape else centre * b
     np.subtract(a, out, out=out)
     np.square(out, out=out)
     np.multiply(w, out, out=out)
@@ -96,10 +98,33 @@ class Estimators:
             out = out.drop(columns="_domain")
         return out
 
-    def _columns(self, pairs, by):
-        """Analysis columns for (meta, numerator, denominator) value pairs over the domains of ``by``; a
-        denominator None stands for 1 (means and totals)."""
-        codes, labels = self._domains(by)
+    def _in_parts(self, pairs, by, total: bool, level: float, df) -> pd.DataFrame:
+        """The result frame of ``pairs`` over the domains of ``by``, estimated in parts of at most
+        :data:`MAX_COLUMNS` variables of nearly equal size, so that memory stays bounded however many
+        variables are asked for. Every part has two variables or more: a column's sums then take the
+        same steps as when all are estimated together, so the numbers are the same to the last bit."""
+        domains = self._domains(by)
+        parts = max(1, -(-len(pairs) // MAX_COLUMNS))
+        chunks = np.array_split(np.arange(len(pairs)), parts)
+        results = []
+        for chunk in chunks:
+            cols, rows, labels = self._columns([pairs[i] for i in chunk], by, domains)
+            results.append(self._estimate(cols, total, level, df))
+        if parts == 1:
+            return self._frame(labels, rows, results[0])
+        D = len(labels)  # each part's numbers are laid out domain by domain: d · v + j
+        merged = {
+            key: np.hstack([np.asarray(r[key]).reshape(D, len(c)) for r, c in zip(results, chunks, strict=True)]).ravel()
+            for key in RESULT_COLUMNS
+        }
+        rows = [{"_domain": d, **meta} for d in range(D) for meta, _, _ in pairs]
+        return self._frame(labels, rows, merged)
+
+    def _columns(self, pairs, by, domains=None):
+        """Analysis columns for (meta, numerator, denominator) value pairs over the domains of ``by``
+        (``domains``: :meth:`_domains`' answer, when already known); a denominator None stands for 1
+        (means and totals)."""
+        codes, labels = self._domains(by) if domains is None else domains
         n, v = len(self.data), len(pairs)
         inside = codes >= 0
         if v:  # numerators and denominators as n×v arrays, zeroed where not ok
@@ -134,6 +159,7 @@ class Estimators:
         okf = cols.ok.astype(float)
         n = cols.total(okf * (w > 0)) if self._count_positive else cols.total(okf)
         W = cols.total(w * okf)
+        del okf  # n×v: not held with the spread's buffers below
         with np.errstate(divide="ignore", invalid="ignore"):
             if total:
                 centre = cols.per_row(cols.total(w * cols.a) / W)
@@ -154,14 +180,12 @@ class Estimators:
     def mean(self, variables, by=None, na_rm: bool = False, level: float = 0.95, df="z") -> pd.DataFrame:
         """Weighted mean(s) with SE, Wald interval, df, deff, n (R ``svymean``/``svyby``)."""
         pairs = [({"variable": v}, y, None) for v in as_list(variables) for y in [self._values(v, na_rm)]]
-        cols, rows, labels = self._columns(pairs, by)
-        return self._frame(labels, rows, self._estimate(cols, False, level, df))
+        return self._in_parts(pairs, by, False, level, df)
 
     def total(self, variables, by=None, na_rm: bool = False, level: float = 0.95, df="z") -> pd.DataFrame:
         """Weighted total(s) (R ``svytotal``)."""
         pairs = [({"variable": v}, y, None) for v in as_list(variables) for y in [self._values(v, na_rm)]]
-        cols, rows, labels = self._columns(pairs, by)
-        return self._frame(labels, rows, self._estimate(cols, True, level, df))
+        return self._in_parts(pairs, by, True, level, df)
 
     def ratio(
         self,
@@ -192,8 +216,7 @@ class Estimators:
                 if filter_denominator_0:
                     b = np.where(b == 0, np.nan, b)
                 pairs.append(({"variable": f"{num}/{den}"}, a, b))
-        cols, rows, labels = self._columns(pairs, by)
-        return self._frame(labels, rows, self._estimate(cols, False, level, df))
+        return self._in_parts(pairs, by, False, level, df)
 
     def proportion(
         self,

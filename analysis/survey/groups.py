@@ -64,10 +64,18 @@ def codes_of(df: pd.DataFrame, columns: list[str], role: str) -> np.ndarray:
     return _factorize(combined)[0]
 
 
+def _first_appearance(codes: np.ndarray) -> bool:
+    """True when ``codes`` are already numbered 0..k-1 in order of first appearance."""
+    if len(codes) == 0:
+        return True
+    seen = np.maximum.accumulate(codes)
+    return codes[0] == 0 and bool(np.all(codes[1:] <= seen[:-1] + 1))
+
+
 def combine(*codes: np.ndarray) -> np.ndarray:
     """Codes of the combination of several code vectors (order of first appearance)."""
     if len(codes) == 1:
-        return codes[0]
+        return codes[0] if _first_appearance(codes[0]) else _factorize(codes[0])[0]
     combined = np.zeros(len(codes[0]), dtype=np.int64)
     for c in codes:
         combined = combined * (int(c.max()) + 1 if len(c) else 1) + c

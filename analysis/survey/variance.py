@@ -64,9 +64,9 @@ def calibrated_variance(design, Z: np.ndarray, cols: Columns) -> np.ndarray:
     calibration is a linear operator acting through its cells' sums
     (:class:`~analysis.survey.calibration.ResidualStep`): a sampling unit's total of the residuals is
     its total of Z minus a units × cells table times the cells' values, and no n × columns matrix is
-    formed. Variables are taken a few at a time, so that the largest units × columns table stays under
-    ``CHUNK_CELLS`` values, in ``THREADS`` threads; each column's arithmetic is the same whatever the
-    grouping, so the result is the same to the last bit.
+    formed. Variables are taken a few at a time (at least two), so that the largest units × columns table
+    stays near ``CHUNK_CELLS`` values, in ``THREADS`` threads; each column's arithmetic is the same
+    whatever the grouping, so the result is the same to the last bit.
     """
     v = Z.shape[1]
     if v == 0:
@@ -81,10 +81,13 @@ def calibrated_variance(design, Z: np.ndarray, cols: Columns) -> np.ndarray:
     within = [cols.by_domain(unit) for unit in within]  # built once, not once per group of variables
     rows = max([len(st.unit_first) for st in stages] + [step.left.shape[0] for step in steps])
     threads = min(THREADS, v)
-    width = max(1, min(CHUNK_CELLS // (cols.D * rows), -(-v // threads)))
+    width = max(2, min(CHUNK_CELLS // (cols.D * rows), -(-v // threads)))
+    # groups of nearly equal size, each of two columns or more (unless v = 1): a single column would take
+    # other steps (numpy's pairwise sum, BLAS's matrix-vector product) and differ in the last bits
+    groups = np.array_split(np.arange(v), max(1, v // width))
 
-    def variance_of(lo: int) -> np.ndarray:
-        z = np.ascontiguousarray(Z[:, lo : lo + width])
+    def variance_of(group: np.ndarray) -> np.ndarray:
+        z = np.ascontiguousarray(Z[:, group[0] : group[-1] + 1])
         k = cols.D * z.shape[1]
         values = []
         for e, step in enumerate(steps):
@@ -101,12 +104,11 @@ def calibrated_variance(design, Z: np.ndarray, cols: Columns) -> np.ndarray:
 
         return multistage(design, unit_totals, k, cols, None).reshape(cols.D, -1)
 
-    starts = range(0, v, width)
-    if threads > 1 and len(starts) > 1:  # numpy and scipy's sparse products release the GIL
+    if threads > 1 and len(groups) > 1:  # numpy and scipy's sparse products release the GIL
         with ThreadPoolExecutor(threads) as pool:
-            parts = list(pool.map(variance_of, starts))
+            parts = list(pool.map(variance_of, groups))
     else:
-        parts = [variance_of(lo) for lo in starts]
+        parts = [variance_of(group) for group in groups]
     return np.concatenate(parts, axis=1).ravel()
 
 

@@ -64,6 +64,8 @@ pop_schwide <- data.frame(sch.wide = c("No", "Yes"), Freq = c(1072, 5122))  # ap
 designs$clus1_ps <- postStratify(designs$clus1, ~stype, pop_stype)
 designs$clus1_rake <- rake(designs$clus1, list(~stype, ~sch.wide), list(pop_stype, pop_schwide),
                            control = list(maxit = 100, epsilon = 1e-10))
+# one margin whose first school (H) is not its first level in sorted order
+designs$clus1_rake1 <- rake(designs$clus1, list(~stype), list(pop_stype), control = list(maxit = 100, epsilon = 1e-10))
 pop_cal <- c(`(Intercept)` = 6194, stypeH = 755, stypeM = 1018, api99 = 3914069)  # R's ?calibrate example
 designs$clus1_cal <- calibrate(designs$clus1, ~stype + api99, pop_cal)
 # two-stage designs with the fpc at both stages, calibrated, and calibrations applied one after another
@@ -148,7 +150,7 @@ sub_degf <- function(d, by) sapply(split(seq_len(nrow(d$variables)), by), functi
 
 for (dn in c("srs", "srs_nofpc", "strat", "clus1", "clus1_nofpc", "clus2", "clus2_nofpc", "clus1_ps",
              "clus1_rake", "clus1_cal", "clus1_jk1", "clus1_jk1_cal", "strat_jkn", "clus1_jk1_ps", "clus1_jk1_rake", "clus1_user_mse",
-             "clus1_user_jk1", "clus2_rake", "clus2_ps_rake", "clus2_ps_cal")) {
+             "clus1_user_jk1", "clus2_rake", "clus2_ps_rake", "clus2_ps_cal", "clus1_rake1")) {
   d <- designs[[dn]]
   df <- degf(d)
   is_rep <- inherits(d, "svyrep.design")  # survey 4.1-1's svyratio.svyrep.design fails with deff=TRUE
