@@ -114,7 +114,9 @@ class Estimators:
             return self._frame(labels, rows, results[0])
         D = len(labels)  # each part's numbers are laid out domain by domain: d · v + j
         merged = {
-            key: np.hstack([np.asarray(r[key]).reshape(D, len(c)) for r, c in zip(results, chunks, strict=True)]).ravel()
+            key: np.hstack(
+                [np.asarray(r[key]).reshape(D, len(c)) for r, c in zip(results, chunks, strict=True)]
+            ).ravel()
             for key in RESULT_COLUMNS
         }
         rows = [{"_domain": d, **meta} for d in range(D) for meta, _, _ in pairs]
