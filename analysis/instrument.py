@@ -16,6 +16,7 @@ import io
 import re
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -51,23 +52,35 @@ class Form:
     settings: dict
     warnings: tuple = ()
 
+    @cached_property
+    def _first_row(self) -> dict:
+        """Position in ``survey`` of the first row of each field name (the form's tables are not edited)."""
+        return {name: i for i, name in reversed(list(enumerate(self.survey["name"])))}
+
+    @cached_property
+    def _choice_lists(self) -> dict:
+        """Choice names of each list, in form order."""
+        lists: dict = {}
+        for list_name, name in zip(self.choices["list_name"], self.choices["name"], strict=True):
+            lists.setdefault(list_name, []).append(name)
+        return lists
+
     def field(self, name: str) -> pd.Series:
         """The survey row of field ``name``; IngestError if the form has no such field."""
-        hit = self.survey[self.survey["name"] == name]
-        if hit.empty:
+        if name not in self._first_row:
             raise IngestError(
                 f"the form has no field named '{name}'",
                 column=name,
                 hint="use the bare XLSForm name, without group prefix",
             )
-        return hit.iloc[0]
+        return self.survey.iloc[self._first_row[name]]
 
     def choice_names(self, field_name: str) -> list[str]:
         """The choice names (codes) of a select field, in form order."""
         list_name = self.field(field_name)["list_name"]
         if not list_name:
             raise IngestError(f"field '{field_name}' is not a select question", column=field_name)
-        return self.choices.loc[self.choices["list_name"] == list_name, "name"].tolist()
+        return list(self._choice_lists.get(list_name, []))
 
     def data_fields(self) -> pd.DataFrame:
         """Survey rows that hold answers (no groups, repeats or notes)."""

@@ -412,7 +412,9 @@ DEMAND_FILES = [
     "cunju_model.csv",
     "cunju_model_fit.csv",
 ]
-DEMAND_FIGURES = ("demand_by_team", "top_services", "unmet_need", "demand_by_cunju", "cunju_shrinkage")
+# the slowest figures first: the figure worker starts them as soon as the demand stage ends, and the quick
+# ones left in its queue are drawn in this process once the last stage is done (drawing.BackgroundFigures)
+DEMAND_FIGURES = ("demand_by_cunju", "cunju_shrinkage", "demand_by_team", "top_services", "unmet_need")
 
 
 def demand(

@@ -177,9 +177,10 @@ def validate_clean(
     """
     import pandera.pandas as pa
 
+    schemas = contract_schemas(form, households, persons, keep)
     for name, table in (("households", households), ("persons", persons)):
         try:
-            contract_schemas(form, households, persons, keep)[name].validate(table, lazy=True)
+            schemas[name].validate(table, lazy=True)
         except pa.errors.SchemaErrors as errors:
             first = errors.failure_cases.iloc[0]
             column, index = str(first["column"]), first["index"]

@@ -189,7 +189,7 @@ def _has_error_cells(path: Path) -> bool:
         )
 
 
-def _calamine_sheets(path: Path, nrows: int | None = None) -> list[tuple[str, list]]:
+def _calamine_sheets(path: Path) -> list[tuple[str, list]]:
     """(sheet name, rows of cell values) of every worksheet, read with calamine (Rust). A date-formatted
     cell at midnight comes as a date; it is made the datetime openpyxl reads there."""
     from python_calamine import CalamineWorkbook, SheetTypeEnum
@@ -202,25 +202,25 @@ def _calamine_sheets(path: Path, nrows: int | None = None) -> list[tuple[str, li
         sheets = []
         for sheet in book.sheets_metadata:
             if sheet.typ == SheetTypeEnum.WorkSheet:
-                rows = book.get_sheet_by_name(sheet.name).to_python(skip_empty_area=False, nrows=nrows)
+                rows = book.get_sheet_by_name(sheet.name).to_python(skip_empty_area=False)
                 sheets.append((sheet.name, [[midnight(v) for v in row] for row in rows]))
         return sheets
     finally:
         book.close()
 
 
-def _openpyxl_sheets(path: Path, nrows: int | None = None) -> list[tuple[str, list]]:
+def _openpyxl_sheets(path: Path) -> list[tuple[str, list]]:
     """The same with openpyxl, which keeps an error cell's text ('#N/A') where calamine gives ''."""
     import openpyxl
 
     book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
-        return [(ws.title, list(ws.iter_rows(max_row=nrows, values_only=True))) for ws in book.worksheets]
+        return [(ws.title, list(ws.iter_rows(values_only=True))) for ws in book.worksheets]
     finally:
         book.close()
 
 
-def _sheet_rows(path: Path, nrows: int | None = None) -> list[tuple[str, list]]:
+def _sheet_rows(path: Path) -> list[tuple[str, list]]:
     """Every worksheet's rows. Read by calamine, ~15× faster than openpyxl on the bundled export with the
     same text after :func:`cell_text` (tested on every workbook the project ships or writes); a
     workbook with Excel error cells goes to openpyxl, so that '#N/A' stays an answer to flag, not a blank.
@@ -229,7 +229,7 @@ def _sheet_rows(path: Path, nrows: int | None = None) -> list[tuple[str, list]]:
     _check_workbook(path)
     try:
         read = _openpyxl_sheets if _has_error_cells(path) else _calamine_sheets
-        return read(path, nrows)
+        return read(path)
     except Exception as exc:  # calamine, openpyxl and zipfile raise many unrelated types for damaged files
         raise _unreadable(path, exc) from exc
 
@@ -238,9 +238,21 @@ def _blank(row) -> bool:
     return all(v is None or v == "" for v in row)
 
 
+_detected: dict = {}  # the workbook format detection read whole, kept for the read that follows it
+
+
+def _file_key(path: Path) -> tuple:
+    stat = Path(path).stat()
+    return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns
+
+
 def xlsx_first_headers(path: Path) -> list[str]:
-    """Header row of the first non-empty sheet (format detection)."""
-    for _, rows in _sheet_rows(path, nrows=1):
+    """Header row of the first non-empty sheet (format detection). The workbook is read whole (calamine
+    parses every sheet even for one row) and kept for :func:`read_xlsx` of the same, unchanged file."""
+    sheets = _sheet_rows(path)
+    _detected.clear()
+    _detected[_file_key(path)] = sheets
+    for _, rows in sheets:
         if rows and not _blank(rows[0]):
             return ["" if h is None else str(h).strip() for h in rows[0]]
     raise IngestError("the workbook has no data", file=path)
@@ -249,7 +261,8 @@ def xlsx_first_headers(path: Path) -> list[str]:
 def read_xlsx(path: Path) -> dict[str, pd.DataFrame]:
     """All sheets of a workbook as all-string tables (headers checked)."""
     sheets = {}
-    for title, rows in _sheet_rows(path):
+    kept = _detected.pop(_file_key(path), None) if _detected else None
+    for title, rows in kept if kept is not None else _sheet_rows(path):
         if not rows or all(_blank(row) for row in rows):
             continue
         headers = ["" if h is None else str(h).strip() for h in rows[0]]
