@@ -7,6 +7,8 @@ from pathlib import Path
 import ingest_fixtures as fx
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.clean import (
     Settings,
@@ -600,3 +602,46 @@ def test_apply_log_applies_the_log_alone_in_order(small):
         clean_survey(
             fx.FORM_DIR, path, tmp / "both", decisions=tmp / "reviewed.csv", apply_log=tmp / "reviewed.csv"
         )
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.sampled_from(["", " ", "Yes", "yes ", " YES", "no", "No", "ñ", "İ", "ß"])),
+        max_size=30,
+    )
+)
+def test_soft_duplicate_answer_codes_normalise_distinct_text_as_every_cell(values):
+    """Coding a text column first and normalising its distinct answers after gives the codes of normalising
+    every cell (stripped, lower-cased, blank as missing), for Arrow and Python string columns."""
+    from analysis.clean.checks import _answer_codes
+
+    for dtype in ("str", "string", object):
+        column = pd.Series(values, dtype=dtype)
+        every_cell = pd.factorize(column.astype("string").str.strip().str.lower().replace("", None))[0]
+        assert list(_answer_codes(column)) == list(every_cell)
+
+
+def test_roster_codes_for_soft_duplicates_match_the_wide_roster():
+    """Each roster column coded once and spread over member slots compares households as the wide roster
+    (one column per question and slot, coded on its own) does: same columns kept, same equal pairs."""
+    import numpy as np
+
+    from analysis.clean.checks import _answer_codes, _member_codes
+
+    rng = np.random.default_rng(3)
+    households = pd.DataFrame({"uuid": ["h1", "h2", "h3", "h4", "h2", "h5"]})  # h2 twice; h4, h5 no roster
+    rows = [(h, m) for h, size in (("h1", 3), ("h2", 2), ("h3", 4), ("h9", 1)) for m in range(1, size + 1)]
+    persons = pd.DataFrame(rows, columns=["uuid", "member"]).sample(frac=1, random_state=1)
+    n = len(persons)
+    persons["text"] = pd.Series(rng.choice(["Yes", " yes", "NO", "no ", "", None], n), dtype="str").to_numpy()
+    persons["number"] = rng.choice([1.0, 2.0, np.nan], n)
+    persons["blank"] = np.nan
+    cols = ["text", "number", "blank"]
+    wide = persons.set_index(["uuid", "member"])[cols].unstack("member").reindex(households["uuid"])
+    expected = [code for c in wide.columns if ((code := _answer_codes(wide[c])) >= 0).any()]
+    got = _member_codes(households, persons, cols)
+    assert len(got) == len(expected) > 0
+    for a, b in zip(got, expected, strict=True):
+        assert np.array_equal(a < 0, b < 0)
+        assert np.array_equal(a[:, None] == a[None, :], b[:, None] == b[None, :])

@@ -41,9 +41,12 @@ MOSTLY_UNANSWERED = 0.5  # a required question empty in more than this share of 
 def normalise_name(values: pd.Series) -> pd.Series:
     """Text for matching names/labels: NFKC width folding, traditional → simplified for the characters in
     :data:`TRADITIONAL`, no spaces or punctuation, lower case."""
-    folded = values.fillna("").astype(str).map(lambda s: unicodedata.normalize("NFKC", s))
+    text = values.fillna("").astype(str)
+    codes, uniques = pd.factorize(text)  # each distinct text folded once
+    folded = pd.Series([unicodedata.normalize("NFKC", s) for s in uniques], dtype=object)
     folded = folded.str.translate(TRADITIONAL_TABLE)
-    return folded.str.replace(r"[\s\u3000·.,，。、'\"()（）\-_/]+", "", regex=True).str.lower()
+    folded = folded.str.replace(r"[\s\u3000·.,，。、'\"()（）\-_/]+", "", regex=True).str.lower()
+    return pd.Series(folded.to_numpy(dtype=object)[codes], index=values.index, dtype=text.dtype)
 
 
 def person_context(households: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
@@ -123,7 +126,8 @@ def match_choice(
     todo = exact.isna() & (normalised != "")
     if not todo.any():
         return exact
-    return exact.where(~todo, normalised[todo].map(fuzzy))
+    distinct = normalised[todo].unique()
+    return exact.where(~todo, normalised[todo].map(dict(zip(distinct, map(fuzzy, distinct), strict=True))))
 
 
 def _invalid_share_error(

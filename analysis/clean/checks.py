@@ -38,6 +38,41 @@ def check_duplicate_uuid(households: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _answer_codes(values: pd.Series) -> np.ndarray:
+    """Codes of a column's answers in order of first appearance, -1 where missing; text compared stripped and
+    lower-cased, blank as missing. Text columns are coded first and their distinct answers normalised
+    after (the same codes, without stripping every cell)."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        return pd.factorize(values)[0]
+    if not isinstance(values.dtype, pd.StringDtype):
+        return pd.factorize(values.astype("string").str.strip().str.lower().replace("", None))[0]
+    raw, uniques = pd.factorize(values)
+    normal = pd.Series(uniques, dtype=values.dtype).str.strip().str.lower().replace("", None)
+    code, _ = pd.factorize(normal)
+    return np.append(code, -1)[raw]  # a missing answer (raw code -1) takes the appended -1
+
+
+def _member_codes(households: pd.DataFrame, persons: pd.DataFrame, member_cols: list) -> list[np.ndarray]:
+    """Codes of the roster laid out wide (one column per member question and member slot, slots in sorted
+    order; -1 where a household has no such member), each column kept when it has an answer. Each person
+    column is coded once and its codes spread over the slots (codes compare equal exactly where the answers
+    do, as coding every wide column on its own would)."""
+    if persons.duplicated(["uuid", "member"]).any() or persons["member"].isna().any():
+        wide = persons.set_index(["uuid", "member"])[member_cols].unstack("member")  # fails as it should
+        wide = wide.reindex(households["uuid"]).set_axis(households.index)
+        return [code for c in wide.columns if ((code := _answer_codes(wide[c])) >= 0).any()]
+    who, ids = pd.factorize(persons["uuid"])
+    slot, slots = pd.factorize(persons["member"], sort=True)
+    row = pd.Index(ids).get_indexer(households["uuid"])  # -1: no roster, the grid's last row (all -1)
+    out = []
+    for c in member_cols:
+        grid = np.full((len(ids) + 1, len(slots)), -1, dtype=np.int64)
+        grid[who, slot] = _answer_codes(persons[c])
+        wide = grid[row]
+        out += [wide[:, k] for k in range(len(slots)) if (wide[:, k] >= 0).any()]
+    return out
+
+
 def _comparable(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Answer codes and answered flags compared for soft duplicates, as cleaningtools does (no metadata,
     notes, calculates, select_multiple children, personal data or all-missing columns; text lower-cased),
@@ -46,19 +81,10 @@ def _comparable(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -> 
     fields = form.data_fields()
     usable = ~fields["base_type"].isin(METADATA_TYPES | {"calculate", "note"}) & ~fields["pii"]
     cols = [c for c in fields.loc[usable & fields["repeat"].isna(), "name"] if c in households]
-    parts = [households[cols]]
+    codes = [code for c in cols if ((code := _answer_codes(households[c])) >= 0).any()]
     member_cols = [c for c in fields.loc[usable & fields["repeat"].notna(), "name"] if c in persons]
     if len(persons) and member_cols:
-        wide = persons.set_index(["uuid", "member"])[member_cols].unstack("member")
-        parts.append(wide.reindex(households["uuid"]).set_axis(households.index))
-    codes = []
-    for part in parts:
-        for values in (part[c] for c in part.columns):
-            if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values)):
-                values = values.astype("string").str.strip().str.lower().replace("", None)
-            code = pd.factorize(values)[0]
-            if (code >= 0).any():
-                codes.append(code)
+        codes += _member_codes(households, persons, member_cols)
     codes = np.column_stack(codes).astype(np.int32) if codes else np.empty((len(households), 0), np.int32)
     return codes, codes >= 0
 
