@@ -113,7 +113,7 @@ def read_csv(path: Path) -> pd.DataFrame:
             ) from exc
         frame = frame[frame.ne("").any(axis=1)]
     frame.columns = headers
-    return frame.astype(object).reset_index(drop=True)
+    return frame.astype("str").reset_index(drop=True)
 
 
 def _arrow_parse(text: str, header: list[str]) -> pd.DataFrame | None:
