@@ -49,12 +49,21 @@ def text(values: pd.Series) -> pd.Series:
     return values.astype(object).where(values.notna(), "").astype(str)
 
 
+def _arrow_text(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
+
+
 def isin(values: pd.Series, members) -> pd.Series:
     """``values.isin(members)``, hashed in Arrow for Arrow-backed text: pandas 3 turns every member into
     an Arrow scalar in Python first (seconds for the 150,000 uuids of a census-size export). Same result:
-    members that are not text are ignored, a missing member matches missing values."""
-    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
+    members that are not text are ignored, a missing member matches missing values. ``members`` may be a
+    Series (best: an Arrow-backed one, never turned into Python strings)."""
+    if not _arrow_text(values):
         return values.isin(members)
+    if isinstance(members, pd.Series) and _arrow_text(members):  # hashed without leaving Arrow
+        arrow = values.array.__arrow_array__()
+        found = pc.is_in(arrow, value_set=members.array.__arrow_array__().combine_chunks().cast(arrow.type))
+        return pd.Series(np.array(found, dtype=bool), index=values.index, name=values.name)
     members = list(members)
     texts = [m for m in members if isinstance(m, str)]
     missing = any(not isinstance(m, str) and pd.api.types.is_scalar(m) and pd.isna(m) for m in members)
@@ -276,8 +285,8 @@ def apply_log(
     hh = _rebuild_dummies(form, hh, raw.households, changed)
     ps = _rebuild_dummies(form, ps, raw.persons, changed)
     deletion = deletion_log(hh, remove)
-    clean_hh = hh[~isin(hh["uuid"], set(deletion["uuid"]))].reset_index(drop=True)
-    clean_ps = ps[isin(ps["uuid"], set(clean_hh["uuid"]))].reset_index(drop=True)
+    clean_hh = hh[~isin(hh["uuid"], deletion["uuid"])].reset_index(drop=True)
+    clean_ps = ps[isin(ps["uuid"], clean_hh["uuid"])].reset_index(drop=True)
     return clean_hh, clean_ps, deletion
 
 
@@ -301,7 +310,7 @@ def review_cleaning(
     findings.append(log[~isin(log["uuid"], known_uuid)].assign(finding="uuid_does_not_exist"))
     findings.append(log[~log["change_type"].isin(CHANGE_TYPES)].assign(finding="na_in_change_type"))
     findings.append(
-        deletion[isin(deletion["uuid"], set(households["uuid"]))].assign(finding="deleted_survey_present")
+        deletion[isin(deletion["uuid"], households["uuid"])].assign(finding="deleted_survey_present")
     )
     changes = log[changing & q.isin(questions) & ~isin(log["uuid"], set(deletion["uuid"]) | {"all_data"})]
     where = {True: pd.Index(persons["person_id"]), False: pd.Index(households["uuid"])}

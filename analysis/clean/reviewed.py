@@ -83,9 +83,9 @@ def apply_reviewed(
         )
         persons = set_values(persons, "person_id", pd.concat([rows[rows["person_id"] != ""], by_uuid]))
     deletion = deletion_log(households, log[log["change_type"] == "remove_survey"])
-    kept = ~isin(households["uuid"], set(deletion["uuid"]))
+    kept = ~isin(households["uuid"], deletion["uuid"])
     clean_hh = households[kept].reset_index(drop=True)
-    clean_ps = persons[isin(persons["uuid"], set(clean_hh["uuid"]))].reset_index(drop=True)
+    clean_ps = persons[isin(persons["uuid"], clean_hh["uuid"])].reset_index(drop=True)
     applied = log.replace({"person_id": {"": None}, "question": {"": None}})
     return (
         clean_hh,

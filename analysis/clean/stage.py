@@ -131,7 +131,7 @@ def _removal_checks(form: Form, settings: Settings, notes: list) -> list:
     ]
 
 
-def _value_checks(form: Form, raw: RawExport, settings: Settings, notes: list, keep_uuid: set) -> list:
+def _value_checks(form: Form, raw: RawExport, settings: Settings, notes: list, keep_uuid: pd.Series) -> list:
     """(check id, check on the kept households and persons) for the checks of single answers, in order."""
     s = settings
     return [
@@ -188,13 +188,13 @@ def run_checks(
     for check_id, check in _removal_checks(form, s, notes):
         if _switched_off(check_id, s, notes):
             continue
-        rows = check(hh[left], ps[isin(ps["uuid"], set(hh.loc[left, "uuid"]))])
+        rows = check(hh[left], ps[isin(ps["uuid"], hh.loc[left, "uuid"])])
         found.append(rows)
-        left &= ~isin(hh["uuid"], set(rows.loc[rows["change_type"] == "remove_survey", "uuid"]))
+        left &= ~isin(hh["uuid"], rows.loc[rows["change_type"] == "remove_survey", "uuid"])
     removals = pd.concat(found, ignore_index=True) if found else empty_log()
     if kept is None:
-        kept = ~isin(hh["uuid"], set(removals.loc[removals["change_type"] == "remove_survey", "uuid"]))
-    keep_uuid = set(hh.loc[kept, "uuid"])
+        kept = ~isin(hh["uuid"], removals.loc[removals["change_type"] == "remove_survey", "uuid"])
+    keep_uuid = hh.loc[kept, "uuid"]
     hh_k, ps_k = hh[kept], ps[isin(ps["uuid"], keep_uuid)]
     values = [
         check(hh_k, ps_k)
@@ -269,7 +269,7 @@ def _account(raw: RawExport, households: pd.DataFrame, persons: pd.DataFrame, de
         raise AssertionError(f"row accounting broken: {n_raw} raw != {n_clean} clean + {n_deleted} deleted")
     if deletion["issue"].fillna("").eq("").any():
         raise AssertionError("a deleted submission has no reason")
-    deleted_persons = int(isin(raw.persons["uuid"], set(deletion["uuid"])).sum())
+    deleted_persons = int(isin(raw.persons["uuid"], deletion["uuid"]).sum())
     if len(raw.persons) != len(persons) + deleted_persons:
         raise AssertionError("person accounting broken")
     return {
