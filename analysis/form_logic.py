@@ -258,7 +258,11 @@ def _constant(frame: pd.DataFrame, value) -> pd.Series:
 
 
 def _split_selected(values: pd.Series) -> pd.Series:
-    return " " + _as_string(values).str.split().str.join(" ").fillna("") + " "
+    """ " a b " for the answer "a  b": options between single spaces, each distinct answer split once."""
+    text = _as_string(values)
+    codes, uniques = pd.factorize(text)
+    padded = np.array([" " + " ".join(str(u).split()) + " " for u in uniques] + ["  "], dtype=object)
+    return pd.Series(padded[codes], index=values.index, dtype=object)
 
 
 def _call(name: str, args: list[pd.Series], frame: pd.DataFrame) -> pd.Series:

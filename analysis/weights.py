@@ -320,7 +320,7 @@ def check_rake_cells(persons: pd.DataFrame, margins: dict[str, dict[str, float]]
                 column=var,
                 hint="clean values must match the frame's categories",
             )
-        empty = sorted(set(totals) - set(persons[var]))
+        empty = sorted(set(totals) - set(persons[var].unique()))
         if empty:
             raise DesignError(
                 f"no respondent in frame category {var}={empty[0]!r}; raking cannot reach it",

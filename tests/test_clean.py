@@ -645,3 +645,21 @@ def test_roster_codes_for_soft_duplicates_match_the_wide_roster():
     for a, b in zip(got, expected, strict=True):
         assert np.array_equal(a < 0, b < 0)
         assert np.array_equal(a[:, None] == a[None, :], b[:, None] == b[None, :])
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(), st.text(alphabet=" a\t\u3000\x1c", max_size=3), st.integers(0, 2), st.booleans()
+        ),
+        max_size=20,
+    )
+)
+def test_answered_is_decided_once_per_distinct_answer_as_per_cell(values):
+    """present() on Python objects, one decision per distinct answer, equals converting every cell."""
+    from analysis.clean.log import present
+
+    column = pd.Series(values, dtype=object)
+    every_cell = (column.notna() & (column.astype("string").str.strip().fillna("") != "")).astype(bool)
+    pd.testing.assert_series_equal(present(column), every_cell)

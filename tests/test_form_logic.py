@@ -113,3 +113,17 @@ def test_an_invalid_regex_pattern_is_an_expression_error_naming_it():
     frame = pd.DataFrame({"code": ["E01", "x"]})
     with pytest.raises(ExpressionError, match="not a valid regular expression"):
         evaluate_bool("regex(${code}, '^E[0-9')", frame)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.lists(st.one_of(st.none(), st.text(alphabet="ab \t\u3000\xa0\x1c_1", max_size=8)), max_size=20),
+    st.sampled_from(["str", "string", object]),
+)
+def test_selected_answers_are_split_once_per_distinct_answer_as_per_cell(values, dtype):
+    """selected()'s padded answers (options between single spaces) are those splitting every cell."""
+    from analysis.form_logic import _as_string, _split_selected
+
+    column = pd.Series(values, dtype=dtype)
+    every_cell = " " + _as_string(column).str.split().str.join(" ").fillna("") + " "
+    pd.testing.assert_series_equal(_split_selected(column), every_cell)

@@ -100,6 +100,10 @@ def present(values: pd.Series) -> pd.Series:
     """Answered: not missing and, for text, not blank."""
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
         return values.notna()
+    if values.dtype == object:  # Python objects: each distinct answer converted and stripped once
+        codes, uniques = pd.factorize(values)
+        filled = pd.Series(uniques, dtype=object).astype("string").str.strip().fillna("") != ""
+        return pd.Series(np.append(filled.to_numpy(dtype=bool), False)[codes], index=values.index)
     return (values.notna() & (values.astype("string").str.strip().fillna("") != "")).astype(bool)
 
 
