@@ -663,3 +663,20 @@ def test_answered_is_decided_once_per_distinct_answer_as_per_cell(values):
     column = pd.Series(values, dtype=object)
     every_cell = (column.notna() & (column.astype("string").str.strip().fillna("") != "")).astype(bool)
     pd.testing.assert_series_equal(present(column), every_cell)
+
+
+def test_the_person_context_is_shared_by_the_checks_and_goes_with_its_tables():
+    import gc
+
+    from analysis.clean import answers
+
+    households = pd.DataFrame({"uuid": ["a", "b"], "x": [1, 2]})
+    persons = pd.DataFrame({"uuid": ["a", "a", "b"], "y": [1, 2, 3]})
+    first = answers.person_context(households, persons)
+    assert answers.person_context(households, persons) is first
+    assert first["x"].tolist() == [1, 1, 2]
+    other = persons.copy()
+    assert answers.person_context(households, other) is not first
+    del households, persons, other, first
+    gc.collect()
+    assert answers._last_context == []

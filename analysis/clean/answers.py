@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import weakref
 from difflib import SequenceMatcher
 
 import numpy as np
@@ -49,17 +50,33 @@ def normalise_name(values: pd.Series) -> pd.Series:
     return pd.Series(folded.to_numpy(dtype=object)[codes], index=values.index, dtype=text.dtype)
 
 
+_last_context: list = []  # [households ref, persons ref, context]: the checks of one run share it
+
+
 def person_context(households: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
-    """Persons with their household's answers alongside (person columns win), for repeat expressions."""
+    """Persons with their household's answers alongside (person columns win), for repeat expressions. The
+    last one made is kept while its two tables live (the checks read, never change, the tables)."""
+    if _last_context and _last_context[0]() is households and _last_context[1]() is persons:
+        return _last_context[2]
     extra = [c for c in households.columns if c not in persons.columns or c == "uuid"]
-    return persons.merge(households[extra], on="uuid", how="left", suffixes=("", "_hh")).set_axis(
+    context = persons.merge(households[extra], on="uuid", how="left", suffixes=("", "_hh")).set_axis(
         persons.index
     )
+    _last_context[:] = [weakref.ref(households), weakref.ref(persons), context]
+    for table in (households, persons):  # the context goes with either table
+        weakref.finalize(table, _forget_context)
+    return context
 
 
-def table_rows(form: Form, households: pd.DataFrame, persons: pd.DataFrame):
-    """(field row, table frame, context frame, person_id series or None) for every answer column."""
-    context = person_context(households, persons)
+def _forget_context() -> None:
+    if _last_context and (_last_context[0]() is None or _last_context[1]() is None):
+        _last_context.clear()
+
+
+def table_rows(form: Form, households: pd.DataFrame, persons: pd.DataFrame, with_context: bool = True):
+    """(field row, table frame, context frame, person_id series or None) for every answer column; the
+    context of a person's answer is None unless ``with_context``."""
+    context = person_context(households, persons) if with_context else None
     for row in form.data_fields().itertuples(index=False):
         if row.repeat is None and row.name in households:
             yield row, households, households, None
@@ -179,7 +196,7 @@ def check_choices(
     (ConfigError) unless the settings say keep, blank or map for it."""
     settings = settings or Choices()
     out = []
-    for row, table, _, person in table_rows(form, households, persons):
+    for row, table, _, person in table_rows(form, households, persons, with_context=False):
         if row.base_type != "select_one":
             continue
         values = table[row.name]
@@ -421,7 +438,7 @@ def check_outliers(
     settings = settings or Outliers()
     wanted = _outlier_fields(form, settings, notes)
     out = []
-    for row, table, _, person in table_rows(form, households, persons):
+    for row, table, _, person in table_rows(form, households, persons, with_context=False):
         if row.name not in wanted or row.base_type not in ("integer", "decimal"):
             continue
         values = table[row.name].astype(float)
