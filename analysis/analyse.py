@@ -194,8 +194,8 @@ def _core(
     work = copy.copy(design)
     work.data = frame
     by = by or None
-    if estimator in ("mean", "total"):
-        return getattr(work, estimator)(columns, by=by, na_rm=True, level=level)
+    if estimator in ("mean", "total"):  # the list's results have no design effect: not computed
+        return getattr(work, estimator)(columns, by=by, na_rm=True, level=level, deff=False)
     if estimator == "ratio":
         out = work.ratio(
             columns,
@@ -205,6 +205,7 @@ def _core(
             level=level,
             numerator_na_to_0=flags[0],
             filter_denominator_0=flags[1],
+            deff=False,
         )
         return out.assign(variable=out["variable"].str.slice(stop=-len(denominator) - 1))
     return work.quantile(columns, 0.5, by=by, na_rm=True, level=level, df=df, qrule="school")

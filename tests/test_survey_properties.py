@@ -516,3 +516,14 @@ def test_raking_to_one_margin_is_post_stratifying_to_it():
     totals = pd.Series(raked.weights).groupby(df["g"].to_numpy()).sum()
     np.testing.assert_allclose(totals[list(population)], list(population.values()), rtol=1e-10)
     assert raked.mean("y")["estimate"].iloc[0] == pytest.approx(post.mean("y")["estimate"].iloc[0], rel=1e-12)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(samples())
+def test_leaving_out_the_design_effect_changes_nothing_else(df):
+    d = Design(df.assign(one=1.0), weights="w", strata="stratum", ids="psu")
+    for method, args in (("mean", ("y",)), ("total", ("y",)), ("ratio", ("y", "one"))):
+        full = getattr(d, method)(*args, by="g")
+        lean = getattr(d, method)(*args, by="g", deff=False)
+        assert lean["deff"].isna().all() and full["deff"].notna().any()
+        pd.testing.assert_frame_equal(full.drop(columns="deff"), lean.drop(columns="deff"), check_exact=True)

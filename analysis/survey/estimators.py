@@ -98,7 +98,7 @@ class Estimators:
             out = out.drop(columns="_domain")
         return out
 
-    def _in_parts(self, pairs, by, total: bool, level: float, df) -> pd.DataFrame:
+    def _in_parts(self, pairs, by, total: bool, level: float, df, deff: bool = True) -> pd.DataFrame:
         """The result frame of ``pairs`` over the domains of ``by``, estimated in parts of at most
         :data:`MAX_COLUMNS` variables of nearly equal size, so that memory stays bounded however many
         variables are asked for. Every part has two variables or more: a column's sums then take the
@@ -109,7 +109,7 @@ class Estimators:
         results = []
         for chunk in chunks:
             cols, rows, labels = self._columns([pairs[i] for i in chunk], by, domains)
-            results.append(self._estimate(cols, total, level, df))
+            results.append(self._estimate(cols, total, level, df, deff))
         if parts == 1:
             return self._frame(labels, rows, results[0])
         D = len(labels)  # each part's numbers are laid out domain by domain: d · v + j
@@ -148,11 +148,11 @@ class Estimators:
         """Degrees of freedom of each interval for the ``df=`` option (see :mod:`.intervals`)."""
         return intervals.interval_df(df, res["df"], lambda: self.degf)
 
-    def _estimate(self, cols, total: bool, level: float, df="z") -> dict:
+    def _estimate(self, cols, total: bool, level: float, df="z", deff: bool = True) -> dict:
         res = self._core(cols, total)
         q = intervals.critical(level, self._interval_df(df, res))
         res["ci_low"], res["ci_high"] = intervals.wald(res["estimate"], res["se"], q)
-        res["deff"] = self._deff(res, total, cols)
+        res["deff"] = self._deff(res, total, cols) if deff else np.full(len(res["estimate"]), np.nan)
         return res
 
     def _deff(self, res, total: bool, cols) -> np.ndarray:
@@ -179,15 +179,20 @@ class Estimators:
     # "domain" or a number (see analysis.survey.intervals); the default is R survey's for each
     # estimator. The ``df`` column of the result is always the domain's df (R ``degf`` of the subset).
 
-    def mean(self, variables, by=None, na_rm: bool = False, level: float = 0.95, df="z") -> pd.DataFrame:
-        """Weighted mean(s) with SE, Wald interval, df, deff, n (R ``svymean``/``svyby``)."""
+    def mean(
+        self, variables, by=None, na_rm: bool = False, level: float = 0.95, df="z", deff: bool = True
+    ) -> pd.DataFrame:
+        """Weighted mean(s) with SE, Wald interval, df, deff, n (R ``svymean``/``svyby``). ``deff=False``
+        leaves the design effect out (NaN; it costs a pass over every variable), as R's default."""
         pairs = [({"variable": v}, y, None) for v in as_list(variables) for y in [self._values(v, na_rm)]]
-        return self._in_parts(pairs, by, False, level, df)
+        return self._in_parts(pairs, by, False, level, df, deff)
 
-    def total(self, variables, by=None, na_rm: bool = False, level: float = 0.95, df="z") -> pd.DataFrame:
-        """Weighted total(s) (R ``svytotal``)."""
+    def total(
+        self, variables, by=None, na_rm: bool = False, level: float = 0.95, df="z", deff: bool = True
+    ) -> pd.DataFrame:
+        """Weighted total(s) (R ``svytotal``); ``deff`` as for :meth:`mean`."""
         pairs = [({"variable": v}, y, None) for v in as_list(variables) for y in [self._values(v, na_rm)]]
-        return self._in_parts(pairs, by, True, level, df)
+        return self._in_parts(pairs, by, True, level, df, deff)
 
     def ratio(
         self,
@@ -199,8 +204,9 @@ class Estimators:
         df="z",
         numerator_na_to_0: bool = False,
         filter_denominator_0: bool = False,
+        deff: bool = True,
     ) -> pd.DataFrame:
-        """Ratio of totals Σw·num / Σw·den (R ``svyratio``, combined ratio).
+        """Ratio of totals Σw·num / Σw·den (R ``svyratio``, combined ratio); ``deff`` as for :meth:`mean`.
 
         Missing values as analysistools' ``create_analysis_ratio``: ``numerator_na_to_0`` counts a
         missing numerator as 0 (a skipped question: none); ``filter_denominator_0`` puts rows whose
@@ -218,7 +224,7 @@ class Estimators:
                 if filter_denominator_0:
                     b = np.where(b == 0, np.nan, b)
                 pairs.append(({"variable": f"{num}/{den}"}, a, b))
-        return self._in_parts(pairs, by, False, level, df)
+        return self._in_parts(pairs, by, False, level, df, deff)
 
     def proportion(
         self,
