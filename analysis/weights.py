@@ -434,9 +434,12 @@ def household_weights_from_persons(
             column="household_id",
             hint="cleaning must drop or fix households without persons",
         )
-    values = pd.DataFrame(person_weights)
-    sums = groupsum(values.to_numpy(dtype=float)[listed], member[listed], len(households))
-    out = pd.DataFrame(sums / members[:, None], index=households.index, columns=values.columns)
+    frame = pd.DataFrame(person_weights)
+    values = frame.to_numpy(dtype=float)
+    if not listed.all():  # (a copy of every replicate column otherwise)
+        values, member = values[listed], member[listed]
+    sums = groupsum(values, member, len(households))
+    out = pd.DataFrame(sums / members[:, None], index=households.index, columns=frame.columns)
     return out.iloc[:, 0] if isinstance(person_weights, pd.Series) else out
 
 
