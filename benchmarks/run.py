@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -122,13 +123,21 @@ def run_core(out: Path, quick: bool, timeout: float) -> dict:
         ["--sizes", "10000", "--repeats", "1"] if quick else []
     )
     started = time.perf_counter()
+    # its own process group, so that stopping it also stops the R and svy runs it started (left running,
+    # they would load the machine while the report and the pipeline stages are timed)
+    process = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
-        done = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        _, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
         return {
             "error": f"bench_core.py stopped after {timeout:.0f} s (its share of the time budget)",
             "seconds": time.perf_counter() - started,
         }
+    done = subprocess.CompletedProcess(cmd, process.returncode, "", stderr)
     seconds = time.perf_counter() - started
     written = out / "results_core.json"
     if done.returncode != 0 or not written.exists() or written.stat().st_mtime < time.time() - seconds:
