@@ -198,7 +198,15 @@ def committed_facts(root: Path = ROOT) -> dict[str, str]:
         g for name, g in goals.items() if name.startswith("150,000 households end to end, peak memory")
     )
     scaling = [g["measured"] for name, g in goals.items() if name.endswith("scaling exponent k")]
+    report = next(g for name, g in goals.items() if name.startswith("warm report"))
+
+    def verdict(goal: dict) -> str:
+        return "met" if goal["met"] else "not met"
+
     facts |= {
+        "report_verdict": verdict(report),
+        "end_to_end_verdict": verdict(end_to_end),
+        "end_to_end_gb_verdict": verdict(memory),
         "report_seconds": f"{bench['report']['seconds']:.0f}",
         "max_k": f"{max(scaling):.2f}",
         "end_to_end_seconds": f"{end_to_end['measured']:.0f}",
