@@ -458,6 +458,18 @@ def test_sorted_ids_are_coded_as_hashing_codes_them(values, order, dtype):
     np.testing.assert_array_equal(combine(expected, expected), expected)
 
 
+def _two_strata(rng: np.random.Generator, n: int, **columns) -> pd.DataFrame:
+    """n rows in strata a and b, PSUs 0–5 (ids repeat across strata), weights 1–30, plus ``columns``."""
+    return pd.DataFrame(
+        {
+            "stratum": rng.choice(["a", "b"], n),
+            "psu": rng.integers(0, 6, n),
+            "w": rng.uniform(1, 30, n),
+            **columns,
+        }
+    )
+
+
 @pytest.mark.parametrize("kind", ["mean", "total", "ratio", "replicate mean"])
 def test_many_variables_are_estimated_in_parts_with_the_same_bits(monkeypatch, kind):
     """Variables beyond ``MAX_COLUMNS`` are estimated in parts (bounded memory); the frame is the one
@@ -466,15 +478,12 @@ def test_many_variables_are_estimated_in_parts_with_the_same_bits(monkeypatch, k
 
     rng = np.random.default_rng(11)
     n = 500
-    df = pd.DataFrame(
-        {
-            "stratum": rng.choice(["a", "b"], n),
-            "psu": rng.integers(0, 6, n),
-            "w": rng.uniform(1, 30, n),
-            "g": rng.choice(["x", "y", "z"], n),
-            "d": rng.uniform(1, 3, n),
-            **{f"y{j}": np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)) for j in range(7)},
-        }
+    df = _two_strata(
+        rng,
+        n,
+        g=rng.choice(["x", "y", "z"], n),
+        d=rng.uniform(1, 3, n),
+        **{f"y{j}": np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)) for j in range(7)},
     )
     df["psu"] = df["stratum"] + df["psu"].astype(str)
     design = Design(df, weights="w", strata="stratum", ids="psu").rake({"g": {"x": 5e3, "y": 4e3, "z": 3e3}})
@@ -499,15 +508,7 @@ def test_raking_to_one_margin_is_post_stratifying_to_it():
     not met in sorted order). The SEs may differ, as in R, whose ``rake`` keeps its own variance terms."""
     rng = np.random.default_rng(5)
     n = 300
-    df = pd.DataFrame(
-        {
-            "stratum": rng.choice(["a", "b"], n),
-            "psu": rng.integers(0, 6, n),
-            "w": rng.uniform(1, 30, n),
-            "g": rng.choice(["z", "x", "y"], n),
-            "y": rng.normal(size=n),
-        }
-    )
+    df = _two_strata(rng, n, g=rng.choice(["z", "x", "y"], n), y=rng.normal(size=n))
     df.loc[0, "g"] = "z"  # the first row's cell is not the first in sorted order
     population = {"x": 5e3, "y": 4e3, "z": 3e3}
     base = Design(df, weights="w", strata="stratum", ids="psu", nest=True)
