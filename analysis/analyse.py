@@ -64,6 +64,7 @@ from analysis.loa import (
     select_multiple,
 )
 from analysis.survey import Design, intervals
+from analysis.survey.groups import stacked
 
 # ---------------------------------------------------------------------------------------------------
 # planning: every analysis becomes columns of one working table
@@ -351,10 +352,8 @@ def _batch(
     by, size = list(groups), (len(next(iter(label_codes.values()))) if groups else 1)
     columns = list(dict.fromkeys(batch["column"]))
     used = {c: plan.used(c, denominator, flags) for c in columns}
-    masks, hits = np.empty((len(rows_group), len(columns))), np.empty((len(rows_group), len(columns)))
-    for j, c in enumerate(columns):  # filled a column at a time: no boolean matrices cast afterwards
-        masks[:, j] = used[c]
-        np.multiply(plan.columns[c] == 1, masks[:, j], out=hits[:, j])
+    masks = stacked([used[c] for c in columns], len(rows_group))
+    hits = stacked([(plan.columns[c] == 1) & used[c] for c in columns], len(rows_group))
     rows = (rows_group, np.arange(len(rows_group)))
     count, weigh = (
         sparse.csr_matrix((v, rows), shape=(size, len(rows_group))) for v in (np.ones(len(weights)), weights)

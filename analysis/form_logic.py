@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from analysis.distinct import each_distinct
 from analysis.errors import AnalysisError
 
 
@@ -259,10 +260,12 @@ def _constant(frame: pd.DataFrame, value) -> pd.Series:
 
 def _split_selected(values: pd.Series) -> pd.Series:
     """ " a b " for the answer "a  b": options between single spaces, each distinct answer split once."""
-    text = _as_string(values)
-    codes, uniques = pd.factorize(text)
-    padded = np.array([" " + " ".join(str(u).split()) + " " for u in uniques] + ["  "], dtype=object)
-    return pd.Series(padded[codes], index=values.index, dtype=object)
+    padded = each_distinct(
+        _as_string(values),
+        lambda distinct: np.array([" " + " ".join(str(u).split()) + " " for u in distinct], dtype=object),
+        "  ",
+    )
+    return pd.Series(padded, index=values.index, dtype=object)
 
 
 def _call(name: str, args: list[pd.Series], frame: pd.DataFrame) -> pd.Series:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import config
+from analysis.distinct import each_distinct
 from analysis.errors import ConfigError
 
 NEEDS_FILE = config.NEEDS_PATH
@@ -82,11 +83,10 @@ def _numeric(values: pd.Series) -> pd.Series:
     holds a handful: 88 columns of 385,000 answers 4.8 → 0.5 s)."""
     if pd.api.types.is_numeric_dtype(values):
         return pd.to_numeric(values, errors="coerce")
-    code, distinct = pd.factorize(values)
-    converted = pd.to_numeric(pd.Series(distinct), errors="coerce").to_numpy()
-    if (code < 0).any():
-        converted = np.append(converted.astype(float), np.nan)  # code -1 takes the last entry: missing
-    return pd.Series(converted[code], index=values.index, name=values.name)
+    converted = each_distinct(
+        values, lambda distinct: pd.to_numeric(pd.Series(distinct), errors="coerce").to_numpy(), np.nan
+    )
+    return pd.Series(converted, index=values.index, name=values.name)
 
 
 def _recode(series: pd.Series, mapping: dict[str, float]) -> pd.Series:

@@ -19,6 +19,7 @@ import pandas as pd
 from analysis.clean.checks import skip
 from analysis.clean.log import empty_log, log_rows, present, text
 from analysis.clean.settings import Choices, Outliers, Roster, Settings
+from analysis.distinct import each_distinct
 from analysis.errors import ConfigError
 from analysis.form_logic import ExpressionError, evaluate_bool, references
 from analysis.ingest import RawExport
@@ -43,11 +44,14 @@ def normalise_name(values: pd.Series) -> pd.Series:
     """Text for matching names/labels: NFKC width folding, traditional → simplified for the characters in
     :data:`TRADITIONAL`, no spaces or punctuation, lower case."""
     text = values.fillna("").astype(str)
-    codes, uniques = pd.factorize(text)  # each distinct text folded once
-    folded = pd.Series([unicodedata.normalize("NFKC", s) for s in uniques], dtype=object)
-    folded = folded.str.translate(TRADITIONAL_TABLE)
-    folded = folded.str.replace(r"[\s\u3000·.,，。、'\"()（）\-_/]+", "", regex=True).str.lower()
-    return pd.Series(folded.to_numpy(dtype=object)[codes], index=values.index, dtype=text.dtype)
+
+    def fold(distinct) -> np.ndarray:
+        folded = pd.Series([unicodedata.normalize("NFKC", s) for s in distinct], dtype=object)
+        folded = folded.str.translate(TRADITIONAL_TABLE)
+        folded = folded.str.replace(r"[\s\u3000·.,，。、'\"()（）\-_/]+", "", regex=True).str.lower()
+        return folded.to_numpy(dtype=object)
+
+    return pd.Series(each_distinct(text, fold, ""), index=values.index, dtype=text.dtype)
 
 
 _last_context: list = []  # [households ref, persons ref, context]: the checks of one run share it

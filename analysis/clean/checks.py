@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.clean.log import empty_log, log_rows, text
+from analysis.distinct import each_distinct
 from analysis.instrument import METADATA_TYPES, Form
 
 
@@ -46,10 +47,12 @@ def _answer_codes(values: pd.Series) -> np.ndarray:
         return pd.factorize(values)[0]
     if not isinstance(values.dtype, pd.StringDtype):
         return pd.factorize(values.astype("string").str.strip().str.lower().replace("", None))[0]
-    raw, uniques = pd.factorize(values)
-    normal = pd.Series(uniques, dtype=values.dtype).str.strip().str.lower().replace("", None)
-    code, _ = pd.factorize(normal)
-    return np.append(code, -1)[raw]  # a missing answer (raw code -1) takes the appended -1
+
+    def normal_codes(distinct) -> np.ndarray:
+        normal = pd.Series(distinct, dtype=values.dtype).str.strip().str.lower().replace("", None)
+        return pd.factorize(normal)[0]
+
+    return each_distinct(values, normal_codes, -1)
 
 
 def _member_codes(households: pd.DataFrame, persons: pd.DataFrame, member_cols: list) -> list[np.ndarray]:

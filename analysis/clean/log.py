@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from analysis.distinct import each_distinct
 from analysis.errors import ConfigError
 from analysis.ingest import RawExport
 from analysis.instrument import Form
@@ -101,9 +102,14 @@ def present(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
         return values.notna()
     if values.dtype == object:  # Python objects: each distinct answer converted and stripped once
-        codes, uniques = pd.factorize(values)
-        filled = pd.Series(uniques, dtype=object).astype("string").str.strip().fillna("") != ""
-        return pd.Series(np.append(filled.to_numpy(dtype=bool), False)[codes], index=values.index)
+        answered = each_distinct(
+            values,
+            lambda distinct: (
+                pd.Series(distinct, dtype=object).astype("string").str.strip().fillna("") != ""
+            ).to_numpy(dtype=bool),
+            False,
+        )
+        return pd.Series(answered, index=values.index)
     return (values.notna() & (values.astype("string").str.strip().fillna("") != "")).astype(bool)
 
 

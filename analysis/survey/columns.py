@@ -43,15 +43,24 @@ class Columns:
             return x.sum(axis=0)
         return groupsum(x, self.dom, self.D).ravel()
 
+    def _table(self, values: np.ndarray) -> np.ndarray:
+        """Per-column values (D·v) as a D × v table, NaN and infinities read as 0."""
+        return np.nan_to_num(values.reshape(self.D, -1), nan=0.0, posinf=0.0, neginf=0.0)
+
     def per_row(self, values: np.ndarray) -> np.ndarray:
         """For each row and variable, the value of the row's own column (n×v, or 1×v when there is
         one domain); NaN read as 0."""
-        table = np.nan_to_num(values.reshape(self.D, -1), nan=0.0, posinf=0.0, neginf=0.0)
+        table = self._table(values)
         return table if self.D == 1 else table[self.dom]
+
+    def per_row_times(self, values: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``per_row(values) · x`` as a new n×v array (per_row's own when it is full size: no second one)."""
+        spread = self.per_row(values)
+        return np.multiply(spread, x, out=spread) if spread.shape == x.shape else spread * x
 
     def divide_per_row(self, x: np.ndarray, values: np.ndarray) -> np.ndarray:
         """x (n×v) divided in place by ``per_row(values)``, a block of rows at a time (no n×v temporary)."""
-        table = np.nan_to_num(values.reshape(self.D, -1), nan=0.0, posinf=0.0, neginf=0.0)
+        table = self._table(values)
         if self.D == 1:
             return np.divide(x, table, out=x)
         for start in range(0, len(x), ROW_BLOCK):

@@ -231,8 +231,7 @@ class Design(Estimators):
         with np.errstate(divide="ignore", invalid="ignore"):
             est = TA / TB
             # w·(a − est·b)/TB outside-in, in one n×v buffer (the same operations as the expression)
-            z = cols.per_row(est)
-            z = np.multiply(z, cols.b, out=z) if z.shape == cols.b.shape else z * cols.b
+            z = cols.per_row_times(est, cols.b)
             np.subtract(cols.a, z, out=z)
             np.multiply(w, z, out=z)
             cols.divide_per_row(z, TB)
