@@ -18,13 +18,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from analysis import config, disclosure, drawing, figures, validation
+from analysis import config, disclosure, drawing, validation
 from analysis.drawing import BackgroundFigures
 from analysis.errors import AnalysisError
 from analysis.outputs import publishing
+
+if TYPE_CHECKING:  # matplotlib and seaborn are imported only where a figure is drawn
+    from analysis import figures
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("clean", "weights", "demand", "staffing", "brief")
@@ -79,23 +83,39 @@ def save_figures(
     fig_dir: str | Path | None,
     names: tuple[str, ...] | None = None,
     background: BackgroundFigures | None = None,
-    **arguments,
+    arguments: Callable[[], dict] = dict,
 ) -> Mapping[str, list[Path]]:
-    """Draw the figures (``draw(**arguments, names=names)`` returns them by name) and write each (PNG and
+    """Draw the figures (``draw(**arguments(), names=names)`` returns them by name) and write each (PNG and
     SVG) into ``fig_dir`` whole (:func:`analysis.drawing.write_figures`); with ``background``, one job per
-    figure in its worker process instead, and the paths are read when they are written. Nothing is drawn when
-    ``fig_dir`` is None (benchmarks)."""
+    figure in its worker process instead, and the paths are read when they are written. Nothing is drawn,
+    and nothing ``arguments`` would read is read, when ``fig_dir`` is None (benchmarks)."""
     if fig_dir is None:
         return {}
+    arguments = arguments()
     if background is not None and names:
         return background.submit(draw, fig_dir, names, arguments)
     return drawing.write_figures(draw, fig_dir, arguments if names is None else {**arguments, "names": names})
 
 
+def _stage_figures(**arguments) -> dict:
+    """:func:`analysis.figures.make_figures`, importing the figures (matplotlib, seaborn) only when drawn."""
+    from analysis import figures
+
+    return figures.make_figures(**arguments)
+
+
 def _weight_figures(persons: pd.DataFrame, labels: figures.Labels, note: figures.Note, names: tuple) -> dict:
     """The weights stage's one figure, called as :func:`analysis.figures.make_figures` is (``names`` given,
     only this figure)."""
+    from analysis import figures
+
     return {"weight_distribution": figures.weight_distribution(persons, labels, note)}
+
+
+def _labels(lang: str, form=None, needs: dict | None = None) -> figures.Labels:
+    from analysis import figures
+
+    return figures.load_labels(lang, form, needs=needs)
 
 
 def read_stage(out: Path, stage: str, names: list[str]) -> dict[str, Path]:
@@ -114,6 +134,8 @@ def read_stage(out: Path, stage: str, names: list[str]) -> dict[str, Path]:
 
 def data_note(out: Path) -> figures.Note:
     """The footnote facts of every figure (unweighted N, fieldwork dates, simulated) from ``out/clean``."""
+    from analysis import figures
+
     paths = read_stage(out, "clean", ["households.parquet", "persons.parquet", "provenance.json"])
     return figures.data_note(
         pd.read_parquet(paths["households.parquet"]),
@@ -151,6 +173,8 @@ class CleanStage:
     def funnel(self, labels: figures.Labels) -> pd.DataFrame:
         """Raw submissions, minus each deletion reason (first reason of a submission), the clean
         interviews."""
+        from analysis import figures
+
         counts = figures.first_reasons(self.result.deletion_log)
         steps = (
             [labels("figures.cleaning_funnel.raw")]
@@ -198,16 +222,18 @@ def clean(
     write_data_source_note(out)
     written = read_stage(out, "clean", ["households.parquet", "deletion_log.csv"])
     drawn = save_figures(
-        figures.make_figures,
+        _stage_figures,
         fig_dir,
         ("cleaning_funnel",),
         background,
-        outputs={
-            "households": pd.read_parquet(written["households.parquet"]),
-            "deletion_log": pd.read_csv(written["deletion_log.csv"], dtype=str),
+        lambda: {
+            "outputs": {
+                "households": pd.read_parquet(written["households.parquet"]),
+                "deletion_log": pd.read_csv(written["deletion_log.csv"], dtype=str),
+            },
+            "labels": _labels(lang),
+            "note": data_note(out),
         },
-        labels=figures.load_labels(lang),
-        note=data_note(out),
     )
     return CleanStage(result, out / "clean", drawn, validation.planted(inputs.data, out))
 
@@ -327,9 +353,11 @@ def weights(
         fig_dir,
         ("weight_distribution",),
         background,
-        persons=pd.read_parquet(out / "weights" / "persons.parquet"),
-        labels=figures.load_labels(lang),
-        note=data_note(out),
+        lambda: {
+            "persons": pd.read_parquet(out / "weights" / "persons.parquet"),
+            "labels": _labels(lang),
+            "note": data_note(out),
+        },
     )
     classes = weighting.nonresponse_classes(households, sample_design)
     return WeightsStage(built, classes, out / "weights", drawn)
@@ -461,17 +489,21 @@ def demand(
         run.ranked.to_csv(tmp / "services_ranked.csv", index=False)
         run.cunju_sample.to_csv(tmp / "cunju_sample.csv", index=False)
     drawn = save_figures(
-        figures.make_figures,
+        _stage_figures,
         fig_dir,
         DEMAND_FIGURES,
         background,
-        outputs={
-            "results": pd.read_csv(out / "demand" / "results.csv", dtype={"group_value": str, "value": str}),
-            "cunju_model": model.areas,
+        lambda: {
+            "outputs": {
+                "results": pd.read_csv(
+                    out / "demand" / "results.csv", dtype={"group_value": str, "value": str}
+                ),
+                "cunju_model": model.areas,
+            },
+            "labels": _labels(lang, load_form(form), needs=definitions),
+            "note": data_note(out),
+            "threshold": threshold,
         },
-        labels=figures.load_labels(lang, load_form(form), needs=definitions),
-        note=data_note(out),
-        threshold=threshold,
     )
     return DemandStage(run, model, definitions, threshold, out / "demand", drawn)
 
@@ -551,16 +583,18 @@ def staffing(
             json.dumps(sentences, ensure_ascii=False, indent=1), encoding="utf-8"
         )
     drawn = save_figures(
-        figures.make_figures,
+        _stage_figures,
         fig_dir,
         STAFFING_FIGURES,
         background,
-        outputs={
-            name: pd.read_csv(out / "staffing" / f"{name}.csv")
-            for name in ("allocation", "replicate_allocations", "sensitivity")
+        lambda: {
+            "outputs": {
+                name: pd.read_csv(out / "staffing" / f"{name}.csv")
+                for name in ("allocation", "replicate_allocations", "sensitivity")
+            },
+            "labels": _labels(lang, needs=definitions),
+            "note": data_note(out),
         },
-        labels=figures.load_labels(lang, needs=definitions),
-        note=data_note(out),
     )
     return StaffingStage(
         plan, point, replicated, summary, sensitivity, breaks, sentences, tables, out / "staffing", drawn
@@ -587,6 +621,7 @@ def brief(
     """Stage 05: the one-page brief (HTML, and PDF when Chromium is installed) from the earlier stages'
     files."""
     from analysis import brief as leadership
+    from analysis import figures
     from analysis.instrument import load_form
 
     out = Path(out)

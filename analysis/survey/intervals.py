@@ -18,7 +18,6 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from scipy import stats
 
 from analysis.errors import DesignError
 
@@ -43,6 +42,8 @@ def interval_df(choice, domain_df, design_df) -> np.ndarray:
 def critical(level: float, df) -> np.ndarray:
     """Two-sided quantile for a ``level`` interval: normal where df is infinite, else t with df
     (NaN where df ≤ 0, e.g. a domain whose rows lie in one PSU: no interval)."""
+    from scipy import stats  # imported when first needed: 0.8 s that stages without intervals skip
+
     df = np.asarray(df, dtype=float)
     p = 1 - (1 - level) / 2
     with np.errstate(invalid="ignore"):
@@ -79,6 +80,8 @@ def beta_interval(estimate, se, df, rows, level: float = 0.95) -> tuple[np.ndarr
     """Korn–Graubard interval (R ``svyciprop(method="beta")``): Clopper–Pearson at the effective size
     n_eff = p(1−p)/var × (t_{rows−1} / t_df)², ``rows`` the rows R counts for the domain. R always
     uses the domain's df here (its ``df`` argument does not reach this rule)."""
+    from scipy import stats
+
     p, var = np.asarray(estimate, dtype=float), np.asarray(se, dtype=float) ** 2
     alpha = 1 - level
     with np.errstate(divide="ignore", invalid="ignore"):
