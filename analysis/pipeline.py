@@ -25,7 +25,7 @@ import pandas as pd
 from analysis import config, disclosure, drawing, validation
 from analysis.drawing import BackgroundFigures
 from analysis.errors import AnalysisError
-from analysis.outputs import publishing
+from analysis.outputs import aside, publishing
 
 if TYPE_CHECKING:  # matplotlib and seaborn are imported only where a figure is drawn
     from analysis import figures
@@ -342,11 +342,11 @@ def weights(
         replicates=replicates,
         seed=seed,
     )
-    with publishing(out, "weights") as tmp:
+    with publishing(out, "weights") as tmp, aside() as write:
+        write(_write_replicates, built.person_replicates, tmp / "person_replicates.parquet")  # the largest
+        _write_replicates(built.household_replicates, tmp / "household_replicates.parquet")
         built.households.to_parquet(tmp / "households.parquet", index=False)
         built.persons.to_parquet(tmp / "persons.parquet", index=False)
-        for name in ("person_replicates", "household_replicates"):
-            _write_replicates(getattr(built, name), tmp / f"{name}.parquet")
         built.diagnostics.to_csv(tmp / "diagnostics.csv", index=False)
     drawn = save_figures(
         _weight_figures,

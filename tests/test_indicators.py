@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis import indicators
 from analysis.errors import ConfigError
@@ -204,3 +206,26 @@ def test_add_need_flags_applies_the_team_definitions(tmp_path):
     (tmp_path / "needs.yaml").write_text("teams:\n  elderly: {unit: persons}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="universe"):
         indicators.load_needs(tmp_path / "needs.yaml")
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.sampled_from(["yes", " Yes", "NO ", "often", "Often\u3000", "sometimes", "", "maybe"]),
+            st.integers(0, 1),
+        ),
+        max_size=25,
+    )
+)
+def test_recoding_each_distinct_answer_once_equals_recoding_every_cell(values):
+    """Choice names recoded once per distinct answer give every cell's flag (stripped, lower-cased; unknown,
+    blank or missing NaN), for Arrow and Python text columns."""
+    for dtype in ("str", object):
+        column = pd.Series(
+            [str(v) if isinstance(v, int) and dtype == "str" else v for v in values], dtype=dtype
+        )
+        for mapping in (indicators.YES_NO, indicators.FREQUENCY_OFTEN):
+            every_cell = column.astype("string").str.strip().str.lower().map(mapping).astype("float64")
+            pd.testing.assert_series_equal(indicators._recode(column, mapping), every_cell)

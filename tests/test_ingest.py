@@ -12,6 +12,8 @@ from pathlib import Path
 import ingest_fixtures as fx
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.errors import IngestError
 from analysis.ingest import REDACTED, read_export, sha256
@@ -489,3 +491,20 @@ def test_calamine_reads_a_1904_workbook_rich_text_merged_hidden_and_chart_sheets
     assert list(fast) == ["data", "hidden"]
     assert fast["data"]["when"].tolist() == ["2012-05-07 09:00:00", "2013-01-01 00:00:00", ""]
     assert fast["data"].loc[0, "note"] == "bold plain"
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.lists(st.one_of(st.none(), st.sampled_from(["1", "2", "3", "10", " 1"])), max_size=6),
+    st.lists(st.one_of(st.none(), st.sampled_from(["1", "2", "3", "10", "4"])), max_size=12),
+)
+def test_repeat_rows_find_their_submission_as_a_dict_lookup_does(keys, wanted):
+    """Linking repeat rows by _parent_index gives what mapping through a dict of every submission gives
+    (the last of repeated indices wins, blank or unknown: NaN), for Arrow and Python text."""
+    from analysis.ingest.export import _lookup
+
+    for dtype in ("str", object):
+        index, rows = pd.Series(keys, dtype=dtype), pd.Series(wanted, dtype=dtype)
+        values = pd.RangeIndex(len(keys))
+        expected = rows.map(dict(zip(index, values)))
+        pd.testing.assert_series_equal(_lookup(index, values, rows), expected)

@@ -80,7 +80,8 @@ def _comparable(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -> 
     """Answer codes and answered flags compared for soft duplicates, as cleaningtools does (no metadata,
     notes, calculates, select_multiple children, personal data or all-missing columns; text lower-cased),
     plus the roster: one column per member slot and member question, so a copied interview is compared
-    whole. Returns (codes, answered), one row per household; a missing answer has code -1."""
+    whole. Returns the codes, one row per household, in the smallest integer type that holds them (the
+    pairs' comparison reads less memory); a missing answer has code -1."""
     fields = form.data_fields()
     usable = ~fields["base_type"].isin(METADATA_TYPES | {"calculate", "note"}) & ~fields["pii"]
     cols = [c for c in fields.loc[usable & fields["repeat"].isna(), "name"] if c in households]
@@ -88,8 +89,10 @@ def _comparable(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -> 
     member_cols = [c for c in fields.loc[usable & fields["repeat"].notna(), "name"] if c in persons]
     if len(persons) and member_cols:
         codes += _member_codes(households, persons, member_cols)
-    codes = np.column_stack(codes).astype(np.int32) if codes else np.empty((len(households), 0), np.int32)
-    return codes, codes >= 0
+    if not codes:
+        return np.empty((len(households), 0), np.int8)
+    largest = max(int(code.max()) for code in codes)
+    return np.column_stack(codes).astype(np.min_scalar_type(-largest - 1))
 
 
 def check_soft_duplicates(
@@ -109,7 +112,7 @@ def check_soft_duplicates(
     submission started later is removed. Pairs are sought within ``block`` (the sampling unit, where a
     copy would be made), so the cost grows with block size, not with the square of the survey.
     """
-    codes, answered = _comparable(form, households, persons)
+    codes = _comparable(form, households, persons)
     if codes.shape[0] < 2 or codes.shape[1] == 0:
         return empty_log()
     if block and block not in households:
@@ -131,8 +134,11 @@ def check_soft_duplicates(
     found = []
     for start in range(0, len(a_all), chunk):  # bounded memory: chunk pairs × columns booleans
         a, b = a_all[start : start + chunk], b_all[start : start + chunk]
-        differ = (codes[a] != codes[b]).sum(axis=1)
-        either = (answered[a] | answered[b]).sum(axis=1)
+        code_a, code_b = codes[a], codes[b]
+        differ = np.count_nonzero(code_a != code_b, axis=1)
+        # answered by either: all columns but those missing (-1, every bit set) in both
+        either = codes.shape[1] - np.count_nonzero((code_a & code_b) == -1, axis=1)
+        del code_a, code_b
         share = 1 - differ / np.maximum(either, 1)
         hit = differ <= max_differing if max_differing is not None else share > match
         found.append(

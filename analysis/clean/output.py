@@ -17,7 +17,7 @@ from analysis.clean.log import isin
 from analysis.errors import ConfigError
 from analysis.ingest import RawExport, sha256
 from analysis.instrument import Form
-from analysis.outputs import publishing
+from analysis.outputs import aside, publishing
 
 if TYPE_CHECKING:
     from analysis.clean.stage import CleanResult
@@ -225,9 +225,9 @@ def write_outputs(
     mode: str = "checks",
 ) -> None:
     """Write every output into a temporary folder beside ``out_dir/clean`` and move it into place."""
-    with publishing(out_dir, "clean") as tmp:
+    with publishing(out_dir, "clean") as tmp, aside() as write:
         for name, table in (("households", result.households), ("persons", result.persons)):
-            table.to_parquet(tmp / f"{name}.parquet", index=False)
+            write(table.to_parquet, tmp / f"{name}.parquet", index=False)
             write_csv(table, tmp / f"{name}.csv")
         write_csv(result.cleaning_log, tmp / "cleaning_log.csv")
         write_csv(result.deletion_log, tmp / "deletion_log.csv")

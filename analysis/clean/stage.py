@@ -105,7 +105,8 @@ def as_settings(settings: Settings | str | Path | None) -> Settings:
 
 
 def _removal_checks(form: Form, settings: Settings, notes: list) -> list:
-    """(check id, check on households and persons) for the checks that remove whole interviews, in order."""
+    """(check id, check on households and persons) for the checks that remove whole interviews, in order;
+    ``p`` gives the persons of the households ``h`` when called (only some checks read them)."""
     s = settings
     return [
         ("duplicate_uuid", lambda h, p: checks.check_duplicate_uuid(h)),
@@ -115,13 +116,13 @@ def _removal_checks(form: Form, settings: Settings, notes: list) -> list:
             "duration",
             lambda h, p: checks.check_duration(h, s.duration.min_minutes, s.duration.max_minutes, notes),
         ),
-        ("logic", lambda h, p: answers.check_logic(h, p, s, ("remove_survey",), notes)),
+        ("logic", lambda h, p: answers.check_logic(h, p(), s, ("remove_survey",), notes)),
         (
             "soft_duplicate",
             lambda h, p: checks.check_soft_duplicates(
                 form,
                 h,
-                p,
+                p(),
                 s.soft_duplicates.match,
                 s.soft_duplicates.block,
                 max_differing=s.soft_duplicates.max_differing,
@@ -185,12 +186,16 @@ def run_checks(
             )
     found = []
     left = pd.Series(True, index=hh.index)
+    households = hh  # the submissions the earlier checks keep, selected again only after a removal
     for check_id, check in _removal_checks(form, s, notes):
         if _switched_off(check_id, s, notes):
             continue
-        rows = check(hh[left], ps[isin(ps["uuid"], hh.loc[left, "uuid"])])
+        rows = check(households, lambda h=households: ps[isin(ps["uuid"], h["uuid"])])
         found.append(rows)
-        left &= ~isin(hh["uuid"], rows.loc[rows["change_type"] == "remove_survey", "uuid"])
+        removed = isin(hh["uuid"], rows.loc[rows["change_type"] == "remove_survey", "uuid"])
+        if (removed & left).any():
+            left &= ~removed
+            households = hh[left]
     removals = pd.concat(found, ignore_index=True) if found else empty_log()
     if kept is None:
         kept = ~isin(hh["uuid"], removals.loc[removals["change_type"] == "remove_survey", "uuid"])

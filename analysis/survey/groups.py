@@ -92,12 +92,21 @@ def first_rows(codes: np.ndarray) -> np.ndarray:
     return np.flatnonzero(new)
 
 
+STACK_ROWS = 4096  # rows of the matrix filled at a time by :func:`stacked` (a block stays in the CPU cache)
+
+
 def stacked(arrays: list[np.ndarray], n: int) -> np.ndarray:
-    """n × len(arrays) float matrix of the arrays as columns (booleans as 0/1; as ``np.column_stack``, a
-    third of its time on 385,000 rows: one column at a time into the preallocated matrix)."""
+    """n × len(arrays) float matrix of the arrays as columns (booleans as 0/1), as ``np.column_stack``.
+
+    Filled a block of rows at a time, each column in turn: writing whole columns one after the other
+    passes over the entire matrix once per column (0.12 s for 460,000 × 40; by blocks 0.06 s, and
+    ``np.column_stack`` 0.3 s)."""
+    arrays = [np.asarray(x) for x in arrays]
     out = np.empty((n, len(arrays)))
-    for j, x in enumerate(arrays):
-        out[:, j] = x
+    for start in range(0, n, STACK_ROWS):
+        block = out[start : start + STACK_ROWS]
+        for j, x in enumerate(arrays):
+            block[:, j] = x[start : start + STACK_ROWS]
     return out
 
 
