@@ -21,3 +21,15 @@ def each_distinct(values: pd.Series, compute: Callable[[object], np.ndarray], mi
     if (codes < 0).any():
         done = np.append(done, missing)  # code −1 takes this last entry
     return done[codes]
+
+
+def by_distinct(values: pd.Series, compute: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """``compute(values)`` for an element-by-element ``compute`` on text, worked out on the distinct values
+    (missing counted as one of them) and taken back to every row, with ``values``' index. Columns that are
+    not text are handed to ``compute`` whole (Python objects may hold missing values that text
+    conversion tells apart)."""
+    if not isinstance(values.dtype, pd.StringDtype):
+        return compute(values)
+    codes, distinct = pd.factorize(values, use_na_sentinel=False)
+    done = compute(pd.Series(distinct, dtype=values.dtype, name=values.name))
+    return done.take(codes).set_axis(values.index)

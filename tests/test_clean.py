@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import ingest_fixtures as fx
@@ -657,12 +658,18 @@ def test_roster_codes_for_soft_duplicates_match_the_wide_roster():
     )
 )
 def test_answered_is_decided_once_per_distinct_answer_as_per_cell(values):
-    """present() on Python objects, one decision per distinct answer, equals converting every cell."""
+    """present() on Python objects and on Arrow text, one decision per distinct answer, equals converting
+    every cell."""
     from analysis.clean.log import present
 
-    column = pd.Series(values, dtype=object)
-    every_cell = (column.notna() & (column.astype("string").str.strip().fillna("") != "")).astype(bool)
-    pd.testing.assert_series_equal(present(column), every_cell)
+    text = [v if v is None or isinstance(v, str) else str(v) for v in values]
+    for column in (
+        pd.Series(values, dtype=object),
+        pd.Series(text, dtype="str"),
+        pd.Series(text, dtype="string"),
+    ):
+        every_cell = (column.notna() & (column.astype("string").str.strip().fillna("") != "")).astype(bool)
+        pd.testing.assert_series_equal(present(column), every_cell)
 
 
 def test_the_person_context_is_shared_by_the_checks_and_goes_with_its_tables():
@@ -680,3 +687,14 @@ def test_the_person_context_is_shared_by_the_checks_and_goes_with_its_tables():
     del households, persons, other, first
     gc.collect()
     assert answers._last_context == []
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(st.none(), st.datetimes(min_value=dt.datetime(1, 1, 1))), max_size=12))
+def test_clean_csv_times_are_strftime_text(values):
+    """Times in the clean CSVs are ``strftime`` text (seconds truncated, missing stays missing), in and out of
+    the years where numpy writes them."""
+    from analysis.clean.output import TIME_FORMAT, _time_text
+
+    column = pd.Series(values, dtype="datetime64[us]")
+    pd.testing.assert_series_equal(_time_text(column), column.dt.strftime(TIME_FORMAT))

@@ -101,16 +101,19 @@ def present(values: pd.Series) -> pd.Series:
     """Answered: not missing and, for text, not blank."""
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
         return values.notna()
-    if values.dtype == object:  # Python objects: each distinct answer converted and stripped once
-        answered = each_distinct(
-            values,
-            lambda distinct: (
-                pd.Series(distinct, dtype=object).astype("string").str.strip().fillna("") != ""
-            ).to_numpy(dtype=bool),
-            False,
-        )
-        return pd.Series(answered, index=values.index)
-    return (values.notna() & (values.astype("string").str.strip().fillna("") != "")).astype(bool)
+    # each distinct answer converted and stripped once (Python objects kept as they are until converted)
+    answered = each_distinct(
+        values,
+        lambda distinct: (
+            pd.Series(distinct, dtype=object if values.dtype == object else None)
+            .astype("string")
+            .str.strip()
+            .fillna("")
+            != ""
+        ).to_numpy(dtype=bool),
+        False,
+    )
+    return pd.Series(answered, index=values.index)
 
 
 # ----- a person's log ---------------------------------------------------------------------------------

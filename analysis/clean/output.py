@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from analysis import csvtext
@@ -207,12 +208,21 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # times in the clean CSVs
 def write_csv(table: pd.DataFrame, path: Path) -> None:
     """``table.to_csv(path, index=False, date_format=TIME_FORMAT)``, the same bytes, faster: the time
     columns are formatted first and the table written column-wise (:mod:`analysis.csvtext`)."""
-    times = {
-        c: table[c].dt.strftime(TIME_FORMAT)
-        for c, t in table.dtypes.items()
-        if pd.api.types.is_datetime64_dtype(t)
-    }
+    times = {c: _time_text(table[c]) for c, t in table.dtypes.items() if pd.api.types.is_datetime64_dtype(t)}
     csvtext.write_csv(table.assign(**times) if times else table, path)
+
+
+def _time_text(column: pd.Series) -> pd.Series:
+    """``column.dt.strftime(TIME_FORMAT)``; for years 1000–9999, where the two agree (seconds truncated,
+    missing stays missing), numpy's ISO text: a quarter of the time."""
+    values = column.to_numpy()
+    known = values[~np.isnat(values)]
+    low, high = np.datetime64("1000-01-01"), np.datetime64("10000-01-01")
+    if len(known) and (known.min() < low or known.max() >= high):
+        return column.dt.strftime(TIME_FORMAT)
+    text = np.datetime_as_string(values, unit="s").astype(object)
+    text[np.isnat(values)] = np.nan
+    return pd.Series(text, index=column.index, dtype="str", name=column.name)
 
 
 def write_outputs(

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analysis.csvtext import arrow_text
+from analysis.distinct import by_distinct
 from analysis.form_logic import ExpressionError, evaluate_bool
 from analysis.ingest.headers import Mapping
 from analysis.ingest.schema import Schema
@@ -98,6 +99,10 @@ def option_columns(summary: pd.Series, options: list[str], name: str, asked: pd.
     )
 
 
+def _number(values: pd.Series) -> pd.Series:
+    return pd.to_numeric(values.str.strip().replace("", None), errors="coerce").astype(float)
+
+
 def timestamps(values: pd.Series) -> pd.Series:
     """Wall-clock timestamps as recorded (a trailing UTC offset is dropped; the interview is one place)."""
     text = values.str.strip().str.replace(r"(Z|[+-]\d{2}:?\d{2})$", "", regex=True).str.replace("/", "-")
@@ -128,7 +133,7 @@ def typed(
         if values is None:
             continue
         if base in ("integer", "decimal", "range"):
-            out[name] = pd.to_numeric(values.str.strip().replace("", None), errors="coerce").astype(float)
+            out[name] = by_distinct(values, _number)
         elif base == "select_one":
             lookup = form.lookup(name)
             if positional and values.str.fullmatch(r"\d+").fillna(True).all():
@@ -136,9 +141,11 @@ def typed(
                 values = values.str.strip().map(by_position).fillna(values)
             out[name] = to_choice(values, lookup, form.choice_names(name)).replace("", None)
         elif base in ("start", "end", "today", "date", "datetime"):
-            out[name] = timestamps(values)
+            out[name] = by_distinct(values, timestamps)
         else:  # text; line breaks as "\n" whichever way the file wrote them ("\r\n" in a CSV, "\n" in xlsx)
-            out[name] = values.str.replace("\r\n?", "\n", regex=True).str.strip().replace("", None)
+            out[name] = by_distinct(
+                values, lambda v: v.str.replace("\r\n?", "\n", regex=True).str.strip().replace("", None)
+            )
     typed = pd.DataFrame(out, index=raw.index)
     summaries = {}
     for row in multi.itertuples(index=False):
@@ -198,7 +205,8 @@ def numbers(
     Full-width digits (１２, typed with a Chinese input method) are folded to ASCII (NFKC); a date where a
     number belongs (an Excel cell formatted as a date: 45 shows as 1900-02-14) becomes its Excel serial;
     anything else that is not a number is left to be blanked. ``headers``: column -> bare field name.
-    Returns the table and notes (row position, question, old_value, new_value, issue).
+    Each distinct answer of a column is read once. Returns the table and notes (row position, question,
+    old_value, new_value, issue).
     """
     numeric = set(
         fields.loc[fields["base_type"].isin(["integer", "decimal", "range"]) & ~fields["pii"], "name"]
@@ -208,7 +216,8 @@ def numbers(
     for header, name in headers.items():
         if name not in numeric or header not in table:
             continue
-        text = table[header].astype(str).str.strip()
+        row_codes, distinct = pd.factorize(table[header].astype(str), use_na_sentinel=False)
+        text = pd.Series(distinct).str.strip()
         folded = text.map(lambda v: unicodedata.normalize("NFKC", v) if not v.isascii() else v)
         number = pd.to_numeric(folded.replace("", None), errors="coerce")
         date = pd.to_datetime(
@@ -237,18 +246,19 @@ def numbers(
             ),
         ]
         for issue, hit, value in kinds:
+            position = np.flatnonzero(hit.to_numpy(dtype=bool)[row_codes])
             notes.append(
                 pd.DataFrame(
                     {
-                        "position": np.flatnonzero(hit),
+                        "position": position,
                         "question": name,
-                        "old_value": text[hit].to_numpy(),
-                        "new_value": value[hit].to_numpy(),
+                        "old_value": text.to_numpy()[row_codes[position]],
+                        "new_value": value.to_numpy()[row_codes[position]],
                         "issue": issue,
                     }
                 )
             )
-        table[header] = new
+        table[header] = new.take(row_codes).set_axis(table.index)
     notes = (
         pd.concat(notes, ignore_index=True)
         if notes
