@@ -508,3 +508,24 @@ def test_repeat_rows_find_their_submission_as_a_dict_lookup_does(keys, wanted):
         values = pd.RangeIndex(len(keys))
         expected = rows.map(dict(zip(index, values)))
         pd.testing.assert_series_equal(_lookup(index, values, rows), expected)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.sampled_from(["", " 12 ", "12", "1e3", "x", "2012-04-11 09:30", "2012/04/11", "a\r\nb"]),
+        ),
+        max_size=15,
+    )
+)
+def test_answers_typed_once_per_distinct_value_as_every_cell(values):
+    """Numbers, times and text typed once per distinct answer equal typing every cell (same values, dtype
+    and index), missing answers included."""
+    from analysis.distinct import by_distinct
+    from analysis.ingest.values import _number, timestamps
+
+    column = pd.Series(values, dtype="str", index=range(100, 100 + len(values)))
+    for convert in (_number, timestamps, lambda v: v.str.replace("\r\n?", "\n", regex=True).str.strip()):
+        pd.testing.assert_series_equal(by_distinct(column, convert), convert(column))

@@ -7,7 +7,9 @@ a row to ``notes`` (check_id, status, detail) for the check summary instead of p
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -15,6 +17,9 @@ import pandas as pd
 from analysis.clean.log import empty_log, log_rows, text
 from analysis.distinct import each_distinct
 from analysis.instrument import METADATA_TYPES, Form
+from analysis.survey.groups import stacked
+
+THREADS = min(2, os.cpu_count() or 1)  # soft duplicates: chunks of pairs compared at once
 
 
 def skip(notes: list | None, check_id: str, detail: str, status: str = "skipped", question: str = "") -> None:
@@ -92,7 +97,7 @@ def _comparable(form: Form, households: pd.DataFrame, persons: pd.DataFrame) -> 
     if not codes:
         return np.empty((len(households), 0), np.int8)
     largest = max(int(code.max()) for code in codes)
-    return np.column_stack(codes).astype(np.min_scalar_type(-largest - 1))
+    return stacked(codes, len(households), np.min_scalar_type(-largest - 1))
 
 
 def check_soft_duplicates(
@@ -131,8 +136,8 @@ def check_soft_duplicates(
     pairs = rows.merge(rows, on="g")
     pairs = pairs[pairs["row_x"] < pairs["row_y"]]
     a_all, b_all = pairs["row_x"].to_numpy(), pairs["row_y"].to_numpy()
-    found = []
-    for start in range(0, len(a_all), chunk):  # bounded memory: chunk pairs × columns booleans
+
+    def matching(start: int) -> pd.DataFrame:  # bounded memory: chunk pairs × columns at a time
         a, b = a_all[start : start + chunk], b_all[start : start + chunk]
         code_a, code_b = codes[a], codes[b]
         differ = np.count_nonzero(code_a != code_b, axis=1)
@@ -141,11 +146,12 @@ def check_soft_duplicates(
         del code_a, code_b
         share = 1 - differ / np.maximum(either, 1)
         hit = differ <= max_differing if max_differing is not None else share > match
-        found.append(
-            pd.DataFrame(
-                {"a": a[hit], "b": b[hit], "differ": differ[hit], "share": share[hit], "columns": either[hit]}
-            )
+        return pd.DataFrame(
+            {"a": a[hit], "b": b[hit], "differ": differ[hit], "share": share[hit], "columns": either[hit]}
         )
+
+    with ThreadPoolExecutor(THREADS) as pool:  # numpy's gathers and counts release the GIL
+        found = list(pool.map(matching, range(0, len(a_all), chunk)))
     pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
     if pairs.empty:
         return empty_log()

@@ -95,14 +95,15 @@ def first_rows(codes: np.ndarray) -> np.ndarray:
 STACK_ROWS = 4096  # rows of the matrix filled at a time by :func:`stacked` (a block stays in the CPU cache)
 
 
-def stacked(arrays: list[np.ndarray], n: int) -> np.ndarray:
-    """n × len(arrays) float matrix of the arrays as columns (booleans as 0/1), as ``np.column_stack``.
+def stacked(arrays: list[np.ndarray], n: int, dtype=float) -> np.ndarray:
+    """n × len(arrays) matrix of ``dtype`` with the arrays as columns (booleans as 0/1), as
+    ``np.column_stack(arrays).astype(dtype)``.
 
     Filled a block of rows at a time, each column in turn: writing whole columns one after the other
     passes over the entire matrix once per column (0.12 s for 460,000 × 40; by blocks 0.06 s, and
     ``np.column_stack`` 0.3 s)."""
     arrays = [np.asarray(x) for x in arrays]
-    out = np.empty((n, len(arrays)))
+    out = np.empty((n, len(arrays)), dtype=dtype)
     for start in range(0, n, STACK_ROWS):
         block = out[start : start + STACK_ROWS]
         for j, x in enumerate(arrays):
