@@ -529,3 +529,28 @@ def test_answers_typed_once_per_distinct_value_as_every_cell(values):
     column = pd.Series(values, dtype="str", index=range(100, 100 + len(values)))
     for convert in (_number, timestamps, lambda v: v.str.replace("\r\n?", "\n", regex=True).str.strip()):
         pd.testing.assert_series_equal(by_distinct(column, convert), convert(column))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.text(alphabet='a,"\r\n序\u2028', max_size=20))
+def test_csv_lines_are_those_of_a_text_stream(text):
+    """The header is read from lines cut one at a time exactly as iterating io.StringIO does."""
+    import io
+
+    from analysis.ingest.files import _lines
+
+    assert list(_lines(text)) == list(io.StringIO(text))
+
+
+def test_a_csv_changed_after_format_detection_is_read_again(tmp_path):
+    """The decoding kept from format detection is used only for the same, unchanged file."""
+    import os
+
+    from analysis.ingest.files import csv_header, read_csv
+
+    path = tmp_path / "export.csv"
+    path.write_bytes("\ufeffa,b\n1,2\n".encode())
+    assert csv_header(path) == ["a", "b"]
+    path.write_text("a,b\n3,4\n5,6\n", encoding="gb18030")
+    os.utime(path, ns=(1, 1))  # a different modification time, whatever the clock's resolution
+    assert read_csv(path).to_dict("list") == {"a": ["3", "5"], "b": ["4", "6"]}

@@ -238,7 +238,8 @@ def write_outputs(
     with publishing(out_dir, "clean") as tmp, aside() as write:
         for name, table in (("households", result.households), ("persons", result.persons)):
             write(table.to_parquet, tmp / f"{name}.parquet", index=False)
-            write_csv(table, tmp / f"{name}.csv")
+        write(write_csv, result.persons, tmp / "persons.csv")
+        write_csv(result.households, tmp / "households.csv")
         write_csv(result.cleaning_log, tmp / "cleaning_log.csv")
         write_csv(result.deletion_log, tmp / "deletion_log.csv")
         write_csv(result.check_summary, tmp / "check_summary.csv")

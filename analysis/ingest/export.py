@@ -7,8 +7,6 @@ persons, remove personal data from free text, and record where the data came fro
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +16,7 @@ import pandas as pd
 
 from analysis.errors import IngestError
 from analysis.ingest import kobo, spss, wjx
-from analysis.ingest.files import decode, sha256, xlsx_first_headers
+from analysis.ingest.files import csv_header, sha256, xlsx_first_headers
 from analysis.ingest.headers import (
     Mapping,
     best_mapping,
@@ -93,8 +91,7 @@ def detect_format(path: Path) -> str:
     if suffix in (".xlsx", ".xlsm"):
         return "wjx_xlsx" if "序号" in xlsx_first_headers(path) else "kobo_xlsx"
     if suffix in (".csv", ".txt"):
-        text, _ = decode(path)
-        header = next(csv.reader(io.StringIO(text)), [])
+        header = csv_header(path)
         return "wjx_csv" if any(h.strip().lstrip("\ufeff") == "序号" for h in header) else "kobo_csv"
     raise IngestError(
         f"unsupported file type '{suffix or path.name}'",

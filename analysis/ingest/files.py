@@ -6,6 +6,7 @@ each column from the form. Damaged, empty or unreadable files raise :class:`Inge
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import functools
@@ -13,6 +14,7 @@ import hashlib
 import io
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +37,21 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def decode(path: Path) -> tuple[str, str]:
-    """The file's text and encoding: UTF-8 (with or without BOM), then GB18030 (a superset of GBK)."""
+_decoded_csv: dict = {}  # a CSV decoded whole for format detection, kept for the read that follows it
+
+
+def _decoded(path: Path) -> tuple[bytes, str, str]:
+    """The file's bytes, text and encoding: UTF-8 (with or without BOM), then GB18030 (a superset of GBK).
+    The decoding :func:`csv_header` kept is used when the file is unchanged since."""
+    kept = _decoded_csv.pop(_file_key(path), None) if _decoded_csv else None
+    if kept is not None:
+        return kept
     data = path.read_bytes()
-    if not data.strip():
+    if not data or data.isspace():  # as ``not data.strip()``, without copying the file
         raise IngestError("the file is empty", file=path, hint="export the data again")
     for encoding in ENCODINGS:
         try:
-            return data.decode(encoding), encoding
+            return data, data.decode(encoding), encoding
         except UnicodeDecodeError:
             continue
     lines = data.split(b"\n")
@@ -85,15 +94,37 @@ def check_headers(headers: list[str], path: Path, sheet: str | None = None) -> N
         seen.add(h)
 
 
+def csv_header(path: Path) -> list[str]:
+    """The first record of a CSV, as Python's csv module reads it (format detection). The file is decoded
+    whole and kept for :func:`read_csv` of the same, unchanged file."""
+    decoded = _decoded(path)
+    _decoded_csv.clear()
+    _decoded_csv[_file_key(path)] = decoded
+    return next(csv.reader(_lines(decoded[1])), [])
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text``, each with its "\n", as iterating ``io.StringIO(text)`` gives them, one at a
+    time (without copying the whole text)."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
+
+
 def read_csv(path: Path) -> pd.DataFrame:
     """All-string table from a CSV in any supported encoding; headers checked for duplicates."""
-    text, _ = decode(path)
-    header = next(csv.reader(io.StringIO(text)), None)
+    data, text, encoding = _decoded(path)
+    header = next(csv.reader(_lines(text)), None)
     if not header:
         raise IngestError("the file is empty", file=path)
     headers = [h.strip() for h in header]
     check_headers(headers, path)
-    frame = _arrow_parse(text, header)
+    # Arrow reads UTF-8: a UTF-8 file's own bytes (without the BOM the decoding dropped) are the text's
+    utf8 = data.removeprefix(codecs.BOM_UTF8) if encoding == "utf-8-sig" else text.encode("utf-8")
+    frame = _arrow_parse(utf8, header)
     if frame is None:  # a file Arrow reads differently or refuses (ragged rows, blank-looking lines)
         try:
             frame = pd.read_csv(
@@ -116,7 +147,7 @@ def read_csv(path: Path) -> pd.DataFrame:
     return frame.astype("str").reset_index(drop=True)
 
 
-def _arrow_parse(text: str, header: list[str]) -> pd.DataFrame | None:
+def _arrow_parse(utf8: bytes, header: list[str]) -> pd.DataFrame | None:
     """The table as pandas' C parser reads it (every cell text, rows with only blank cells dropped),
     parsed by Arrow: 6 times faster on a 93 MB export. None — and pandas reads the file — unless every
     row has the header's number of fields and Arrow's first row is the header as Python's csv module
@@ -126,7 +157,7 @@ def _arrow_parse(text: str, header: list[str]) -> pd.DataFrame | None:
     names = [f"c{i}" for i in range(len(header))]
     try:
         table = pacsv.read_csv(
-            io.BytesIO(text.encode("utf-8")),
+            io.BytesIO(utf8),
             read_options=pacsv.ReadOptions(column_names=names),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
