@@ -109,3 +109,35 @@ def test_a_lonely_psu_fails_unless_a_rule_is_chosen():
         "mrbbootstrap", replicates=10, seed=1
     )
     assert (rep.replicate_weights()[2] == rep.replicate_weights()[2, 0]).all()  # its PSU never moves
+
+
+class _CoarseKeys:
+    """A generator whose uniform keys take three values only, so that equal keys are common."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+
+    def random(self, shape):
+        return self.rng.integers(0, 3, shape) / 4
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_half_samples_keep_the_smallest_keys_of_each_stratum_as_one_stable_sort(seed):
+    """Each stratum keeps the units with its ⌊n/2⌋ smallest keys, of equal keys the earlier unit: the same
+    units as a stable sort of each replicate's keys, whether strata are of similar size (cut-off keys from a
+    table of strata) or not (sorted), with exact ties and strata in any order."""
+    rng = np.random.default_rng(seed)
+    strata = np.sort(rng.integers(0, 30, 400)) if seed % 3 else np.r_[np.zeros(300, int), np.arange(1, 40)]
+    if seed % 2:
+        rng.shuffle(strata)
+    for keys in (_CoarseKeys, np.random.default_rng):
+        draws = keys(seed).random((8, len(strata)))
+        order = np.argsort(strata, kind="stable")
+        grouped = strata[order]
+        n = np.bincount(strata)
+        place = np.arange(len(strata)) - np.concatenate([[0], np.cumsum(n)[:-1]])[grouped]
+        expected = np.zeros((len(strata), 8), dtype=bool)
+        for r in range(8):
+            sorted_units = order[np.argsort(grouped + draws[r], kind="stable")]
+            expected[sorted_units[place < (n // 2)[grouped]], r] = True
+        assert np.array_equal(mrb.half_samples(strata, 8, keys(seed)), expected)

@@ -71,16 +71,35 @@ def levels(design) -> tuple[np.ndarray, list[_Level]]:
 
 def half_samples(unit_stratum: np.ndarray, replicates: int, rng: np.random.Generator) -> np.ndarray:
     """Units × replicates, True where the replicate keeps the unit: in every stratum a simple random
-    sample of ⌊n/2⌋ of its n units (a uniform random key per unit, the smallest keys kept)."""
+    sample of ⌊n/2⌋ of its n units (a uniform random key per unit, the smallest keys kept; of equal keys,
+    the earlier unit)."""
     U = len(unit_stratum)
     n = np.bincount(unit_stratum)
-    order = np.argsort(unit_stratum, kind="stable")  # units grouped by stratum, so the sort below is cheap
+    order = np.argsort(unit_stratum, kind="stable")  # units grouped by stratum
     grouped = unit_stratum[order]
-    # sorting keeps the strata's blocks in place, so the first ⌊n/2⌋ places of each block are kept
-    first = np.arange(U) - np.concatenate([[0], np.cumsum(n)[:-1]])[grouped] < (n // 2)[grouped]
-    position = np.argsort(grouped + rng.random((replicates, U)), axis=1, kind="stable")
+    place = np.arange(U) - np.concatenate([[0], np.cumsum(n)[:-1]])[grouped]  # place inside its stratum
+    first = place < (n // 2)[grouped]
+    keys = grouped + rng.random((replicates, U))  # sorting a row keeps the strata's blocks in order
     kept = np.zeros((U, replicates), dtype=bool)
-    kept[order[position[:, first]], np.arange(replicates)[:, None]] = True
+    width = int(n.max()) if U else 0
+    if width < 2:  # strata of one unit keep none (the keys are drawn all the same, for the next stages)
+        return kept
+    if len(n) * width <= 2 * U:  # strata of similar size: the cut-off key of each, from a table of strata
+        table = np.full((replicates, len(n), width), np.inf)
+        table[:, grouped, place] = keys
+        table.sort(axis=2)
+        half = n // 2
+        cut = np.where(half > 0, table[:, np.arange(len(n)), np.maximum(half - 1, 0)], -np.inf)
+        del table
+        below = keys <= cut[:, grouped]
+        kept[order] = below.T
+        # a key equal to its stratum's cut-off would keep one unit too many: that replicate is sorted
+        redo = np.flatnonzero(below.sum(axis=1) != half.sum())
+    else:
+        redo = np.arange(replicates)
+    for r in redo:  # the first ⌊n/2⌋ places of each block in a stable sort of the keys
+        kept[:, r] = False
+        kept[order[np.argsort(keys[r], kind="stable")[first]], r] = True
     return kept
 
 
@@ -89,11 +108,18 @@ def factors(parts: list[_Level], kept: list[np.ndarray]) -> np.ndarray:
     boolean array per stage), as R ``mrbweights``."""
     total = np.zeros((len(parts[0].ancestor), kept[0].shape[1]))
     carry = np.ones_like(total)
+    step = np.empty_like(total)  # the same operations as total += carry·(λ·(gain·k − 1)), in place
     for level, keep in zip(parts, kept):
         k = keep[level.ancestor]
-        total += carry * (level.lam[:, None] * (level.gain[:, None] * k - 1.0))
-        carry *= level.carry[:, None] * k
-    return 1.0 + total
+        np.multiply(level.gain[:, None], k, out=step)
+        step -= 1.0
+        np.multiply(level.lam[:, None], step, out=step)
+        np.multiply(carry, step, out=step)
+        total += step
+        np.multiply(level.carry[:, None], k, out=step)
+        carry *= step
+    total += 1.0
+    return total
 
 
 def mrb_bootstrap(design, replicates: int = 50, seed: int | None = None):
