@@ -698,3 +698,38 @@ def test_clean_csv_times_are_strftime_text(values):
 
     column = pd.Series(values, dtype="datetime64[us]")
     pd.testing.assert_series_equal(_time_text(column), column.dt.strftime(TIME_FORMAT))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.sampled_from(["", "a", "b", "a b", "b a", "a_b", "ab", "c b", " a "])),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_option_columns_rebuilt_once_per_distinct_summary_as_per_cell(summaries):
+    """Option columns rebuilt from each distinct select_multiple summary equal searching every cell for
+    " <option> " (1/0 where answered or asked, missing elsewhere)."""
+    import numpy as np
+
+    from analysis.clean.log import _rebuild_dummies, present
+
+    class Form:
+        def data_fields(self):
+            return pd.DataFrame({"name": ["q"], "base_type": ["select_multiple"]})
+
+        def choice_names(self, name):
+            return ["a", "b", "a_b"]
+
+    table = pd.DataFrame({"q": pd.Series(summaries, dtype=object)})
+    for option in ("a", "b", "a_b"):
+        table[f"q.{option}"] = np.nan
+    raw = table.copy()
+    raw.loc[::2, "q.a"] = 0.0  # asked in every other interview
+    rebuilt = _rebuild_dummies(Form(), table, raw, {"q"})
+    answered = raw[["q.a", "q.b", "q.a_b"]].notna().any(axis=1) | present(table["q"])
+    padded = " " + table["q"].fillna("") + " "
+    for option in ("a", "b", "a_b"):
+        every_cell = padded.str.contains(f" {option} ", regex=False).astype(float).where(answered)
+        pd.testing.assert_series_equal(rebuilt[f"q.{option}"], every_cell, check_names=False)

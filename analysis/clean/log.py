@@ -225,12 +225,14 @@ def _rebuild_dummies(form: Form, table: pd.DataFrame, raw_table: pd.DataFrame, c
         if not cols:
             continue
         asked = raw_table[cols].notna().any(axis=1).reindex(table.index).fillna(False)
-        padded = " " + table[name].fillna("") + " "
         answered = asked | present(table[name])
+        which, summaries = pd.factorize(table[name].fillna(""))  # each distinct summary searched once
+        padded = " " + pd.Series(summaries, dtype=object) + " "
         for option in options:
             column = f"{name}.{option}"
             if column in table:
-                table[column] = padded.str.contains(f" {option} ", regex=False).astype(float).where(answered)
+                picked = padded.str.contains(f" {option} ", regex=False).astype(float).to_numpy()
+                table[column] = pd.Series(picked[which], index=table.index).where(answered)
     return table
 
 

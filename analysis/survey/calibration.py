@@ -9,8 +9,9 @@ can recalibrate every replicate.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -137,6 +138,12 @@ class CalStep:
     basis: np.ndarray | None = None  # greg: orthonormal basis of √w·X (R keeps its QR)
     joint: np.ndarray | None = None  # rake: joint cell of each row (new_weights are joint-cell multipliers)
 
+    @functools.cached_property
+    def residual(self) -> ResidualStep:
+        """This calibration as the variance residuals see it, built once: every estimate on the design (and
+        on its copies, which share their calibration steps) reuses it."""
+        return _residual_step(self)
+
 
 def rake_weights(weights, margins, tol, max_iter, on_step=None):
     """Iterative proportional fitting as R ``rake``: convergence when the joint table of all margin
@@ -247,11 +254,29 @@ class ResidualStep:
     left: sparse.csr_matrix
     right: sparse.csr_matrix
     solve: Callable[[np.ndarray], np.ndarray]
+    products: dict = field(
+        default_factory=dict, compare=False, repr=False
+    )  # id(operand) -> (operand, product)
+
+    def after(self, earlier: ResidualStep) -> sparse.csr_matrix:
+        """``left @ earlier.right``: how an earlier calibration's correction reaches this one's sums."""
+        return self._kept(earlier, lambda: self.left @ earlier.right)
+
+    def spread_over(self, units: sparse.csr_matrix) -> sparse.csr_matrix:
+        """``units @ right``: the cell values' spread summed within sampling units (``units``: a units × n
+        sums matrix, kept by its owner)."""
+        return self._kept(units, lambda: units @ self.right)
+
+    def _kept(self, operand, build: Callable[[], sparse.csr_matrix]) -> sparse.csr_matrix:
+        kept = self.products.get(id(operand))
+        if kept is None or kept[0] is not operand:
+            kept = self.products[id(operand)] = (operand, build())
+        return kept[1]
 
 
 def residual_steps(steps: tuple[CalStep, ...]) -> list[ResidualStep]:
     """The residual operators of a design's calibrations, in the order they were applied."""
-    return [_residual_step(step) for step in steps]
+    return [step.residual for step in steps]
 
 
 def _residual_step(step: CalStep) -> ResidualStep:

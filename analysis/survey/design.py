@@ -4,17 +4,27 @@ returns a new design and ``replicate`` converts to a replicate-weight design."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from analysis.errors import DesignError
 from analysis.survey import replicates as replicates_module
 from analysis.survey.calibration import CalStep, Margin, calibration_matrix, check_margin_totals, rake_weights
 from analysis.survey.columns import Columns
 from analysis.survey.estimators import Estimators
-from analysis.survey.groups import as_list, check_columns, codes_of, combine, first_rows, numeric
+from analysis.survey.groups import (
+    as_list,
+    check_columns,
+    codes_of,
+    combine,
+    first_rows,
+    indicator_matrix,
+    numeric,
+)
 from analysis.survey.variance import taylor_degf, taylor_variance
 
 LONELY_PSU = ("fail", "remove", "adjust", "average", "certainty")
@@ -30,6 +40,11 @@ class Stage:
     label: list  # per stratum: readable name for messages
     unit_first: np.ndarray  # per unit: its first row
     stratum_first: np.ndarray  # per stratum: its first row
+
+    @functools.cached_property
+    def unit_sums(self) -> sparse.csr_matrix:
+        """The units × rows matrix summing each sampling unit's rows (built once per design)."""
+        return indicator_matrix(self.unit, len(self.unit_first))
 
 
 class Design(Estimators):

@@ -16,7 +16,7 @@ import numpy as np
 from analysis.errors import DesignError
 from analysis.survey.calibration import residual_steps
 from analysis.survey.columns import Columns
-from analysis.survey.groups import groupsum, indicator_matrix
+from analysis.survey.groups import groupsum
 
 FPC_ZERO = 1e-7  # R survey: a stratum whose fpc factor is below this adds no variance (onestrat)
 CHUNK_CELLS = 1 << 24  # calibrated variance: values in the largest units × columns table held at once
@@ -74,11 +74,11 @@ def calibrated_variance(design, Z: np.ndarray, cols: Columns) -> np.ndarray:
     stages = variance_stages(design)
     steps = residual_steps(design.calibration_steps)
     lefts = [cols.by_domain(step.left) for step in steps]
-    # how each earlier step's correction reaches a later step's sums, and each stage's unit totals
-    later = [[step.left @ earlier.right for earlier in steps[:e]] for e, step in enumerate(steps)]
-    within = [indicator_matrix(st.unit, len(st.unit_first)) for st in stages]
-    units = [[unit @ step.right for step in steps] for unit in within]
-    within = [cols.by_domain(unit) for unit in within]  # built once, not once per group of variables
+    # how each earlier step's correction reaches a later step's sums, and each stage's unit totals (the
+    # design's own operators are built once and kept by its stages and steps)
+    later = [[step.after(earlier) for earlier in steps[:e]] for e, step in enumerate(steps)]
+    units = [[step.spread_over(st.unit_sums) for step in steps] for st in stages]
+    within = [cols.by_domain(st.unit_sums) for st in stages]  # built once, not once per group of variables
     rows = max([len(st.unit_first) for st in stages] + [step.left.shape[0] for step in steps])
     threads = min(THREADS, v)
     width = max(2, min(CHUNK_CELLS // (cols.D * rows), -(-v // threads)))
