@@ -43,6 +43,8 @@ and ``df = domain``.
 from __future__ import annotations
 
 import copy
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +65,11 @@ from analysis.loa import (
     read_loa,
     select_multiple,
 )
+from analysis.memory import release_free_memory
 from analysis.survey import Design, intervals
 from analysis.survey.groups import stacked
+
+BATCH_THREADS = min(2, os.cpu_count() or 1)  # batches of estimates made at once (numpy releases the GIL)
 
 # ---------------------------------------------------------------------------------------------------
 # planning: every analysis becomes columns of one working table
@@ -290,28 +295,34 @@ def run(design, loa: pd.DataFrame, form=None, source: str | None = None) -> pd.D
     items["batch_level"] = np.where(median, items["level"], 0.95)  # the level changes only a median's se
     items["batch_df"] = np.where(median, items["df"], "")
     design_df = _design_df(design, plan, items[items["df"] == "design"])
-    pieces, group_cache = [], {}
+    group_cache = {}
     keys = ["estimator", "groups", "batch_level", "batch_df", "denominator", "flags"]
-    for (estimator, groups, level, rule, denominator, flags), batch in items.groupby(keys, sort=False):
+    batches = list(items.groupby(keys, sort=False))
+    for (_, groups, *_), _ in batches:
         if groups not in group_cache:
             group_cache[groups] = _groups_of(codes, groups, len(data))
-        pieces.append(
-            _batch(
-                design,
-                plan,
-                batch,
-                estimator,
-                groups,
-                level,
-                rule,
-                denominator,
-                flags,
-                group_cache[groups],
-                codes,
-                weights,
-                design_df,
-            )
+
+    def one(entry) -> dict:
+        (estimator, groups, level, rule, denominator, flags), batch = entry
+        return _batch(
+            design,
+            plan,
+            batch,
+            estimator,
+            groups,
+            level,
+            rule,
+            denominator,
+            flags,
+            group_cache[groups],
+            codes,
+            weights,
+            design_df,
         )
+
+    with ThreadPoolExecutor(BATCH_THREADS) as pool:
+        pieces = list(pool.map(one, batches))
+    release_free_memory()  # what the two threads' malloc arenas keep would add to the stage's peak
     for i, column in plan.missing.items():
         groups = checked.at[i, "groups"]
         rows_group, label_codes = group_cache[groups]

@@ -377,3 +377,14 @@ def test_select_multiple_shares_are_the_cores_select_multiple_proportions():
     assert len(both) == len(core) == 9
     np.testing.assert_allclose(both["stat"], both["estimate"], rtol=1e-12)
     np.testing.assert_allclose(both["se_y"], both["se_x"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("loa", [loa for loa, _ in EXAMPLES])
+def test_batches_made_at_once_give_the_table_made_one_after_another(loa, monkeypatch):
+    """Batches estimated in two threads give the same table, to the last bit and in the same order, as
+    batches estimated one at a time."""
+    design, analyses = analyse.design_from_columns(template_data()), analyse.read_loa(FIXTURES / loa)
+    monkeypatch.setattr(analyse, "BATCH_THREADS", 2)
+    together = analyse.run(design, analyses)
+    monkeypatch.setattr(analyse, "BATCH_THREADS", 1)
+    pd.testing.assert_frame_equal(together, analyse.run(design, analyses), check_exact=True)
