@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from scipy import stats
+from scipy import special
 
 from analysis import analyse, config, disclosure, indicators, weights
 from analysis.errors import AnalysisError
@@ -449,7 +449,7 @@ def precision(
     groups are thousands). Households to visit = n / (target-group respondents per responding
     household in this survey).
     """
-    z = stats.norm.ppf(0.5 + level / 2)
+    z = special.ndtri(0.5 + level / 2)  # the normal quantile (scipy.stats' norm.ppf)
     head = results[
         (results["analysis_type"] == "prop")
         & (results["group"] == "all")

@@ -528,3 +528,37 @@ def test_leaving_out_the_design_effect_changes_nothing_else(df):
         lean = getattr(d, method)(*args, by="g", deff=False)
         assert lean["deff"].isna().all() and full["deff"].notna().any()
         pd.testing.assert_frame_equal(full.drop(columns="deff"), lean.drop(columns="deff"), check_exact=True)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(min_value=-5, max_value=1e6),
+            st.sampled_from([0.0, 0.5, 1.0, np.inf, -np.inf, np.nan]),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.floats(min_value=0.01, max_value=0.999),
+)
+def test_critical_values_are_scipy_stats_quantiles(df, level):
+    """The interval's quantile is scipy.stats' t.ppf (normal where df is infinite, NaN where df ≤ 0 or
+    missing), to the last bit, computed without importing scipy.stats."""
+    from analysis.survey.intervals import critical
+
+    df = np.array(df)
+    p = 1 - (1 - level) / 2
+    with np.errstate(invalid="ignore"):
+        expected = np.where(np.isinf(df), stats.norm.ppf(p), stats.t.ppf(p, np.where(np.isinf(df), 1.0, df)))
+    np.testing.assert_array_equal(critical(level, df), expected)
+
+
+def test_the_normal_functions_used_are_scipy_stats_norm():
+    from scipy import special
+
+    x = np.array([-np.inf, -40.0, -1.5, -0.0, 0.0, 1e-300, 2.5, 40.0, np.inf, np.nan])
+    np.testing.assert_array_equal(special.ndtr(x), stats.norm.cdf(x))
+    np.testing.assert_array_equal(special.ndtr(-x), stats.norm.sf(x))
+    q = np.array([1e-12, 0.025, 0.5, 0.9, 0.975, 1 - 1e-12])
+    np.testing.assert_array_equal(special.ndtri(q), stats.norm.ppf(q))
