@@ -258,12 +258,15 @@ def _constant(frame: pd.DataFrame, value) -> pd.Series:
     return pd.Series(value, index=frame.index, dtype=dtype)
 
 
+def _padded(answer) -> str:
+    """ " a b " for the answer "a  b": options between single spaces."""
+    return " " + " ".join(str(answer).split()) + " "
+
+
 def _split_selected(values: pd.Series) -> pd.Series:
-    """ " a b " for the answer "a  b": options between single spaces, each distinct answer split once."""
+    """Each answer :func:`_padded`, each distinct answer split once."""
     padded = each_distinct(
-        _as_string(values),
-        lambda distinct: np.array([" " + " ".join(str(u).split()) + " " for u in distinct], dtype=object),
-        "  ",
+        _as_string(values), lambda distinct: np.array([_padded(u) for u in distinct], dtype=object), "  "
     )
     return pd.Series(padded, index=values.index, dtype=object)
 
@@ -276,11 +279,19 @@ def _call(name: str, args: list[pd.Series], frame: pd.DataFrame) -> pd.Series:
     if name == "not":
         return ~_as_bool(args[0])
     if name == "selected":
-        padded, option = _split_selected(args[0]), _as_string(args[1]).str.strip()
-        return (
-            pd.Series([f" {o} " in p for p, o in zip(padded, option)], index=frame.index, dtype=bool)
-            if option.nunique() > 1
-            else padded.str.contains(f" {option.iloc[0] if len(option) else ''} ", regex=False).astype(bool)
+        option = _as_string(args[1]).str.strip()
+        if option.nunique() > 1:
+            padded = _split_selected(args[0])
+            return pd.Series([f" {o} " in p for p, o in zip(padded, option)], index=frame.index, dtype=bool)
+        needle = f" {option.iloc[0] if len(option) else ''} "  # one option: sought once per distinct answer
+        return pd.Series(
+            each_distinct(
+                _as_string(args[0]),
+                lambda distinct: np.array([needle in _padded(u) for u in distinct], dtype=bool),
+                needle in "  ",
+            ),
+            index=frame.index,
+            dtype=bool,
         )
     if name == "count-selected":
         return _as_string(args[0]).str.split().str.len().fillna(0).astype(float)

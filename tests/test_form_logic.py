@@ -127,3 +127,20 @@ def test_selected_answers_are_split_once_per_distinct_answer_as_per_cell(values,
     column = pd.Series(values, dtype=dtype)
     every_cell = " " + _as_string(column).str.split().str.join(" ").fillna("") + " "
     pd.testing.assert_series_equal(_split_selected(column), every_cell)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.lists(st.one_of(st.none(), st.text(alphabet="ab \t\u3000_1", max_size=6)), min_size=1, max_size=20),
+    st.sampled_from(["str", object]),
+    st.sampled_from(["a", "b", "a_1", "", "1"]),
+)
+def test_selected_one_option_is_sought_once_per_distinct_answer_as_per_cell(values, dtype, option):
+    """selected(${x}, 'o') equals searching every cell's padded answer for " o "."""
+    from analysis.form_logic import _as_string
+
+    column = pd.Series(values, dtype=dtype)
+    padded = " " + _as_string(column).str.split().str.join(" ").fillna("") + " "
+    every_cell = padded.str.contains(f" {option} ", regex=False).astype(bool)
+    got = evaluate_bool(f"selected(${{x}}, '{option}')", pd.DataFrame({"x": column}))
+    pd.testing.assert_series_equal(got, every_cell, check_names=False)
