@@ -645,7 +645,9 @@ def build_weights(
         )
     else:
         matrix = np.empty((len(pp), 0))
-    person_rep = pd.DataFrame(matrix, columns=[f"rep{r + 1:03d}" for r in range(replicates)], index=pp.index)
+    names = [f"rep{r + 1:03d}" for r in range(replicates)]
+    # the matrix itself, not a copy (640 MB at 150,000 households)
+    person_rep = pd.DataFrame(matrix, columns=names, index=pp.index, copy=False)
     household_rep = household_weights_from_persons(pp, person_rep, hh)
     household_rep.insert(0, "household_id", hh["household_id"].to_numpy())
     person_rep.insert(0, "person_id", pp["person_id"].to_numpy())
