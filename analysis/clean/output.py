@@ -181,7 +181,7 @@ def validate_clean(
     schemas = contract_schemas(form, households, persons, keep)
     for name, table in (("households", households), ("persons", persons)):
         try:
-            schemas[name].validate(table, lazy=True)
+            schemas[name].validate(table, lazy=True, inplace=True)  # nothing is coerced: no copy needed
         except pa.errors.SchemaErrors as errors:
             first = errors.failure_cases.iloc[0]
             column, index = str(first["column"]), first["index"]
