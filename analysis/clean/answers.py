@@ -284,13 +284,13 @@ def check_sentinels(
         hit = values.isin(list(codes))
         if not hit.any():
             continue
-        allowed = (
-            _condition(row.constraint, context, notes, "sentinel", "constraint", values, row.name)
+        allowed = (  # the constraint is read row by row: evaluated on the sentinel rows only
+            _condition(row.constraint, context[hit], notes, "sentinel", "constraint", values[hit], row.name)
             if row.constraint
             else None
         )
-        allowed = pd.Series(False, index=values.index) if allowed is None else allowed
-        action = np.where(allowed[hit], "no_action", "blank_response")
+        allowed = pd.Series(False, index=values.index[hit]) if allowed is None else allowed
+        action = np.where(allowed, "no_action", "blank_response")
         out.append(
             flagged(
                 table,
