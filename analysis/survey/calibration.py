@@ -254,9 +254,8 @@ class ResidualStep:
     left: sparse.csr_matrix
     right: sparse.csr_matrix
     solve: Callable[[np.ndarray], np.ndarray]
-    products: dict = field(
-        default_factory=dict, compare=False, repr=False
-    )  # id(operand) -> (operand, product)
+    # products with the design's other operators, kept: id(operand) -> (operand, product)
+    products: dict = field(default_factory=dict, compare=False, repr=False)
 
     def after(self, earlier: ResidualStep) -> sparse.csr_matrix:
         """``left @ earlier.right``: how an earlier calibration's correction reaches this one's sums."""
