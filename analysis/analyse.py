@@ -43,7 +43,6 @@ and ``df = domain``.
 from __future__ import annotations
 
 import copy
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,11 +64,9 @@ from analysis.loa import (
     read_loa,
     select_multiple,
 )
-from analysis.memory import release_free_memory
 from analysis.survey import Design, intervals
 from analysis.survey.groups import stacked
-
-BATCH_THREADS = min(2, os.cpu_count() or 1)  # batches of estimates made at once (numpy releases the GIL)
+from analysis.threads import THREADS, release_free_memory
 
 # ---------------------------------------------------------------------------------------------------
 # planning: every analysis becomes columns of one working table
@@ -320,7 +317,7 @@ def run(design, loa: pd.DataFrame, form=None, source: str | None = None) -> pd.D
             design_df,
         )
 
-    with ThreadPoolExecutor(BATCH_THREADS) as pool:
+    with ThreadPoolExecutor(THREADS) as pool:  # batches of estimates made at once
         pieces = list(pool.map(one, batches))
     release_free_memory()  # what the two threads' malloc arenas keep would add to the stage's peak
     for i, column in plan.missing.items():

@@ -384,7 +384,7 @@ def test_batches_made_at_once_give_the_table_made_one_after_another(loa, monkeyp
     """Batches estimated in two threads give the same table, to the last bit and in the same order, as
     batches estimated one at a time."""
     design, analyses = analyse.design_from_columns(template_data()), analyse.read_loa(FIXTURES / loa)
-    monkeypatch.setattr(analyse, "BATCH_THREADS", 2)
+    monkeypatch.setattr(analyse, "THREADS", 2)
     together = analyse.run(design, analyses)
-    monkeypatch.setattr(analyse, "BATCH_THREADS", 1)
+    monkeypatch.setattr(analyse, "THREADS", 1)
     pd.testing.assert_frame_equal(together, analyse.run(design, analyses), check_exact=True)

@@ -7,7 +7,6 @@ a row to ``notes`` (check_id, status, detail) for the check summary instead of p
 
 from __future__ import annotations
 
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,8 +17,7 @@ from analysis.clean.log import empty_log, log_rows, text
 from analysis.distinct import each_distinct
 from analysis.instrument import METADATA_TYPES, Form
 from analysis.survey.groups import stacked
-
-THREADS = min(2, os.cpu_count() or 1)  # soft duplicates: chunks of pairs compared at once
+from analysis.threads import THREADS
 
 
 def skip(notes: list | None, check_id: str, detail: str, status: str = "skipped", question: str = "") -> None:

@@ -15,7 +15,7 @@ from analysis.survey.quantile import woodruff
 
 RESULT_COLUMNS = ["estimate", "se", "ci_low", "ci_high", "df", "deff", "n"]
 MAX_COLUMNS = 20  # variables estimated at once: each n × variables work matrix is n · 20 · 8 bytes at most
-# (two lists of analyses' batches run at once, analysis.analyse.BATCH_THREADS)
+# (the list of analyses runs analysis.threads.THREADS batches at once)
 
 
 def _spread(w: np.ndarray, a: np.ndarray, centred: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ column totals is the design's variance of the estimates.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -17,10 +16,10 @@ from analysis.errors import DesignError
 from analysis.survey.calibration import residual_steps
 from analysis.survey.columns import Columns
 from analysis.survey.groups import groupsum
+from analysis.threads import THREADS  # calibrated variance: groups of variables worked on at once
 
 FPC_ZERO = 1e-7  # R survey: a stratum whose fpc factor is below this adds no variance (onestrat)
 CHUNK_CELLS = 1 << 24  # calibrated variance: values in the largest units × columns table held at once
-THREADS = min(2, os.cpu_count() or 1)  # calibrated variance: groups of variables worked on at once
 
 
 def taylor_degf(design, cols: Columns) -> np.ndarray:
